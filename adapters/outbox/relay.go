@@ -1,0 +1,290 @@
+// Package outbox relays committed outbox rows from Postgres to Redis.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+)
+
+const (
+	notifyChannel = "nova_outbox"
+	// leaderLockKey is the advisory lock that makes one relay at a time the publisher.
+	leaderLockKey = 0x6e6f7661 // "nova"
+	batchSize     = 500
+	// pollInterval is only the safety net; commits wake the relay at once.
+	pollInterval = 500 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+)
+
+// Publisher is where relayed entries go (the Redis dual streams).
+type Publisher interface {
+	Publish(ctx context.Context, byConversation [][]redisstream.Entry) (redisstream.PublishResult, error)
+}
+
+// Stats are the relay's running totals (exported as metrics).
+type Stats struct {
+	Relayed, Duplicates, MovedAside, Errors atomic.Int64
+}
+
+// Relay moves outbox rows to Redis in batches, woken on commit. Every instance runs one; a
+// Postgres advisory lock lets one of them publish at a time. Rows are read in id order, which
+// within a conversation is seq order (a conversation's appends are serialised by its row lock),
+// and deleted only once Redis holds them, so no row is ever skipped: there is no "id > last"
+// cursor that a late commit could fall behind.
+type Relay struct {
+	pool   *pgxpool.Pool
+	pub    Publisher
+	log    *slog.Logger
+	Stats  Stats
+	leader atomic.Bool
+	wake   chan struct{}
+	remote chan struct{}
+}
+
+func NewRelay(pool *pgxpool.Pool, pub Publisher, log *slog.Logger) *Relay {
+	if pool == nil || pub == nil || log == nil {
+		panic("outbox.NewRelay: nil dependency")
+	}
+	return &Relay{pool: pool, pub: pub, log: log.With("component", "outbox-relay"),
+		wake: make(chan struct{}, 1), remote: make(chan struct{}, 1)}
+}
+
+// Notify wakes the relay after a commit: directly when this instance leads, else through
+// a coalesced NOTIFY sent outside the writer's transaction (NOTIFY inside it would serialise commits).
+func (r *Relay) Notify() {
+	if r.leader.Load() {
+		poke(r.wake)
+		return
+	}
+	poke(r.remote)
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// IsLeader reports whether this instance's relay is the one publishing now.
+func (r *Relay) IsLeader() bool { return r.leader.Load() }
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	go r.forwardNotifications(ctx)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		r.log.Warn("relay lost its Postgres session; retrying", "error", err, "retry_in", backoff)
+		_ = sleep(ctx, backoff)
+		backoff = min(backoff*2, maxBackoff)
+	}
+	return nil
+}
+
+func (r *Relay) forwardNotifications(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.remote:
+			if _, err := r.pool.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel); err != nil && ctx.Err() == nil {
+				r.log.Debug("outbox notify failed; the leader's poll will pick the rows up", "error", err)
+			}
+		}
+	}
+}
+
+// lead holds one session: LISTEN, wait for the leader lock, then relay until the session breaks.
+func (r *Relay) lead(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			break
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+	r.leader.Store(true)
+	defer r.leader.Store(false)
+	r.log.Info("relay is the outbox leader")
+
+	listenCtx, stop := context.WithCancel(ctx)
+	lost := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := conn.WaitForNotification(listenCtx); err != nil {
+				lost <- err
+				return
+			}
+			poke(r.wake)
+		}
+	}()
+	defer func() { stop(); <-lost }()
+
+	backoff := 50 * time.Millisecond
+	for {
+		n, err := r.RelayOnce(ctx)
+		wait := pollInterval
+		switch {
+		case err != nil:
+			r.Stats.Errors.Add(1)
+			r.log.Warn("relay batch failed; will retry", "error", err, "retry_in", backoff)
+			wait, backoff = backoff, min(backoff*2, maxBackoff)
+		case n == batchSize:
+			backoff = 50 * time.Millisecond
+			continue // more rows are waiting
+		default:
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			lost <- err // for the deferred receive
+			return fmt.Errorf("listen session: %w", err)
+		case <-r.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// RelayOnce moves one batch and returns how many rows it read.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	batch, err := r.fetch(ctx)
+	if err != nil || len(batch.rows) == 0 {
+		return 0, err
+	}
+	if len(batch.undecodable) > 0 {
+		if err := r.moveAside(ctx, batch.undecodable); err != nil {
+			return 0, err
+		}
+	}
+	res, pubErr := r.pub.Publish(ctx, batch.byConversation)
+	if len(res.Done) > 0 {
+		if err := r.markDone(ctx, res.Done); err != nil {
+			return 0, errors.Join(pubErr, err)
+		}
+	}
+	r.Stats.Relayed.Add(int64(res.Added))
+	r.Stats.Duplicates.Add(int64(res.Duplicates))
+	if res.Added > 0 {
+		r.log.Debug("published to stream", "messages", res.Added, "duplicates", res.Duplicates)
+	}
+	return len(batch.rows), pubErr
+}
+
+type outboxRow struct {
+	redisstream.Entry
+}
+
+type batch struct {
+	rows           []outboxRow
+	byConversation [][]redisstream.Entry
+	undecodable    []outboxRow
+}
+
+func (r *Relay) fetch(ctx context.Context) (batch, error) {
+	rows, err := r.pool.Query(ctx, `SELECT id, conversation_id, seq, message_id, sender_id, created_at, payload
+		FROM outbox ORDER BY id LIMIT $1`, batchSize)
+	if err != nil {
+		return batch{}, fmt.Errorf("read outbox: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		err := row.Scan(&o.OutboxID, &o.ConversationID, &o.Seq, &o.MessageID, &o.SenderID, &o.CreatedAt, &o.Payload)
+		return o, err
+	})
+	if err != nil {
+		return batch{}, fmt.Errorf("read outbox: %w", err)
+	}
+	b := batch{rows: list}
+	index := map[string]int{}
+	for _, o := range list {
+		if !json.Valid(o.Payload) {
+			b.undecodable = append(b.undecodable, o)
+			continue
+		}
+		i, ok := index[o.ConversationID]
+		if !ok {
+			i = len(b.byConversation)
+			index[o.ConversationID] = i
+			b.byConversation = append(b.byConversation, nil)
+		}
+		b.byConversation[i] = append(b.byConversation[i], o.Entry)
+	}
+	return b, nil
+}
+
+// markDone deletes relayed rows. It need not wait for the disk: a delete lost in a crash only
+// makes the relay send those entries again, which Redis refuses as duplicates.
+func (r *Relay) markDone(ctx context.Context, ids []int64) error {
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids)
+		return err
+	})
+}
+
+func (r *Relay) moveAside(ctx context.Context, rows []outboxRow) error {
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		for _, o := range rows {
+			if _, err := tx.Exec(ctx, `INSERT INTO outbox_dead (id, conversation_id, seq, payload, reason)
+				VALUES ($1, $2, $3, $4, 'payload is not valid JSON') ON CONFLICT (id) DO NOTHING`,
+				o.OutboxID, o.ConversationID, o.Seq, o.Payload); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = $1`, o.OutboxID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("move undecodable outbox rows aside: %w", err)
+	}
+	for _, o := range rows {
+		r.Stats.MovedAside.Add(1)
+		r.log.Error("outbox row could not be decoded; moved to outbox_dead",
+			"outbox_id", o.OutboxID, "conversation_id", o.ConversationID, "seq", o.Seq)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

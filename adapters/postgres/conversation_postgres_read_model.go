@@ -1,0 +1,112 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/application/query"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// ReadModel answers queries from the state rows and the messages table.
+type ReadModel struct{ pool *pgxpool.Pool }
+
+func NewReadModel(pool *pgxpool.Pool) *ReadModel {
+	if pool == nil {
+		panic("postgres.NewReadModel: nil pool")
+	}
+	return &ReadModel{pool: pool}
+}
+
+var _ query.ReadModel = (*ReadModel)(nil)
+
+func (r *ReadModel) Conversation(ctx context.Context, id conversation.ID) (conversation.Snapshot, error) {
+	c, err := loadConversation(ctx, r.pool, id, "")
+	if err != nil {
+		return conversation.Snapshot{}, err
+	}
+	return c.Snapshot(), nil
+}
+
+func (r *ReadModel) ConversationsOf(ctx context.Context, user conversation.UserID) ([]conversation.Snapshot, error) {
+	rows, err := r.pool.Query(ctx, `SELECT c.id, c.title, c.participants, c.created_at, c.last_seq, c.version
+		FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.user_id = $1 ORDER BY c.created_at, c.id`, string(user))
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (conversation.Snapshot, error) {
+		var s conversation.Snapshot
+		var participants []string
+		err := row.Scan((*string)(&s.ID), &s.Title, &participants, &s.CreatedAt, &s.LastSeq, &s.Version)
+		s.Participants = make([]conversation.UserID, len(participants))
+		for i, p := range participants {
+			s.Participants[i] = conversation.UserID(p)
+		}
+		s.CreatedAt = s.CreatedAt.UTC()
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	return out, nil
+}
+
+const messageColumns = `id, conversation_id, seq, sender_id, client_msg_id, body, created_at`
+
+func (r *ReadModel) MessagesAfter(ctx context.Context, id conversation.ID, afterSeq int64, limit int) ([]conversation.Message, error) {
+	return queryMessages(ctx, r.pool, `SELECT `+messageColumns+` FROM messages
+		WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, string(id), afterSeq, limit)
+}
+
+func (r *ReadModel) MessagesBefore(ctx context.Context, id conversation.ID, beforeSeq int64, limit int) ([]conversation.Message, error) {
+	return queryMessages(ctx, r.pool, `SELECT `+messageColumns+` FROM messages
+		WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, string(id), beforeSeq, limit)
+}
+
+func (r *ReadModel) MessageByClientID(ctx context.Context, id conversation.ID, sender conversation.UserID, clientMsgID string) (conversation.Message, error) {
+	m, err := findMessageByClientID(ctx, r.pool, id, sender, clientMsgID)
+	if err != nil {
+		return conversation.Message{}, err
+	}
+	return *m, nil
+}
+
+func findMessageByClientID(ctx context.Context, pool *pgxpool.Pool, id conversation.ID, sender conversation.UserID, clientMsgID string) (*conversation.Message, error) {
+	msgs, err := queryMessages(ctx, pool, `SELECT `+messageColumns+` FROM messages
+		WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3`, string(id), string(sender), clientMsgID)
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, conversation.ErrNotFound
+	}
+	return &msgs[0], nil
+}
+
+func queryMessages(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]conversation.Message, error) {
+	rows, err := pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query messages: %w", err)
+	}
+	msgs, err := pgx.CollectRows(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("query messages: %w", err)
+	}
+	return msgs, nil
+}
+
+func scanMessage(row pgx.CollectableRow) (conversation.Message, error) {
+	var m conversation.Message
+	var body string
+	if err := row.Scan(&m.ID, (*string)(&m.ConversationID), &m.Seq, (*string)(&m.SenderID), &m.ClientMsgID, &body, &m.CreatedAt); err != nil {
+		return m, err
+	}
+	m.Body = []byte(body)
+	m.StreamID = conversation.StreamID(m.Seq)
+	m.CreatedAt = m.CreatedAt.UTC()
+	return m, nil
+}

@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+const (
+	aggregateConversation = "conversation"
+	// maxUpdateAttempts bounds the optimistic-concurrency retries of one Update.
+	maxUpdateAttempts = 8
+)
+
+// OutboxSignal is told after a commit that wrote outbox rows, so the relay wakes without polling.
+type OutboxSignal interface{ Notify() }
+
+// ConversationRepository is the event store for conversations. Every append also updates, in the
+// same transaction, the compact state row (so loading is O(1)), the read models and the outbox.
+type ConversationRepository struct {
+	pool   *pgxpool.Pool
+	signal OutboxSignal
+}
+
+func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *ConversationRepository {
+	if pool == nil || signal == nil {
+		panic("postgres.NewConversationRepository: nil dependency")
+	}
+	return &ConversationRepository{pool: pool, signal: signal}
+}
+
+var _ conversation.Repository = (*ConversationRepository)(nil)
+
+func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Conversation) error {
+	return r.inTx(ctx, func(tx pgx.Tx) error {
+		return r.append(ctx, tx, c, true)
+	})
+}
+
+func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*conversation.Conversation, error) {
+	return loadConversation(ctx, r.pool, id, "")
+}
+
+// Update loads the conversation under a row lock, runs fn and appends what it recorded. The lock
+// makes concurrent senders queue instead of failing; the version check stays as the guarantee,
+// and a conflict is retried with a fresh aggregate a bounded number of times.
+func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
+	var err error
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		err = r.inTx(ctx, func(tx pgx.Tx) error {
+			c, err := loadConversation(ctx, tx, id, "FOR UPDATE")
+			if err != nil {
+				return err
+			}
+			if err := fn(c); err != nil {
+				return err
+			}
+			return r.append(ctx, tx, c, false)
+		})
+		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
+			return err
+		}
+		if err := sleepCtx(ctx, time.Duration(rand.IntN(1+attempt*2))*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (r *ConversationRepository) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if err := pgx.BeginFunc(ctx, r.pool, fn); err != nil {
+		return err
+	}
+	r.signal.Notify() // cheap and coalesced; wakes the relay for any messages just committed
+	return nil
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func loadConversation(ctx context.Context, q querier, id conversation.ID, lock string) (*conversation.Conversation, error) {
+	var s conversation.Snapshot
+	var participants []string
+	err := q.QueryRow(ctx, `SELECT id, title, participants, created_at, last_seq, version
+		FROM conversations WHERE id = $1 `+lock, string(id)).
+		Scan((*string)(&s.ID), &s.Title, &participants, &s.CreatedAt, &s.LastSeq, &s.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, conversation.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load conversation %s: %w", id, err)
+	}
+	s.Participants = make([]conversation.UserID, len(participants))
+	for i, p := range participants {
+		s.Participants[i] = conversation.UserID(p)
+	}
+	s.CreatedAt = s.CreatedAt.UTC()
+	return conversation.FromSnapshot(s), nil
+}
+
+// append writes the recorded events, the state row, the read models and the outbox in one batch.
+func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conversation.Conversation, isNew bool) error {
+	changes := c.Changes()
+	if len(changes) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	version := c.PersistedVersion()
+	var duplicate *conversation.Message
+	for _, e := range changes {
+		version++
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		b.Queue(`INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			string(c.ID()), version, aggregateConversation, uuid.Must(uuid.NewV7()).String(), e.EventType(), data, time.Now().UTC())
+		if err := queueProjection(&b, e, &duplicate); err != nil {
+			return err
+		}
+	}
+	s := c.Snapshot()
+	if isNew {
+		b.Queue(`INSERT INTO conversations (id, title, participants, created_at, last_seq, version)
+			VALUES ($1, $2, $3, $4, $5, $6)`, string(s.ID), s.Title, userIDs(s.Participants), s.CreatedAt, s.LastSeq, s.Version)
+	} else {
+		b.Queue(`UPDATE conversations SET title = $2, participants = $3, last_seq = $4, version = $5
+			WHERE id = $1 AND version = $6`,
+			string(s.ID), s.Title, userIDs(s.Participants), s.LastSeq, s.Version, c.PersistedVersion()).
+			Exec(func(ct pgconn.CommandTag) error {
+				if ct.RowsAffected() != 1 {
+					return conversation.ErrConcurrentUpdate
+				}
+				return nil
+			})
+	}
+	err := tx.SendBatch(ctx, &b).Close()
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_pkey":
+		return conversation.ErrConcurrentUpdate
+	case err != nil:
+		return err
+	case duplicate != nil:
+		return r.duplicateOf(ctx, *duplicate)
+	}
+	return nil
+}
+
+// duplicateOf finds the message that holds the (conversation, sender, client_msg_id) key already.
+// It returns the error that rolls the transaction back, so the seq it took is never used.
+func (r *ConversationRepository) duplicateOf(ctx context.Context, m conversation.Message) error {
+	orig, err := findMessageByClientID(ctx, r.pool, m.ConversationID, m.SenderID, m.ClientMsgID)
+	if err != nil {
+		return fmt.Errorf("load original of duplicate message: %w", err)
+	}
+	return &conversation.DuplicateMessageError{Original: *orig}
+}
+
+func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversation.Message) error {
+	switch e := e.(type) {
+	case conversation.Started:
+		for _, p := range e.Participants {
+			b.Queue(`INSERT INTO conversation_members (user_id, conversation_id) VALUES ($1, $2)`, string(p), string(e.ConversationID))
+		}
+	case conversation.ParticipantAdded:
+		b.Queue(`INSERT INTO conversation_members (user_id, conversation_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+			string(e.UserID), string(e.ConversationID))
+	case conversation.ParticipantRemoved:
+		b.Queue(`DELETE FROM conversation_members WHERE user_id = $1 AND conversation_id = $2`,
+			string(e.UserID), string(e.ConversationID))
+	case conversation.MessagePosted:
+		m := e.Message
+		payload, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode message: %w", err)
+		}
+		b.Queue(`INSERT INTO messages (conversation_id, seq, id, sender_id, client_msg_id, body, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING seq`,
+			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt).
+			QueryRow(func(row pgx.Row) error {
+				var seq int64
+				err := row.Scan(&seq)
+				if errors.Is(err, pgx.ErrNoRows) {
+					*duplicate = &m
+					return nil
+				}
+				return err
+			})
+		b.Queue(`INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.CreatedAt, payload)
+	}
+	return nil
+}
+
+func userIDs(us []conversation.UserID) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = string(u)
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

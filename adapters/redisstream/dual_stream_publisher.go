@@ -1,0 +1,122 @@
+package redisstream
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Entry is one stored message on its way to Redis.
+type Entry struct {
+	OutboxID       int64
+	ConversationID string
+	Seq            int64
+	MessageID      string
+	SenderID       string
+	CreatedAt      time.Time
+	Payload        []byte // the Message JSON
+}
+
+// Config of the dual-stream publisher.
+type (
+	StreamMaxLen int64
+	PubSubCompat bool
+)
+
+//go:embed publish_entries.lua
+var publishEntriesLua string
+
+var publishEntries = redis.NewScript(publishEntriesLua)
+
+// DualStreamPublisher writes each message to its conversation stream with the explicit id
+// <seq>-0, to the fan-out stream, and (in compatibility mode) to the legacy Pub/Sub channel.
+// One Lua script per conversation does all three atomically and in seq order: Redis refuses an
+// id that is not above the stream's top, so a re-sent entry is recognised and written nowhere.
+type DualStreamPublisher struct {
+	client redis.UniversalClient
+	maxLen StreamMaxLen
+	pubsub PubSubCompat
+}
+
+func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, pubsub PubSubCompat) *DualStreamPublisher {
+	if client == nil {
+		panic("redisstream.NewDualStreamPublisher: nil client")
+	}
+	return &DualStreamPublisher{client: client, maxLen: maxLen, pubsub: pubsub}
+}
+
+// PublishResult says which entries Redis now holds (Done) and how many of them were new.
+type PublishResult struct {
+	Done       []int64 // outbox ids written now or found written before
+	Added      int
+	Duplicates int
+}
+
+// Publish writes batches of entries. Each conversation's entries must be in seq order; a
+// conversation stops at its first failure so a later seq can never hide an earlier one.
+func (p *DualStreamPublisher) Publish(ctx context.Context, byConversation [][]Entry) (PublishResult, error) {
+	res, err := p.publish(ctx, byConversation)
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		// Redis lost its script cache (a restart): load it and run the batch again.
+		if lerr := publishEntries.Load(ctx, p.client).Err(); lerr != nil {
+			return res, fmt.Errorf("load publish script: %w", lerr)
+		}
+		return p.publish(ctx, byConversation)
+	}
+	return res, err
+}
+
+func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]Entry) (PublishResult, error) {
+	pipe := p.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(byConversation))
+	for i, entries := range byConversation {
+		conv := entries[0].ConversationID
+		channel := ""
+		if p.pubsub {
+			channel = PubSubChannel(conv)
+		}
+		args := make([]any, 0, 3+5*len(entries))
+		args = append(args, int64(p.maxLen), channel, conv)
+		for _, e := range entries {
+			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload)
+		}
+		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(conv), FanoutStream}, args...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+
+	var res PublishResult
+	var firstErr error
+	for i, cmd := range cmds {
+		statuses, err := cmd.Slice()
+		if err != nil {
+			firstErr = cmp(firstErr, fmt.Errorf("publish conversation %s: %w", byConversation[i][0].ConversationID, err))
+			continue
+		}
+		for j, st := range statuses {
+			switch v := st.(type) {
+			case int64:
+				res.Done = append(res.Done, byConversation[i][j].OutboxID)
+				if v == 1 {
+					res.Added++
+				} else {
+					res.Duplicates++
+				}
+			case string:
+				firstErr = cmp(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
+					byConversation[i][j].ConversationID, byConversation[i][j].Seq, v))
+			}
+		}
+	}
+	return res, firstErr
+}
+
+func cmp(first, next error) error {
+	if first != nil {
+		return first
+	}
+	return next
+}

@@ -1,0 +1,35 @@
+#!lua
+-- Publishes one conversation's messages, in seq order, atomically.
+-- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
+-- of memory, so a conversation entry is never written without its fan-out entry.
+-- KEYS[1] conversation stream, KEYS[2] fan-out stream
+-- ARGV: maxlen, pubsub channel ('' = off), conversation_id, then per message:
+--       seq, sender_id, timestamp_ms, message_id, payload
+-- Returns one status per message: 1 written, 0 already there (a re-send); on an error, the
+-- statuses so far followed by the error text, and nothing after it is attempted.
+local maxlen, channel, conv = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV, 5 do
+  local seq, sender, ts, mid, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local id = seq .. '-0'
+  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, id,
+    'conversation_id', conv, 'seq', seq, 'sender_id', sender, 'timestamp', ts, 'payload', payload)
+  if type(r) == 'table' and r.err then
+    if string.find(r.err, 'equal or smaller', 1, true) then
+      out[#out + 1] = 0
+    else
+      out[#out + 1] = r.err
+      return out
+    end
+  else
+    local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
+      event_type = 'conversation.message_posted.v1' })
+    redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload, 'metadata', meta,
+      'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id)
+    if channel ~= '' then
+      redis.call('PUBLISH', channel, payload)
+    end
+    out[#out + 1] = 1
+  end
+end
+return out

@@ -1,0 +1,23 @@
+// Package application holds Nova's use cases; it depends on the domain and on interfaces it declares.
+package application
+
+import (
+	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/application/query"
+)
+
+type Application struct {
+	Commands Commands
+	Queries  Queries
+}
+
+type Commands struct {
+	StartConversation  command.StartConversationHandler
+	ChangeParticipants command.ChangeParticipantsHandler
+	PostMessage        command.PostMessageHandler
+}
+
+type Queries struct {
+	Conversations query.Conversations
+	Messages      query.Messages
+}

@@ -1,0 +1,82 @@
+// Package command holds Nova's write-side use cases, one per file.
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// PostMessage asks to add a message to a conversation.
+type PostMessage struct {
+	ConversationID conversation.ID
+	SenderID       conversation.UserID
+	ClientMsgID    string
+	Body           json.RawMessage
+}
+
+// MessageFinder finds a message by its idempotency key, so a retried send skips the write path.
+type MessageFinder interface {
+	MessageByClientID(ctx context.Context, id conversation.ID, sender conversation.UserID, clientMsgID string) (conversation.Message, error)
+}
+
+type PostMessageHandler struct {
+	repo     conversation.Repository
+	messages MessageFinder
+	now      func() time.Time
+}
+
+func NewPostMessageHandler(repo conversation.Repository, messages MessageFinder) PostMessageHandler {
+	if repo == nil || messages == nil {
+		panic("command.NewPostMessageHandler: nil dependency")
+	}
+	return PostMessageHandler{repo: repo, messages: messages, now: time.Now}
+}
+
+// Handle stores the message once. created is false when the sender had already posted this
+// client_msg_id: then the original message is returned, from any instance, at any later time.
+func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg conversation.Message, created bool, err error) {
+	if orig, err := h.messages.MessageByClientID(ctx, cmd.ConversationID, cmd.SenderID, cmd.ClientMsgID); err == nil {
+		return h.original(ctx, cmd, orig)
+	} else if !errors.Is(err, conversation.ErrNotFound) {
+		return conversation.Message{}, false, err
+	}
+
+	draft := conversation.NewMessageDraft{
+		ID: uuid.Must(uuid.NewV7()).String(), SenderID: cmd.SenderID,
+		ClientMsgID: cmd.ClientMsgID, Body: cmd.Body, At: h.now(),
+	}
+	err = h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
+		msg, err = c.PostMessage(draft)
+		return err
+	})
+	var dup *conversation.DuplicateMessageError
+	if errors.As(err, &dup) {
+		return h.original(ctx, cmd, dup.Original)
+	}
+	if err != nil {
+		return conversation.Message{}, false, err
+	}
+	return msg, true, nil
+}
+
+// original answers a retry with the stored message, only to a sender who is still a participant
+// and only for the same body.
+func (h PostMessageHandler) original(ctx context.Context, cmd PostMessage, orig conversation.Message) (conversation.Message, bool, error) {
+	c, err := h.repo.Get(ctx, cmd.ConversationID)
+	if err != nil {
+		return conversation.Message{}, false, err
+	}
+	if !c.IsParticipant(cmd.SenderID) {
+		return conversation.Message{}, false, conversation.ErrNotFound
+	}
+	if !orig.IsRepeatOf(cmd.Body) {
+		return conversation.Message{}, false, conversation.ErrClientMsgIDReused
+	}
+	return orig, false, nil
+}

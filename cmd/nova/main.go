@@ -1,0 +1,145 @@
+// Command nova runs the Nova messaging service: serve, migrate, token.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/nova-chat/nova"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/auth"
+)
+
+const usage = `usage: nova <command> [flags]
+
+commands:
+  serve     run one instance (public HTTP/WebSocket, admin listener, outbox relay)
+  migrate   apply database migrations and exit
+  token     print a JWT: nova token --user UUID [--ttl 24h]
+
+flags (each also read from the environment variable named beside it):
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		nova.Usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var user string
+	var ttl time.Duration
+	if cmd == "token" {
+		fs.StringVar(&user, "user", "", "user UUID the token names")
+		fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	}
+	cfg, _, err := nova.LoadConfig(fs, rest, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "nova: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	switch cmd {
+	case "serve":
+		if cfg.JWTSecret == "" {
+			fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes)")
+			return 2
+		}
+		return exitCode(log, serve(ctx, cfg, log))
+	case "migrate":
+		if cfg.JWTSecret == "" {
+			cfg.JWTSecret = "migrate-needs-no-secret-but-wiring-does!"
+		}
+		return exitCode(log, migrate(ctx, cfg, log))
+	case "token":
+		return token(cfg, user, ttl, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "nova: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func serve(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
+	srv, cleanup, err := nova.InitializeServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return srv.Run(ctx)
+}
+
+func migrate(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
+	srv, cleanup, err := nova.InitializeServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return srv.Migrate(ctx)
+}
+
+func token(cfg nova.Config, user string, ttl time.Duration, stdout, stderr io.Writer) int {
+	if cfg.JWTSecret == "" {
+		fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes)")
+		return 2
+	}
+	u, err := conversation.ParseUserID(user)
+	if err != nil {
+		fmt.Fprintln(stderr, "nova: --user: must be a UUID")
+		return 2
+	}
+	if ttl <= 0 {
+		fmt.Fprintln(stderr, "nova: --ttl: must be positive")
+		return 2
+	}
+	t, err := auth.NewAuthenticator(cfg.JWTSecret).Issue(u, ttl)
+	if err != nil {
+		fmt.Fprintf(stderr, "nova: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, t)
+	return 0
+}
+
+func exitCode(log *slog.Logger, err error) int {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return 0
+	}
+	log.Error("nova stopped", "error", err)
+	return 1
+}
+
+func newLogger(cfg nova.Config, w io.Writer) *slog.Logger {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(w, nil)
+	} else {
+		h = slog.NewJSONHandler(w, nil)
+	}
+	return slog.New(h).With("instance_id", string(cfg.InstanceID))
+}

@@ -1,0 +1,195 @@
+// Package nova wires Nova's layers into a runnable instance (see wire.go and cmd/nova).
+package nova
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	nhttp "github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/auth"
+	"github.com/nova-chat/nova/ports/ratelimit"
+)
+
+type (
+	AdminAddr       string
+	InstanceID      string
+	AllowedOrigins  []string
+	MaxConnsPerUser int
+)
+
+// Config is everything an instance is told from outside (PROTOCOL.md section 1).
+type Config struct {
+	DatabaseURL     postgres.DSN
+	RedisURL        redisstream.URL
+	HTTPAddr        nhttp.Addr
+	AdminAddr       AdminAddr
+	JWTSecret       auth.Secret
+	InstanceID      InstanceID
+	AllowedOrigins  AllowedOrigins
+	StreamMaxLen    redisstream.StreamMaxLen
+	PubSubCompat    redisstream.PubSubCompat
+	SendRate        ratelimit.SendRate
+	MaxConnsPerUser MaxConnsPerUser
+	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
+}
+
+// ConfigError names the variable that was wrong; cmd/nova prints it on one line and exits 2.
+type ConfigError struct{ Variable, Problem string }
+
+func (e *ConfigError) Error() string { return e.Variable + ": " + e.Problem }
+
+type setting struct {
+	env, def, usage string
+	parse           func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"DATABASE_URL", "postgres://localhost:5432/nova?sslmode=disable", "Postgres, the source of truth", func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			return errors.New("must be a postgres:// URL")
+		}
+		c.DatabaseURL = postgres.DSN(v)
+		return nil
+	}},
+	{"REDIS_URL", "redis://localhost:6379/0", "Redis: a redis:// URL, or comma-separated host:port cluster seeds", func(c *Config, v string) error {
+		if strings.Contains(v, "://") && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return errors.New("must be a redis:// URL or host:port seeds")
+		}
+		if !strings.Contains(v, "://") {
+			for _, seed := range strings.Split(v, ",") {
+				if _, _, err := net.SplitHostPort(seed); err != nil {
+					return fmt.Errorf("seed %q is not host:port", seed)
+				}
+			}
+		}
+		c.RedisURL = redisstream.URL(v)
+		return nil
+	}},
+	{"NOVA_HTTP_ADDR", ":8080", "public listener", func(c *Config, v string) error {
+		c.HTTPAddr = nhttp.Addr(v)
+		return checkAddr(v)
+	}},
+	{"NOVA_ADMIN_ADDR", "127.0.0.1:9090", "admin listener: /metrics, /debug/pprof/", func(c *Config, v string) error {
+		c.AdminAddr = AdminAddr(v)
+		return checkAddr(v)
+	}},
+	{"NOVA_JWT_SECRET", "", "HS256 secret, at least 32 bytes (required by serve and token)", func(c *Config, v string) error {
+		if v != "" && len(v) < auth.MinSecretLen {
+			return fmt.Errorf("must be at least %d bytes", auth.MinSecretLen)
+		}
+		c.JWTSecret = auth.Secret(v)
+		return nil
+	}},
+	{"NOVA_INSTANCE_ID", "", "consumer name in consumer groups and logs (default random)", func(c *Config, v string) error {
+		if v == "" {
+			b := make([]byte, 4)
+			_, _ = rand.Read(b)
+			v = "nova-" + hex.EncodeToString(b)
+		}
+		c.InstanceID = InstanceID(v)
+		return nil
+	}},
+	{"NOVA_ALLOWED_ORIGINS", "", "comma-separated WebSocket origin patterns (default: same host only)", func(c *Config, v string) error {
+		c.AllowedOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o == "*" {
+				return errors.New(`"*" is not allowed; list the origins`)
+			} else if o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+		return nil
+	}},
+	{"NOVA_STREAM_MAXLEN", "1000", "approximate length kept per conversation stream", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		c.StreamMaxLen = redisstream.StreamMaxLen(n)
+		return nil
+	}},
+	{"NOVA_PUBSUB_COMPAT", "true", "also publish every message on the legacy Pub/Sub channel", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.PubSubCompat = redisstream.PubSubCompat(b)
+		return nil
+	}},
+	{"NOVA_SEND_RATE", "20", "messages per second each user may send (burst 5x); 0 turns the limit off", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return errors.New("must be a number >= 0")
+		}
+		c.SendRate = ratelimit.SendRate(f)
+		return nil
+	}},
+	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		c.MaxConnsPerUser = MaxConnsPerUser(n)
+		return nil
+	}},
+	{"NOVA_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", func(c *Config, v string) error {
+		if v != "" && v != "text" && v != "json" {
+			return errors.New("must be text or json")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+}
+
+func checkAddr(v string) error {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return errors.New("must be host:port or :port")
+	}
+	return nil
+}
+
+// LoadConfig reads the environment, then flags of the same names in kebab case
+// (NOVA_HTTP_ADDR -> --nova-http-addr). It returns the remaining arguments.
+func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		values[s.env] = fs.String(flagName(s.env), v, s.usage+" (env "+s.env+")")
+	}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, &ConfigError{Variable: "flags", Problem: err.Error()}
+	}
+	var c Config
+	for _, s := range settings {
+		if err := s.parse(&c, *values[s.env]); err != nil {
+			return Config{}, nil, &ConfigError{Variable: s.env, Problem: err.Error()}
+		}
+	}
+	return c, fs.Args(), nil
+}
+
+func flagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
+
+// Usage lists the settings for --help.
+func Usage(w io.Writer) {
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(w, "  --%-26s %-24s %s (default %s)\n", flagName(s.env), s.env, s.usage, def)
+	}
+}

@@ -1,0 +1,91 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/application/query"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+func (h *handlers) postMessage(c echo.Context) error {
+	id, err := conversation.ParseID(c.Param("id"))
+	if err != nil {
+		return conversation.ErrNotFound
+	}
+	user := currentUser(c)
+	if !h.limiter.Allow(string(user)) {
+		return errRateLimited
+	}
+	var req struct {
+		ClientMsgID string          `json:"client_msg_id"`
+		Body        json.RawMessage `json:"body"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	msg, created, err := h.app.Commands.PostMessage.Handle(c.Request().Context(), command.PostMessage{
+		ConversationID: id, SenderID: user, ClientMsgID: req.ClientMsgID, Body: req.Body,
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, msg)
+}
+
+func (h *handlers) listMessages(c echo.Context) error {
+	id, err := conversation.ParseID(c.Param("id"))
+	if err != nil {
+		return conversation.ErrNotFound
+	}
+	limit, err := intParam(c, "limit", query.DefaultPageSize)
+	if err != nil {
+		return err
+	}
+	after, before := c.QueryParam("after_seq"), c.QueryParam("before_seq")
+	if after != "" && before != "" {
+		return newAPIError(http.StatusBadRequest, "invalid_argument", "give after_seq or before_seq, not both")
+	}
+	ctx, user := c.Request().Context(), currentUser(c)
+	var page query.MessagePage
+	if before != "" {
+		seq, err := intParam(c, "before_seq", 0)
+		if err != nil {
+			return err
+		}
+		page, err = h.app.Queries.Messages.Before(ctx, user, id, int64(seq), limit)
+		if err != nil {
+			return err
+		}
+	} else {
+		seq, err := intParam(c, "after_seq", 0)
+		if err != nil {
+			return err
+		}
+		page, err = h.app.Queries.Messages.After(ctx, user, id, int64(seq), limit)
+		if err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"messages": page.Messages, "has_more": page.HasMore})
+}
+
+func intParam(c echo.Context, name string, def int) (int, error) {
+	s := c.QueryParam(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, newAPIError(http.StatusBadRequest, "invalid_argument", name+" must be a non-negative integer")
+	}
+	return n, nil
+}

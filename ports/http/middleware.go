@@ -1,0 +1,36 @@
+package http
+
+import (
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/auth"
+)
+
+const userKey = "nova.user"
+
+// authenticate requires "Authorization: Bearer <JWT>" and stores the user for the handlers.
+func authenticate(a *auth.Authenticator) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Request().Header.Get("Authorization")
+			token, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok {
+				return errUnauthorized
+			}
+			claims, err := a.Verify(token)
+			if err != nil {
+				return errUnauthorized
+			}
+			c.Set(userKey, claims.User)
+			return next(c)
+		}
+	}
+}
+
+func currentUser(c echo.Context) conversation.UserID {
+	u, _ := c.Get(userKey).(conversation.UserID)
+	return u
+}

@@ -1,0 +1,48 @@
+//go:build wireinject
+
+package nova
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/wire"
+
+	"github.com/nova-chat/nova/adapters/outbox"
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/auth"
+	nhttp "github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/ratelimit"
+)
+
+var configSet = wire.FieldsOf(new(Config),
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate")
+
+var adapterSet = wire.NewSet(
+	postgres.NewPool,
+	postgres.NewMigrator,
+	postgres.NewConversationRepository,
+	wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)),
+	postgres.NewReadModel,
+	redisstream.NewClient,
+	redisstream.NewDualStreamPublisher,
+	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
+	outbox.NewRelay,
+	wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)),
+)
+
+var portSet = wire.NewSet(
+	auth.NewAuthenticator,
+	ratelimit.NewPerUser,
+	NewReadinessChecks,
+	nhttp.NewEcho,
+	nhttp.NewServer,
+)
+
+// InitializeServer builds one Nova instance from its configuration.
+func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, func(), error) {
+	wire.Build(configSet, adapterSet, NewApplication, portSet, NewServer)
+	return nil, nil, nil
+}
