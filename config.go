@@ -14,8 +14,8 @@ import (
 
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
-	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/auth"
+	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/ratelimit"
 )
 
