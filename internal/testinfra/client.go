@@ -1,0 +1,104 @@
+package testinfra
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// Client calls Nova's HTTP API as one user.
+type Client struct {
+	t     testing.TB
+	Base  string
+	User  conversation.UserID
+	Token string
+	http  *http.Client
+}
+
+// NewUser makes a fresh user and a client for it against base.
+func NewUser(t testing.TB, base string) *Client {
+	u := conversation.UserID(uuid.NewString())
+	return &Client{t: t, Base: base, User: u, Token: Token(t, u), http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// As returns a client for the same user against another instance.
+func (c *Client) As(base string) *Client {
+	cp := *c
+	cp.Base = base
+	return &cp
+}
+
+// Do sends a request with the user's token; body is JSON-encoded unless it is []byte or nil.
+func (c *Client) Do(method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, c.Base+path, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, data
+}
+
+// CreateConversation starts a conversation with the given other participants.
+func (c *Client) CreateConversation(others ...conversation.UserID) conversation.ID {
+	c.t.Helper()
+	status, body := c.Do("POST", "/v1/conversations", map[string]any{"participants": others, "title": "test"})
+	if status != http.StatusCreated {
+		c.t.Fatalf("create conversation: %d %s", status, body)
+	}
+	var out struct{ ID conversation.ID }
+	mustUnmarshal(c.t, body, &out)
+	return out.ID
+}
+
+// Send posts a message and fails the test unless it is stored (201) or a repeat (200).
+func (c *Client) Send(conv conversation.ID, clientMsgID string, body any) (conversation.Message, int) {
+	c.t.Helper()
+	status, data := c.Do("POST", fmt.Sprintf("/v1/conversations/%s/messages", conv),
+		map[string]any{"client_msg_id": clientMsgID, "body": body})
+	if status != http.StatusCreated && status != http.StatusOK {
+		c.t.Fatalf("send %s: %d %s", clientMsgID, status, data)
+	}
+	var m conversation.Message
+	mustUnmarshal(c.t, data, &m)
+	return m, status
+}
+
+func mustUnmarshal(t testing.TB, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+}
