@@ -1,0 +1,216 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+type countingSignal struct{ n int }
+
+func (s *countingSignal) Notify() { s.n++ }
+
+func newRepo(t *testing.T) (*postgres.ConversationRepository, *pgxpool.Pool, *countingSignal) {
+	t.Helper()
+	ctx := context.Background()
+	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(testinfra.NewDatabase(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closePool)
+	m, closeM, err := postgres.NewMigrator(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeM)
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	sig := &countingSignal{}
+	return postgres.NewConversationRepository(pool, sig), pool, sig
+}
+
+func startConversation(t *testing.T, repo *postgres.ConversationRepository, users ...conversation.UserID) *conversation.Conversation {
+	t.Helper()
+	c, err := conversation.Start(conversation.ID(uuid.NewString()), "t", users[0], users[1:], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func post(clientMsgID string, sender conversation.UserID) conversation.NewMessageDraft {
+	return conversation.NewMessageDraft{ID: uuid.NewString(), SenderID: sender, ClientMsgID: clientMsgID,
+		Body: json.RawMessage(`{"t":"x"}`), At: time.Now()}
+}
+
+func TestStateRowEqualsReplayedHistory(t *testing.T) {
+	repo, pool, sig := newRepo(t)
+	ctx := context.Background()
+	alice, bob := conversation.UserID(uuid.NewString()), conversation.UserID(uuid.NewString())
+
+	// given a conversation with participant changes and messages
+	c := startConversation(t, repo, alice)
+	steps := []func(c *conversation.Conversation) error{
+		func(c *conversation.Conversation) error { return c.AddParticipant(alice, bob, time.Now()) },
+		func(c *conversation.Conversation) error { _, err := c.PostMessage(post("1", alice)); return err },
+		func(c *conversation.Conversation) error { _, err := c.PostMessage(post("2", bob)); return err },
+		func(c *conversation.Conversation) error { return c.RemoveParticipant(alice, bob, time.Now()) },
+		func(c *conversation.Conversation) error { _, err := c.PostMessage(post("3", alice)); return err },
+	}
+	for _, step := range steps {
+		if err := repo.Update(ctx, c.ID(), step); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// when it is loaded (from its state row) and rebuilt from its events
+	loaded, err := repo.Get(ctx, c.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT event_type, data FROM events WHERE aggregate_id = $1 ORDER BY version`, string(c.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var history []conversation.Event
+	for rows.Next() {
+		var typ string
+		var data []byte
+		if err := rows.Scan(&typ, &data); err != nil {
+			t.Fatal(err)
+		}
+		e, err := conversation.DecodeEvent(typ, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		history = append(history, e)
+	}
+
+	// then both agree, at version 6 with last seq 3
+	replayed := conversation.FromEvents(history).Snapshot()
+	got := loaded.Snapshot()
+	if !reflect.DeepEqual(got, replayed) {
+		t.Fatalf("state row %+v != replayed history %+v", got, replayed)
+	}
+	if got.Version != 6 || got.LastSeq != 3 || len(got.Participants) != 1 {
+		t.Fatalf("loaded %+v, want version 6, last seq 3, one participant", got)
+	}
+	if sig.n < len(steps) {
+		t.Fatalf("outbox signal fired %d times for %d commits", sig.n, len(steps))
+	}
+}
+
+func TestUpdateRetriesWithAFreshAggregateAfterAConflict(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+
+	// given another writer takes version 2 while the first attempt runs, and lets go before the second
+	calls := 0
+	err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+		calls++
+		switch calls {
+		case 1:
+			if _, err := pool.Exec(ctx, `INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
+				VALUES ($1, 2, 'conversation', $2, 'test.intruder.v1', '{}', now())`, string(c.ID()), uuid.NewString()); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if _, err := pool.Exec(ctx, `DELETE FROM events WHERE aggregate_id = $1 AND event_type = 'test.intruder.v1'`, string(c.ID())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := c.PostMessage(post("x", alice))
+		return err
+	})
+
+	// then the update succeeded on its second try, with seq 1
+	if err != nil || calls != 2 {
+		t.Fatalf("update: err %v after %d calls, want success after 2", err, calls)
+	}
+	loaded, _ := repo.Get(ctx, c.ID())
+	if loaded.LastSeq() != 1 || loaded.Version() != 2 {
+		t.Fatalf("loaded last seq %d version %d, want 1 and 2", loaded.LastSeq(), loaded.Version())
+	}
+}
+
+func TestUpdateGivesUpAfterBoundedRetries(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+
+	// given version 2 is permanently taken by someone else
+	if _, err := pool.Exec(ctx, `INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
+		VALUES ($1, 2, 'conversation', $2, 'test.intruder.v1', '{}', now())`, string(c.ID()), uuid.NewString()); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+		calls++
+		_, err := c.PostMessage(post("x", alice))
+		return err
+	})
+
+	// then it stops with a conflict instead of looping
+	if !errors.Is(err, conversation.ErrConcurrentUpdate) {
+		t.Fatalf("err = %v, want ErrConcurrentUpdate", err)
+	}
+	if calls < 2 || calls > 10 {
+		t.Fatalf("fn ran %d times, want a small bounded number", calls)
+	}
+	var msgs int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE conversation_id = $1`, string(c.ID())).Scan(&msgs)
+	if msgs != 0 {
+		t.Fatalf("a failed update left %d messages", msgs)
+	}
+}
+
+func TestDuplicateClientMsgIDRollsBackAndReturnsTheOriginal(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+	var first conversation.Message
+	if err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) (err error) {
+		first, err = c.PostMessage(post("same", alice))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// when the same key is appended again past the application's pre-check
+	err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+		_, err := c.PostMessage(post("same", alice))
+		return err
+	})
+
+	// then the original comes back and no seq was used up
+	var dup *conversation.DuplicateMessageError
+	if !errors.As(err, &dup) || dup.Original.ID != first.ID {
+		t.Fatalf("err = %v, want DuplicateMessageError with the original", err)
+	}
+	loaded, _ := repo.Get(ctx, c.ID())
+	var outbox int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&outbox)
+	if loaded.LastSeq() != 1 || outbox != 1 {
+		t.Fatalf("last seq %d and %d outbox rows after a duplicate, want 1 and 1", loaded.LastSeq(), outbox)
+	}
+}
