@@ -27,8 +27,8 @@ import (
 // keeps the core of it inside `go test` with messages that say how to fix a
 // violation.
 
-// infraVendors are import path prefixes that belong in adapters/ or ports/.
-var infraVendors = []string{
+// archInfraVendors are import path prefixes that belong in adapters/ or ports/.
+var archInfraVendors = []string{
 	"github.com/jackc/pgx",
 	"github.com/redis/go-redis",
 	"github.com/labstack/echo",
@@ -47,58 +47,58 @@ func (v archViolation) String() string {
 }
 
 const (
-	domainHint = "domain must stay pure Go (standard library only). " +
+	archDomainHint = "domain must stay pure Go (standard library only). " +
 		"Define the interface in domain and implement it in adapters/."
-	applicationHint = "application must not depend on adapters, ports, cmd, the root package " +
+	archApplicationHint = "application must not depend on adapters, ports, cmd, the root package " +
 		"or infrastructure libraries. Declare the interface in application next to the code " +
 		"that uses it, implement it in adapters/, and wire the two together in wire.go."
-	adaptersHint = "adapters must not depend on ports (nor ports on adapters). " +
+	archAdaptersHint = "adapters must not depend on ports (nor ports on adapters). " +
 		"Move the shared type into application or domain, or connect the two in wire.go."
-	portsHint = "ports must not depend on adapters (nor adapters on ports). " +
+	archPortsHint = "ports must not depend on adapters (nor adapters on ports). " +
 		"Depend on an interface declared in application and let wire.go supply the adapter."
 )
 
-// isStdlib reports whether an import path names a standard library package:
+// archIsStdlib reports whether an import path names a standard library package:
 // its first element has no dot.
-func isStdlib(imp string) bool {
+func archIsStdlib(imp string) bool {
 	first, _, _ := strings.Cut(imp, "/")
 	return !strings.Contains(first, ".")
 }
 
-func within(imp, prefix string) bool {
+func archWithin(imp, prefix string) bool {
 	return imp == prefix || strings.HasPrefix(imp, prefix+"/")
 }
 
-// checkImport returns the reason an import is not allowed for a file in the
+// archCheckImport returns the reason an import is not allowed for a file in the
 // given top-level folder, or "" if it is allowed.
-func checkImport(module, layer, imp string) string {
+func archCheckImport(module, layer, imp string) string {
 	switch layer {
 	case "domain":
-		if isStdlib(imp) || within(imp, module+"/domain") {
+		if archIsStdlib(imp) || archWithin(imp, module+"/domain") {
 			return ""
 		}
-		return domainHint
+		return archDomainHint
 	case "application":
 		if imp == module {
-			return applicationHint
+			return archApplicationHint
 		}
 		for _, outer := range []string{"adapters", "ports", "cmd"} {
-			if within(imp, module+"/"+outer) {
-				return applicationHint
+			if archWithin(imp, module+"/"+outer) {
+				return archApplicationHint
 			}
 		}
-		for _, v := range infraVendors {
-			if within(imp, v) || strings.HasPrefix(imp, v+"-") { // watermill-sql, watermill-redisstream
-				return applicationHint
+		for _, v := range archInfraVendors {
+			if archWithin(imp, v) || strings.HasPrefix(imp, v+"-") { // watermill-sql, watermill-redisstream
+				return archApplicationHint
 			}
 		}
 	case "adapters":
-		if within(imp, module+"/ports") {
-			return adaptersHint
+		if archWithin(imp, module+"/ports") {
+			return archAdaptersHint
 		}
 	case "ports":
-		if within(imp, module+"/adapters") {
-			return portsHint
+		if archWithin(imp, module+"/adapters") {
+			return archPortsHint
 		}
 	}
 	return ""
@@ -143,7 +143,7 @@ func checkArchitecture(root, module string) ([]archViolation, error) {
 				if err != nil {
 					return fmt.Errorf("%s: bad import %s: %w", rel, spec.Path.Value, err)
 				}
-				if reason := checkImport(module, layer, imp); reason != "" {
+				if reason := archCheckImport(module, layer, imp); reason != "" {
 					out = append(out, archViolation{File: filepath.ToSlash(rel), Import: imp, Reason: reason})
 				}
 			}
@@ -162,9 +162,9 @@ func checkArchitecture(root, module string) ([]archViolation, error) {
 	return out, nil
 }
 
-// moduleRoot walks up from the working directory to the folder holding
+// archModuleRoot walks up from the working directory to the folder holding
 // go.mod and returns it with the module path.
-func moduleRoot(t *testing.T) (string, string) {
+func archModuleRoot(t *testing.T) (string, string) {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -192,7 +192,7 @@ func moduleRoot(t *testing.T) (string, string) {
 }
 
 func TestArchitecture(t *testing.T) {
-	root, module := moduleRoot(t)
+	root, module := archModuleRoot(t)
 	violations, err := checkArchitecture(root, module)
 	if err != nil {
 		t.Fatal(err)
@@ -243,12 +243,12 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []archViolation{
-		{"adapters/bad/bad.go", "github.com/nova-chat/nova/ports/httpapi", adaptersHint},
-		{"application/bad/bad.go", "github.com/nova-chat/nova", applicationHint},
-		{"application/bad/bad.go", "github.com/nova-chat/nova/adapters/postgres", applicationHint},
-		{"application/infra/i.go", "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream", applicationHint},
-		{"domain/bad/bad.go", "github.com/jackc/pgx/v5", domainHint},
-		{"ports/bad/bad.go", "github.com/nova-chat/nova/adapters/redisstream", portsHint},
+		{"adapters/bad/bad.go", "github.com/nova-chat/nova/ports/httpapi", archAdaptersHint},
+		{"application/bad/bad.go", "github.com/nova-chat/nova", archApplicationHint},
+		{"application/bad/bad.go", "github.com/nova-chat/nova/adapters/postgres", archApplicationHint},
+		{"application/infra/i.go", "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream", archApplicationHint},
+		{"domain/bad/bad.go", "github.com/jackc/pgx/v5", archDomainHint},
+		{"ports/bad/bad.go", "github.com/nova-chat/nova/adapters/redisstream", archPortsHint},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("violations:\n got  %v\n want %v", got, want)

@@ -1,0 +1,124 @@
+# Nova build, run and test entry points. See docs/SETUP-snippet.md.
+#
+#   make build        go build -o bin/nova ./cmd/nova
+#   make run          Postgres + Redis (reused or private), migrate, print a token, serve
+#   make test         gofmt, go vet, wire diff, go-arch-lint, go test (what CI runs)
+#   make fmt | vet | lint-arch | wire | bench | bench-quick | clean
+#   make stop         stop the private Postgres/Redis started under .data/
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO            ?= go
+SERVICES      := scripts/services.sh
+ARCH_LINT_VERSION := v1.13.0
+ARCH_LINT     := $(CURDIR)/.data/bin/go-arch-lint
+GO_TEST_FLAGS ?= -p 2 -count=1 -timeout 9m
+
+# wire runs at the version go.mod requires; through the module when its
+# command's dependencies are in go.sum, else as pkg@version.
+WIRE_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/google/wire 2>/dev/null || echo v0.7.0)
+WIRE = $(shell if $(GO) list -deps github.com/google/wire/cmd/wire >/dev/null 2>&1; then \
+	echo "$(GO) run github.com/google/wire/cmd/wire"; \
+	else echo "$(GO) run github.com/google/wire/cmd/wire@$(WIRE_VERSION)"; fi)
+
+# Go files that git knows about or would add (tracked + untracked, not ignored,
+# still present); every .go file outside .data/ when this is not a git checkout.
+GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go' 2>/dev/null \
+	|| find . -name '*.go' -not -path './.data/*' -not -path './.git/*'; } \
+	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
+
+.PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
+	go-test bench bench-quick clean stop arch-lint-bin
+
+build:
+	@echo "==> go build -o bin/nova ./cmd/nova"
+	@$(GO) build -o bin/nova ./cmd/nova
+
+# Everything (services, database nova, JWT secret, build, migrate, token) is in
+# scripts/services.sh run, which ends in `exec bin/nova serve`.
+run:
+	@bash $(SERVICES) run
+
+stop:
+	@bash $(SERVICES) stop
+
+# ---------------------------------------------------------------------------
+# test: the steps run in this order; the first failure stops the run.
+# ---------------------------------------------------------------------------
+test: test-tools fmt-check vet wire-check lint-arch go-test
+
+test-tools:
+	@echo "==> test tools: redis-server, redis-cli, initdb, pg_ctl, a PostgreSQL"
+	@bash $(SERVICES) ensure-test-tools
+
+fmt-check:
+	@echo "==> gofmt -l"
+	@files='$(GO_FILES)'; \
+	if [ -z "$$files" ]; then echo "    (no .go files)"; exit 0; fi; \
+	bad="$$(gofmt -l $$files)"; \
+	if [ -n "$$bad" ]; then \
+		echo "==> these files need gofmt (run: make fmt):"; echo "$$bad" | sed 's/^/    /'; exit 1; \
+	fi
+
+fmt:
+	@echo "==> gofmt -w"
+	@files='$(GO_FILES)'; [ -z "$$files" ] || gofmt -w $$files
+
+vet:
+	@echo "==> go vet ./..."
+	@$(GO) vet ./...
+
+# wire diff exits 0 (same), 1 (wire_gen.go is stale) or 2 (error); skipped
+# while no injector file (//go:build wireinject) exists.
+wire-check:
+	@echo "==> wire diff (wire_gen.go up to date?)"
+	@if ! grep -rlq --include='*.go' --exclude-dir=.data --exclude-dir=.git '^//go:build wireinject' . ; then \
+		echo "    (no wire injector yet: skipped)"; exit 0; fi; \
+	out="$$($(WIRE) diff . 2>&1)" && rc=0 || rc=$$?; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then \
+		echo "$$out"; \
+		if [ $$rc -eq 1 ] && grep -q ': diff from ' <<<"$$out"; then echo "==> wire_gen.go is stale: run make wire"; \
+		else echo "==> wire diff failed (exit $$rc)"; fi; \
+		exit 1; \
+	fi
+
+wire:
+	@echo "==> wire gen ."
+	@$(WIRE) gen .
+
+arch-lint-bin:
+	@if [ ! -x "$(ARCH_LINT)" ] || ! "$(ARCH_LINT)" version 2>/dev/null | grep -q '$(patsubst v%,%,$(ARCH_LINT_VERSION))'; then \
+		echo "==> installing go-arch-lint $(ARCH_LINT_VERSION) into .data/bin"; \
+		GOBIN="$(CURDIR)/.data/bin" $(GO) install github.com/fe3dback/go-arch-lint@$(ARCH_LINT_VERSION); \
+	fi
+
+lint-arch: arch-lint-bin
+	@echo "==> go-arch-lint check"
+	@"$(ARCH_LINT)" check --output-color=false --project-path "$(CURDIR)"
+
+# Tests create their own databases on NOVA_TEST_DATABASE_URL (the admin URL of
+# the PostgreSQL in use) and start private redis-server processes, so runs
+# never collide. initdb/pg_ctl are put on PATH for tests that start a private
+# PostgreSQL.
+go-test:
+	@url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}"; \
+	pgbin="$$(bash $(SERVICES) pg-bindir)"; \
+	export NOVA_TEST_DATABASE_URL="$$url"; \
+	if [ -n "$$pgbin" ]; then export PATH="$$PATH:$$pgbin"; fi; \
+	echo "==> go test $(GO_TEST_FLAGS) ./...   (NOVA_TEST_DATABASE_URL=$$url)"; \
+	$(GO) test $(GO_TEST_FLAGS) ./...
+
+bench:
+	@echo "==> go run ./cmd/novabench"
+	@$(GO) run ./cmd/novabench
+
+bench-quick:
+	@echo "==> go run ./cmd/novabench -quick"
+	@$(GO) run ./cmd/novabench -quick
+
+clean:
+	@echo "==> rm -rf bin artifacts (private servers and their data in .data/ are kept: scripts/services.sh stop, then rm -rf .data)"
+	@rm -rf bin artifacts
+	@$(GO) clean -testcache
