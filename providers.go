@@ -8,25 +8,31 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application"
 	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/query"
 	"github.com/nova-chat/nova/domain/conversation"
 	nhttp "github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/messaging"
+	"github.com/nova-chat/nova/ports/websocket"
 )
 
 // Plain constructors that wire.go composes; each works without wire too.
 
-func NewApplication(repo conversation.Repository, rm *postgres.ReadModel) application.Application {
+func NewApplication(repo conversation.Repository, rm *postgres.ReadModel,
+	hot *redisstream.ClientSyncCache, cursors *postgres.ClientSyncRepository) application.Application {
 	return application.Application{
 		Commands: application.Commands{
 			StartConversation:  command.NewStartConversationHandler(repo),
 			ChangeParticipants: command.NewChangeParticipantsHandler(repo),
 			PostMessage:        command.NewPostMessageHandler(repo, rm),
+			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, cursors),
 		},
 		Queries: application.Queries{
 			Conversations: query.NewConversations(rm),
 			Messages:      query.NewMessages(rm),
+			Cursors:       query.NewCursors(hot, cursors, rm),
 		},
 	}
 }
@@ -44,4 +50,20 @@ func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgr
 			return err
 		}},
 	}
+}
+
+func NewWebSocketOptions(cfg Config) websocket.Options {
+	return websocket.Options{OriginPatterns: cfg.AllowedOrigins, MaxConnsPerUser: int(cfg.MaxConnsPerUser)}
+}
+
+// NewPublicRoutes are the routes other ports add to the public router.
+func NewPublicRoutes(ws *websocket.Handler) []nhttp.Routes { return []nhttp.Routes{ws} }
+
+// NewMessagingKeys hands the listeners the key names the Redis adapter writes.
+func NewMessagingKeys() messaging.Keys {
+	return messaging.Keys{FanoutStream: redisstream.FanoutStream, ChannelPrefix: redisstream.PubSubChannel("")}
+}
+
+func NewPubSubEnabled(cfg Config) messaging.PubSubEnabled {
+	return messaging.PubSubEnabled(cfg.PubSubCompat)
 }

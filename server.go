@@ -14,36 +14,63 @@ import (
 
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/ports/messaging"
+	"github.com/nova-chat/nova/ports/websocket"
 )
 
-// Server is one running instance: public listener, admin listener and outbox relay.
+// Background is everything an instance runs besides its listeners.
+type Background struct {
+	Relay  *outbox.Relay
+	Fanout *messaging.FanoutListener
+	PubSub *messaging.PubSubListener
+	Hub    *delivery.Hub
+}
+
+// Server is one running instance: public listener, admin listener, outbox relay, live feeds.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	migrator *postgres.Migrator
 	public   *http.Server
-	relay    *outbox.Relay
+	ws       *websocket.Handler
+	bg       Background
 }
 
-func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server, relay *outbox.Relay) *Server {
-	if log == nil || migrator == nil || public == nil || relay == nil {
+func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server,
+	ws *websocket.Handler, bg Background) *Server {
+	if log == nil || migrator == nil || public == nil || ws == nil || bg.Relay == nil || bg.Fanout == nil || bg.PubSub == nil {
 		panic("nova.NewServer: nil dependency")
 	}
-	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, relay: relay}
+	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, ws: ws, bg: bg}
 }
 
-// Relay exposes the outbox relay (tests drive and inspect it).
-func (s *Server) Relay() *outbox.Relay { return s.relay }
+// Background exposes the relay, listeners and hub (tests drive and inspect them).
+func (s *Server) Background() Background { return s.bg }
 
 // Handler is the public HTTP handler (tests mount it on their own listener).
 func (s *Server) Handler() http.Handler { return s.public.Handler }
+
+// WebSockets is the WebSocket port (for shutdown by tests that mount Handler themselves).
+func (s *Server) WebSockets() *websocket.Handler { return s.ws }
 
 // Migrate applies pending migrations; safe when several instances start at once.
 func (s *Server) Migrate(ctx context.Context) error { return s.migrator.Up(ctx, s.log) }
 
 const shutdownGrace = 15 * time.Second
 
-// Run serves until ctx is cancelled (SIGTERM/SIGINT), then drains and returns nil.
+// RunBackground runs the relay and the live feeds until ctx ends.
+func (s *Server) RunBackground(ctx context.Context) {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.bg.Relay.Run(ctx) })
+	g.Go(func() error { return s.bg.Fanout.Run(ctx) })
+	g.Go(func() error { return s.bg.PubSub.Run(ctx) })
+	_ = g.Wait()
+}
+
+// Run serves until ctx is cancelled (SIGTERM/SIGINT), then drains and returns nil:
+// it stops accepting, closes WebSockets with 1001, finishes in-flight requests, and stops the
+// relay last so that what those requests committed still reaches Redis.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Migrate(ctx); err != nil {
 		return err
@@ -60,21 +87,23 @@ func (s *Server) Run(ctx context.Context) error {
 	admin := &http.Server{Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
 	s.log.Info("nova serving", "http", publicLn.Addr().String(), "admin", adminLn.Addr().String())
 
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	bgDone := make(chan struct{})
+	go func() { defer close(bgDone); s.RunBackground(bgCtx) }()
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.public.Serve(publicLn)) })
 	g.Go(func() error { return ignoreClosed(admin.Serve(adminLn)) })
-	relayDone := make(chan struct{})
-	go func() { defer close(relayDone); _ = s.relay.Run(relayCtx) }()
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
+		s.ws.Shutdown(sctx)
 		err := errors.Join(s.public.Shutdown(sctx), admin.Shutdown(sctx))
-		stopRelay() // the relay last: it still moves what the drained requests committed
-		<-relayDone
+		stopBackground()
+		<-bgDone
 		return err
 	})
 	return g.Wait()

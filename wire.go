@@ -11,10 +11,13 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/auth"
 	nhttp "github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
+	"github.com/nova-chat/nova/ports/websocket"
 )
 
 var configSet = wire.FieldsOf(new(Config),
@@ -26,6 +29,11 @@ var adapterSet = wire.NewSet(
 	postgres.NewConversationRepository,
 	wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)),
 	postgres.NewReadModel,
+	postgres.NewClientSyncRepository,
+	redisstream.NewClientSyncCache,
+	redisstream.NewBacklog,
+	wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)),
+	wire.Bind(new(delivery.Source), new(*redisstream.Backlog)),
 	redisstream.NewClient,
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
@@ -34,6 +42,15 @@ var adapterSet = wire.NewSet(
 )
 
 var portSet = wire.NewSet(
+	delivery.NewHub,
+	NewMessagingKeys,
+	NewPubSubEnabled,
+	messaging.NewFanoutListener,
+	messaging.NewPubSubListener,
+	NewWebSocketOptions,
+	websocket.NewHandler,
+	NewPublicRoutes,
+	wire.Struct(new(Background), "*"),
 	auth.NewAuthenticator,
 	ratelimit.NewPerUser,
 	NewReadinessChecks,

@@ -12,10 +12,13 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/auth"
 	"github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
+	"github.com/nova-chat/nova/ports/websocket"
 	"log/slog"
 )
 
@@ -47,15 +50,32 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	relay := outbox.NewRelay(pool, dualStreamPublisher, log)
 	conversationRepository := postgres.NewConversationRepository(pool, relay)
 	readModel := postgres.NewReadModel(pool)
-	application := NewApplication(conversationRepository, readModel)
+	clientSyncCache := redisstream.NewClientSyncCache(universalClient)
+	clientSyncRepository := postgres.NewClientSyncRepository(pool)
+	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository)
 	secret := cfg.JWTSecret
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
 	perUser := ratelimit.NewPerUser(sendRate)
 	v := NewReadinessChecks(pool, universalClient, migrator)
-	echo := http.NewEcho(application, authenticator, perUser, v, log)
+	backlog := redisstream.NewBacklog(universalClient, readModel, log)
+	hub := delivery.NewHub(backlog, log)
+	options := NewWebSocketOptions(cfg)
+	handler := websocket.NewHandler(application, hub, authenticator, perUser, options, log)
+	v2 := NewPublicRoutes(handler)
+	echo := http.NewEcho(application, authenticator, perUser, v, v2, log)
 	server := http.NewServer(addr, echo)
-	novaServer := NewServer(cfg, log, migrator, server, relay)
+	keys := NewMessagingKeys()
+	fanoutListener := messaging.NewFanoutListener(keys, universalClient, hub, log)
+	pubSubEnabled := NewPubSubEnabled(cfg)
+	pubSubListener := messaging.NewPubSubListener(keys, universalClient, hub, pubSubEnabled, log)
+	background := Background{
+		Relay:  relay,
+		Fanout: fanoutListener,
+		PubSub: pubSubListener,
+		Hub:    hub,
+	}
+	novaServer := NewServer(cfg, log, migrator, server, handler, background)
 	return novaServer, func() {
 		cleanup3()
 		cleanup2()
@@ -68,6 +88,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate")
 
-var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)))
+var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)))
 
-var portSet = wire.NewSet(auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer)
+var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
+	NewPubSubEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+)

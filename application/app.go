@@ -15,9 +15,11 @@ type Commands struct {
 	StartConversation  command.StartConversationHandler
 	ChangeParticipants command.ChangeParticipantsHandler
 	PostMessage        command.PostMessageHandler
+	AcknowledgeSync    command.AcknowledgeSyncHandler
 }
 
 type Queries struct {
 	Conversations query.Conversations
 	Messages      query.Messages
+	Cursors       query.Cursors
 }

@@ -64,13 +64,16 @@ func StartInstance(t testing.TB, env Env) *Instance {
 		cleanup()
 		t.Fatal(err)
 	}
-	relayDone := make(chan struct{})
-	go func() { defer close(relayDone); _ = srv.Relay().Run(ctx) }()
+	bgDone := make(chan struct{})
+	go func() { defer close(bgDone); srv.RunBackground(ctx) }()
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
+		sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		srv.WebSockets().Shutdown(sctx)
 		hs.Close()
 		cancel()
-		<-relayDone
+		<-bgDone
 		cleanup()
 	})
 	return &Instance{URL: hs.URL, Server: srv, Config: cfg}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nova-chat/nova/ports/apierror"
 )
 
 // maxRequestBody leaves room around a 64 KiB message body for the rest of the request.
@@ -20,10 +22,10 @@ func decodeJSON(c echo.Context, dst any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxRequestBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errTooLarge
+		return apierror.TooLarge
 	}
 	if err != nil {
-		return newAPIError(http.StatusBadRequest, "invalid_argument", "could not read request body")
+		return apierror.InvalidArgument("could not read request body")
 	}
 	return decodeStrict(body, dst)
 }
@@ -32,10 +34,10 @@ func decodeStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return newAPIError(http.StatusBadRequest, "invalid_argument", fmt.Sprintf("invalid JSON body: %v", err))
+		return apierror.InvalidArgument(fmt.Sprintf("invalid JSON body: %v", err))
 	}
 	if dec.More() {
-		return newAPIError(http.StatusBadRequest, "invalid_argument", "invalid JSON body: trailing data")
+		return apierror.InvalidArgument("invalid JSON body: trailing data")
 	}
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/query"
+	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
 )
 
 func (h *handlers) postMessage(c echo.Context) error {
@@ -19,7 +21,7 @@ func (h *handlers) postMessage(c echo.Context) error {
 	}
 	user := currentUser(c)
 	if !h.limiter.Allow(string(user)) {
-		return errRateLimited
+		return apierror.RateLimited
 	}
 	var req struct {
 		ClientMsgID string          `json:"client_msg_id"`
@@ -52,7 +54,7 @@ func (h *handlers) listMessages(c echo.Context) error {
 	}
 	after, before := c.QueryParam("after_seq"), c.QueryParam("before_seq")
 	if after != "" && before != "" {
-		return newAPIError(http.StatusBadRequest, "invalid_argument", "give after_seq or before_seq, not both")
+		return apierror.InvalidArgument("give after_seq or before_seq, not both")
 	}
 	ctx, user := c.Request().Context(), currentUser(c)
 	var page query.MessagePage
@@ -85,7 +87,19 @@ func intParam(c echo.Context, name string, def int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, newAPIError(http.StatusBadRequest, "invalid_argument", name+" must be a non-negative integer")
+		return 0, apierror.InvalidArgument(name + " must be a non-negative integer")
 	}
 	return n, nil
+}
+
+func (h *handlers) unread(c echo.Context) error {
+	client, err := clientsync.ParseClientID(c.QueryParam("client_id"))
+	if err != nil {
+		return err
+	}
+	list, err := h.app.Queries.Cursors.Unread(c.Request().Context(), currentUser(c), client)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"conversations": list})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 )
 
@@ -18,11 +19,11 @@ func authenticate(a *auth.Authenticator) echo.MiddlewareFunc {
 			h := c.Request().Header.Get("Authorization")
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
-				return errUnauthorized
+				return apierror.Unauthenticated
 			}
 			claims, err := a.Verify(token)
 			if err != nil {
-				return errUnauthorized
+				return apierror.Unauthenticated
 			}
 			c.Set(userKey, claims.User)
 			return next(c)

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/nova-chat/nova/application"
+	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 	"github.com/nova-chat/nova/ports/ratelimit"
 )
@@ -31,9 +32,12 @@ type handlers struct {
 	ready   []ReadinessCheck
 }
 
-// NewEcho builds the public router. Other ports (WebSocket) add their routes to it.
+// Routes are more routes on the public router, from another port (the WebSocket one).
+type Routes interface{ Register(e *echo.Echo) }
+
+// NewEcho builds the public router.
 func NewEcho(app application.Application, authn *auth.Authenticator, limiter *ratelimit.PerUser,
-	ready []ReadinessCheck, log *slog.Logger) *echo.Echo {
+	ready []ReadinessCheck, more []Routes, log *slog.Logger) *echo.Echo {
 	if authn == nil || limiter == nil || log == nil {
 		panic("http.NewEcho: nil dependency")
 	}
@@ -54,6 +58,10 @@ func NewEcho(app application.Application, authn *auth.Authenticator, limiter *ra
 	v1.DELETE("/conversations/:id/participants/:user_id", h.removeParticipant)
 	v1.POST("/conversations/:id/messages", h.postMessage)
 	v1.GET("/conversations/:id/messages", h.listMessages)
+	v1.GET("/unread", h.unread)
+	for _, r := range more {
+		r.Register(e)
+	}
 	return e
 }
 
@@ -67,7 +75,7 @@ func (h *handlers) readyz(c echo.Context) error {
 		}
 	}
 	if len(down) > 0 {
-		return newAPIError(http.StatusServiceUnavailable, "unavailable", "not ready: "+strings.Join(down, "; "))
+		return apierror.New(http.StatusServiceUnavailable, "unavailable", "not ready: "+strings.Join(down, "; "))
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

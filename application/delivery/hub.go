@@ -1,0 +1,244 @@
+// Package delivery is the one path by which stored messages reach local subscriptions: it drops
+// duplicates and fills gaps by seq, so a subscription sees 1, 2, 3 ... once each, whichever
+// feed (fan-out stream, legacy Pub/Sub, backlog) brought them.
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// Item is one message as delivered: its seq and its Message JSON (encoded once, at the source).
+type Item struct {
+	Seq  int64
+	JSON []byte
+}
+
+// Origin says where a backlog page came from.
+type Origin int
+
+const (
+	FromRedis Origin = iota
+	FromPostgres
+)
+
+// Source pages through stored messages: after returns up to limit messages with seq > after,
+// ascending and contiguous from after+1, from the conversation stream where it still holds
+// them and from Postgres otherwise. An empty page means there is nothing after.
+type Source interface {
+	After(ctx context.Context, conv conversation.ID, after int64, limit int) ([]Item, Origin, error)
+}
+
+// Sink is one subscription's way out (a WebSocket connection's queue).
+type Sink interface {
+	// Deliver queues a message without blocking; an error means the sink is gone or cut off.
+	Deliver(conv conversation.ID, it Item) error
+	// WaitRoom blocks until the sink can take more backlog (flow control for catch-up).
+	WaitRoom(ctx context.Context) error
+}
+
+// Stats are the hub's running totals (exported as metrics).
+type Stats struct {
+	Delivered, DuplicatesDropped, GapsFilled, FromRedis, FromPostgres, Subscriptions atomic.Int64
+}
+
+const pageSize = 500
+
+// Hub holds this instance's subscriptions by conversation.
+type Hub struct {
+	source Source
+	log    *slog.Logger
+	Stats  Stats
+
+	mu   sync.RWMutex
+	subs map[conversation.ID]map[*Subscription]struct{}
+}
+
+func NewHub(source Source, log *slog.Logger) *Hub {
+	if source == nil || log == nil {
+		panic("delivery.NewHub: nil dependency")
+	}
+	return &Hub{source: source, log: log.With("component", "delivery"), subs: map[conversation.ID]map[*Subscription]struct{}{}}
+}
+
+// Subscription is one sink following one conversation from a seq on.
+type Subscription struct {
+	hub  *Hub
+	conv conversation.ID
+	sink Sink
+	ctx  context.Context
+	stop context.CancelFunc
+
+	mu         sync.Mutex
+	last       int64 // highest seq handed to the sink
+	catchingUp bool
+	wantMore   bool
+}
+
+// Subscribe registers sink for conv after fromSeq and starts delivering the backlog, then live
+// messages. Registration comes first, so nothing sent meanwhile can fall between the two.
+func (h *Hub) Subscribe(ctx context.Context, conv conversation.ID, fromSeq int64, sink Sink) *Subscription {
+	sctx, stop := context.WithCancel(ctx)
+	s := &Subscription{hub: h, conv: conv, sink: sink, ctx: sctx, stop: stop, last: fromSeq, catchingUp: true}
+	h.mu.Lock()
+	set := h.subs[conv]
+	if set == nil {
+		set = map[*Subscription]struct{}{}
+		h.subs[conv] = set
+	}
+	set[s] = struct{}{}
+	h.mu.Unlock()
+	h.Stats.Subscriptions.Add(1)
+	go s.catchUp()
+	return s
+}
+
+// Close stops the subscription; nothing more reaches its sink.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	if set, ok := h.subs[s.conv]; ok {
+		if _, mine := set[s]; mine {
+			delete(set, s)
+			h.Stats.Subscriptions.Add(-1)
+		}
+		if len(set) == 0 {
+			delete(h.subs, s.conv)
+		}
+	}
+	h.mu.Unlock()
+	s.stop()
+}
+
+// LastSeq is the highest seq handed to the sink.
+func (s *Subscription) LastSeq() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// Publish offers a live message to every local subscription of its conversation. It never blocks.
+func (h *Hub) Publish(conv conversation.ID, it Item) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs[conv] {
+		s.offer(it)
+	}
+}
+
+// HasSubscribers reports whether any local subscription follows conv.
+func (h *Hub) HasSubscribers(conv conversation.ID) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[conv]) > 0
+}
+
+// Resync makes every subscription look for messages it may have missed (after a live feed outage).
+func (h *Hub) Resync() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, set := range h.subs {
+		for s := range set {
+			s.mu.Lock()
+			s.startCatchUpLocked()
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *Subscription) offer(it Item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.ctx.Err() != nil:
+	case s.catchingUp:
+		if it.Seq > s.last {
+			s.wantMore = true
+		}
+	case it.Seq <= s.last:
+		s.hub.Stats.DuplicatesDropped.Add(1)
+	case it.Seq == s.last+1:
+		s.deliverLocked(it)
+	default: // a gap: fetch what is missing, in order, before this one
+		s.hub.Stats.GapsFilled.Add(1)
+		s.startCatchUpLocked()
+	}
+}
+
+func (s *Subscription) startCatchUpLocked() {
+	if s.catchingUp {
+		s.wantMore = true
+		return
+	}
+	s.catchingUp = true
+	go s.catchUp()
+}
+
+func (s *Subscription) deliverLocked(it Item) {
+	if err := s.sink.Deliver(s.conv, it); err != nil {
+		s.stop()
+		return
+	}
+	s.last = it.Seq
+	s.hub.Stats.Delivered.Add(1)
+}
+
+// catchUp pages from the source until nothing is left and no live message arrived meanwhile.
+func (s *Subscription) catchUp() {
+	backoff := 50 * time.Millisecond
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		after := s.last
+		s.wantMore = false
+		s.mu.Unlock()
+
+		page, origin, err := s.hub.source.After(s.ctx, s.conv, after, pageSize)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.hub.log.Warn("backlog read failed; retrying", "conversation_id", s.conv, "after_seq", after, "error", err)
+			}
+			sleep(s.ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if len(page) > 0 {
+			if origin == FromPostgres {
+				s.hub.Stats.FromPostgres.Add(int64(len(page)))
+			} else {
+				s.hub.Stats.FromRedis.Add(int64(len(page)))
+			}
+		}
+		for _, it := range page {
+			if err := s.sink.WaitRoom(s.ctx); err != nil {
+				return
+			}
+			s.mu.Lock()
+			if it.Seq == s.last+1 {
+				s.deliverLocked(it)
+			}
+			s.mu.Unlock()
+		}
+		s.mu.Lock()
+		if len(page) < pageSize && !s.wantMore {
+			s.catchingUp = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,66 @@
+package query
+
+import (
+	"context"
+
+	"github.com/nova-chat/nova/domain/clientsync"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// CursorReader reads one client's cursors by conversation (both the hot and the durable copy).
+type CursorReader interface {
+	AckedSeqs(ctx context.Context, user conversation.UserID, client clientsync.ClientID) (map[conversation.ID]int64, error)
+}
+
+// Cursors answers "how far has this client got": the higher of the hot and the durable copy,
+// since a cursor only moves forward and either copy may lag or be lost.
+type Cursors struct {
+	hot, durable CursorReader
+	convs        Conversations
+}
+
+func NewCursors(hot, durable CursorReader, rm ReadModel) Cursors {
+	if hot == nil || durable == nil {
+		panic("query.NewCursors: nil dependency")
+	}
+	return Cursors{hot: hot, durable: durable, convs: NewConversations(rm)}
+}
+
+// AckedSeqs merges both copies; the hot one is optional (Redis may be down or empty).
+func (q Cursors) AckedSeqs(ctx context.Context, user conversation.UserID, client clientsync.ClientID) (map[conversation.ID]int64, error) {
+	out, err := q.durable.AckedSeqs(ctx, user, client)
+	if err != nil {
+		return nil, err
+	}
+	if hot, err := q.hot.AckedSeqs(ctx, user, client); err == nil {
+		for conv, seq := range hot {
+			out[conv] = max(out[conv], seq)
+		}
+	}
+	return out, nil
+}
+
+// Unread is one conversation's count of messages after the client's cursor.
+type Unread struct {
+	ConversationID conversation.ID `json:"conversation_id"`
+	Unread         int64           `json:"unread"`
+	LastSeq        int64           `json:"last_seq"`
+	AckedSeq       int64           `json:"acked_seq"`
+}
+
+func (q Cursors) Unread(ctx context.Context, user conversation.UserID, client clientsync.ClientID) ([]Unread, error) {
+	convs, err := q.convs.ListFor(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	acked, err := q.AckedSeqs(ctx, user, client)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Unread, len(convs))
+	for i, c := range convs {
+		a := min(acked[c.ID], c.LastSeq)
+		out[i] = Unread{ConversationID: c.ID, Unread: c.LastSeq - a, LastSeq: c.LastSeq, AckedSeq: a}
+	}
+	return out, nil
+}

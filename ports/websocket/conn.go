@@ -1,0 +1,369 @@
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/domain/clientsync"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
+	"github.com/nova-chat/nova/ports/auth"
+)
+
+// Stats are the port's running totals (exported as metrics).
+type Stats struct {
+	Connections, SlowCutoffs atomic.Int64
+}
+
+var errCutOff = errors.New("connection cut off")
+
+// conn is one WebSocket connection. Its reader goroutine handles frames in order; its writer
+// goroutine drains a byte-bounded queue, so a slow client never blocks delivery to others.
+type conn struct {
+	h      *Handler
+	ws     *websocket.Conn
+	user   conversation.UserID
+	client clientsync.ClientID
+	expiry time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	qmu    sync.Mutex
+	queue  [][]byte
+	queued int
+	cut    bool
+	wake   chan struct{}
+	room   chan struct{} // closed (and replaced) when the queue drains below the high mark
+
+	subs map[conversation.ID]*delivery.Subscription // reader goroutine only
+
+	amu  sync.Mutex
+	acks map[conversation.ID]int64 // acknowledged, not yet stored durably
+
+	closeOnce sync.Once
+}
+
+func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsync.ClientID) *conn {
+	return &conn{h: h, ws: ws, user: claims.User, client: client, expiry: claims.ExpiresAt,
+		wake: make(chan struct{}, 1), room: make(chan struct{}),
+		subs: map[conversation.ID]*delivery.Subscription{}, acks: map[conversation.ID]int64{}}
+}
+
+func (c *conn) run(parent context.Context, initial conversation.ID) {
+	c.ctx, c.cancel = context.WithCancel(parent)
+	defer c.cancel()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); c.writeLoop() }()
+	go func() { defer wg.Done(); c.keepAlive() }()
+	go func() { defer wg.Done(); c.flushAcksLoop() }()
+
+	if initial != "" {
+		c.subscribe(inFrame{Type: "subscribe", ConversationID: string(initial)})
+	}
+	c.readLoop()
+
+	c.cancel()
+	for _, s := range c.subs {
+		s.Close()
+	}
+	wg.Wait()
+	c.flushAcks(context.WithoutCancel(parent))
+	_ = c.ws.CloseNow()
+}
+
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return // closed by the peer, by us, or over the frame limit (the library sent 1009)
+		}
+		if typ != websocket.MessageText {
+			c.sendError("", apierror.InvalidArgument("frames must be text"))
+			continue
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			c.sendError(f.ID, apierror.InvalidArgument(err.Error()))
+			continue
+		}
+		c.handle(f)
+	}
+}
+
+func (c *conn) handle(f inFrame) {
+	switch f.Type {
+	case "subscribe":
+		c.subscribe(f)
+	case "unsubscribe":
+		if s, ok := c.subs[conversation.ID(f.ConversationID)]; ok {
+			s.Close()
+			delete(c.subs, conversation.ID(f.ConversationID))
+		}
+	case "send":
+		c.send(f)
+	case "ack":
+		c.ack(f)
+	case "ping":
+		c.sendJSON(pongFrame{Type: "pong", ID: f.ID})
+	}
+}
+
+func (c *conn) subscribe(f inFrame) {
+	conv, err := conversation.ParseID(f.ConversationID)
+	if err != nil {
+		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	snap, err := c.h.app.Queries.Conversations.Get(c.ctx, c.user, conv)
+	if err != nil {
+		c.sendError(f.ID, apierror.From(err))
+		return
+	}
+	from := snap.LastSeq // with neither since_seq nor a stored cursor: the live end
+	if f.SinceSeq != nil {
+		if *f.SinceSeq > snap.LastSeq {
+			c.sendError(f.ID, apierror.InvalidArgument("since_seq is beyond the conversation's last seq"))
+			return
+		}
+		from = *f.SinceSeq
+	} else {
+		acked, err := c.h.app.Queries.Cursors.AckedSeqs(c.ctx, c.user, c.client)
+		if err != nil {
+			c.sendError(f.ID, apierror.From(err))
+			return
+		}
+		if seq, ok := acked[conv]; ok {
+			from = min(seq, snap.LastSeq)
+		}
+	}
+	if old, ok := c.subs[conv]; ok {
+		old.Close()
+	}
+	c.sendJSON(subscribedFrame{Type: "subscribed", ID: f.ID, ConversationID: string(conv), FromSeq: from, LastSeq: snap.LastSeq})
+	c.subs[conv] = c.h.hub.Subscribe(c.ctx, conv, from, c)
+	if from < snap.LastSeq {
+		c.h.log.Info("delivering offline messages", "conversation_id", conv, "user_id", c.user,
+			"from_seq", from, "last_seq", snap.LastSeq, "count", snap.LastSeq-from)
+	}
+}
+
+func (c *conn) send(f inFrame) {
+	conv, err := conversation.ParseID(f.ConversationID)
+	if err != nil {
+		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	if !c.h.limiter.Allow(string(c.user)) {
+		c.sendError(f.ID, apierror.RateLimited)
+		return
+	}
+	msg, _, err := c.h.app.Commands.PostMessage.Handle(c.ctx, command.PostMessage{
+		ConversationID: conv, SenderID: c.user, ClientMsgID: f.ClientMsgID, Body: f.Body,
+	})
+	if err != nil {
+		c.sendError(f.ID, apierror.From(err))
+		return
+	}
+	c.sendJSON(sentFrame{Type: "sent", ID: f.ID, Message: msg})
+}
+
+func (c *conn) ack(f inFrame) {
+	conv, err := conversation.ParseID(f.ConversationID)
+	if err != nil {
+		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
+	err = c.h.app.Commands.AcknowledgeSync.Acknowledge(c.ctx, key, *f.Seq)
+	if err != nil && !errors.Is(err, command.ErrHotCursorUnavailable) {
+		c.sendError(f.ID, apierror.From(err))
+		return
+	}
+	if err != nil {
+		c.h.log.Warn("hot cursor not written; the durable copy follows", "conversation_id", conv, "error", err)
+	}
+	c.amu.Lock()
+	c.acks[conv] = max(c.acks[conv], *f.Seq)
+	c.amu.Unlock()
+}
+
+// flushAcksLoop stores acknowledged cursors durably about once a second (and once more at the end).
+func (c *conn) flushAcksLoop() {
+	t := time.NewTicker(ackFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.flushAcks(c.ctx)
+		}
+	}
+}
+
+func (c *conn) flushAcks(ctx context.Context) {
+	c.amu.Lock()
+	pending := c.acks
+	c.acks = map[conversation.ID]int64{}
+	c.amu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for conv, seq := range pending {
+		key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
+		if err := c.h.app.Commands.AcknowledgeSync.Persist(ctx, key, seq); err != nil {
+			c.h.log.Warn("cursor not stored; will retry", "conversation_id", conv, "seq", seq, "error", err)
+			c.amu.Lock()
+			c.acks[conv] = max(c.acks[conv], seq)
+			c.amu.Unlock()
+		}
+	}
+}
+
+// Deliver implements delivery.Sink: queue one message frame, or cut the client off.
+func (c *conn) Deliver(_ conversation.ID, it delivery.Item) error {
+	return c.enqueue(messageFrame(it.JSON))
+}
+
+// WaitRoom implements delivery.Sink: backlog paging waits for the queue to drain.
+func (c *conn) WaitRoom(ctx context.Context) error {
+	for {
+		c.qmu.Lock()
+		if c.cut {
+			c.qmu.Unlock()
+			return errCutOff
+		}
+		if c.queued < backlogHighMark {
+			c.qmu.Unlock()
+			return nil
+		}
+		room := c.room
+		c.qmu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-room:
+		}
+	}
+}
+
+func (c *conn) enqueue(frame []byte) error {
+	c.qmu.Lock()
+	if c.cut {
+		c.qmu.Unlock()
+		return errCutOff
+	}
+	if c.queued+len(frame) > maxQueuedBytes {
+		c.cut = true
+		c.queue, c.queued = nil, 0
+		close(c.room)
+		c.qmu.Unlock()
+		c.h.Stats.SlowCutoffs.Add(1)
+		c.h.log.Warn("slow client cut off", "user_id", c.user, "queued_limit_bytes", maxQueuedBytes)
+		go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: too much queued")
+		return errCutOff
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		c.qmu.Unlock()
+		for _, frame := range batch {
+			wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+			err := c.ws.Write(wctx, websocket.MessageText, frame)
+			cancel()
+			if err != nil {
+				c.cancel()
+				return
+			}
+			c.qmu.Lock()
+			if c.cut {
+				c.qmu.Unlock()
+				return
+			}
+			c.queued -= len(frame)
+			if c.queued < backlogHighMark {
+				close(c.room)
+				c.room = make(chan struct{})
+			}
+			c.qmu.Unlock()
+		}
+	}
+}
+
+// keepAlive pings every 20 s, drops a peer that does not answer in 10 s, and closes the
+// connection when its token expires.
+func (c *conn) keepAlive() {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	expired := time.NewTimer(time.Until(c.expiry))
+	defer expired.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-expired.C:
+			c.closeWith(websocket.StatusPolicyViolation, "token expired")
+			return
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+			err := c.ws.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.cancel()
+				return
+			}
+		}
+	}
+}
+
+// closeWith performs the close handshake with code; the reader loop then ends.
+func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.qmu.Lock()
+		c.cut = true
+		c.qmu.Unlock()
+		_ = c.ws.Close(code, reason)
+		c.cancel()
+	})
+}
+
+func (c *conn) sendJSON(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		c.h.log.Error("encode frame", "error", err)
+		return
+	}
+	_ = c.enqueue(data)
+}
+
+func (c *conn) sendError(id string, e *apierror.Error) {
+	c.sendJSON(errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message})
+}

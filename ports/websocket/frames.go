@@ -1,0 +1,113 @@
+// Package websocket is the WebSocket port: subscriptions with exact recovery, sends and acks.
+package websocket
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// inFrame is any client frame; which fields are required depends on Type.
+type inFrame struct {
+	Type           string          `json:"type"`
+	ID             string          `json:"id,omitempty"`
+	ConversationID string          `json:"conversation_id,omitempty"`
+	SinceSeq       *int64          `json:"since_seq,omitempty"`
+	ClientMsgID    string          `json:"client_msg_id,omitempty"`
+	Body           json.RawMessage `json:"body,omitempty"`
+	Seq            *int64          `json:"seq,omitempty"`
+}
+
+const maxRequestIDLen = 128
+
+// decodeFrame parses and checks one client frame. Its error text is safe to show the client.
+func decodeFrame(data []byte) (inFrame, error) {
+	var f inFrame
+	if !utf8.Valid(data) {
+		return f, errors.New("frame is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return f, fmt.Errorf("frame is not a valid JSON object: %v", err)
+	}
+	if dec.More() {
+		return f, errors.New("frame holds more than one JSON value")
+	}
+	if len(f.ID) > maxRequestIDLen {
+		f.ID = ""
+		return f, errors.New("id must be at most 128 characters")
+	}
+	switch f.Type {
+	case "subscribe":
+		if f.SinceSeq != nil && *f.SinceSeq < 0 {
+			return f, errors.New("since_seq must not be negative")
+		}
+		return f, require(f.ConversationID != "", "conversation_id")
+	case "unsubscribe":
+		return f, require(f.ConversationID != "", "conversation_id")
+	case "send":
+		if err := require(f.ConversationID != "", "conversation_id"); err != nil {
+			return f, err
+		}
+		if err := require(f.ClientMsgID != "", "client_msg_id"); err != nil {
+			return f, err
+		}
+		return f, require(len(f.Body) > 0, "body")
+	case "ack":
+		if err := require(f.ConversationID != "", "conversation_id"); err != nil {
+			return f, err
+		}
+		return f, require(f.Seq != nil, "seq")
+	case "ping":
+		return f, nil
+	case "":
+		return f, errors.New("type is required")
+	default:
+		return f, fmt.Errorf("unknown frame type %q", f.Type)
+	}
+}
+
+func require(ok bool, field string) error {
+	if !ok {
+		return fmt.Errorf("%s is required", field)
+	}
+	return nil
+}
+
+// Server frames. Messages reuse the stored Message JSON as it is, so they are encoded once.
+
+func messageFrame(messageJSON []byte) []byte {
+	b := make([]byte, 0, len(messageJSON)+32)
+	b = append(b, `{"type":"message","message":`...)
+	b = append(b, messageJSON...)
+	return append(b, '}')
+}
+
+type subscribedFrame struct {
+	Type           string `json:"type"`
+	ID             string `json:"id,omitempty"`
+	ConversationID string `json:"conversation_id"`
+	FromSeq        int64  `json:"from_seq"`
+	LastSeq        int64  `json:"last_seq"`
+}
+
+type sentFrame struct {
+	Type    string `json:"type"`
+	ID      string `json:"id,omitempty"`
+	Message any    `json:"message"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	ID      string `json:"id,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,180 @@
+package websocket
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nova-chat/nova/application"
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/domain/clientsync"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
+	"github.com/nova-chat/nova/ports/auth"
+	"github.com/nova-chat/nova/ports/ratelimit"
+)
+
+// Limits of one connection (PROTOCOL.md section 4).
+const (
+	maxFrameBytes   = 128 << 10
+	maxQueuedBytes  = 1 << 20   // a client that lets this much pile up is cut off with 1008
+	backlogHighMark = 256 << 10 // backlog paging waits while more than this is queued
+	pingInterval    = 20 * time.Second
+	pingTimeout     = 10 * time.Second
+	writeTimeout    = 10 * time.Second
+	ackFlushEvery   = time.Second
+)
+
+// Options are the port's settings from the configuration.
+type Options struct {
+	OriginPatterns  []string // empty: same host only
+	MaxConnsPerUser int
+}
+
+// Handler upgrades authenticated requests and runs their connections.
+type Handler struct {
+	app     application.Application
+	hub     *delivery.Hub
+	authn   *auth.Authenticator
+	limiter *ratelimit.PerUser
+	opts    Options
+	log     *slog.Logger
+	Stats   Stats
+
+	mu      sync.Mutex
+	perUser map[conversation.UserID]int
+	conns   map[*conn]struct{}
+	closing bool
+}
+
+func NewHandler(app application.Application, hub *delivery.Hub, authn *auth.Authenticator, limiter *ratelimit.PerUser,
+	opts Options, log *slog.Logger) *Handler {
+	if hub == nil || authn == nil || limiter == nil || log == nil {
+		panic("websocket.NewHandler: nil dependency")
+	}
+	if opts.MaxConnsPerUser < 1 {
+		opts.MaxConnsPerUser = 32
+	}
+	return &Handler{app: app, hub: hub, authn: authn, limiter: limiter, opts: opts, log: log.With("component", "websocket"),
+		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{}}
+}
+
+// Register adds the WebSocket routes to the public router.
+func (h *Handler) Register(e *echo.Echo) {
+	e.GET("/v1/ws", h.serve)
+	e.GET("/v1/conversations/:id/ws", h.serve)
+}
+
+func (h *Handler) serve(c echo.Context) error {
+	r := c.Request()
+	claims, err := h.authenticate(r)
+	if err != nil {
+		return apierror.Unauthenticated
+	}
+	client, err := clientsync.ParseClientID(r.URL.Query().Get("client_id"))
+	if err != nil {
+		return apierror.InvalidArgument("client_id must be a UUID")
+	}
+	var initial conversation.ID
+	if id := c.Param("id"); id != "" {
+		if initial, err = conversation.ParseID(id); err != nil {
+			return apierror.NotFound
+		}
+		if _, err := h.app.Queries.Conversations.Get(r.Context(), claims.User, initial); err != nil {
+			return err
+		}
+	}
+	if !h.admit(claims.User) {
+		return apierror.New(http.StatusTooManyRequests, "rate_limited", "too many connections for this user")
+	}
+	defer h.release(claims.User)
+
+	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
+	if err != nil {
+		return nil // Accept has answered (e.g. 403 for a foreign Origin)
+	}
+	ws.SetReadLimit(maxFrameBytes)
+	cn := newConn(h, ws, claims, client)
+	if !h.track(cn) {
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return nil
+	}
+	defer h.untrack(cn)
+	cn.run(context.WithoutCancel(r.Context()), initial)
+	return nil
+}
+
+// authenticate takes the token from the Authorization header, or from ?access_token= for browsers.
+func (h *Handler) authenticate(r *http.Request) (auth.Claims, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = r.URL.Query().Get("access_token")
+	}
+	return h.authn.Verify(token)
+}
+
+func (h *Handler) admit(u conversation.UserID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perUser[u] >= h.opts.MaxConnsPerUser {
+		return false
+	}
+	h.perUser[u]++
+	return true
+}
+
+func (h *Handler) release(u conversation.UserID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perUser[u]--; h.perUser[u] <= 0 {
+		delete(h.perUser, u)
+	}
+}
+
+func (h *Handler) track(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	h.Stats.Connections.Add(1)
+	return true
+}
+
+func (h *Handler) untrack(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; ok {
+		delete(h.conns, c)
+		h.Stats.Connections.Add(-1)
+	}
+}
+
+// Shutdown closes every connection with 1001 (going away) and waits for them to finish.
+func (h *Handler) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.closeWith(websocket.StatusGoingAway, "server shutting down") }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
