@@ -40,6 +40,7 @@ type Config struct {
 	SendRate        ratelimit.SendRate
 	MaxConnsPerUser MaxConnsPerUser
 	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
+	LiveFeed        string // which Redis feed drives live delivery: both, streams or pubsub
 }
 
 // ConfigError names the variable that was wrong; cmd/nova prints it on one line and exits 2.
@@ -139,6 +140,13 @@ var settings = []setting{
 			return errors.New("must be a positive integer")
 		}
 		c.MaxConnsPerUser = MaxConnsPerUser(n)
+		return nil
+	}},
+	{"NOVA_LIVE_FEED", "both", "what drives live WebSocket delivery: both, streams (fan-out stream only) or pubsub (legacy channel only; for A/B runs)", func(c *Config, v string) error {
+		if v != "both" && v != "streams" && v != "pubsub" {
+			return errors.New("must be both, streams or pubsub")
+		}
+		c.LiveFeed = v
 		return nil
 	}},
 	{"NOVA_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", func(c *Config, v string) error {

@@ -64,6 +64,12 @@ func NewMessagingKeys() messaging.Keys {
 	return messaging.Keys{FanoutStream: redisstream.FanoutStream, ChannelPrefix: redisstream.PubSubChannel("")}
 }
 
+// NewPubSubEnabled: the legacy channel feeds live delivery when it is published and not switched off.
 func NewPubSubEnabled(cfg Config) messaging.PubSubEnabled {
-	return messaging.PubSubEnabled(cfg.PubSubCompat)
+	return messaging.PubSubEnabled(bool(cfg.PubSubCompat) && cfg.LiveFeed != "streams")
+}
+
+// NewFanoutEnabled: the fan-out stream feeds live delivery unless an A/B run asks for Pub/Sub only.
+func NewFanoutEnabled(cfg Config) messaging.FanoutEnabled {
+	return messaging.FanoutEnabled(cfg.LiveFeed != "pubsub")
 }

@@ -45,6 +45,7 @@ var portSet = wire.NewSet(
 	delivery.NewHub,
 	NewMessagingKeys,
 	NewPubSubEnabled,
+	NewFanoutEnabled,
 	messaging.NewFanoutListener,
 	messaging.NewPubSubListener,
 	NewWebSocketOptions,

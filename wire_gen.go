@@ -65,8 +65,9 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	v2 := NewPublicRoutes(handler)
 	echo := http.NewEcho(application, authenticator, perUser, v, v2, log)
 	server := http.NewServer(addr, echo)
+	fanoutEnabled := NewFanoutEnabled(cfg)
 	keys := NewMessagingKeys()
-	fanoutListener := messaging.NewFanoutListener(keys, universalClient, hub, log)
+	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
 	pubSubEnabled := NewPubSubEnabled(cfg)
 	pubSubListener := messaging.NewPubSubListener(keys, universalClient, hub, pubSubEnabled, log)
 	background := Background{
@@ -91,5 +92,6 @@ var configSet = wire.FieldsOf(new(Config),
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)))
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
-	NewPubSubEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+	NewPubSubEnabled,
+	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
 )

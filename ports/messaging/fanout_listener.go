@@ -20,11 +20,12 @@ import (
 // FanoutListener reads every entry of the fan-out stream (a plain XREAD, no group: every
 // instance must see every message) and offers it to local subscriptions.
 type FanoutListener struct {
-	keys   Keys
-	client redis.UniversalClient
-	hub    *delivery.Hub
-	log    *slog.Logger
-	Stats  FanoutStats
+	enabled bool
+	keys    Keys
+	client  redis.UniversalClient
+	hub     *delivery.Hub
+	log     *slog.Logger
+	Stats   FanoutStats
 }
 
 type FanoutStats struct{ Entries, Malformed, Outages atomic.Int64 }
@@ -35,16 +36,22 @@ type Keys struct {
 	ChannelPrefix string // the legacy Pub/Sub channel of a conversation is ChannelPrefix + its id
 }
 
-func NewFanoutListener(keys Keys, client redis.UniversalClient, hub *delivery.Hub, log *slog.Logger) *FanoutListener {
+// FanoutEnabled is false only in A/B runs that deliver through the legacy channel alone.
+type FanoutEnabled bool
+
+func NewFanoutListener(enabled FanoutEnabled, keys Keys, client redis.UniversalClient, hub *delivery.Hub, log *slog.Logger) *FanoutListener {
 	if client == nil || hub == nil || log == nil || keys.FanoutStream == "" {
 		panic("messaging.NewFanoutListener: nil dependency")
 	}
-	return &FanoutListener{keys: keys, client: client, hub: hub, log: log.With("component", "fanout-listener")}
+	return &FanoutListener{enabled: bool(enabled), keys: keys, client: client, hub: hub, log: log.With("component", "fanout-listener")}
 }
 
 // Run reads from the stream's current end until ctx ends. After an outage it asks every
 // subscription to look for what it missed, since the stream itself may have been lost.
 func (l *FanoutListener) Run(ctx context.Context) error {
+	if !l.enabled {
+		return nil
+	}
 	last, healthy := "", true
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
