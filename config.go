@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
@@ -41,6 +42,7 @@ type Config struct {
 	MaxConnsPerUser MaxConnsPerUser
 	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
 	LiveFeed        string // which Redis feed drives live delivery: both, streams or pubsub
+	Groups          redisstream.GroupConfig
 }
 
 // ConfigError names the variable that was wrong; cmd/nova prints it on one line and exits 2.
@@ -149,6 +151,15 @@ var settings = []setting{
 		c.LiveFeed = v
 		return nil
 	}},
+	{"NOVA_CLAIM_IDLE", "30s", "a consumer-group entry pending this long is taken over from its (presumed dead) consumer", func(c *Config, v string) error {
+		return parseDuration(v, &c.Groups.ClaimIdle)
+	}},
+	{"NOVA_CLAIM_INTERVAL", "5s", "how often each instance looks for such entries", func(c *Config, v string) error {
+		return parseDuration(v, &c.Groups.ClaimInterval)
+	}},
+	{"NOVA_CONSUMER_TIMEOUT", "10m", "an idle consumer with nothing pending is removed from its group after this", func(c *Config, v string) error {
+		return parseDuration(v, &c.Groups.ConsumerTimeout)
+	}},
 	{"NOVA_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", func(c *Config, v string) error {
 		if v != "" && v != "text" && v != "json" {
 			return errors.New("must be text or json")
@@ -156,6 +167,15 @@ var settings = []setting{
 		c.LogFormat = v
 		return nil
 	}},
+}
+
+func parseDuration(v string, dst *time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("must be a positive duration such as 30s")
+	}
+	*dst = d
+	return nil
 }
 
 func checkAddr(v string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -20,14 +21,15 @@ import (
 
 // Plain constructors that wire.go composes; each works without wire too.
 
-func NewApplication(repo conversation.Repository, rm *postgres.ReadModel,
-	hot *redisstream.ClientSyncCache, cursors *postgres.ClientSyncRepository) application.Application {
+func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *redisstream.ClientSyncCache,
+	cursors *postgres.ClientSyncRepository, presence *redisstream.Presence, offline *redisstream.OfflineCounter) application.Application {
 	return application.Application{
 		Commands: application.Commands{
 			StartConversation:  command.NewStartConversationHandler(repo),
 			ChangeParticipants: command.NewChangeParticipantsHandler(repo),
 			PostMessage:        command.NewPostMessageHandler(repo, rm),
-			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, cursors),
+			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, offline, cursors),
+			CountOffline:       command.NewCountOfflineHandler(repo, presence, offline),
 		},
 		Queries: application.Queries{
 			Conversations: query.NewConversations(rm),
@@ -61,7 +63,8 @@ func NewPublicRoutes(ws *websocket.Handler) []nhttp.Routes { return []nhttp.Rout
 
 // NewMessagingKeys hands the listeners the key names the Redis adapter writes.
 func NewMessagingKeys() messaging.Keys {
-	return messaging.Keys{FanoutStream: redisstream.FanoutStream, ChannelPrefix: redisstream.PubSubChannel("")}
+	return messaging.Keys{FanoutStream: redisstream.FanoutStream, DeadLetterStream: redisstream.DeadLetterStream,
+		ChannelPrefix: redisstream.PubSubChannel("")}
 }
 
 // NewPubSubEnabled: the legacy channel feeds live delivery when it is published and not switched off.
@@ -73,3 +76,10 @@ func NewPubSubEnabled(cfg Config) messaging.PubSubEnabled {
 func NewFanoutEnabled(cfg Config) messaging.FanoutEnabled {
 	return messaging.FanoutEnabled(cfg.LiveFeed != "pubsub")
 }
+
+func NewConsumerName(cfg Config) redisstream.ConsumerName {
+	return redisstream.ConsumerName(cfg.InstanceID)
+}
+
+// NewFanoutUnmarshaller is how consumer groups read fan-out entries (it never fails; see the type).
+func NewFanoutUnmarshaller() wredis.Unmarshaller { return messaging.FanoutUnmarshaller{} }

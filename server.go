@@ -14,6 +14,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/websocket"
@@ -21,10 +22,12 @@ import (
 
 // Background is everything an instance runs besides its listeners.
 type Background struct {
-	Relay  *outbox.Relay
-	Fanout *messaging.FanoutListener
-	PubSub *messaging.PubSubListener
-	Hub    *delivery.Hub
+	Relay   *outbox.Relay
+	Fanout  *messaging.FanoutListener
+	PubSub  *messaging.PubSubListener
+	Router  *messaging.Router
+	Trimmer *redisstream.FanoutTrimmer
+	Hub     *delivery.Hub
 }
 
 // Server is one running instance: public listener, admin listener, outbox relay, live feeds.
@@ -39,7 +42,8 @@ type Server struct {
 
 func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server,
 	ws *websocket.Handler, bg Background) *Server {
-	if log == nil || migrator == nil || public == nil || ws == nil || bg.Relay == nil || bg.Fanout == nil || bg.PubSub == nil {
+	if log == nil || migrator == nil || public == nil || ws == nil || bg.Relay == nil || bg.Fanout == nil ||
+		bg.PubSub == nil || bg.Router == nil || bg.Trimmer == nil || bg.Hub == nil {
 		panic("nova.NewServer: nil dependency")
 	}
 	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, ws: ws, bg: bg}
@@ -65,7 +69,35 @@ func (s *Server) RunBackground(ctx context.Context) {
 	g.Go(func() error { return s.bg.Relay.Run(ctx) })
 	g.Go(func() error { return s.bg.Fanout.Run(ctx) })
 	g.Go(func() error { return s.bg.PubSub.Run(ctx) })
-	_ = g.Wait()
+	g.Go(func() error { return s.bg.Router.Run(ctx) })
+	g.Go(func() error { return s.ws.RunPresence(ctx) })
+	g.Go(func() error { s.trimFanout(ctx); return nil })
+	if err := g.Wait(); err != nil {
+		s.log.Error("background work stopped", "error", err)
+	}
+}
+
+const trimEvery = 10 * time.Second
+
+// trimFanout trims the fan-out stream behind the slowest consumer group (the relay leader does it).
+func (s *Server) trimFanout(ctx context.Context) {
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.bg.Relay.IsLeader() {
+			continue
+		}
+		if n, err := s.bg.Trimmer.Trim(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("fan-out trim failed", "error", err)
+		} else if n > 0 {
+			s.log.Debug("fan-out stream trimmed", "entries", n)
+		}
+	}
 }
 
 // Run serves until ctx is cancelled (SIGTERM/SIGINT), then drains and returns nil:

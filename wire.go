@@ -6,6 +6,8 @@ import (
 	"context"
 	"log/slog"
 
+	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/wire"
 
 	"github.com/nova-chat/nova/adapters/outbox"
@@ -21,7 +23,7 @@ import (
 )
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
 
 var adapterSet = wire.NewSet(
 	postgres.NewPool,
@@ -34,6 +36,16 @@ var adapterSet = wire.NewSet(
 	redisstream.NewBacklog,
 	wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)),
 	wire.Bind(new(delivery.Source), new(*redisstream.Backlog)),
+	NewConsumerName,
+	NewFanoutUnmarshaller,
+	redisstream.NewGroupSubscribers,
+	wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)),
+	redisstream.NewDeadLetterPublisher,
+	wire.Bind(new(message.Publisher), new(*wredis.Publisher)),
+	redisstream.NewPresence,
+	wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)),
+	redisstream.NewOfflineCounter,
+	redisstream.NewFanoutTrimmer,
 	redisstream.NewClient,
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
@@ -48,6 +60,7 @@ var portSet = wire.NewSet(
 	NewFanoutEnabled,
 	messaging.NewFanoutListener,
 	messaging.NewPubSubListener,
+	messaging.NewRouter,
 	NewWebSocketOptions,
 	websocket.NewHandler,
 	NewPublicRoutes,

@@ -8,6 +8,8 @@ package nova
 
 import (
 	"context"
+	redisstream2 "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/wire"
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
@@ -52,7 +54,10 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	readModel := postgres.NewReadModel(pool)
 	clientSyncCache := redisstream.NewClientSyncCache(universalClient)
 	clientSyncRepository := postgres.NewClientSyncRepository(pool)
-	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository)
+	consumerName := NewConsumerName(cfg)
+	presence := redisstream.NewPresence(universalClient, consumerName)
+	offlineCounter := redisstream.NewOfflineCounter(universalClient)
+	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository, presence, offlineCounter)
 	secret := cfg.JWTSecret
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
@@ -61,7 +66,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
 	hub := delivery.NewHub(backlog, log)
 	options := NewWebSocketOptions(cfg)
-	handler := websocket.NewHandler(application, hub, authenticator, perUser, options, log)
+	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, log)
 	v2 := NewPublicRoutes(handler)
 	echo := http.NewEcho(application, authenticator, perUser, v, v2, log)
 	server := http.NewServer(addr, echo)
@@ -70,14 +75,36 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
 	pubSubEnabled := NewPubSubEnabled(cfg)
 	pubSubListener := messaging.NewPubSubListener(keys, universalClient, hub, pubSubEnabled, log)
+	groupConfig := cfg.Groups
+	unmarshaller := NewFanoutUnmarshaller()
+	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, log)
+	publisher, cleanup4, err := redisstream.NewDeadLetterPublisher(ctx, url)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	router, err := messaging.NewRouter(ctx, keys, groupSubscribers, publisher, application, log)
+	if err != nil {
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient)
 	background := Background{
-		Relay:  relay,
-		Fanout: fanoutListener,
-		PubSub: pubSubListener,
-		Hub:    hub,
+		Relay:   relay,
+		Fanout:  fanoutListener,
+		PubSub:  pubSubListener,
+		Router:  router,
+		Trimmer: fanoutTrimmer,
+		Hub:     hub,
 	}
 	novaServer := NewServer(cfg, log, migrator, server, handler, background)
 	return novaServer, func() {
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()
@@ -87,11 +114,13 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 // wire.go:
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
 
-var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)))
+var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), NewConsumerName,
+	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)),
+)
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
 	NewPubSubEnabled,
-	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
 )

@@ -16,6 +16,7 @@ type Commands struct {
 	ChangeParticipants command.ChangeParticipantsHandler
 	PostMessage        command.PostMessageHandler
 	AcknowledgeSync    command.AcknowledgeSyncHandler
+	CountOffline       command.CountOfflineHandler
 }
 
 type Queries struct {

@@ -20,15 +20,22 @@ type HotCursors interface {
 type AcknowledgeSyncHandler struct {
 	conversations conversation.Repository
 	hot           HotCursors
+	offline       OfflineCounts
 	repo          clientsync.Repository
 	now           func() time.Time
 }
 
-func NewAcknowledgeSyncHandler(conversations conversation.Repository, hot HotCursors, repo clientsync.Repository) AcknowledgeSyncHandler {
-	if conversations == nil || hot == nil || repo == nil {
+func NewAcknowledgeSyncHandler(conversations conversation.Repository, hot HotCursors, offline OfflineCounts,
+	repo clientsync.Repository) AcknowledgeSyncHandler {
+	if conversations == nil || hot == nil || offline == nil || repo == nil {
 		panic("command.NewAcknowledgeSyncHandler: nil dependency")
 	}
-	return AcknowledgeSyncHandler{conversations: conversations, hot: hot, repo: repo, now: time.Now}
+	return AcknowledgeSyncHandler{conversations: conversations, hot: hot, offline: offline, repo: repo, now: time.Now}
+}
+
+// Synced clears the user's offline counter of a conversation (on subscribe and on ack).
+func (h AcknowledgeSyncHandler) Synced(ctx context.Context, user conversation.UserID, conv conversation.ID) error {
+	return h.offline.Clear(ctx, user, conv)
 }
 
 // Acknowledge checks the caller may read the conversation and that seq exists, then moves the
@@ -45,6 +52,9 @@ func (h AcknowledgeSyncHandler) Acknowledge(ctx context.Context, key clientsync.
 		return &conversation.ValidationError{Reason: "seq must be between 1 and the conversation's last seq"}
 	}
 	if err := h.hot.Advance(ctx, key, seq, h.now()); err != nil {
+		return fmt.Errorf("%w: %v", ErrHotCursorUnavailable, err)
+	}
+	if err := h.offline.Clear(ctx, key.User, key.Conversation); err != nil {
 		return fmt.Errorf("%w: %v", ErrHotCursorUnavailable, err)
 	}
 	return nil

@@ -32,8 +32,9 @@ type FanoutStats struct{ Entries, Malformed, Outages atomic.Int64 }
 
 // Keys are the Redis names the listeners read (PROTOCOL.md section 5), given by the adapter that writes them.
 type Keys struct {
-	FanoutStream  string
-	ChannelPrefix string // the legacy Pub/Sub channel of a conversation is ChannelPrefix + its id
+	FanoutStream     string
+	DeadLetterStream string
+	ChannelPrefix    string // the legacy Pub/Sub channel of a conversation is ChannelPrefix + its id
 }
 
 // FanoutEnabled is false only in A/B runs that deliver through the legacy channel alone.

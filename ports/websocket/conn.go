@@ -150,6 +150,9 @@ func (c *conn) subscribe(f inFrame) {
 	}
 	c.sendJSON(subscribedFrame{Type: "subscribed", ID: f.ID, ConversationID: string(conv), FromSeq: from, LastSeq: snap.LastSeq})
 	c.subs[conv] = c.h.hub.Subscribe(c.ctx, conv, from, c)
+	if err := c.h.app.Commands.AcknowledgeSync.Synced(c.ctx, c.user, conv); err != nil {
+		c.h.log.Warn("offline counter not cleared", "conversation_id", conv, "error", err)
+	}
 	if from < snap.LastSeq {
 		c.h.log.Info("delivering offline messages", "conversation_id", conv, "user_id", c.user,
 			"from_seq", from, "last_seq", snap.LastSeq, "count", snap.LastSeq-from)

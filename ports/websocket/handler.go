@@ -37,9 +37,19 @@ type Options struct {
 	MaxConnsPerUser int
 }
 
+// PresenceRecorder tells other instances which users hold a connection here (heartbeats with a TTL).
+type PresenceRecorder interface {
+	Vouch(ctx context.Context, users []conversation.UserID) error
+	Leave(ctx context.Context, user conversation.UserID) error
+}
+
+// presenceHeartbeat renews this instance's presence claims well within their TTL.
+const presenceHeartbeat = 10 * time.Second
+
 // Handler upgrades authenticated requests and runs their connections.
 type Handler struct {
-	app     application.Application
+	app      application.Application
+	presence PresenceRecorder
 	hub     *delivery.Hub
 	authn   *auth.Authenticator
 	limiter *ratelimit.PerUser
@@ -53,15 +63,15 @@ type Handler struct {
 	closing bool
 }
 
-func NewHandler(app application.Application, hub *delivery.Hub, authn *auth.Authenticator, limiter *ratelimit.PerUser,
-	opts Options, log *slog.Logger) *Handler {
-	if hub == nil || authn == nil || limiter == nil || log == nil {
+func NewHandler(app application.Application, hub *delivery.Hub, presence PresenceRecorder, authn *auth.Authenticator,
+	limiter *ratelimit.PerUser, opts Options, log *slog.Logger) *Handler {
+	if hub == nil || presence == nil || authn == nil || limiter == nil || log == nil {
 		panic("websocket.NewHandler: nil dependency")
 	}
 	if opts.MaxConnsPerUser < 1 {
 		opts.MaxConnsPerUser = 32
 	}
-	return &Handler{app: app, hub: hub, authn: authn, limiter: limiter, opts: opts, log: log.With("component", "websocket"),
+	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, log: log.With("component", "websocket"),
 		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{}}
 }
 
@@ -90,10 +100,10 @@ func (h *Handler) serve(c echo.Context) error {
 			return err
 		}
 	}
-	if !h.admit(claims.User) {
+	if !h.admit(r.Context(), claims.User) {
 		return apierror.New(http.StatusTooManyRequests, "rate_limited", "too many connections for this user")
 	}
-	defer h.release(claims.User)
+	defer h.release(context.WithoutCancel(r.Context()), claims.User)
 
 	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
@@ -119,21 +129,59 @@ func (h *Handler) authenticate(r *http.Request) (auth.Claims, error) {
 	return h.authn.Verify(token)
 }
 
-func (h *Handler) admit(u conversation.UserID) bool {
+func (h *Handler) admit(ctx context.Context, u conversation.UserID) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.perUser[u] >= h.opts.MaxConnsPerUser {
+		h.mu.Unlock()
 		return false
 	}
 	h.perUser[u]++
+	first := h.perUser[u] == 1
+	h.mu.Unlock()
+	if first {
+		if err := h.presence.Vouch(ctx, []conversation.UserID{u}); err != nil {
+			h.log.Warn("presence not recorded; the next heartbeat retries", "error", err)
+		}
+	}
 	return true
 }
 
-func (h *Handler) release(u conversation.UserID) {
+func (h *Handler) release(ctx context.Context, u conversation.UserID) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.perUser[u]--; h.perUser[u] <= 0 {
+	h.perUser[u]--
+	last := h.perUser[u] <= 0
+	if last {
 		delete(h.perUser, u)
+	}
+	h.mu.Unlock()
+	if last {
+		if err := h.presence.Leave(ctx, u); err != nil {
+			h.log.Warn("presence not withdrawn; it expires by itself", "error", err)
+		}
+	}
+}
+
+// RunPresence renews this instance's presence claims until ctx ends.
+func (h *Handler) RunPresence(ctx context.Context) error {
+	t := time.NewTicker(presenceHeartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		h.mu.Lock()
+		users := make([]conversation.UserID, 0, len(h.perUser))
+		for u := range h.perUser {
+			users = append(users, u)
+		}
+		h.mu.Unlock()
+		if len(users) > 0 {
+			if err := h.presence.Vouch(ctx, users); err != nil && ctx.Err() == nil {
+				h.log.Warn("presence heartbeat failed", "users", len(users), "error", err)
+			}
+		}
 	}
 }
 

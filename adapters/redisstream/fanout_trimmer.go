@@ -1,0 +1,81 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FanoutTrimmer trims the fan-out stream, but never past an entry some consumer group has not
+// acknowledged: it keeps everything from the oldest pending entry, or from the first entry a
+// group has not been delivered yet, whichever is older. MAXLEN alone could drop unread work.
+type FanoutTrimmer struct{ client redis.UniversalClient }
+
+func NewFanoutTrimmer(client redis.UniversalClient) *FanoutTrimmer {
+	if client == nil {
+		panic("redisstream.NewFanoutTrimmer: nil client")
+	}
+	return &FanoutTrimmer{client: client}
+}
+
+// Trim removes acknowledged entries older than every group's position; it returns how many.
+// With no group at all it keeps the stream as it is (nothing says what was consumed).
+func (t *FanoutTrimmer) Trim(ctx context.Context) (int64, error) {
+	minID, err := t.SafeMinID(ctx)
+	if err != nil || minID == "" {
+		return 0, err
+	}
+	return t.client.XTrimMinID(ctx, FanoutStream, minID).Result()
+}
+
+// SafeMinID is the oldest id that must be kept, or "" when nothing can be trimmed.
+func (t *FanoutTrimmer) SafeMinID(ctx context.Context) (string, error) {
+	groups, err := t.client.XInfoGroups(ctx, FanoutStream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return "", nil
+		}
+		return "", fmt.Errorf("xinfo groups: %w", err)
+	}
+	if len(groups) == 0 {
+		return "", nil
+	}
+	keep := ""
+	for _, g := range groups {
+		candidate := nextID(g.LastDeliveredID)
+		if g.Pending > 0 {
+			p, err := t.client.XPending(ctx, FanoutStream, g.Name).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return "", fmt.Errorf("xpending %s: %w", g.Name, err)
+			}
+			if p != nil && p.Lower != "" {
+				candidate = p.Lower
+			}
+		}
+		if keep == "" || lessID(candidate, keep) {
+			keep = candidate
+		}
+	}
+	return keep, nil
+}
+
+// nextID is the smallest id after id ("5-3" -> "5-4").
+func nextID(id string) string {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return id
+	}
+	var n uint64
+	_, _ = fmt.Sscan(seq, &n)
+	return fmt.Sprintf("%s-%d", ms, n+1)
+}
+
+func lessID(a, b string) bool {
+	var am, as, bm, bs uint64
+	_, _ = fmt.Sscanf(a, "%d-%d", &am, &as)
+	_, _ = fmt.Sscanf(b, "%d-%d", &bm, &bs)
+	return am < bm || am == bm && as < bs
+}

@@ -1,0 +1,84 @@
+package redisstream
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// GroupConfig tunes consumer groups: when a pending entry counts as abandoned by a dead consumer,
+// how often survivors look for such entries, and when an idle consumer with nothing pending is removed.
+type GroupConfig struct {
+	ClaimIdle       time.Duration
+	ClaimInterval   time.Duration
+	ConsumerTimeout time.Duration
+}
+
+// GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream.
+type GroupSubscribers struct {
+	url      URL
+	decode   wredis.Unmarshaller
+	consumer string
+	cfg      GroupConfig
+	log      *slog.Logger
+}
+
+// ConsumerName is this instance's consumer name inside every group (NOVA_INSTANCE_ID).
+type ConsumerName string
+
+// NewGroupSubscribers makes subscribers that decode entries with decode (the port's unmarshaller).
+func NewGroupSubscribers(url URL, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller, log *slog.Logger) *GroupSubscribers {
+	if log == nil || consumer == "" || decode == nil {
+		panic("redisstream.NewGroupSubscribers: nil dependency")
+	}
+	return &GroupSubscribers{url: url, decode: decode, consumer: string(consumer), cfg: cfg, log: log}
+}
+
+// For returns a subscriber for group. Each has its own Redis client, since closing a
+// watermill-redisstream subscriber closes its client.
+func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subscriber, error) {
+	client, _, err := NewClient(ctx, g.url)
+	if err != nil {
+		return nil, err
+	}
+	log := g.log.With("consumer_group", group)
+	return wredis.NewSubscriber(wredis.SubscriberConfig{
+		Client:                        client,
+		Unmarshaller:                  g.decode,
+		NackResendSleep:               time.Second,
+		Consumer:                      g.consumer,
+		ConsumerGroup:                 group,
+		OldestId:                      "0",
+		ClaimInterval:                 g.cfg.ClaimInterval,
+		MaxIdleTime:                   g.cfg.ClaimIdle,
+		CheckConsumersInterval:        g.cfg.ConsumerTimeout / 4,
+		ConsumerTimeout:               g.cfg.ConsumerTimeout, // the library only removes consumers with nothing pending
+		BlockTime:                     500 * time.Millisecond,
+		DisableIndefiniteInitialBlock: true,
+		ShouldStopOnReadErrors: func(err error) bool {
+			recreateGroupIfLost(context.Background(), client, group, err, log)
+			return false
+		},
+	}, watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+}
+
+// recreateGroupIfLost handles NOGROUP: Redis came back empty (or the group was deleted), and
+// watermill-redisstream only creates its group when it subscribes. Recreating it from "0"
+// reads the new stream from its start; BUSYGROUP means another instance was faster.
+func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, group string, readErr error, log *slog.Logger) {
+	if readErr == nil || !strings.Contains(readErr.Error(), "NOGROUP") {
+		return
+	}
+	err := client.XGroupCreateMkStream(ctx, FanoutStream, group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		log.Warn("consumer group lost and not yet recreated", "error", err)
+		return
+	}
+	log.Warn("consumer group was lost (Redis restarted empty?); recreated it", "stream", FanoutStream)
+}
