@@ -93,9 +93,10 @@ func testUnauthenticated(t *testing.T, base string) {
 		{"signed with another secret", "Bearer " + signHS256(t, "another-secret-that-is-long-enough-0123456789", jwt.MapClaims{"sub": user, "exp": future})},
 		{"alg none", "Bearer " + unsignedToken(t, map[string]any{"sub": user, "exp": future})},
 		{"no exp", "Bearer " + signHS256(t, testinfra.JWTSecret, jwt.MapClaims{"sub": user, "iat": time.Now().Unix()})},
-		{"RS256 (HS/RS confusion)", "Bearer " + signRS256(t, rsaKey, jwt.MapClaims{"sub": user, "exp": future})},
+		{"RS256 (HS/RS confusion)", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, jwt.MapClaims{"sub": user, "exp": future})},
 		{"sub is not a UUID", "Bearer " + signHS256(t, testinfra.JWTSecret, jwt.MapClaims{"sub": "alice", "exp": future})},
 		{"no sub", "Bearer " + signHS256(t, testinfra.JWTSecret, jwt.MapClaims{"exp": future})},
+		{"HS512 with the right secret", "Bearer " + sign(t, jwt.SigningMethodHS512, []byte(testinfra.JWTSecret), jwt.MapClaims{"sub": user, "exp": future})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +115,13 @@ func testUnauthenticated(t *testing.T, base string) {
 	}
 
 	t.Run("a 1 MB Authorization header is refused quickly", func(t *testing.T) {
-		// given a token of a million bytes (below net/http's 1 MiB header limit, so Nova must answer)
-		header := bearer(strings.Repeat("A", 1_000_000))
+		// given a correctly signed token padded to about a million bytes (below net/http's 1 MiB
+		// header limit, so Nova itself must answer, and valid but for its size)
+		token := signHS256(t, testinfra.JWTSecret, jwt.MapClaims{"sub": user, "exp": future, "pad": strings.Repeat("A", 740_000)})
+		if len(token) < 980_000 || len(token) > 1_000_000 {
+			t.Fatalf("token is %d bytes, want about 1 MB", len(token))
+		}
+		header := bearer(token)
 
 		// when it is sent
 		start := time.Now()
@@ -130,22 +136,18 @@ func testUnauthenticated(t *testing.T, base string) {
 	})
 }
 
-func signHS256(t *testing.T, secret string, claims jwt.MapClaims) string {
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func signRS256(t *testing.T, key *rsa.PrivateKey, claims jwt.MapClaims) string {
+func signHS256(t *testing.T, secret string, claims jwt.MapClaims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return sign(t, jwt.SigningMethodHS256, []byte(secret), claims)
 }
 
 // unsignedToken builds an `alg: none` JWT by hand: header.claims. with an empty signature.

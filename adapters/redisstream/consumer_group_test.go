@@ -1,0 +1,191 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// addFanoutEntries writes n entries shaped as the relay writes them.
+func addFanoutEntries(t *testing.T, rdb *redis.Client, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		uuid := fmt.Sprintf("event-%03d", i)
+		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+			"_watermill_message_uuid": uuid, "payload": `{"seq":1}`, "conversation_id": "c",
+			"stream_key": "stream:conversation:c", "entry_id": fmt.Sprintf("%d-0", i+1),
+		}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = uuid
+	}
+	return ids
+}
+
+func TestConsumerGroupAck(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	const group, n = "test-group", 60
+
+	// given three consumers of one group, which take messages and hold them without acking
+	type got struct {
+		consumer string
+		msg      *message.Message
+	}
+	received := make(chan got, n*2)
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("consumer-%d", i)
+		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), redisstream.ConsumerName(name),
+			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
+			messaging.FanoutUnmarshaller{}, quiet)
+		sub, err := subs.For(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		ch, err := sub.Subscribe(ctx, redisstream.FanoutStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for m := range ch {
+				received <- got{name, m}
+			}
+		}()
+	}
+	// (each consumer holds one unacked message at a time, so the rest wait in the stream)
+	ids := addFanoutEntries(t, rdb, n)
+
+	// when they take messages, the pending list fills; acking each empties it
+	handledBy := map[string]string{}
+	var mu sync.Mutex
+	perConsumer := map[string]int{}
+	deadline := time.After(20 * time.Second)
+	sawPending := int64(0)
+	for len(handledBy) < n {
+		select {
+		case g := <-received:
+			if p, err := rdb.XPending(ctx, redisstream.FanoutStream, group).Result(); err == nil && p.Count > sawPending {
+				sawPending = p.Count
+			}
+			mu.Lock()
+			if prev, dup := handledBy[g.msg.UUID]; dup {
+				t.Fatalf("%s delivered to %s and %s", g.msg.UUID, prev, g.consumer)
+			}
+			handledBy[g.msg.UUID] = g.consumer
+			perConsumer[g.consumer]++
+			mu.Unlock()
+			g.msg.Ack()
+		case <-deadline:
+			t.Fatalf("handled %d of %d", len(handledBy), n)
+		}
+	}
+
+	// then every message was handled by exactly one consumer, the work was shared, and nothing is pending
+	for _, id := range ids {
+		if handledBy[id] == "" {
+			t.Fatalf("%s never handled", id)
+		}
+	}
+	if sawPending < 2 {
+		t.Fatalf("pending list peaked at %d while consumers held messages, want >= 2", sawPending)
+	}
+	if len(perConsumer) < 2 {
+		t.Fatalf("only %d consumer(s) took work: %v", len(perConsumer), perConsumer)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		p, err := rdb.XPending(ctx, redisstream.FanoutStream, group).Result()
+		return err == nil && p.Count == 0
+	}, "pending list empties after the acks")
+}
+
+func TestTrimmingNeverRemovesWhatASlowGroupHasNotAcked(t *testing.T) {
+	ctx := context.Background()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	addFanoutEntries(t, rdb, 100)
+	// given a fast group that read and acked everything, and a slow one that read 40 and acked 10
+	for _, g := range []string{"fast", "slow"} {
+		if err := rdb.XGroupCreate(ctx, redisstream.FanoutStream, g, "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast := readGroup(t, rdb, "fast", 100)
+	if err := rdb.XAck(ctx, redisstream.FanoutStream, "fast", fast...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	slow := readGroup(t, rdb, "slow", 40)
+	if err := rdb.XAck(ctx, redisstream.FanoutStream, "slow", slow[:10]...).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// when the trimmer runs
+	trimmer := redisstream.NewFanoutTrimmer(rdb)
+	if _, err := trimmer.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the slow group's 30 unacked entries and the 60 it has not read are all still there
+	entries, _ := rdb.XRange(ctx, redisstream.FanoutStream, "-", "+").Result()
+	if len(entries) != 90 || entries[0].ID != slow[10] {
+		t.Fatalf("after trim: %d entries starting %v, want 90 starting at %s", len(entries), first(entries), slow[10])
+	}
+
+	// and once the slow group catches up and acks, the trimmer may drop everything it has read
+	rest := readGroup(t, rdb, "slow", 60)
+	_ = rdb.XAck(ctx, redisstream.FanoutStream, "slow", append(slow[10:], rest...)...).Err()
+	if _, err := trimmer.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.XLen(ctx, redisstream.FanoutStream).Val(); n != 0 {
+		t.Fatalf("after everything was acked %d entries remain, want 0", n)
+	}
+}
+
+func readGroup(t *testing.T, rdb *redis.Client, group string, n int64) []string {
+	t.Helper()
+	res, err := rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: group, Consumer: "c1",
+		Streams: []string{redisstream.FanoutStream, ">"}, Count: n}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range res[0].Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+func first(e []redis.XMessage) string {
+	if len(e) == 0 {
+		return "(none)"
+	}
+	return e[0].ID
+}
+
+func waitFor(t *testing.T, within time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,257 @@
+package nova_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+var fastClaims = map[string]string{"NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}
+
+func offlineCount(t *testing.T, rdb *redis.Client, u conversation.UserID, c conversation.ID) int {
+	t.Helper()
+	v, err := rdb.Get(context.Background(), redisstream.OfflineKey(u, c)).Result()
+	if err == redis.Nil {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pendingOf(t *testing.T, rdb *redis.Client, group string) int64 {
+	t.Helper()
+	p, err := rdb.XPending(context.Background(), redisstream.FanoutStream, group).Result()
+	if err != nil {
+		return -1
+	}
+	return p.Count
+}
+
+func TestOfflineCounterFollowsPresenceAcrossInstances(t *testing.T) {
+	a, b, rds := twoProcesses(t, nil)
+	rdb := rds.Client()
+	alice := testinfra.NewUser(t, a.URL)
+	bob := testinfra.NewUser(t, b.URL)   // online, on the other instance
+	carol := testinfra.NewUser(t, a.URL) // offline
+	conv := alice.CreateConversation(bob.User, carol.User)
+	bob.DialWS("", "")
+	time.Sleep(100 * time.Millisecond)
+
+	// when alice sends 3 messages
+	for i := 1; i <= 3; i++ {
+		alice.Send(conv, fmt.Sprint(i), i)
+	}
+
+	// then carol, with no connection anywhere, has 3; bob (online on B) and alice (the sender) have none
+	eventually(t, 10*time.Second, "carol's offline count reaches 3", func() bool { return offlineCount(t, rdb, carol.User, conv) == 3 })
+	if n := offlineCount(t, rdb, bob.User, conv); n != 0 {
+		t.Fatalf("bob is online on another instance but has offline count %d", n)
+	}
+	if n := offlineCount(t, rdb, alice.User, conv); n != 0 {
+		t.Fatalf("the sender has offline count %d", n)
+	}
+	if ttl := rdb.TTL(context.Background(), redisstream.OfflineKey(carol.User, conv)).Val(); ttl <= 23*time.Hour {
+		t.Fatalf("offline counter TTL = %s, want about 24h", ttl)
+	}
+
+	// and when carol subscribes, her counter is cleared
+	ws := carol.DialWS("", "")
+	ws.Subscribe(conv, nil)
+	eventually(t, 5*time.Second, "carol's counter is cleared", func() bool {
+		return rdb.Exists(context.Background(), redisstream.OfflineKey(carol.User, conv)).Val() == 0
+	})
+}
+
+func TestSurvivorClaimsTheWorkOfADeadConsumer(t *testing.T) {
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	ctx := context.Background()
+	db := testinfra.NewDatabase(t)
+	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+	alice := testinfra.NewUser(t, a.URL)
+	carol := testinfra.NewUser(t, a.URL)
+	conv := alice.CreateConversation(carol.User)
+	eventually(t, 10*time.Second, "the group exists", func() bool { return pendingOf(t, rdb, "messaging-service") == 0 })
+
+	// given an instance that took 20 entries and died before acking them (kill -9 leaves exactly this)
+	a.Kill()
+	for i := 1; i <= 20; i++ {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+			"_watermill_message_uuid": fmt.Sprintf("dead-%d", i), "conversation_id": string(conv),
+			"stream_key": redisstream.ConversationStream(string(conv)), "entry_id": fmt.Sprintf("%d-0", i),
+			"payload": fmt.Sprintf(`{"id":"dead-%d","conversation_id":%q,"seq":%d,"sender_id":%q,"body":1}`, i, conv, i, alice.User),
+		}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "messaging-service", Consumer: "dead-instance",
+		Streams: []string{redisstream.FanoutStream, ">"}, Count: 100}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingOf(t, rdb, "messaging-service"); n != 20 {
+		t.Fatalf("pending = %d, want 20", n)
+	}
+
+	// when a survivor runs (claim idle 2 s, claim interval 1 s)
+	start := time.Now()
+	testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+
+	// then it claims and handles them within the idle time plus one claim interval (and a margin)
+	eventually(t, 8*time.Second, "the dead consumer's entries are handled", func() bool {
+		return pendingOf(t, rdb, "messaging-service") == 0 && offlineCount(t, rdb, carol.User, conv) == 20
+	})
+	t.Logf("claimed and handled after %s", time.Since(start).Round(10*time.Millisecond))
+
+	// and cleanup kept the dead consumer only while it had pending entries; the counters are exact
+	time.Sleep(1500 * time.Millisecond)
+	if n := offlineCount(t, rdb, carol.User, conv); n != 20 {
+		t.Fatalf("carol's count = %d, want exactly 20", n)
+	}
+}
+
+func TestKilledInstanceMidRetryLosesNoEffect(t *testing.T) {
+	// given two instances; A reaches Postgres through a proxy the test can cut
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	db := testinfra.NewDatabase(t)
+	u, _ := url.Parse(db)
+	proxy := testinfra.StartProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy.String(), RedisURL: rds.URL(), Settings: fastClaims})
+	b := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+	alice := testinfra.NewUser(t, b.URL)
+	carol := testinfra.NewUser(t, b.URL)
+	conv := alice.CreateConversation(carol.User)
+
+	// when A loses Postgres, so its handler fails and retries while holding its entry, and 30
+	// messages are sent through B; then A is killed with SIGKILL
+	proxy.Cut()
+	for i := 1; i <= 30; i++ {
+		alice.Send(conv, fmt.Sprint(i), i)
+	}
+	time.Sleep(500 * time.Millisecond)
+	a.Kill()
+
+	// then B ends up handling every message exactly once: carol's count is exactly 30
+	eventually(t, 15*time.Second, "all 30 counted", func() bool {
+		return offlineCount(t, rdb, carol.User, conv) == 30 && pendingOf(t, rdb, "messaging-service") == 0
+	})
+	time.Sleep(2500 * time.Millisecond)
+	if n := offlineCount(t, rdb, carol.User, conv); n != 30 {
+		t.Fatalf("carol's count = %d, want exactly 30", n)
+	}
+}
+
+func TestRedisRestartedEmptyWhileNovaRuns(t *testing.T) {
+	a, b, rds := twoProcesses(t, nil)
+	rdb := rds.Client()
+	alice := testinfra.NewUser(t, a.URL)
+	carol := testinfra.NewUser(t, a.URL)
+	conv := alice.CreateConversation(carol.User)
+	for i := 1; i <= 5; i++ {
+		alice.Send(conv, fmt.Sprint(i), i)
+	}
+	eventually(t, 10*time.Second, "first 5 counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 5 })
+
+	// when Redis restarts with nothing (streams, groups, counters all gone)
+	rds.Stop()
+	rds.Start()
+	for i := 6; i <= 10; i++ {
+		alice.As(b.URL).Send(conv, fmt.Sprint(i), i)
+	}
+
+	// then the relay goes on, the group is recreated and consumption resumes without restarting Nova
+	eventually(t, 20*time.Second, "the group is back and the new messages are counted", func() bool {
+		return offlineCount(t, rdb, carol.User, conv) == 5 && pendingOf(t, rdb, "messaging-service") == 0
+	})
+	waitForStreamTop(t, rds, conv, "10-0")
+	// and nothing acknowledged by the API is lost: a client from 0 gets all 10
+	ws := carol.DialWS("", "")
+	ws.Subscribe(conv, ptr(0))
+	expectSeqs(t, ws.Messages(10, 10*time.Second), 1)
+}
+
+func TestMalformedFanoutEntriesGoToTheDeadLetterStream(t *testing.T) {
+	a, _, rds := twoProcesses(t, nil)
+	rdb := rds.Client()
+	ctx := context.Background()
+	alice := testinfra.NewUser(t, a.URL)
+	carol := testinfra.NewUser(t, a.URL)
+	conv := alice.CreateConversation(carol.User)
+	alice.Send(conv, "before", 1)
+	eventually(t, 10*time.Second, "first counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 1 })
+
+	// given two bad entries: no envelope at all, and an envelope with garbage metadata and no payload
+	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{"foo": "bar"}}).Err()
+	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+		"_watermill_message_uuid": "bad-2", "metadata": "\x00\xff not msgpack"}}).Err()
+
+	// when good messages follow
+	alice.Send(conv, "after-1", 2)
+	alice.Send(conv, "after-2", 3)
+
+	// then the good ones are handled and the bad ones sit in the dead-letter stream with a reason
+	eventually(t, 15*time.Second, "later entries handled", func() bool { return offlineCount(t, rdb, carol.User, conv) == 3 })
+	eventually(t, 10*time.Second, "two dead letters", func() bool { return rdb.XLen(ctx, redisstream.DeadLetterStream).Val() == 2 })
+	eventually(t, 5*time.Second, "nothing pending", func() bool { return pendingOf(t, rdb, "messaging-service") == 0 })
+}
+
+func TestPubSubSubscriberGetsEachMessageOnce(t *testing.T) {
+	a, b, rds := twoProcesses(t, nil)
+	alice := testinfra.NewUser(t, a.URL)
+	conv := alice.CreateConversation()
+	ps := rds.Client().Subscribe(context.Background(), redisstream.PubSubChannel(string(conv)))
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 1; i <= 20; i++ {
+		c := alice
+		if i%2 == 0 {
+			c = alice.As(b.URL)
+		}
+		c.Send(conv, fmt.Sprint(i), i)
+	}
+	ch := ps.Channel()
+	for want := int64(1); want <= 20; want++ {
+		select {
+		case m := <-ch:
+			var msg conversation.Message
+			if err := jsonUnmarshal([]byte(m.Payload), &msg); err != nil || msg.Seq != want {
+				t.Fatalf("pub/sub message %q, want seq %d", m.Payload, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("pub/sub message %d did not arrive", want)
+		}
+	}
+	select {
+	case m := <-ch:
+		t.Fatalf("extra pub/sub message %s", m.Payload)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
