@@ -55,6 +55,11 @@ func (s *Server) Background() Background { return s.bg }
 // Handler is the public HTTP handler (tests mount it on their own listener).
 func (s *Server) Handler() http.Handler { return s.public.Handler }
 
+// ApplyLimits gives another http.Server (a test's) the public listener's header limits and timeouts.
+func (s *Server) ApplyLimits(hs *http.Server) {
+	hs.MaxHeaderBytes, hs.ReadHeaderTimeout, hs.IdleTimeout = s.public.MaxHeaderBytes, s.public.ReadHeaderTimeout, s.public.IdleTimeout
+}
+
 // WebSockets is the WebSocket port (for shutdown by tests that mount Handler themselves).
 func (s *Server) WebSockets() *websocket.Handler { return s.ws }
 

@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,4 +28,14 @@ func NewClient(ctx context.Context, url URL) (redis.UniversalClient, func(), err
 		client = redis.NewClient(opts)
 	}
 	return client, func() { _ = client.Close() }, nil
+}
+
+// RouteLogs sends go-redis's own messages (pool dial failures and the like) to log at debug
+// level, instead of unstructured lines on stderr; outages are reported by Nova's components.
+func RouteLogs(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -41,16 +41,19 @@ func NewPostMessageHandler(repo conversation.Repository, messages MessageFinder)
 // Handle stores the message once. created is false when the sender had already posted this
 // client_msg_id: then the original message is returned, from any instance, at any later time.
 func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg conversation.Message, created bool, err error) {
+	draft := conversation.NewMessageDraft{
+		ID: uuid.Must(uuid.NewV7()).String(), SenderID: cmd.SenderID,
+		ClientMsgID: cmd.ClientMsgID, Body: cmd.Body, At: h.now(),
+	}
+	if err := draft.Validate(); err != nil {
+		return conversation.Message{}, false, err
+	}
 	if orig, err := h.messages.MessageByClientID(ctx, cmd.ConversationID, cmd.SenderID, cmd.ClientMsgID); err == nil {
 		return h.original(ctx, cmd, orig)
 	} else if !errors.Is(err, conversation.ErrNotFound) {
 		return conversation.Message{}, false, err
 	}
 
-	draft := conversation.NewMessageDraft{
-		ID: uuid.Must(uuid.NewV7()).String(), SenderID: cmd.SenderID,
-		ClientMsgID: cmd.ClientMsgID, Body: cmd.Body, At: h.now(),
-	}
 	err = h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
 		msg, err = c.PostMessage(draft)
 		return err

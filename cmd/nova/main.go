@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/nova-chat/nova"
+	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/auth"
 )
@@ -55,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	redisstream.RouteLogs(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -2,7 +2,9 @@ package conversation
 
 import (
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Conversation is the aggregate that orders messages and guards who may take part.
@@ -20,8 +22,8 @@ type Conversation struct {
 
 // Start begins a conversation; the starter is always a participant.
 func Start(id ID, title string, startedBy UserID, participants []UserID, at time.Time) (*Conversation, error) {
-	if len(title) > MaxTitleLen {
-		return nil, invalid("title must be at most 200 bytes")
+	if len(title) > MaxTitleLen || !utf8.ValidString(title) || strings.ContainsRune(title, 0) {
+		return nil, invalid("title must be at most 200 bytes of text")
 	}
 	members := []UserID{startedBy}
 	for _, p := range participants {
@@ -125,7 +127,7 @@ func (c *Conversation) PostMessage(d NewMessageDraft) (Message, error) {
 	if !c.IsParticipant(d.SenderID) {
 		return Message{}, ErrNotFound
 	}
-	if err := d.validate(); err != nil {
+	if err := d.Validate(); err != nil {
 		return Message{}, err
 	}
 	seq := c.lastSeq + 1

@@ -1,9 +1,10 @@
 package conversation
 
 import (
-	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -39,9 +40,10 @@ type NewMessageDraft struct {
 	At          time.Time
 }
 
-func (d NewMessageDraft) validate() error {
-	if n := len(d.ClientMsgID); n < 1 || n > MaxClientMsgIDLen || !utf8.ValidString(d.ClientMsgID) {
-		return invalid("client_msg_id must be 1 to 64 characters")
+// Validate checks what a draft says on its own, before any conversation is asked.
+func (d NewMessageDraft) Validate() error {
+	if n := len(d.ClientMsgID); n < 1 || n > MaxClientMsgIDLen || !utf8.ValidString(d.ClientMsgID) || hasControl(d.ClientMsgID) {
+		return invalid("client_msg_id must be 1 to 64 printable characters")
 	}
 	if len(d.Body) == 0 {
 		return invalid("body is required")
@@ -55,11 +57,17 @@ func (d NewMessageDraft) validate() error {
 	return nil
 }
 
-// IsRepeatOf tells a retried send (same body, whatever its JSON spacing) from a reuse of the key.
+// IsRepeatOf tells a retried send (the same JSON value, whatever its spacing or key order)
+// from a reuse of the key for another body.
 func (m Message) IsRepeatOf(body json.RawMessage) bool {
-	var a, b bytes.Buffer
-	if json.Compact(&a, m.Body) != nil || json.Compact(&b, body) != nil {
+	var a, b any
+	if json.Unmarshal(m.Body, &a) != nil || json.Unmarshal(body, &b) != nil {
 		return false
 	}
-	return bytes.Equal(a.Bytes(), b.Bytes())
+	return reflect.DeepEqual(a, b)
+}
+
+// hasControl reports C0 control characters (NUL and friends), which identifiers must not hold.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }

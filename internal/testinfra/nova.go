@@ -66,7 +66,9 @@ func StartInstance(t testing.TB, env Env) *Instance {
 	}
 	bgDone := make(chan struct{})
 	go func() { defer close(bgDone); srv.RunBackground(ctx) }()
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	srv.ApplyLimits(hs.Config)
+	hs.Start()
 	t.Cleanup(func() {
 		sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()

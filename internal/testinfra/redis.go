@@ -3,6 +3,8 @@ package testinfra
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
 )
 
 // Redis is a private redis-server for one test, on a free loopback port, keeping nothing on disk.
@@ -111,3 +115,6 @@ func waitForPort(t testing.TB, port int, within time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Tests that stop Redis on purpose need not print go-redis's dial failures.
+func init() { redisstream.RouteLogs(slog.New(slog.NewTextHandler(io.Discard, nil))) }

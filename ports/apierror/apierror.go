@@ -41,7 +41,8 @@ var mapping = []struct {
 	{conversation.ErrNotFound, http.StatusNotFound, "not_found"},
 	{conversation.ErrInvalidArgument, http.StatusBadRequest, "invalid_argument"},
 	{conversation.ErrConflict, http.StatusConflict, "conflict"},
-	{conversation.ErrConcurrentUpdate, http.StatusConflict, "conflict"},
+	// Retries ran out against concurrent writers: the client did nothing wrong and may retry.
+	{conversation.ErrConcurrentUpdate, http.StatusServiceUnavailable, "unavailable"},
 	{auth.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
 }
 

@@ -4,6 +4,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -67,4 +68,13 @@ func (a *Authenticator) Issue(user conversation.UserID, ttl time.Duration) (stri
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}).SignedString(a.key)
+}
+
+// BearerToken takes the token from an Authorization header; the scheme name is case-insensitive.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return token, true
 }

@@ -36,7 +36,8 @@ func decodeStrict(body []byte, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		return apierror.InvalidArgument(fmt.Sprintf("invalid JSON body: %v", err))
 	}
-	if dec.More() {
+	// More() misses a stray '}' or ']'; only a clean end of input is accepted.
+	if _, err := dec.Token(); err != io.EOF {
 		return apierror.InvalidArgument("invalid JSON body: trailing data")
 	}
 	return nil

@@ -185,6 +185,10 @@ func testInvalidArgument(t *testing.T, base string) {
 		{"not an object", "POST", messages, []byte(`["a",1]`)},
 		{"empty request body", "POST", messages, []byte(``)},
 		{"trailing data", "POST", messages, []byte(`{"client_msg_id":"a","body":1} {"x":1}`)},
+		{"a stray closing brace", "POST", messages, []byte(`{"client_msg_id":"a","body":1}}`)},
+		{"stray closing brackets", "POST", messages, []byte(`{"client_msg_id":"a","body":1}]]]`)},
+		{"client_msg_id with a NUL", "POST", messages, map[string]any{"client_msg_id": "a\u0000b", "body": 1}},
+		{"title with a NUL", "POST", "/v1/conversations", []byte(`{"participants":[],"title":"a\u0000b"}`)},
 		{"unknown JSON field", "POST", messages, []byte(`{"client_msg_id":"a","body":1,"extra":true}`)},
 		{"client_msg_id empty", "POST", messages, map[string]any{"client_msg_id": "", "body": 1}},
 		{"client_msg_id 65 chars", "POST", messages, map[string]any{"client_msg_id": strings.Repeat("k", 65), "body": 1}},
@@ -316,6 +320,15 @@ func testConflict(t *testing.T, base string) {
 		mustDecode(t, body, &again)
 		if status != http.StatusOK || again.ID != first.ID || again.Seq != first.Seq {
 			t.Errorf("spaced repeat: status %d %s, want 200 with id %s seq %d", status, body, first.ID, first.Seq)
+		}
+	})
+	t.Run("the same body with its keys in another order is 200 with the original message", func(t *testing.T) {
+		alice := bind(t, alice)
+		status, body := alice.Do("POST", path, []byte(`{"client_msg_id":"c-1","body":{"text":"hi","n":1}}`))
+		var again conversation.Message
+		mustDecode(t, body, &again)
+		if status != http.StatusOK || again.ID != first.ID {
+			t.Errorf("reordered repeat: status %d %s, want 200 with id %s", status, body, first.ID)
 		}
 	})
 	t.Run("a different body is 409 conflict", func(t *testing.T) {

@@ -1,8 +1,6 @@
 package http
 
 import (
-	"strings"
-
 	"github.com/labstack/echo/v4"
 
 	"github.com/nova-chat/nova/domain/conversation"
@@ -16,8 +14,7 @@ const userKey = "nova.user"
 func authenticate(a *auth.Authenticator) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get("Authorization")
-			token, ok := strings.CutPrefix(h, "Bearer ")
+			token, ok := auth.BearerToken(c.Request().Header.Get("Authorization"))
 			if !ok {
 				return apierror.Unauthenticated
 			}

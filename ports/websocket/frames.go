@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"unicode/utf8"
 )
 
@@ -33,7 +34,7 @@ func decodeFrame(data []byte) (inFrame, error) {
 	if err := dec.Decode(&f); err != nil {
 		return f, fmt.Errorf("frame is not a valid JSON object: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // More() misses a stray '}' or ']'
 		return f, errors.New("frame holds more than one JSON value")
 	}
 	if len(f.ID) > maxRequestIDLen {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,12 +49,12 @@ const presenceHeartbeat = 10 * time.Second
 type Handler struct {
 	app      application.Application
 	presence PresenceRecorder
-	hub     *delivery.Hub
-	authn   *auth.Authenticator
-	limiter *ratelimit.PerUser
-	opts    Options
-	log     *slog.Logger
-	Stats   Stats
+	hub      *delivery.Hub
+	authn    *auth.Authenticator
+	limiter  *ratelimit.PerUser
+	opts     Options
+	log      *slog.Logger
+	Stats    Stats
 
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
@@ -122,7 +121,7 @@ func (h *Handler) serve(c echo.Context) error {
 
 // authenticate takes the token from the Authorization header, or from ?access_token= for browsers.
 func (h *Handler) authenticate(r *http.Request) (auth.Claims, error) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		token = r.URL.Query().Get("access_token")
 	}
