@@ -30,7 +30,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
 
 .PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
-	go-test bench bench-quick clean stop arch-lint-bin
+	go-test bench bench-quick bench-outbox clean stop arch-lint-bin
 
 build:
 	@echo "==> go build -o bin/nova ./cmd/nova"
@@ -113,6 +113,12 @@ go-test:
 bench:
 	@echo "==> go run ./cmd/novabench"
 	@$(GO) run ./cmd/novabench
+
+# The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
+bench-outbox: test-tools
+	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"
+	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
+		$(GO) test -run '^$$' -bench Outbox -benchtime 400x ./adapters/outbox
 
 bench-quick:
 	@echo "==> go run ./cmd/novabench -quick"

@@ -29,7 +29,7 @@ type fixture struct {
 	pub   *redisstream.DualStreamPublisher
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(testinfra.NewDatabase(t)))
@@ -55,7 +55,7 @@ func (f *fixture) relay() *outbox.Relay {
 }
 
 // addRow writes one outbox row inside tx, as the send path does.
-func addRow(t *testing.T, tx pgx.Tx, conv string, seq int64) string {
+func addRow(t testing.TB, tx pgx.Tx, conv string, seq int64) string {
 	t.Helper()
 	id := uuid.NewString()
 	m := conversation.Message{ID: id, ConversationID: conversation.ID(conv), Seq: seq, StreamID: conversation.StreamID(seq),
@@ -68,7 +68,7 @@ func addRow(t *testing.T, tx pgx.Tx, conv string, seq int64) string {
 	return id
 }
 
-func (f *fixture) begin(t *testing.T) pgx.Tx {
+func (f *fixture) begin(t testing.TB) pgx.Tx {
 	tx, err := f.pool.Begin(context.Background())
 	if err != nil {
 		t.Fatal(err)
