@@ -164,12 +164,37 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.drain(ctx)
 			return ctx.Err()
 		case err := <-lost:
-			lost <- err // for the deferred receive
+			lost <- err           // for the deferred receive
+			if ctx.Err() != nil { // the listener ended because we are stopping
+				r.drain(ctx)
+				return ctx.Err()
+			}
 			return fmt.Errorf("listen session: %w", err)
 		case <-r.wake:
 		case <-time.After(wait):
+		}
+	}
+}
+
+// drainTimeout bounds the last relay pass of a stopping leader (within the shutdown grace).
+const drainTimeout = 5 * time.Second
+
+// drain relays what is still in the outbox before a stopping leader lets go of its lock, so
+// what the last requests committed reaches Redis before the process exits.
+func (r *Relay) drain(stopped context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(stopped), drainTimeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		n, err := r.RelayOnce(ctx)
+		if err != nil {
+			r.log.Warn("outbox not fully drained at shutdown; the next leader relays the rest", "error", err)
+			return
+		}
+		if n == 0 {
+			return
 		}
 	}
 }
@@ -193,10 +218,36 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	r.Stats.Relayed.Add(int64(res.Added))
 	r.Stats.Duplicates.Add(int64(res.Duplicates))
-	if res.Added > 0 {
-		r.log.Debug("published to stream", "messages", res.Added, "duplicates", res.Duplicates)
+	if len(res.Done) > 0 && r.log.Enabled(ctx, slog.LevelDebug) {
+		r.logPublished(ctx, batch.byConversation, res)
 	}
 	return len(batch.rows), pubErr
+}
+
+// logPublished writes one debug line per conversation of a relayed batch, naming its last
+// message (conversation_id, message_id, seq) and how many it carried.
+func (r *Relay) logPublished(ctx context.Context, byConversation [][]redisstream.Entry, res redisstream.PublishResult) {
+	done := make(map[int64]bool, len(res.Done))
+	for _, id := range res.Done {
+		done[id] = true
+	}
+	for _, entries := range byConversation {
+		var first, last *redisstream.Entry
+		n := 0
+		for i := range entries {
+			if done[entries[i].OutboxID] {
+				if first == nil {
+					first = &entries[i]
+				}
+				last, n = &entries[i], n+1
+			}
+		}
+		if last != nil {
+			r.log.DebugContext(ctx, "published to stream", "conversation_id", last.ConversationID,
+				"message_id", last.MessageID, "seq", last.Seq, "from_seq", first.Seq, "messages", n)
+		}
+	}
+	r.log.DebugContext(ctx, "outbox batch relayed", "messages", res.Added, "duplicates", res.Duplicates)
 }
 
 type outboxRow struct {

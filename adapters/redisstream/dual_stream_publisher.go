@@ -93,7 +93,7 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 	for i, cmd := range cmds {
 		statuses, err := cmd.Slice()
 		if err != nil {
-			firstErr = cmp(firstErr, fmt.Errorf("publish conversation %s: %w", byConversation[i][0].ConversationID, err))
+			firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s: %w", byConversation[i][0].ConversationID, err))
 			continue
 		}
 		for j, st := range statuses {
@@ -106,7 +106,7 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 					res.Duplicates++
 				}
 			case string:
-				firstErr = cmp(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
+				firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
 					byConversation[i][j].ConversationID, byConversation[i][j].Seq, v))
 			}
 		}
@@ -114,7 +114,7 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 	return res, firstErr
 }
 
-func cmp(first, next error) error {
+func keepFirst(first, next error) error {
 	if first != nil {
 		return first
 	}

@@ -13,37 +13,36 @@ const (
 	MetaConversationID = "conversation_id"
 	MetaStreamKey      = "stream_key"
 	MetaEntryID        = "entry_id"
-	MetaEventType      = "event_type"
-	// MetaMalformed is set (to the reason) on an entry that could not be read; handlers must
-	// not process it: the router sends it to the dead-letter stream.
+	// MetaMalformed is set (to the reason) on an entry whose envelope could not be read; handlers
+	// never see it: the router sends it to the dead-letter stream.
 	MetaMalformed = "nova_malformed"
 )
 
-// FanoutUnmarshaller reads fan-out entries for Watermill. It never fails: watermill-redisstream
-// stops its subscriber on an unmarshal error, so one bad entry would stop consumption. A bad
-// entry becomes a message marked MetaMalformed instead, which the router dead-letters.
+// FanoutUnmarshaller reads fan-out entries for Watermill: the library's envelope (uuid, payload,
+// msgpack metadata) plus Nova's plain fields. It never fails, because watermill-redisstream
+// stops its subscriber on an unmarshal error, so one bad entry would stop consumption: an entry
+// with a broken envelope becomes a message marked MetaMalformed instead, and is dead-lettered.
 type FanoutUnmarshaller struct{}
 
 var _ wredis.Unmarshaller = FanoutUnmarshaller{}
 
 func (FanoutUnmarshaller) Unmarshal(values map[string]any) (*message.Message, error) {
-	str := func(k string) string { s, _ := values[k].(string); return s }
-	id := str(wredis.UUIDHeaderKey)
+	id, _ := values[wredis.UUIDHeaderKey].(string)
 	if id == "" {
-		id = "malformed-" + uuid.NewString()
-	}
-	msg := message.NewMessage(id, []byte(str("payload")))
-	for _, k := range []string{MetaConversationID, MetaStreamKey, MetaEntryID} {
-		msg.Metadata.Set(k, str(k))
-	}
-	msg.Metadata.Set(MetaEventType, "conversation.message_posted.v1")
-	switch {
-	case str(wredis.UUIDHeaderKey) == "":
+		msg := message.NewMessage("malformed-"+uuid.NewString(), nil)
 		msg.Metadata.Set(MetaMalformed, fmt.Sprintf("missing %s", wredis.UUIDHeaderKey))
-	case str("payload") == "":
-		msg.Metadata.Set(MetaMalformed, "missing payload")
-	case str(MetaConversationID) == "" || str(MetaEntryID) == "":
-		msg.Metadata.Set(MetaMalformed, "missing conversation_id or entry_id")
+		return msg, nil
+	}
+	msg, err := wredis.DefaultMarshallerUnmarshaller{}.Unmarshal(values)
+	if err != nil {
+		msg = message.NewMessage(id, nil)
+		msg.Metadata.Set(MetaMalformed, err.Error())
+		return msg, nil
+	}
+	for _, k := range []string{MetaConversationID, MetaStreamKey, MetaEntryID} {
+		if v, ok := values[k].(string); ok && msg.Metadata.Get(k) == "" {
+			msg.Metadata.Set(k, v)
+		}
 	}
 	return msg, nil
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nova-chat/nova/application"
 	"github.com/nova-chat/nova/domain/conversation"
@@ -45,7 +48,7 @@ type Handler struct {
 // NewRouter builds the router with its middleware: poisoned and malformed messages go to the
 // dead-letter stream; panics become errors; failures are retried with backoff first.
 func NewRouter(ctx context.Context, keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
-	app application.Application, log *slog.Logger) (*Router, error) {
+	app application.Application, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
 	stats := &RouterStats{}
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "router"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -53,7 +56,7 @@ func NewRouter(ctx context.Context, keys Keys, subs SubscriberFactory, deadLette
 	if err != nil {
 		return nil, err
 	}
-	poison, err := middleware.PoisonQueue(countingPublisher{deadLetters, stats}, keys.DeadLetterStream)
+	poison, err := middleware.PoisonQueue(countingPublisher{deadLetters, stats, log.With("component", "router")}, keys.DeadLetterStream)
 	if err != nil {
 		return nil, err
 	}
@@ -62,8 +65,11 @@ func NewRouter(ctx context.Context, keys Keys, subs SubscriberFactory, deadLette
 		rejectMalformed(stats),
 		middleware.Recoverer,
 		middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second,
-			Multiplier: 2, Logger: wlog}.Middleware,
+			Multiplier: 2, Logger: wlog,
+			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }}.Middleware,
 	)
+	// Watermill's own metrics: handler execution time and messages received, per consumer group.
+	metrics.NewPrometheusMetricsBuilder(reg, "nova", "watermill").AddPrometheusRouterMetrics(r)
 	for _, h := range handlers(app) {
 		sub, err := subs.For(ctx, h.Group)
 		if err != nil {
@@ -87,8 +93,8 @@ func handlers(app application.Application) []Handler {
 		Group: GroupMessagingService,
 		Handle: func(msg *message.Message) error {
 			var m conversation.Message
-			if err := json.Unmarshal(msg.Payload, &m); err != nil {
-				return fmt.Errorf("%w: %v", errPermanent, err)
+			if err := json.Unmarshal(msg.Payload, &m); err != nil || m.ConversationID == "" || m.Seq < 1 {
+				return fmt.Errorf("%w: payload is not a stored message: %v", errPermanent, err)
 			}
 			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, msg.UUID, m)
 		},
@@ -125,6 +131,7 @@ func rejectMalformed(stats *RouterStats) message.HandlerMiddleware {
 type countingPublisher struct {
 	message.Publisher
 	stats *RouterStats
+	log   *slog.Logger
 }
 
 func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -132,5 +139,12 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 		return err
 	}
 	p.stats.DeadLettered.Add(int64(len(msgs)))
+	for _, m := range msgs {
+		entry := m.Metadata.Get(MetaEntryID)
+		seq, _, _ := strings.Cut(entry, "-") // entry ids are <seq>-0
+		p.log.Warn("fan-out message dead-lettered", "stream", topic, "conversation_id", m.Metadata.Get(MetaConversationID),
+			"message_id", m.UUID, "seq", seq, "consumer_group", m.Metadata.Get(middleware.PoisonedHandlerKey),
+			"reason", m.Metadata.Get(middleware.ReasonForPoisonedKey))
+	}
 	return nil
 }

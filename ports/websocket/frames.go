@@ -25,6 +25,17 @@ const maxRequestIDLen = 128
 
 // decodeFrame parses and checks one client frame. Its error text is safe to show the client.
 func decodeFrame(data []byte) (inFrame, error) {
+	f, err := decodeFields(data)
+	if len(f.ID) > maxRequestIDLen {
+		f.ID = "" // never echo an oversized id, whatever else is wrong
+		if err == nil {
+			err = errors.New("id must be at most 128 characters")
+		}
+	}
+	return f, err
+}
+
+func decodeFields(data []byte) (inFrame, error) {
 	var f inFrame
 	if !utf8.Valid(data) {
 		return f, errors.New("frame is not valid UTF-8")
@@ -36,10 +47,6 @@ func decodeFrame(data []byte) (inFrame, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF { // More() misses a stray '}' or ']'
 		return f, errors.New("frame holds more than one JSON value")
-	}
-	if len(f.ID) > maxRequestIDLen {
-		f.ID = ""
-		return f, errors.New("id must be at most 128 characters")
 	}
 	switch f.Type {
 	case "subscribe":
