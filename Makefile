@@ -50,7 +50,7 @@ stop:
 test: test-tools fmt-check vet wire-check lint-arch go-test
 
 test-tools:
-	@echo "==> test tools: redis-server, redis-cli, initdb, pg_ctl, a PostgreSQL"
+	@echo "==> test tools: redis-server, redis-cli, initdb, pg_ctl, chromium, a PostgreSQL"
 	@bash $(SERVICES) ensure-test-tools
 
 fmt-check:

@@ -41,6 +41,7 @@ type Config struct {
 	SendRate        ratelimit.SendRate
 	MaxConnsPerUser MaxConnsPerUser
 	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
+	LogLevel        string // debug, info, warn or error
 	LiveFeed        string // which Redis feed drives live delivery: both, streams or pubsub
 	Groups          redisstream.GroupConfig
 }
@@ -165,6 +166,13 @@ var settings = []setting{
 			return errors.New("must be text or json")
 		}
 		c.LogFormat = v
+		return nil
+	}},
+	{"NOVA_LOG_LEVEL", "info", "debug, info, warn or error (debug adds one line per relayed conversation batch)", func(c *Config, v string) error {
+		if v != "debug" && v != "info" && v != "warn" && v != "error" {
+			return errors.New("must be debug, info, warn or error")
+		}
+		c.LogLevel = v
 		return nil
 	}},
 }

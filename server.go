@@ -9,13 +9,13 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/ports/admin"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/websocket"
 )
@@ -37,16 +37,17 @@ type Server struct {
 	migrator *postgres.Migrator
 	public   *http.Server
 	ws       *websocket.Handler
+	admin    *admin.Admin
 	bg       Background
 }
 
 func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server,
-	ws *websocket.Handler, bg Background) *Server {
-	if log == nil || migrator == nil || public == nil || ws == nil || bg.Relay == nil || bg.Fanout == nil ||
+	ws *websocket.Handler, adm *admin.Admin, bg Background) *Server {
+	if log == nil || migrator == nil || public == nil || ws == nil || adm == nil || bg.Relay == nil || bg.Fanout == nil ||
 		bg.PubSub == nil || bg.Router == nil || bg.Trimmer == nil || bg.Hub == nil {
 		panic("nova.NewServer: nil dependency")
 	}
-	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, ws: ws, bg: bg}
+	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, ws: ws, admin: adm, bg: bg}
 }
 
 // Background exposes the relay, listeners and hub (tests drive and inspect them).
@@ -121,7 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = publicLn.Close()
 		return err
 	}
-	admin := &http.Server{Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	s.log.Info("nova serving", "http", publicLn.Addr().String(), "admin", adminLn.Addr().String())
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
@@ -131,14 +132,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.public.Serve(publicLn)) })
-	g.Go(func() error { return ignoreClosed(admin.Serve(adminLn)) })
+	g.Go(func() error { return ignoreClosed(adminSrv.Serve(adminLn)) })
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
 		s.ws.Shutdown(sctx)
-		err := errors.Join(s.public.Shutdown(sctx), admin.Shutdown(sctx))
+		err := errors.Join(s.public.Shutdown(sctx), adminSrv.Shutdown(sctx))
 		stopBackground()
 		<-bgDone
 		return err
@@ -153,9 +154,11 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-func adminMux() *http.ServeMux {
+// AdminHandler serves the admin listener: /metrics, /admin, /admin/api/*, /debug/pprof/.
+// It is for operators only (NOVA_ADMIN_ADDR is loopback by default): nothing here authenticates.
+func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.Handler())
+	s.admin.Register(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

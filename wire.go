@@ -9,12 +9,15 @@ import (
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/wire"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/admin"
 	"github.com/nova-chat/nova/ports/auth"
 	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
@@ -51,6 +54,8 @@ var adapterSet = wire.NewSet(
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
 	outbox.NewRelay,
 	wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)),
+	redisstream.NewStreamInspector,
+	postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(
@@ -72,8 +77,19 @@ var portSet = wire.NewSet(
 	nhttp.NewServer,
 )
 
+var adminSet = wire.NewSet(
+	admin.NewRegistry,
+	wire.Bind(new(prometheus.Registerer), new(*prometheus.Registry)),
+	admin.NewMetrics,
+	wire.Bind(new(monitoring.Observer), new(*admin.Metrics)),
+	NewCounterSource,
+	NewInspector,
+	NewAdminInstanceID,
+	admin.New,
+)
+
 // InitializeServer builds one Nova instance from its configuration.
 func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, func(), error) {
-	wire.Build(configSet, adapterSet, NewApplication, portSet, NewServer)
+	wire.Build(configSet, adapterSet, NewApplication, portSet, adminSet, NewServer)
 	return nil, nil, nil
 }

@@ -15,12 +15,15 @@ import (
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/admin"
 	"github.com/nova-chat/nova/ports/auth"
 	"github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
 	"github.com/nova-chat/nova/ports/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 )
 
@@ -66,10 +69,13 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
 	hub := delivery.NewHub(backlog, log)
 	options := NewWebSocketOptions(cfg)
-	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, log)
+	metrics := admin.NewMetrics()
+	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)
 	v2 := NewPublicRoutes(handler)
-	echo := http.NewEcho(application, authenticator, perUser, v, v2, log)
+	echo := http.NewEcho(application, authenticator, perUser, v, v2, metrics, log)
 	server := http.NewServer(addr, echo)
+	instanceID := NewAdminInstanceID(cfg)
+	registry := admin.NewRegistry()
 	fanoutEnabled := NewFanoutEnabled(cfg)
 	keys := NewMessagingKeys()
 	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
@@ -85,7 +91,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		cleanup()
 		return nil, nil, err
 	}
-	router, err := messaging.NewRouter(ctx, keys, groupSubscribers, publisher, application, log)
+	router, err := messaging.NewRouter(ctx, keys, groupSubscribers, publisher, application, registry, log)
 	if err != nil {
 		cleanup4()
 		cleanup3()
@@ -102,7 +108,12 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		Trimmer: fanoutTrimmer,
 		Hub:     hub,
 	}
-	novaServer := NewServer(cfg, log, migrator, server, handler, background)
+	counterSource := NewCounterSource(background, handler, groupSubscribers)
+	streamInspector := redisstream.NewStreamInspector(universalClient)
+	outboxInspector := postgres.NewOutboxInspector(pool)
+	inspector := NewInspector(streamInspector, outboxInspector)
+	adminAdmin := admin.New(ctx, instanceID, registry, counterSource, inspector, metrics)
+	novaServer := NewServer(cfg, log, migrator, server, handler, adminAdmin, background)
 	return novaServer, func() {
 		cleanup4()
 		cleanup3()
@@ -117,10 +128,15 @@ var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
 
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), NewConsumerName,
-	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)),
+	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
 	NewPubSubEnabled,
 	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+)
+
+var adminSet = wire.NewSet(admin.NewRegistry, wire.Bind(new(prometheus.Registerer), new(*prometheus.Registry)), admin.NewMetrics, wire.Bind(new(monitoring.Observer), new(*admin.Metrics)), NewCounterSource,
+	NewInspector,
+	NewAdminInstanceID, admin.New,
 )

@@ -5,7 +5,8 @@
 #
 #   ensure-postgres    make a PostgreSQL server available (reuse or start one)
 #   ensure-redis       make a Redis server available (reuse or start one)
-#   ensure-test-tools  redis-server, redis-cli, initdb, pg_ctl on this machine,
+#   ensure-test-tools  redis-server, redis-cli, initdb, pg_ctl and chromium (for
+#                      the admin dashboard's browser test) on this machine,
 #                      plus ensure-postgres
 #   postgres-url       ensure-postgres, then print the admin URL in use
 #   redis-url          ensure-redis, then print the Redis URL in use
@@ -109,6 +110,15 @@ need_redis_bins() {
     if ! command -v redis-cli >/dev/null 2>&1; then
         log "redis-cli not found: installing Debian's redis-tools"
         apt_install redis-tools
+    fi
+}
+
+# The browser test of /admin drives Debian's chromium (headless) from Go.
+need_chromium() {
+    if [ ! -x /usr/bin/chromium ]; then
+        log "chromium not found: installing Debian's chromium (for the admin dashboard's browser test)"
+        apt_install chromium
+        [ -x /usr/bin/chromium ] || die "chromium installed but /usr/bin/chromium is missing"
     fi
 }
 
@@ -483,8 +493,9 @@ main() {
             need_redis_bins
             need_pg_server_bins
             need_pg_client_bins
+            need_chromium
             ensure_postgres
-            log "test tools: redis-server $(command -v redis-server), initdb/pg_ctl in $(pg_bindir)"
+            log "test tools: redis-server $(command -v redis-server), initdb/pg_ctl in $(pg_bindir), chromium /usr/bin/chromium"
             ;;
         postgres-url) ensure_postgres; echo "$PG_URL" ;;
         redis-url) ensure_redis; echo "$REDIS_URL_IN_USE" ;;

@@ -1,9 +1,12 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -18,6 +21,9 @@ type GroupConfig struct {
 	ClaimIdle       time.Duration
 	ClaimInterval   time.Duration
 	ConsumerTimeout time.Duration
+	// NackResendSleep paces redelivery of a nacked message (the router nacks only when even the
+	// dead-letter write failed, e.g. Redis is down); zero means 250 ms.
+	NackResendSleep time.Duration
 }
 
 // GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream.
@@ -27,6 +33,7 @@ type GroupSubscribers struct {
 	consumer string
 	cfg      GroupConfig
 	log      *slog.Logger
+	claims   sync.Map // group -> *atomic.Int64
 }
 
 // ConsumerName is this instance's consumer name inside every group (NOVA_INSTANCE_ID).
@@ -48,10 +55,11 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		return nil, err
 	}
 	log := g.log.With("consumer_group", group)
+	client.AddHook(claimCounter{g.claimsOf(group)})
 	return wredis.NewSubscriber(wredis.SubscriberConfig{
 		Client:                        client,
 		Unmarshaller:                  g.decode,
-		NackResendSleep:               time.Second,
+		NackResendSleep:               cmp.Or(g.cfg.NackResendSleep, 250*time.Millisecond),
 		Consumer:                      g.consumer,
 		ConsumerGroup:                 group,
 		OldestId:                      "0",
@@ -81,4 +89,40 @@ func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, grou
 		return
 	}
 	log.Warn("consumer group was lost (Redis restarted empty?); recreated it", "stream", FanoutStream)
+}
+
+// Claims returns, per consumer group, how many pending entries this instance has taken over
+// (XCLAIM) after they sat idle for NOVA_CLAIM_IDLE: work left behind by a dead consumer.
+func (g *GroupSubscribers) Claims() map[string]int64 {
+	out := map[string]int64{}
+	g.claims.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
+}
+
+func (g *GroupSubscribers) claimsOf(group string) *atomic.Int64 {
+	n, _ := g.claims.LoadOrStore(group, new(atomic.Int64))
+	return n.(*atomic.Int64)
+}
+
+// claimCounter counts the entries that XCLAIM calls on a subscriber's client hand over; the
+// library offers no other hook into its claim loop.
+type claimCounter struct{ n *atomic.Int64 }
+
+func (claimCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h claimCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if c, ok := cmd.(*redis.XMessageSliceCmd); ok && err == nil && cmd.Name() == "xclaim" {
+			h.n.Add(int64(len(c.Val())))
+		}
+		return err
+	}
+}
+
+func (claimCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

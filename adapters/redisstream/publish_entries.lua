@@ -25,7 +25,7 @@ for i = 4, #ARGV, 5 do
     local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
       event_type = 'conversation.message_posted.v1' })
     redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload, 'metadata', meta,
-      'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id)
+      'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
     if channel ~= '' then
       redis.call('PUBLISH', channel, payload)
     end

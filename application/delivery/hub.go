@@ -17,6 +17,9 @@ import (
 type Item struct {
 	Seq  int64
 	JSON []byte
+	// CreatedAtMs is the message's created_at in Unix ms when the feed carries it (live fan-out
+	// entries), for the send-to-deliver latency; 0 otherwise (Pub/Sub, backlog pages).
+	CreatedAtMs int64
 }
 
 // Origin says where a backlog page came from.

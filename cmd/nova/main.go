@@ -1,4 +1,4 @@
-// Command nova runs the Nova messaging service: serve, migrate, token.
+// Command nova runs the Nova messaging service: serve, migrate, token, streams.
 package main
 
 import (
@@ -27,6 +27,9 @@ commands:
   serve     run one instance (public HTTP/WebSocket, admin listener, outbox relay)
   migrate   apply database migrations and exit
   token     print a JWT: nova token --user UUID [--ttl 24h]
+  streams   print the fan-out and busiest conversation streams with their consumer groups
+            (length, first/last id, consumers, pending, lag, oldest pending idle) and the
+            outbox backlog: nova streams [--busiest 5]
 
 flags (each also read from the environment variable named beside it):
 `
@@ -46,9 +49,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var user string
 	var ttl time.Duration
+	var busiest int
 	if cmd == "token" {
 		fs.StringVar(&user, "user", "", "user UUID the token names")
 		fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	}
+	if cmd == "streams" {
+		fs.IntVar(&busiest, "busiest", 5, "how many of the busiest conversation streams to show")
 	}
 	cfg, _, err := nova.LoadConfig(fs, rest, os.Getenv)
 	if err != nil {
@@ -74,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitCode(log, migrate(ctx, cfg, log))
 	case "token":
 		return token(cfg, user, ttl, stdout, stderr)
+	case "streams":
+		return streams(ctx, cfg, busiest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "nova: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -137,11 +146,14 @@ func newLogger(cfg nova.Config, w io.Writer) *slog.Logger {
 			format = "text"
 		}
 	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by LoadConfig; "" is info
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	if format == "text" {
-		h = slog.NewTextHandler(w, nil)
+		h = slog.NewTextHandler(w, opts)
 	} else {
-		h = slog.NewJSONHandler(w, nil)
+		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h).With("instance_id", string(cfg.InstanceID))
 }

@@ -153,3 +153,12 @@ func tail(b []byte, n int) string {
 	}
 	return string(b)
 }
+
+// Logs returns what the process has written to stdout and stderr so far.
+func (p *Process) Logs() string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return string(data)
+}

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/application/query"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
@@ -15,6 +17,7 @@ import (
 )
 
 func (h *handlers) postMessage(c echo.Context) error {
+	start := time.Now()
 	id, err := conversation.ParseID(c.Param("id"))
 	if err != nil {
 		return conversation.ErrNotFound
@@ -33,6 +36,7 @@ func (h *handlers) postMessage(c echo.Context) error {
 	msg, created, err := h.app.Commands.PostMessage.Handle(c.Request().Context(), command.PostMessage{
 		ConversationID: id, SenderID: user, ClientMsgID: req.ClientMsgID, Body: req.Body,
 	})
+	h.obs.SendHandled("http", time.Since(start), monitoring.Outcome(created, err, err != nil && apierror.From(err).Status < 500))
 	if err != nil {
 		return err
 	}

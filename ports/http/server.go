@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/nova-chat/nova/application"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 	"github.com/nova-chat/nova/ports/ratelimit"
@@ -30,6 +31,7 @@ type handlers struct {
 	app     application.Application
 	limiter *ratelimit.PerUser
 	ready   []ReadinessCheck
+	obs     monitoring.Observer
 }
 
 // Routes are more routes on the public router, from another port (the WebSocket one).
@@ -37,11 +39,11 @@ type Routes interface{ Register(e *echo.Echo) }
 
 // NewEcho builds the public router.
 func NewEcho(app application.Application, authn *auth.Authenticator, limiter *ratelimit.PerUser,
-	ready []ReadinessCheck, more []Routes, log *slog.Logger) *echo.Echo {
-	if authn == nil || limiter == nil || log == nil {
+	ready []ReadinessCheck, more []Routes, obs monitoring.Observer, log *slog.Logger) *echo.Echo {
+	if authn == nil || limiter == nil || obs == nil || log == nil {
 		panic("http.NewEcho: nil dependency")
 	}
-	h := &handlers{app: app, limiter: limiter, ready: ready}
+	h := &handlers{app: app, limiter: limiter, ready: ready, obs: obs}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)

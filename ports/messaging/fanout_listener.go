@@ -131,5 +131,7 @@ func (l *FanoutListener) offer(m redis.XMessage) {
 		l.Stats.Malformed.Add(1)
 		return // consumer groups dead-letter such entries; live delivery just skips them
 	}
-	l.hub.Publish(conversation.ID(conv), delivery.Item{Seq: seq, JSON: []byte(payload)})
+	ts, _ := m.Values["timestamp"].(string)
+	created, _ := strconv.ParseInt(ts, 10, 64) // absent in entries written before it was added: 0
+	l.hub.Publish(conversation.ID(conv), delivery.Item{Seq: seq, JSON: []byte(payload), CreatedAtMs: created})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/apierror"
@@ -160,6 +161,7 @@ func (c *conn) subscribe(f inFrame) {
 }
 
 func (c *conn) send(f inFrame) {
+	start := time.Now()
 	conv, err := conversation.ParseID(f.ConversationID)
 	if err != nil {
 		c.sendError(f.ID, apierror.NotFound)
@@ -169,14 +171,17 @@ func (c *conn) send(f inFrame) {
 		c.sendError(f.ID, apierror.RateLimited)
 		return
 	}
-	msg, _, err := c.h.app.Commands.PostMessage.Handle(c.ctx, command.PostMessage{
+	msg, created, err := c.h.app.Commands.PostMessage.Handle(c.ctx, command.PostMessage{
 		ConversationID: conv, SenderID: c.user, ClientMsgID: f.ClientMsgID, Body: f.Body,
 	})
 	if err != nil {
-		c.sendError(f.ID, apierror.From(err))
+		apiErr := apierror.From(err)
+		c.h.obs.SendHandled("ws", time.Since(start), monitoring.Outcome(false, err, apiErr.Status < 500))
+		c.sendError(f.ID, apiErr)
 		return
 	}
 	c.sendJSON(sentFrame{Type: "sent", ID: f.ID, Message: msg})
+	c.h.obs.SendHandled("ws", time.Since(start), monitoring.Outcome(created, nil, false))
 }
 
 func (c *conn) ack(f inFrame) {
@@ -236,7 +241,13 @@ func (c *conn) flushAcks(ctx context.Context) {
 
 // Deliver implements delivery.Sink: queue one message frame, or cut the client off.
 func (c *conn) Deliver(_ conversation.ID, it delivery.Item) error {
-	return c.enqueue(messageFrame(it.JSON))
+	if err := c.enqueue(messageFrame(it.JSON)); err != nil {
+		return err
+	}
+	if it.CreatedAtMs > 0 { // a live fan-out message (backlog pages carry no timestamp)
+		c.h.obs.LiveQueued(time.Since(time.UnixMilli(it.CreatedAtMs)))
+	}
+	return nil
 }
 
 // WaitRoom implements delivery.Sink: backlog paging waits for the queue to drain.

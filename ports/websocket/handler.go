@@ -12,6 +12,7 @@ import (
 
 	"github.com/nova-chat/nova/application"
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/apierror"
@@ -53,6 +54,7 @@ type Handler struct {
 	authn    *auth.Authenticator
 	limiter  *ratelimit.PerUser
 	opts     Options
+	obs      monitoring.Observer
 	log      *slog.Logger
 	Stats    Stats
 
@@ -63,14 +65,14 @@ type Handler struct {
 }
 
 func NewHandler(app application.Application, hub *delivery.Hub, presence PresenceRecorder, authn *auth.Authenticator,
-	limiter *ratelimit.PerUser, opts Options, log *slog.Logger) *Handler {
-	if hub == nil || presence == nil || authn == nil || limiter == nil || log == nil {
+	limiter *ratelimit.PerUser, opts Options, obs monitoring.Observer, log *slog.Logger) *Handler {
+	if hub == nil || presence == nil || authn == nil || limiter == nil || obs == nil || log == nil {
 		panic("websocket.NewHandler: nil dependency")
 	}
 	if opts.MaxConnsPerUser < 1 {
 		opts.MaxConnsPerUser = 32
 	}
-	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, log: log.With("component", "websocket"),
+	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log.With("component", "websocket"),
 		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{}}
 }
 

@@ -1,0 +1,36 @@
+package nova
+
+import (
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/monitoring"
+	"github.com/nova-chat/nova/ports/admin"
+	"github.com/nova-chat/nova/ports/websocket"
+)
+
+// NewCounterSource reads the running totals of the relay, hub, listeners, router and WebSocket
+// port for the admin port (at scrape time; the components only bump atomics).
+func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers) admin.CounterSource {
+	return func() admin.Counters {
+		r, h, f, ro := &bg.Relay.Stats, &bg.Hub.Stats, &bg.Fanout.Stats, bg.Router.Stats
+		return admin.Counters{
+			Relayed: r.Relayed.Load(), RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
+			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(),
+			Delivered: h.Delivered.Load(), DuplicatesDropped: h.DuplicatesDropped.Load(), GapsFilled: h.GapsFilled.Load(),
+			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),
+			Subscriptions: h.Subscriptions.Load(),
+			Connections:   ws.Stats.Connections.Load(), SlowCutoffs: ws.Stats.SlowCutoffs.Load(),
+			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load(), FanoutOutages: f.Outages.Load(),
+			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
+			Claims: groups.Claims(),
+		}
+	}
+}
+
+// NewInspector gathers stream, consumer-group and outbox state for /metrics, /admin and
+// `nova streams` (the same code for all three).
+func NewInspector(streams *redisstream.StreamInspector, outbox *postgres.OutboxInspector) *monitoring.Inspector {
+	return monitoring.NewInspector(streams, outbox, monitoring.InspectorOptions{})
+}
+
+func NewAdminInstanceID(cfg Config) admin.InstanceID { return admin.InstanceID(cfg.InstanceID) }

@@ -1,0 +1,170 @@
+package admin
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nova-chat/nova/application/monitoring"
+)
+
+// Counters are the running totals of the instance's components, read at scrape time from
+// their Stats (atomics), so counting costs the hot paths nothing more.
+type Counters struct {
+	Relayed, RelayDuplicates, RelayMovedAside, RelayErrors int64
+	RelayLeader                                            bool
+	Delivered, DuplicatesDropped, GapsFilled               int64
+	RecoveredFromRedis, RecoveredFromPostgres              int64
+	Subscriptions, Connections, SlowCutoffs                int64
+	FanoutEntries, FanoutMalformed, FanoutOutages          int64
+	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
+	Claims                                                 map[string]int64 // by consumer group
+}
+
+// CounterSource reads the Counters (the root package builds it from the components' Stats).
+type CounterSource func() Counters
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	dInstance    = desc("nova_instance_info", "Always 1; names this instance (NOVA_INSTANCE_ID, its consumer name in every group).", "instance_id")
+	dRelayed     = desc("nova_messages_relayed_total", "Messages this instance's outbox relay wrote to Redis (conversation stream and fan-out stream).")
+	dRelayDup    = desc("nova_outbox_relay_duplicates_total", "Outbox rows the relay found already in Redis (re-sent after a crash or lost delete; harmless).")
+	dMovedAside  = desc("nova_outbox_moved_aside_total", "Outbox rows the relay could not decode and moved to outbox_dead.")
+	dRelayErrors = desc("nova_outbox_relay_errors_total", "Relay batches that failed (Redis or Postgres unavailable) and were retried.")
+	dLeader      = desc("nova_outbox_relay_leader", "1 while this instance's relay holds the leader lock and publishes the outbox.")
+	dDelivered   = desc("nova_messages_delivered_total", "Message frames queued to subscribed WebSockets on this instance (live and backlog).")
+	dDupDropped  = desc("nova_delivery_duplicates_dropped_total", "Live messages a subscription already had (the second of the fan-out and Pub/Sub copies), dropped by seq.")
+	dGaps        = desc("nova_delivery_gaps_filled_total", "Times a subscription saw a seq gap on a live feed and fetched the missing messages first.")
+	dRecovered   = desc("nova_recovered_messages_total", "Messages served to catching-up subscriptions (reconnects, gaps), by where they were read from: redis (conversation stream) or postgres (trimmed or lost in Redis).", "source")
+	dSubs        = desc("nova_subscriptions", "Conversation subscriptions open on this instance's WebSockets.")
+	dConns       = desc("nova_websocket_connections", "WebSocket connections open on this instance.")
+	dCutoffs     = desc("nova_websocket_slow_cutoffs_total", "WebSocket clients cut off (close 1008) because 1 MiB was queued for them.")
+	dFanEntries  = desc("nova_fanout_entries_read_total", "Fan-out stream entries this instance's live listener read.")
+	dFanBad      = desc("nova_fanout_malformed_total", "Fan-out entries the live listener skipped as malformed.")
+	dFanOutages  = desc("nova_fanout_outages_total", "Times the live listener lost the fan-out stream (subscriptions resync after it).")
+	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
+	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
+	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
+	dClaims      = desc("nova_consumer_group_claims_total", "Pending entries this instance took over (XCLAIM) after they sat idle NOVA_CLAIM_IDLE, usually from a dead consumer.", "group")
+
+	dRedisUp     = desc("nova_redis_up", "1 when this instance could inspect Redis at the last scrape, else 0.")
+	dPostgresUp  = desc("nova_postgres_up", "1 when this instance could read the outbox in Postgres at the last scrape, else 0.")
+	dInspectTook = desc("nova_inspection_duration_seconds", "How long the last inspection of Redis and Postgres took (served from a cache for about 2 s).")
+	dLength      = desc("nova_stream_length", "Entries in the stream (XLEN). Cluster-wide: every instance reports the same value.", "stream", "kind")
+	dFirstID     = desc("nova_stream_first_entry_id", "First part of the stream's first entry id: Unix ms for the fan-out and dead-letter streams, the seq for a conversation stream.", "stream", "kind")
+	dLastID      = desc("nova_stream_last_entry_id", "First part of the stream's last entry id: Unix ms for the fan-out and dead-letter streams, the seq for a conversation stream.", "stream", "kind")
+	dGroupPend   = desc("nova_consumer_group_pending", "Entries delivered to a consumer of the group and not yet acknowledged (XPENDING).", "stream", "group")
+	dGroupLag    = desc("nova_consumer_group_lag", "Entries in the stream not yet delivered to the group (XINFO GROUPS lag); absent when Redis cannot tell.", "stream", "group")
+	dGroupIdle   = desc("nova_consumer_group_oldest_pending_idle_seconds", "How long the group's oldest pending entry has waited since it was last delivered (0 when nothing is pending).", "stream", "group")
+	dGroupCons   = desc("nova_consumer_group_consumers", "Consumers (instances) registered in the group.", "stream", "group")
+	dConsPend    = desc("nova_consumer_pending", "Entries pending for one consumer of a group.", "stream", "group", "consumer")
+	dConsIdle    = desc("nova_consumer_idle_seconds", "Time since one consumer of a group last read or claimed.", "stream", "group", "consumer")
+	dOutbox      = desc("nova_outbox_backlog_rows", "Outbox rows committed in Postgres and not yet relayed to Redis.")
+	dOutboxAge   = desc("nova_outbox_oldest_age_seconds", "Age of the oldest unrelayed outbox row (0 when the outbox is empty).")
+	dOutboxDead  = desc("nova_outbox_dead_rows", "Rows in outbox_dead (undecodable outbox rows set aside for an operator).")
+)
+
+// collector turns Counters and inspection Snapshots into metrics at scrape time.
+type collector struct {
+	ctx       context.Context
+	instance  string
+	counters  CounterSource
+	inspector *monitoring.Inspector
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dLeader, dDelivered,
+		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dHandled, dDeadLetter,
+		dConsBad, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(dInstance, 1, c.instance)
+
+	n := c.counters()
+	counter(dRelayed, n.Relayed)
+	counter(dRelayDup, n.RelayDuplicates)
+	counter(dMovedAside, n.RelayMovedAside)
+	counter(dRelayErrors, n.RelayErrors)
+	gauge(dLeader, b2f(n.RelayLeader))
+	counter(dDelivered, n.Delivered)
+	counter(dDupDropped, n.DuplicatesDropped)
+	counter(dGaps, n.GapsFilled)
+	counter(dRecovered, n.RecoveredFromRedis, "redis")
+	counter(dRecovered, n.RecoveredFromPostgres, "postgres")
+	gauge(dSubs, float64(n.Subscriptions))
+	gauge(dConns, float64(n.Connections))
+	counter(dCutoffs, n.SlowCutoffs)
+	counter(dFanEntries, n.FanoutEntries)
+	counter(dFanBad, n.FanoutMalformed)
+	counter(dFanOutages, n.FanoutOutages)
+	counter(dHandled, n.ConsumerHandled)
+	counter(dDeadLetter, n.DeadLettered)
+	counter(dConsBad, n.ConsumerMalformed)
+	for g, v := range n.Claims {
+		counter(dClaims, v, g)
+	}
+
+	s := c.inspector.Snapshot(c.ctx)
+	gauge(dRedisUp, b2f(s.RedisUp))
+	gauge(dPostgresUp, b2f(s.PostgresUp))
+	gauge(dInspectTook, s.Took.Seconds())
+	for _, st := range s.Streams {
+		if !st.Exists {
+			gauge(dLength, 0, st.Key, string(st.Kind))
+			continue
+		}
+		gauge(dLength, float64(st.Length), st.Key, string(st.Kind))
+		if v, ok := idMajor(st.FirstID); ok {
+			gauge(dFirstID, v, st.Key, string(st.Kind))
+		}
+		if v, ok := idMajor(st.LastID); ok {
+			gauge(dLastID, v, st.Key, string(st.Kind))
+		}
+		for _, g := range st.Groups {
+			gauge(dGroupPend, float64(g.Pending), st.Key, g.Name)
+			if g.Lag >= 0 {
+				gauge(dGroupLag, float64(g.Lag), st.Key, g.Name)
+			}
+			gauge(dGroupIdle, g.OldestPendingIdle.Seconds(), st.Key, g.Name)
+			gauge(dGroupCons, float64(len(g.Consumers)), st.Key, g.Name)
+			for _, cs := range g.Consumers {
+				gauge(dConsPend, float64(cs.Pending), st.Key, g.Name, cs.Name)
+				gauge(dConsIdle, cs.Idle.Seconds(), st.Key, g.Name, cs.Name)
+			}
+		}
+	}
+	if s.PostgresUp {
+		gauge(dOutbox, float64(s.Outbox.Rows))
+		gauge(dOutboxAge, s.Outbox.OldestAge.Seconds())
+		gauge(dOutboxDead, float64(s.Outbox.DeadRows))
+	}
+}
+
+// idMajor is the part of a stream id before the dash ("1732881600000-3" -> 1732881600000).
+func idMajor(id string) (float64, bool) {
+	major, _, _ := strings.Cut(id, "-")
+	v, err := strconv.ParseUint(major, 10, 64)
+	return float64(v), err == nil && id != ""
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
