@@ -110,19 +110,30 @@ go-test:
 	echo "==> go test $(GO_TEST_FLAGS) ./...   (NOVA_TEST_DATABASE_URL=$$url)"; \
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
-bench:
-	@echo "==> go run ./cmd/novabench"
-	@$(GO) run ./cmd/novabench
+# The benchmark suite (docs/BENCHMARKS.md): like go-test it uses the Postgres in use
+# (NOVA_TEST_DATABASE_URL, a fresh database per run) and starts its own redis-server and
+# `nova serve` processes. Output in artifacts/bench (BENCH_FLAGS="-out DIR" elsewhere).
+BENCH_FLAGS ?=
+BENCH_RUN = url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}"; \
+	pgbin="$$(bash $(SERVICES) pg-bindir)"; \
+	export NOVA_TEST_DATABASE_URL="$$url"; \
+	if [ -n "$$pgbin" ]; then export PATH="$$PATH:$$pgbin"; fi; \
+	echo "==> go run ./cmd/novabench $$mode $(BENCH_FLAGS)   (NOVA_TEST_DATABASE_URL=$$url)"; \
+	$(GO) run ./cmd/novabench $$mode $(BENCH_FLAGS)
+
+bench: test-tools
+	@mode=""; $(BENCH_RUN)
 
 # The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
 bench-outbox: test-tools
 	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
-		$(GO) test -run '^$$' -bench Outbox -benchtime 400x ./adapters/outbox
+		$(GO) test -run '^$$' -bench OutboxLatency -benchtime 200x ./adapters/outbox
+	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
+		$(GO) test -run '^$$' -bench OutboxDrain -benchtime 20000x ./adapters/outbox
 
-bench-quick:
-	@echo "==> go run ./cmd/novabench -quick"
-	@$(GO) run ./cmd/novabench -quick
+bench-quick: test-tools
+	@mode="-quick"; $(BENCH_RUN)
 
 clean:
 	@echo "==> rm -rf bin artifacts (private servers and their data in .data/ are kept: scripts/services.sh stop, then rm -rf .data)"
