@@ -30,7 +30,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
 
 .PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
-	go-test bench bench-quick bench-outbox clean stop arch-lint-bin
+	go-test bench bench-quick bench-outbox chaos clean stop arch-lint-bin
 
 build:
 	@echo "==> go build -o bin/nova ./cmd/nova"

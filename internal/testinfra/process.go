@@ -162,3 +162,9 @@ func (p *Process) Logs() string {
 	}
 	return string(data)
 }
+
+// Pause stops the process (SIGSTOP) until Resume: it holds its connections but answers nothing.
+func (p *Process) Pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *Process) Resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
