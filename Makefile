@@ -125,6 +125,12 @@ bench: test-tools
 	@mode=""; $(BENCH_RUN)
 
 # The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
+# The whole-system check (kill -9, SIGSTOP, Redis restart, Postgres outage under load; ~1 min).
+chaos: test-tools
+	@echo "==> go test -tags chaos -run TestChaos ."
+	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
+		$(GO) test -tags chaos -count=1 -run TestChaos -v -timeout 10m .
+
 bench-outbox: test-tools
 	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \

@@ -71,7 +71,9 @@ func TestChaos(t *testing.T) {
 					rec.mu.Lock()
 					since := rec.last
 					rec.mu.Unlock()
-					ws.Write(map[string]any{"type": "subscribe", "conversation_id": conv, "since_seq": since})
+					if ws.TryWrite(map[string]any{"type": "subscribe", "conversation_id": conv, "since_seq": since}) != nil {
+						continue
+					}
 					for ctx.Err() == nil {
 						f, ok := ws.TryNext(500 * time.Millisecond)
 						if !ok {
@@ -122,7 +124,7 @@ func TestChaos(t *testing.T) {
 				attempted.Store(id, conv)
 				for try := 0; ; try++ {
 					attempts.Add(1)
-					status, _ := sender.As(urls[(n+try)%2]).Do("POST", "/v1/conversations/"+string(conv)+"/messages",
+					status, _, _ := sender.As(urls[(n+try)%2]).TryDo("POST", "/v1/conversations/"+string(conv)+"/messages",
 						map[string]any{"client_msg_id": id, "body": n})
 					if status == http.StatusCreated || status == http.StatusOK {
 						acked.Store(id, conv)

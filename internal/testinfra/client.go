@@ -39,6 +39,15 @@ func (c *Client) As(base string) *Client {
 // Do sends a request with the user's token; body is JSON-encoded unless it is []byte or nil.
 func (c *Client) Do(method, path string, body any) (int, []byte) {
 	c.t.Helper()
+	status, data, err := c.TryDo(method, path, body)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, data
+}
+
+// TryDo is Do that returns transport errors instead of failing the test (safe in goroutines).
+func (c *Client) TryDo(method, path string, body any) (int, []byte, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -47,13 +56,13 @@ func (c *Client) Do(method, path string, body any) (int, []byte) {
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
-			c.t.Fatal(err)
+			return 0, nil, err
 		}
 		r = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, c.Base+path, r)
 	if err != nil {
-		c.t.Fatal(err)
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.Token != "" {
@@ -61,14 +70,11 @@ func (c *Client) Do(method, path string, body any) (int, []byte) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return resp.StatusCode, data
+	return resp.StatusCode, data, err
 }
 
 // CreateConversation starts a conversation with the given other participants.

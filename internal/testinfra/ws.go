@@ -104,20 +104,25 @@ func (w *WS) readLoop() {
 // Write sends one frame (JSON-encoded unless it is a string).
 func (w *WS) Write(v any) {
 	w.t.Helper()
+	if err := w.TryWrite(v); err != nil {
+		w.t.Fatalf("write frame: %v", err)
+	}
+}
+
+// TryWrite is Write that returns the error instead of failing the test (safe in goroutines).
+func (w *WS) TryWrite(v any) error {
 	var data []byte
 	if s, ok := v.(string); ok {
 		data = []byte(s)
 	} else {
 		var err error
 		if data, err = json.Marshal(v); err != nil {
-			w.t.Fatal(err)
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.Conn.Write(ctx, websocket.MessageText, data); err != nil {
-		w.t.Fatalf("write frame: %v", err)
-	}
+	return w.Conn.Write(ctx, websocket.MessageText, data)
 }
 
 // Next returns the next frame, failing the test after timeout.

@@ -89,7 +89,8 @@ type countersView struct {
 	FanoutOutages         int64            `json:"fanout_outages"`
 	ConsumerHandled       int64            `json:"consumer_handled"`
 	DeadLettered          int64            `json:"dead_lettered"`
-	Claims                map[string]int64 `json:"claims"`
+	ClaimsTotal           int64            `json:"claims_total"`
+	Claims                map[string]int64 `json:"claims"` // by consumer group
 }
 
 type latencyView struct {
@@ -128,6 +129,9 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 	}
 	if v.Counters.Claims == nil {
 		v.Counters.Claims = map[string]int64{}
+	}
+	for _, n := range v.Counters.Claims {
+		v.Counters.ClaimsTotal += n
 	}
 	if s.PostgresUp {
 		v.Outbox = &outboxView{Backlog: s.Outbox.Rows, OldestAgeMs: ms(s.Outbox.OldestAge), Dead: s.Outbox.DeadRows}
