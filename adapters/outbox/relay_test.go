@@ -16,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/outbox"
-	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
@@ -31,20 +30,7 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(testinfra.NewDatabase(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(closePool)
-	m, closeM, err := postgres.NewMigrator(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(closeM)
-	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	pool := testinfra.NewMigratedPool(t)
 	r := testinfra.StartRedis(t)
 	rdb := r.Client()
 	return &fixture{pool: pool, rdb: rdb, redis: r, pub: redisstream.NewDualStreamPublisher(rdb, 1000, true)}

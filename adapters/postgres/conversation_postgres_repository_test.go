@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"reflect"
 	"testing"
 	"time"
@@ -24,20 +22,7 @@ func (s *countingSignal) Notify() { s.n++ }
 
 func newRepo(t *testing.T) (*postgres.ConversationRepository, *pgxpool.Pool, *countingSignal) {
 	t.Helper()
-	ctx := context.Background()
-	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(testinfra.NewDatabase(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(closePool)
-	m, closeM, err := postgres.NewMigrator(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(closeM)
-	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
+	pool := testinfra.NewMigratedPool(t)
 	sig := &countingSignal{}
 	return postgres.NewConversationRepository(pool, sig), pool, sig
 }

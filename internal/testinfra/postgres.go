@@ -6,12 +6,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/adapters/postgres"
 )
 
 // AdminURL is the Postgres where tests may CREATE DATABASE (NOVA_TEST_DATABASE_URL, set by make test).
@@ -64,4 +69,24 @@ func redact(s string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// NewMigratedPool opens a pool on a fresh database with every migration applied.
+func NewMigratedPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(NewDatabase(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closePool)
+	m, closeMigrator, err := postgres.NewMigrator(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeMigrator)
+	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
