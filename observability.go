@@ -22,7 +22,8 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 			Connections:   ws.Stats.Connections.Load(), SlowCutoffs: ws.Stats.SlowCutoffs.Load(),
 			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load(), FanoutOutages: f.Outages.Load(),
 			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
-			Claims: groups.Claims(),
+			Claims:             groups.Claims(),
+			TrimmedRepublished: groups.Redrive.Republished.Load(), TrimmedUnrecoverable: groups.Redrive.Unrecoverable.Load(),
 		}
 	}
 }

@@ -83,7 +83,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	pubSubListener := messaging.NewPubSubListener(keys, universalClient, hub, pubSubEnabled, log)
 	groupConfig := cfg.Groups
 	unmarshaller := NewFanoutUnmarshaller()
-	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, log)
+	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, readModel, log)
 	publisher, cleanup4, err := redisstream.NewDeadLetterPublisher(ctx, url)
 	if err != nil {
 		cleanup3()

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/messaging"
 )
@@ -53,7 +54,7 @@ func TestConsumerGroupAck(t *testing.T) {
 		name := fmt.Sprintf("consumer-%d", i)
 		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), redisstream.ConsumerName(name),
 			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
-			messaging.FanoutUnmarshaller{}, quiet)
+			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 		sub, err := subs.For(ctx, group)
 		if err != nil {
 			t.Fatal(err)
@@ -188,4 +189,11 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool, what string) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// noHistory is the Postgres side of redrives, which these tests never reach (nothing is trimmed).
+type noHistory struct{}
+
+func (noHistory) MessagesAfter(context.Context, conversation.ID, int64, int) ([]conversation.Message, error) {
+	return nil, nil
 }

@@ -84,7 +84,7 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		for _, e := range entries {
 			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload)
 		}
-		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(conv), FanoutStream}, args...)
+		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(conv), FanoutStream, FanoutIndex}, args...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 

@@ -28,7 +28,12 @@ func (t *FanoutTrimmer) Trim(ctx context.Context) (int64, error) {
 	if err != nil || minID == "" {
 		return 0, err
 	}
-	return t.client.XTrimMinID(ctx, FanoutStream, minID).Result()
+	n, err := t.client.XTrimMinID(ctx, FanoutStream, minID).Result()
+	if err != nil {
+		return n, err
+	}
+	ms, _, _ := strings.Cut(minID, "-")
+	return n, t.client.ZRemRangeByScore(ctx, FanoutIndex, "-inf", "("+ms).Err()
 }
 
 // SafeMinID is the oldest id that must be kept, or "" when nothing can be trimmed.

@@ -29,6 +29,8 @@ type GroupConfig struct {
 // GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream.
 type GroupSubscribers struct {
 	url      URL
+	history  HistoryReader
+	Redrive  RedriveStats
 	decode   wredis.Unmarshaller
 	consumer string
 	cfg      GroupConfig
@@ -40,11 +42,12 @@ type GroupSubscribers struct {
 type ConsumerName string
 
 // NewGroupSubscribers makes subscribers that decode entries with decode (the port's unmarshaller).
-func NewGroupSubscribers(url URL, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller, log *slog.Logger) *GroupSubscribers {
-	if log == nil || consumer == "" || decode == nil {
+func NewGroupSubscribers(url URL, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller,
+	history HistoryReader, log *slog.Logger) *GroupSubscribers {
+	if log == nil || consumer == "" || decode == nil || history == nil {
 		panic("redisstream.NewGroupSubscribers: nil dependency")
 	}
-	return &GroupSubscribers{url: url, decode: decode, consumer: string(consumer), cfg: cfg, log: log}
+	return &GroupSubscribers{url: url, decode: decode, history: history, consumer: string(consumer), cfg: cfg, log: log}
 }
 
 // For returns a subscriber for group. Each has its own Redis client, since closing a
@@ -69,6 +72,10 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		ConsumerTimeout:               g.cfg.ConsumerTimeout, // the library only removes consumers with nothing pending
 		BlockTime:                     500 * time.Millisecond,
 		DisableIndefiniteInitialBlock: true,
+		ShouldClaimPendingMessage: func(xp redis.XPendingExt) bool {
+			return redriver{client: client, history: g.history, stats: &g.Redrive, log: log}.
+				shouldClaim(context.Background(), group, xp)
+		},
 		ShouldStopOnReadErrors: func(err error) bool {
 			recreateGroupIfLost(context.Background(), client, group, err, log)
 			return false

@@ -2,7 +2,7 @@
 -- Publishes one conversation's messages, in seq order, atomically.
 -- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
 -- of memory, so a conversation entry is never written without its fan-out entry.
--- KEYS[1] conversation stream, KEYS[2] fan-out stream
+-- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set)
 -- ARGV: maxlen, pubsub channel ('' = off), conversation_id, then per message:
 --       seq, sender_id, timestamp_ms, message_id, payload
 -- Returns one status per message: 1 written, 0 already there (a re-send); on an error, the
@@ -24,8 +24,11 @@ for i = 4, #ARGV, 5 do
   else
     local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
       event_type = 'conversation.message_posted.v1' })
-    redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload, 'metadata', meta,
+    local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload, 'metadata', meta,
       'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
+    -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
+    -- it can still be found by id and re-published from Postgres
+    redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
     if channel ~= '' then
       redis.call('PUBLISH', channel, payload)
     end

@@ -21,6 +21,7 @@ type Counters struct {
 	FanoutEntries, FanoutMalformed, FanoutOutages          int64
 	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
 	Claims                                                 map[string]int64 // by consumer group
+	TrimmedRepublished, TrimmedUnrecoverable               int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -50,6 +51,7 @@ var (
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
+	dTrimmed     = desc("nova_fanout_trimmed_unacked_total", "Pending fan-out entries found trimmed away before their group acked them: republished from Postgres, or unrecoverable (should stay 0).", "outcome")
 	dClaims      = desc("nova_consumer_group_claims_total", "Pending entries this instance took over (XCLAIM) after they sat idle NOVA_CLAIM_IDLE, usually from a dead consumer.", "group")
 
 	dRedisUp     = desc("nova_redis_up", "1 when this instance could inspect Redis at the last scrape, else 0.")
@@ -80,7 +82,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dLeader, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dHandled, dDeadLetter,
-		dConsBad, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -118,6 +120,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for g, v := range n.Claims {
 		counter(dClaims, v, g)
 	}
+	counter(dTrimmed, n.TrimmedRepublished, "republished")
+	counter(dTrimmed, n.TrimmedUnrecoverable, "unrecoverable")
 
 	s := c.inspector.Snapshot(c.ctx)
 	gauge(dRedisUp, b2f(s.RedisUp))

@@ -1,0 +1,98 @@
+package redisstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// RedriveStats count pending fan-out entries found trimmed away before their group acked them.
+type RedriveStats struct {
+	// Republished: the message was found in Postgres and written to the fan-out stream again.
+	// Unrecoverable: not even the index named it; acked so it stops blocking, and logged.
+	Republished, Unrecoverable atomic.Int64
+}
+
+// redriver handles a pending entry whose data is gone (trimmed by hand, or by MAXLEN from
+// elsewhere): watermill-redisstream would XCLAIM nothing and ack it, silently. Instead the
+// index names its (conversation, seq), the message is read from Postgres and published to the
+// fan-out stream again with the same event id (handlers deduplicate by it), and the dead id is acked.
+type redriver struct {
+	client  redis.UniversalClient
+	history HistoryReader
+	stats   *RedriveStats
+	log     *slog.Logger
+}
+
+// shouldClaim is watermill-redisstream's ShouldClaimPendingMessage: claim what still exists,
+// redrive what does not.
+func (r redriver) shouldClaim(ctx context.Context, group string, xp redis.XPendingExt) bool {
+	entries, err := r.client.XRangeN(ctx, FanoutStream, xp.ID, xp.ID, 1).Result()
+	if err != nil || len(entries) == 1 {
+		return true
+	}
+	if err := r.redrive(ctx, group, xp.ID); err != nil {
+		r.log.Error("a pending fan-out entry was trimmed before it was acknowledged and could not be re-published",
+			"consumer_group", group, "entry_id", xp.ID, "error", err)
+	}
+	return false
+}
+
+func (r redriver) redrive(ctx context.Context, group, id string) error {
+	ms, _, _ := strings.Cut(id, "-")
+	members, err := r.client.ZRangeByScore(ctx, FanoutIndex, &redis.ZRangeBy{Min: ms, Max: ms}).Result()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		parts := strings.Split(m, "|")
+		if len(parts) != 3 || parts[0] != id {
+			continue
+		}
+		seq, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil {
+			return fmt.Errorf("bad index member %q", m)
+		}
+		if err := r.republish(ctx, conversation.ID(parts[1]), seq); err != nil {
+			return err
+		}
+		r.stats.Republished.Add(1)
+		r.log.Warn("pending fan-out entry was trimmed before it was acknowledged; re-published it from Postgres",
+			"consumer_group", group, "entry_id", id, "conversation_id", parts[1], "seq", seq)
+		return r.client.XAck(ctx, FanoutStream, group, id).Err()
+	}
+	r.stats.Unrecoverable.Add(1)
+	if err := r.client.XAck(ctx, FanoutStream, group, id).Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("the fan-out index does not name it either; acknowledged it so it stops blocking the group")
+}
+
+func (r redriver) republish(ctx context.Context, conv conversation.ID, seq int64) error {
+	msgs, err := r.history.MessagesAfter(ctx, conv, seq-1, 1)
+	if err != nil {
+		return err
+	}
+	if len(msgs) != 1 || msgs[0].Seq != seq {
+		return fmt.Errorf("message %s seq %d is not in Postgres", conv, seq)
+	}
+	m := msgs[0]
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	entryID := conversation.StreamID(seq)
+	return r.client.XAdd(ctx, &redis.XAddArgs{Stream: FanoutStream, Values: map[string]any{
+		"_watermill_message_uuid": m.ID, "payload": payload,
+		"conversation_id": string(conv), "stream_key": ConversationStream(string(conv)), "entry_id": entryID,
+		"timestamp": m.CreatedAt.UnixMilli(),
+	}}).Err()
+}

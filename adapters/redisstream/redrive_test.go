@@ -1,0 +1,106 @@
+package redisstream_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/outbox"
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
+)
+
+type noSignal struct{}
+
+func (noSignal) Notify() {}
+
+func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := testinfra.NewMigratedPool(t)
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+
+	// given 5 stored messages relayed to the fan-out stream
+	repo := postgres.NewConversationRepository(pool, noSignal{})
+	alice := conversation.UserID(uuid.NewString())
+	c, _ := conversation.Start(conversation.ID(uuid.NewString()), "t", alice, nil, time.Now())
+	if err := repo.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for i := 1; i <= 5; i++ {
+		if err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+			m, err := c.PostMessage(conversation.NewMessageDraft{ID: uuid.NewString(), SenderID: alice,
+				ClientMsgID: fmt.Sprint(i), Body: json.RawMessage(`1`), At: time.Now()})
+			want[m.ID] = true
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false), quiet)
+	if _, err := relay.RelayOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// and a consumer of group "slow" that took them all and died without acking
+	if err := rdb.XGroupCreate(ctx, redisstream.FanoutStream, "slow", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "slow", Consumer: "dead",
+		Streams: []string{redisstream.FanoutStream, ">"}, Count: 100}).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// when someone trims the stream by hand past those pending entries
+	if err := rdb.XTrimMaxLen(ctx, redisstream.FanoutStream, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// and a live consumer of the group looks for abandoned entries
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "alive",
+		redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour},
+		messaging.FanoutUnmarshaller{}, postgres.NewReadModel(pool), quiet)
+	sub, err := subs.For(ctx, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs, err := sub.Subscribe(ctx, redisstream.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// then every message is re-published from Postgres (same event id) and handled, none acked away
+	got := map[string]bool{}
+	deadline := time.After(15 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case m := <-msgs:
+			if !want[m.UUID] {
+				t.Fatalf("unexpected message %s", m.UUID)
+			}
+			got[m.UUID] = true
+			m.Ack()
+		case <-deadline:
+			t.Fatalf("got %d of %d trimmed messages back", len(got), len(want))
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { return subs.Redrive.Republished.Load() == 5 }, "5 counted as republished")
+	waitFor(t, 5*time.Second, func() bool {
+		p, err := rdb.XPending(ctx, redisstream.FanoutStream, "slow").Result()
+		return err == nil && p.Count == 0
+	}, "the dead ids are acknowledged")
+	time.Sleep(time.Second) // two more claim rounds: nothing is re-published twice
+	if n, u := subs.Redrive.Republished.Load(), subs.Redrive.Unrecoverable.Load(); n != 5 || u != 0 {
+		t.Fatalf("republished %d, unrecoverable %d; want 5 and 0", n, u)
+	}
+}
