@@ -27,7 +27,7 @@ func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *r
 		Commands: application.Commands{
 			StartConversation:  command.NewStartConversationHandler(repo),
 			ChangeParticipants: command.NewChangeParticipantsHandler(repo),
-			PostMessage:        command.NewPostMessageHandler(repo, rm),
+			PostMessage:        command.NewPostMessageHandler(repo),
 			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, offline, cursors),
 			CountOffline:       command.NewCountOfflineHandler(repo, presence, offline),
 		},

@@ -67,14 +67,6 @@ func (r *ReadModel) MessagesBefore(ctx context.Context, id conversation.ID, befo
 		WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, string(id), beforeSeq, limit)
 }
 
-func (r *ReadModel) MessageByClientID(ctx context.Context, id conversation.ID, sender conversation.UserID, clientMsgID string) (conversation.Message, error) {
-	m, err := findMessageByClientID(ctx, r.pool, id, sender, clientMsgID)
-	if err != nil {
-		return conversation.Message{}, err
-	}
-	return *m, nil
-}
-
 func findMessageByClientID(ctx context.Context, pool *pgxpool.Pool, id conversation.ID, sender conversation.UserID, clientMsgID string) (*conversation.Message, error) {
 	msgs, err := queryMessages(ctx, pool, `SELECT `+messageColumns+` FROM messages
 		WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3`, string(id), string(sender), clientMsgID)

@@ -20,26 +20,22 @@ type PostMessage struct {
 	Body           json.RawMessage
 }
 
-// MessageFinder finds a message by its idempotency key, so a retried send skips the write path.
-type MessageFinder interface {
-	MessageByClientID(ctx context.Context, id conversation.ID, sender conversation.UserID, clientMsgID string) (conversation.Message, error)
-}
-
 type PostMessageHandler struct {
-	repo     conversation.Repository
-	messages MessageFinder
-	now      func() time.Time
+	repo conversation.Repository
+	now  func() time.Time
 }
 
-func NewPostMessageHandler(repo conversation.Repository, messages MessageFinder) PostMessageHandler {
-	if repo == nil || messages == nil {
+func NewPostMessageHandler(repo conversation.Repository) PostMessageHandler {
+	if repo == nil {
 		panic("command.NewPostMessageHandler: nil dependency")
 	}
-	return PostMessageHandler{repo: repo, messages: messages, now: time.Now}
+	return PostMessageHandler{repo: repo, now: time.Now}
 }
 
 // Handle stores the message once. created is false when the sender had already posted this
 // client_msg_id: then the original message is returned, from any instance, at any later time.
+// A repeat is recognised by the unique key inside the write itself (its transaction rolls
+// back), so first sends, the common case, pay no extra lookup.
 func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg conversation.Message, created bool, err error) {
 	draft := conversation.NewMessageDraft{
 		ID: uuid.Must(uuid.NewV7()).String(), SenderID: cmd.SenderID,
@@ -48,12 +44,6 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg co
 	if err := draft.Validate(); err != nil {
 		return conversation.Message{}, false, err
 	}
-	if orig, err := h.messages.MessageByClientID(ctx, cmd.ConversationID, cmd.SenderID, cmd.ClientMsgID); err == nil {
-		return h.original(ctx, cmd, orig)
-	} else if !errors.Is(err, conversation.ErrNotFound) {
-		return conversation.Message{}, false, err
-	}
-
 	err = h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
 		msg, err = c.PostMessage(draft)
 		return err

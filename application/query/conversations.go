@@ -13,7 +13,6 @@ type ReadModel interface {
 	ConversationsOf(ctx context.Context, user conversation.UserID) ([]conversation.Snapshot, error)
 	MessagesAfter(ctx context.Context, id conversation.ID, afterSeq int64, limit int) ([]conversation.Message, error)
 	MessagesBefore(ctx context.Context, id conversation.ID, beforeSeq int64, limit int) ([]conversation.Message, error)
-	MessageByClientID(ctx context.Context, id conversation.ID, sender conversation.UserID, clientMsgID string) (conversation.Message, error)
 }
 
 // Conversations answers questions about the conversations a user takes part in.
