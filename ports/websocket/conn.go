@@ -46,8 +46,11 @@ type conn struct {
 
 	subs map[conversation.ID]*delivery.Subscription // reader goroutine only
 
-	amu  sync.Mutex
-	acks map[conversation.ID]int64 // acknowledged, not yet stored durably
+	amu        sync.Mutex
+	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
+	flushTimer *time.Timer               // set while a durable flush is scheduled
+
+	pinging atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -61,11 +64,11 @@ func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsy
 func (c *conn) run(parent context.Context, initial conversation.ID) {
 	c.ctx, c.cancel = context.WithCancel(parent)
 	defer c.cancel()
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); c.writeLoop() }()
-	go func() { defer wg.Done(); c.keepAlive() }()
-	go func() { defer wg.Done(); c.flushAcksLoop() }()
+	// Two long-lived goroutines per connection (this reader and the writer): idle connections
+	// are what an instance holds most of, so pings, token expiry and ack flushes hang off the
+	// writer's select or short-lived timers instead of goroutines of their own.
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); c.writeLoop() }()
 
 	if initial != "" {
 		c.subscribe(inFrame{Type: "subscribe", ConversationID: string(initial)})
@@ -76,7 +79,12 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	for _, s := range c.subs {
 		s.Close()
 	}
-	wg.Wait()
+	<-writerDone
+	c.amu.Lock()
+	if c.flushTimer != nil {
+		c.flushTimer.Stop()
+	}
+	c.amu.Unlock()
 	c.flushAcks(context.WithoutCancel(parent))
 	_ = c.ws.CloseNow()
 }
@@ -201,21 +209,22 @@ func (c *conn) ack(f inFrame) {
 	}
 	c.amu.Lock()
 	c.acks[conv] = max(c.acks[conv], *f.Seq)
+	c.scheduleFlushLocked()
 	c.amu.Unlock()
 }
 
-// flushAcksLoop stores acknowledged cursors durably about once a second (and once more at the end).
-func (c *conn) flushAcksLoop() {
-	t := time.NewTicker(ackFlushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			c.flushAcks(c.ctx)
-		}
+// scheduleFlushLocked stores acknowledged cursors durably about a second after the first
+// unstored ack (and once more when the connection ends). Callers hold amu.
+func (c *conn) scheduleFlushLocked() {
+	if c.flushTimer != nil {
+		return
 	}
+	c.flushTimer = time.AfterFunc(ackFlushEvery, func() {
+		c.amu.Lock()
+		c.flushTimer = nil
+		c.amu.Unlock()
+		c.flushAcks(c.ctx)
+	})
 }
 
 func (c *conn) flushAcks(ctx context.Context) {
@@ -234,6 +243,9 @@ func (c *conn) flushAcks(ctx context.Context) {
 			c.h.log.Warn("cursor not stored; will retry", "conversation_id", conv, "seq", seq, "error", err)
 			c.amu.Lock()
 			c.acks[conv] = max(c.acks[conv], seq)
+			if ctx.Err() == nil {
+				c.scheduleFlushLocked()
+			}
 			c.amu.Unlock()
 		}
 	}
@@ -298,11 +310,25 @@ func (c *conn) enqueue(frame []byte) error {
 	return nil
 }
 
+// writeLoop drains the queue; it also pings every 20 s (dropping a peer that does not answer in
+// 10 s) and closes the connection when its token expires.
 func (c *conn) writeLoop() {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	expired := time.NewTimer(time.Until(c.expiry))
+	defer expired.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-expired.C:
+			go c.closeWith(websocket.StatusPolicyViolation, "token expired")
+			continue
+		case <-ping.C:
+			if c.pinging.CompareAndSwap(false, true) {
+				go c.ping()
+			}
+			continue
 		case <-c.wake:
 		}
 		c.qmu.Lock()
@@ -332,29 +358,13 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// keepAlive pings every 20 s, drops a peer that does not answer in 10 s, and closes the
-// connection when its token expires.
-func (c *conn) keepAlive() {
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
-	expired := time.NewTimer(time.Until(c.expiry))
-	defer expired.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-expired.C:
-			c.closeWith(websocket.StatusPolicyViolation, "token expired")
-			return
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.cancel()
-				return
-			}
-		}
+// ping waits for the pong in a goroutine of its own, so frames keep flowing meanwhile.
+func (c *conn) ping() {
+	defer c.pinging.Store(false)
+	pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(pctx); err != nil {
+		c.cancel()
 	}
 }
 
