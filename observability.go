@@ -14,7 +14,7 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 	return func() admin.Counters {
 		r, h, f, ro := &bg.Relay.Stats, &bg.Hub.Stats, &bg.Fanout.Stats, bg.Router.Stats
 		return admin.Counters{
-			Relayed: r.Relayed.Load(), RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
+			Relayed:     r.Relayed.Load() + bg.FastPath.Stats.Published.Load(), // both paths write the streams RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
 			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(),
 			Delivered: h.Delivered.Load(), DuplicatesDropped: h.DuplicatesDropped.Load(), GapsFilled: h.GapsFilled.Load(),
 			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),

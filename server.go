@@ -22,12 +22,13 @@ import (
 
 // Background is everything an instance runs besides its listeners.
 type Background struct {
-	Relay   *outbox.Relay
-	Fanout  *messaging.FanoutListener
-	PubSub  *messaging.PubSubListener
-	Router  *messaging.Router
-	Trimmer *redisstream.FanoutTrimmer
-	Hub     *delivery.Hub
+	Relay    *outbox.Relay
+	FastPath *outbox.FastPath
+	Fanout   *messaging.FanoutListener
+	PubSub   *messaging.PubSubListener
+	Router   *messaging.Router
+	Trimmer  *redisstream.FanoutTrimmer
+	Hub      *delivery.Hub
 }
 
 // Server is one running instance: public listener, admin listener, outbox relay, live feeds.
@@ -43,7 +44,7 @@ type Server struct {
 
 func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server,
 	ws *websocket.Handler, adm *admin.Admin, bg Background) *Server {
-	if log == nil || migrator == nil || public == nil || ws == nil || adm == nil || bg.Relay == nil || bg.Fanout == nil ||
+	if log == nil || migrator == nil || public == nil || ws == nil || adm == nil || bg.Relay == nil || bg.FastPath == nil || bg.Fanout == nil ||
 		bg.PubSub == nil || bg.Router == nil || bg.Trimmer == nil || bg.Hub == nil {
 		panic("nova.NewServer: nil dependency")
 	}
@@ -73,6 +74,7 @@ const shutdownGrace = 15 * time.Second
 func (s *Server) RunBackground(ctx context.Context) {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.bg.Relay.Run(ctx) })
+	g.Go(func() error { return s.bg.FastPath.Run(ctx) })
 	g.Go(func() error { return s.bg.Fanout.Run(ctx) })
 	g.Go(func() error { return s.bg.PubSub.Run(ctx) })
 	g.Go(func() error { return s.bg.Router.Run(ctx) })

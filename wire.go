@@ -53,7 +53,9 @@ var adapterSet = wire.NewSet(
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
 	outbox.NewRelay,
-	wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)),
+	outbox.NewFastPath,
+	wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)),
+	wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)),
 	redisstream.NewStreamInspector,
 	postgres.NewOutboxInspector,
 )

@@ -53,7 +53,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	pubSubCompat := cfg.PubSubCompat
 	dualStreamPublisher := redisstream.NewDualStreamPublisher(universalClient, streamMaxLen, pubSubCompat)
 	relay := outbox.NewRelay(pool, dualStreamPublisher, log)
-	conversationRepository := postgres.NewConversationRepository(pool, relay)
+	fastPath := outbox.NewFastPath(pool, dualStreamPublisher, relay, log)
+	conversationRepository := postgres.NewConversationRepository(pool, fastPath)
 	readModel := postgres.NewReadModel(pool)
 	clientSyncCache := redisstream.NewClientSyncCache(universalClient)
 	clientSyncRepository := postgres.NewClientSyncRepository(pool)
@@ -101,12 +102,13 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	}
 	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient)
 	background := Background{
-		Relay:   relay,
-		Fanout:  fanoutListener,
-		PubSub:  pubSubListener,
-		Router:  router,
-		Trimmer: fanoutTrimmer,
-		Hub:     hub,
+		Relay:    relay,
+		FastPath: fastPath,
+		Fanout:   fanoutListener,
+		PubSub:   pubSubListener,
+		Router:   router,
+		Trimmer:  fanoutTrimmer,
+		Hub:      hub,
 	}
 	counterSource := NewCounterSource(background, handler, groupSubscribers)
 	streamInspector := redisstream.NewStreamInspector(universalClient)
@@ -128,7 +130,7 @@ var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
 
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), NewConsumerName,
-	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, wire.Bind(new(postgres.OutboxSignal), new(*outbox.Relay)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
+	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,

@@ -22,8 +22,16 @@ const (
 	maxUpdateAttempts = 8
 )
 
-// OutboxSignal is told after a commit that wrote outbox rows, so the relay wakes without polling.
-type OutboxSignal interface{ Notify() }
+// CommittedMessage is a message whose transaction has committed, with its outbox row.
+type CommittedMessage struct {
+	OutboxID int64
+	Message  conversation.Message
+	Payload  []byte // the Message JSON, as stored in the outbox
+}
+
+// OutboxSignal hears of every commit that wrote outbox rows: the publish-after-commit fast
+// path, which hands anything it cannot publish at once to the relay.
+type OutboxSignal interface{ Committed(msgs []CommittedMessage) }
 
 // ConversationRepository is the event store for conversations. Every append also updates, in the
 // same transaction, the compact state row (so loading is O(1)), the read models and the outbox.
@@ -42,8 +50,8 @@ func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *Convers
 var _ conversation.Repository = (*ConversationRepository)(nil)
 
 func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Conversation) error {
-	return r.inTx(ctx, func(tx pgx.Tx) error {
-		return r.append(ctx, tx, c, true)
+	return r.inTx(ctx, func(tx pgx.Tx, out *[]CommittedMessage) error {
+		return r.append(ctx, tx, c, true, out)
 	})
 }
 
@@ -57,7 +65,7 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		err = r.inTx(ctx, func(tx pgx.Tx) error {
+		err = r.inTx(ctx, func(tx pgx.Tx, out *[]CommittedMessage) error {
 			c, err := loadConversation(ctx, tx, id, "FOR UPDATE")
 			if err != nil {
 				return err
@@ -65,7 +73,7 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 			if err := fn(c); err != nil {
 				return err
 			}
-			return r.append(ctx, tx, c, false)
+			return r.append(ctx, tx, c, false, out)
 		})
 		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
 			return err
@@ -77,11 +85,17 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	return err
 }
 
-func (r *ConversationRepository) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	if err := pgx.BeginFunc(ctx, r.pool, fn); err != nil {
+func (r *ConversationRepository) inTx(ctx context.Context, fn func(tx pgx.Tx, out *[]CommittedMessage) error) error {
+	var committed []CommittedMessage
+	if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		committed = committed[:0]
+		return fn(tx, &committed)
+	}); err != nil {
 		return err
 	}
-	r.signal.Notify() // cheap and coalesced; wakes the relay for any messages just committed
+	if len(committed) > 0 {
+		r.signal.Committed(committed)
+	}
 	return nil
 }
 
@@ -110,7 +124,8 @@ func loadConversation(ctx context.Context, q querier, id conversation.ID, lock s
 }
 
 // append writes the recorded events, the state row, the read models and the outbox in one batch.
-func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conversation.Conversation, isNew bool) error {
+func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conversation.Conversation, isNew bool,
+	out *[]CommittedMessage) error {
 	changes := c.Changes()
 	if len(changes) == 0 {
 		return nil
@@ -127,7 +142,7 @@ func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conve
 		b.Queue(`INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			string(c.ID()), version, aggregateConversation, uuid.Must(uuid.NewV7()).String(), e.EventType(), data, time.Now().UTC())
-		if err := queueProjection(&b, e, &duplicate); err != nil {
+		if err := queueProjection(&b, e, &duplicate, out); err != nil {
 			return err
 		}
 	}
@@ -169,7 +184,7 @@ func (r *ConversationRepository) duplicateOf(ctx context.Context, m conversation
 	return &conversation.DuplicateMessageError{Original: *orig}
 }
 
-func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversation.Message) error {
+func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversation.Message, out *[]CommittedMessage) error {
 	switch e := e.(type) {
 	case conversation.Started:
 		for _, p := range e.Participants {
@@ -201,8 +216,16 @@ func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversatio
 				return err
 			})
 		b.Queue(`INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.CreatedAt, payload)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.CreatedAt, payload).
+			QueryRow(func(row pgx.Row) error {
+				cm := CommittedMessage{Message: m, Payload: payload}
+				if err := row.Scan(&cm.OutboxID); err != nil {
+					return err
+				}
+				*out = append(*out, cm)
+				return nil
+			})
 	}
 	return nil
 }

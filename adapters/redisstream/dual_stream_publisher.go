@@ -54,23 +54,35 @@ type PublishResult struct {
 	Done       []int64 // outbox ids written now or found written before
 	Added      int
 	Duplicates int
+	Deferred   int // strict mode only: left to the relay
 }
 
 // Publish writes batches of entries. Each conversation's entries must be in seq order; a
 // conversation stops at its first failure so a later seq can never hide an earlier one.
 func (p *DualStreamPublisher) Publish(ctx context.Context, byConversation [][]Entry) (PublishResult, error) {
-	res, err := p.publish(ctx, byConversation)
+	return p.run(ctx, byConversation, false)
+}
+
+// PublishNext is the fast path right after a commit: a message is written only if it directly
+// follows its stream's last entry (seq = top + 1). Anything else is Deferred to the relay, since
+// another instance may be publishing the seq before it at this very moment.
+func (p *DualStreamPublisher) PublishNext(ctx context.Context, byConversation [][]Entry) (PublishResult, error) {
+	return p.run(ctx, byConversation, true)
+}
+
+func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry, strict bool) (PublishResult, error) {
+	res, err := p.publish(ctx, byConversation, strict)
 	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
 		// Redis lost its script cache (a restart): load it and run the batch again.
 		if lerr := publishEntries.Load(ctx, p.client).Err(); lerr != nil {
 			return res, fmt.Errorf("load publish script: %w", lerr)
 		}
-		return p.publish(ctx, byConversation)
+		return p.publish(ctx, byConversation, strict)
 	}
 	return res, err
 }
 
-func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]Entry) (PublishResult, error) {
+func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]Entry, strict bool) (PublishResult, error) {
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(byConversation))
 	for i, entries := range byConversation {
@@ -79,8 +91,12 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		if p.pubsub {
 			channel = PubSubChannel(conv)
 		}
-		args := make([]any, 0, 3+5*len(entries))
-		args = append(args, int64(p.maxLen), channel, conv)
+		args := make([]any, 0, 4+5*len(entries))
+		mode := "0"
+		if strict {
+			mode = "1"
+		}
+		args = append(args, int64(p.maxLen), channel, conv, mode)
 		for _, e := range entries {
 			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload)
 		}
@@ -99,6 +115,10 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		for j, st := range statuses {
 			switch v := st.(type) {
 			case int64:
+				if v < 0 {
+					res.Deferred++
+					continue
+				}
 				res.Done = append(res.Done, byConversation[i][j].OutboxID)
 				if v == 1 {
 					res.Added++

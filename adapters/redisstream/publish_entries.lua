@@ -3,36 +3,57 @@
 -- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
 -- of memory, so a conversation entry is never written without its fan-out entry.
 -- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set)
--- ARGV: maxlen, pubsub channel ('' = off), conversation_id, then per message:
+-- ARGV: maxlen, pubsub channel ('' = off), conversation_id, strict ('1' or '0'), then per message:
 --       seq, sender_id, timestamp_ms, message_id, payload
--- Returns one status per message: 1 written, 0 already there (a re-send); on an error, the
--- statuses so far followed by the error text, and nothing after it is attempted.
-local maxlen, channel, conv = ARGV[1], ARGV[2], ARGV[3]
+-- Strict mode (the publish-after-commit fast path) writes a message only if it directly follows
+-- the stream's last entry; otherwise it answers -1 and stops, leaving the message to the relay,
+-- which reads the outbox in order. Without strict, any id above the stream's top is written.
+-- Returns one status per message: 1 written, 0 already there (a re-send), -1 deferred; on an
+-- error, the statuses so far followed by the error text, and nothing after it is attempted.
+local maxlen, channel, conv, strict = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local out = {}
-for i = 4, #ARGV, 5 do
+local top = 0
+if strict then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if last[1] then
+    top = tonumber(string.match(last[1][1], '^(%d+)'))
+  end
+end
+for i = 5, #ARGV, 5 do
   local seq, sender, ts, mid, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local id = seq .. '-0'
-  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, id,
-    'conversation_id', conv, 'seq', seq, 'sender_id', sender, 'timestamp', ts, 'payload', payload)
-  if type(r) == 'table' and r.err then
-    if string.find(r.err, 'equal or smaller', 1, true) then
-      out[#out + 1] = 0
-    else
-      out[#out + 1] = r.err
-      return out
-    end
+  local n = tonumber(seq)
+  if strict and n <= top then
+    out[#out + 1] = 0
+  elseif strict and n ~= top + 1 then
+    out[#out + 1] = -1
+    return out
   else
-    local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
-      event_type = 'conversation.message_posted.v1' })
-    local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload, 'metadata', meta,
-      'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
-    -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
-    -- it can still be found by id and re-published from Postgres
-    redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
-    if channel ~= '' then
-      redis.call('PUBLISH', channel, payload)
+    if strict then
+      top = n
     end
-    out[#out + 1] = 1
+    local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, id,
+      'conversation_id', conv, 'seq', seq, 'sender_id', sender, 'timestamp', ts, 'payload', payload)
+    if type(r) == 'table' and r.err then
+      if string.find(r.err, 'equal or smaller', 1, true) then
+        out[#out + 1] = 0
+      else
+        out[#out + 1] = r.err
+        return out
+      end
+    else
+      local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
+        event_type = 'conversation.message_posted.v1' })
+      local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload,
+        'metadata', meta, 'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
+      -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
+      -- it can still be found by id and re-published from Postgres
+      redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
+      if channel ~= '' then
+        redis.call('PUBLISH', channel, payload)
+      end
+      out[#out + 1] = 1
+    end
   end
 end
 return out

@@ -20,7 +20,7 @@ import (
 
 type noSignal struct{}
 
-func (noSignal) Notify() {}
+func (noSignal) Committed([]postgres.CommittedMessage) {}
 
 func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

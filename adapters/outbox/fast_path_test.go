@@ -1,0 +1,83 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nova-chat/nova/adapters/outbox"
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// committedRow writes and commits one outbox row and returns what the repository would signal.
+func (f *fixture) committedRow(t *testing.T, conv string, seq int64) postgres.CommittedMessage {
+	t.Helper()
+	m := conversation.Message{ID: uuid.NewString(), ConversationID: conversation.ID(conv), Seq: seq,
+		StreamID: conversation.StreamID(seq), SenderID: conversation.UserID(uuid.NewString()), ClientMsgID: "c",
+		Body: json.RawMessage(`1`), CreatedAt: time.Now().UTC()}
+	payload, _ := json.Marshal(m)
+	cm := postgres.CommittedMessage{Message: m, Payload: payload}
+	if err := f.pool.QueryRow(context.Background(), `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, conv, seq, m.ID, string(m.SenderID), m.CreatedAt, payload).Scan(&cm.OutboxID); err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+func TestFastPathPublishesTheNextSeqAndDefersAGapToTheRelay(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	relay := f.relay()
+	fast := outbox.NewFastPath(f.pool, f.pub, relay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = fast.Run(ctx) }()
+	conv := uuid.NewString()
+	one, two, three := f.committedRow(t, conv, 1), f.committedRow(t, conv, 2), f.committedRow(t, conv, 3)
+
+	// when the fast path hears of seq 2 before seq 1 is in the stream (another instance is slower)
+	fast.Committed([]postgres.CommittedMessage{two})
+
+	// then it does not write it: 2 does not follow the stream's top, and the row stays for the relay
+	waitUntil(t, func() bool { return fast.Stats.Deferred.Load() == 1 }, "seq 2 deferred")
+	if ids := f.streamIDs(t, redisstream.ConversationStream(conv)); len(ids) != 0 {
+		t.Fatalf("the fast path wrote %v ahead of seq 1", ids)
+	}
+
+	// when it hears of seq 1, that one goes straight out and its row is deleted
+	fast.Committed([]postgres.CommittedMessage{one})
+	waitUntil(t, func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(conv))) == 1 }, "seq 1 published")
+
+	// and the relay publishes what was deferred, in order, after which 3 follows by the fast path
+	f.relayAll(t, relay)
+	fast.Committed([]postgres.CommittedMessage{three})
+	waitUntil(t, func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(conv))) == 3 }, "all three")
+	if ids := f.streamIDs(t, redisstream.ConversationStream(conv)); ids[0] != "1-0" || ids[1] != "2-0" || ids[2] != "3-0" {
+		t.Fatalf("stream = %v", ids)
+	}
+	waitUntil(t, func() bool {
+		var n int
+		_ = f.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+		return n == 0
+	}, "every row deleted once Redis held it")
+	if n := f.rdb.XLen(ctx, redisstream.FanoutStream).Val(); n != 3 {
+		t.Fatalf("fan-out holds %d entries, want 3 (each once)", n)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
