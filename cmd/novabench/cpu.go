@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The machine is shared (Postgres serves other databases, other work may run), so every run
+// records who used the CPU meanwhile: the nodes, the bench database's Postgres backends, the
+// private Redis, the bench itself, and the rest.
+
+const clockTicks = 100 // USER_HZ on Linux
+
+type cpuSnap struct {
+	at          time.Time
+	busy, total uint64
+	groups      map[int]procCPU // pid -> group and ticks
+	checkpoints int64           // Postgres checkpoints so far (timed + requested), server-wide
+}
+
+// checkpointsKey counts the Postgres checkpoints in a window (forced ones, e.g. by another
+// test run's CREATE/DROP DATABASE, stall every commit on the server for a moment).
+const checkpointsKey = "pg checkpoints"
+
+type procCPU struct {
+	group string
+	ticks uint64
+}
+
+// CPUUse is cores used on average during a run, by group ("machine" is everything).
+type CPUUse map[string]float64
+
+func (b *Bench) cpuSnapshot() cpuSnap {
+	s := cpuSnap{at: time.Now(), groups: map[int]procCPU{}}
+	if b.env.DB != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = b.env.DB.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&s.checkpoints)
+		cancel()
+	}
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := bytes.Cut(data, []byte("\n"))
+		f := strings.Fields(string(line))
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			if i >= 8 { // guest time is already in user
+				break
+			}
+			s.total += n
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += n
+			}
+		}
+	}
+	known := map[int]string{os.Getpid(): "novabench"}
+	for _, n := range b.env.Nodes {
+		known[n.PID()] = "nova"
+	}
+	if b.env.Redis != nil && b.env.Redis.cmd.Process != nil {
+		known[b.env.Redis.cmd.Process.Pid] = "redis"
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15): split after the closing paren.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		comm := string(data[bytes.IndexByte(data, '(')+1 : i])
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseUint(f[11], 10, 64)
+		st, _ := strconv.ParseUint(f[12], 10, 64)
+		group, ok := known[pid]
+		switch {
+		case ok:
+		case comm == "postgres":
+			group = "postgres (other)"
+			if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && b.env.DBName != "" &&
+				bytes.Contains(cmd, []byte(" "+b.env.DBName+" ")) {
+				group = "postgres (bench db)"
+			}
+		case comm == "pgbench" || comm == "redis-benchmark":
+			group = comm
+		default:
+			continue
+		}
+		s.groups[pid] = procCPU{group, ut + st}
+	}
+	return s
+}
+
+// cpuSince is the average cores each group used from a to now.
+func (b *Bench) cpuSince(a cpuSnap) CPUUse {
+	z := b.cpuSnapshot()
+	secs := z.at.Sub(a.at).Seconds()
+	if secs <= 0 {
+		return nil
+	}
+	use := CPUUse{}
+	if dt := z.total - a.total; dt > 0 {
+		use["machine"] = float64(z.busy-a.busy) / float64(dt) * float64(runtime.NumCPU())
+	}
+	accounted := 0.0
+	for pid, p := range z.groups {
+		before := a.groups[pid].ticks // 0 for a process that started meanwhile
+		if p.ticks < before {
+			continue
+		}
+		c := float64(p.ticks-before) / clockTicks / secs
+		use[p.group] += c
+		accounted += c
+	}
+	use["rest"] = max(0, use["machine"]-accounted)
+	use[checkpointsKey] = float64(z.checkpoints - a.checkpoints)
+	return use
+}
+
+// String lists the groups, biggest first: "machine 1.9/2: nova 0.8, postgres (bench db) 0.5, ...".
+func (u CPUUse) String() string {
+	if len(u) == 0 {
+		return "n/a"
+	}
+	var keys []string
+	for k := range u {
+		if k != "machine" && k != checkpointsKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return u[keys[i]] > u[keys[j]] })
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if u[k] >= 0.005 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, u[k]))
+		}
+	}
+	out := fmt.Sprintf("busy %.2f of %d cores: %s", u["machine"], runtime.NumCPU(), strings.Join(parts, ", "))
+	if n := u[checkpointsKey]; n > 0 {
+		out += fmt.Sprintf("; Postgres checkpoints meanwhile: %.0f", n)
+	}
+	return out
+}
+
+// cpuDuring measures CPU use from one instant to another in the background; wait returns it
+// (nil if ctx ended first).
+func (b *Bench) cpuDuring(ctx context.Context, from, to time.Time) (wait func() CPUUse) {
+	var use CPUUse
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if sleepCtx(ctx, time.Until(from)) != nil {
+			return
+		}
+		snap := b.cpuSnapshot()
+		if sleepCtx(ctx, time.Until(to)) != nil {
+			return
+		}
+		use = b.cpuSince(snap)
+	}()
+	return func() CPUUse { <-done; return use }
+}

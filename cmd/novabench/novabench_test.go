@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMessageSeq(t *testing.T) {
+	frame := []byte(`{"type":"message","message":{"id":"x","conversation_id":"c","seq":1234,"stream_id":"1234-0","body":{"k":7}}}`)
+	if seq, ok := messageSeq(frame); !ok || seq != 1234 {
+		t.Fatalf("messageSeq = %d, %v", seq, ok)
+	}
+	if _, ok := messageSeq([]byte(`{"type":"subscribed","conversation_id":"c","from_seq":0,"last_seq":9}`)); ok {
+		t.Fatal("a subscribed frame is not a message")
+	}
+}
+
+func TestHistMergeAndSummary(t *testing.T) {
+	a, b := newHist(), newHist()
+	for i := 1; i <= 100; i++ {
+		a.Record(time.Duration(i) * time.Millisecond)
+		b.Record(time.Duration(i+100) * time.Millisecond)
+	}
+	a.merge(b)
+	s := a.Summary(true)
+	if s.Count != 200 {
+		t.Fatalf("count %d", s.Count)
+	}
+	if s.P50 < 99 || s.P50 > 101 || s.Max < 199.9 || s.Max > 200.2 {
+		t.Fatalf("p50 %.2f max %.2f", s.P50, s.Max)
+	}
+	if len(s.Curve) == 0 || s.Curve[len(s.Curve)-1].Percentile != 100 {
+		t.Fatalf("curve %v", s.Curve)
+	}
+}
+
+func TestMergeLatencyRounds(t *testing.T) {
+	mk := func(ms int) *LatencyResult {
+		h := newHist()
+		h.Record(time.Duration(ms) * time.Millisecond)
+		return &LatencyResult{SentOK: 1, Received: 1, MeasureS: 5, SendRate: 100, delivery: h, http: newHist()}
+	}
+	m := mergeLatency([]*LatencyResult{mk(1), mk(3)})
+	if m.Rounds != 2 || m.SentOK != 2 || m.MeasureS != 10 || m.SendRate != 100 || m.Delivery.Count != 2 {
+		t.Fatalf("merged %+v", m)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	s := Summary{Count: 1000, Curve: []CurvePoint{{0, 1}, {50, 2}, {99, 9}, {99.9, 20}, {100, 25}}}
+	charts := []chart{
+		percentileChart("latency <&> test", []series{percentileSeries("a & b", s)}),
+		{Title: "lines", Series: []series{{Name: "x", X: []float64{0, 1, 2}, Y: []float64{0, 5, 3}, Dots: true}}},
+		{Title: "empty"},
+	}
+	for _, c := range charts {
+		dec := xml.NewDecoder(strings.NewReader(c.svg()))
+		for {
+			_, err := dec.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: not well-formed XML: %v", c.Title, err)
+			}
+		}
+	}
+}
+
+func TestTableAlignsColumns(t *testing.T) {
+	out := formatTable([]Row{{"a", "1 ms", "<= 2 ms", "-", "-", pass}, {"longer figure", "10 ms", "-", "-", "-", miss}})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("lines: %q", lines)
+	}
+	col := strings.Index(lines[0], "| measured")
+	for _, l := range lines[2:] {
+		if strings.Index(l, "|") != col {
+			t.Fatalf("misaligned:\n%s", out)
+		}
+	}
+}

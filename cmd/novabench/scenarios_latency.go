@@ -1,0 +1,425 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// LatencyResult is one open-loop send-to-deliver run: HTTP sends to one node at a fixed
+// offered rate, WebSocket subscribers on the other nodes.
+type LatencyResult struct {
+	Name            string   `json:"name"`
+	Feed            string   `json:"live_feed"`
+	OfferedRate     int      `json:"offered_rate_per_s"`
+	WarmupS         float64  `json:"warmup_s"`
+	MeasureS        float64  `json:"measure_s"`
+	Conversations   int      `json:"conversations"`
+	SenderNode      string   `json:"sender_node"`
+	RelayLeader     string   `json:"relay_leader"`
+	SubscriberNodes []string `json:"subscriber_nodes"`
+	Scheduled       int      `json:"scheduled_sends"`
+	SentOK          int64    `json:"sent_ok"`
+	SendErrors      int64    `json:"send_errors"`
+	FirstSendError  string   `json:"first_send_error,omitempty"`
+	Received        int64    `json:"received"`
+	Lost            int64    `json:"lost"`
+	OrderViolations int64    `json:"order_violations"`
+	// Rates inside the measurement window, by completion time: what the system kept up with.
+	SendRate      float64 `json:"sends_completed_per_s"`
+	DeliveredRate float64 `json:"delivered_per_s"`
+	// Delivery is send-to-deliver latency from the intended send time (no coordinated omission).
+	Delivery Summary `json:"delivery_latency"`
+	// HTTP is the send's response time, also from the intended send time.
+	HTTP Summary `json:"http_send_latency"`
+	CPU  CPUUse  `json:"cpu_cores_during_measurement"`
+	// Consumer groups' unhandled fan-out entries at the end, and the seconds to drain them.
+	GroupBacklog int64    `json:"group_backlog_after"`
+	GroupDrainS  float64  `json:"group_drain_s"`
+	Profiles     []string `json:"cpu_profiles,omitempty"`
+	// Timeline is one point per second of intended send time (warm-up included): how many were
+	// delivered, their mean and their worst latency; stalls show up here.
+	Timeline []TimelinePoint `json:"timeline,omitempty"`
+	// Rounds is how many runs were merged into this result (A/B rounds alternate the feeds).
+	Rounds int    `json:"rounds,omitempty"`
+	Error  string `json:"error,omitempty"`
+
+	delivery, http *Hist // kept for merging rounds
+}
+
+type TimelinePoint struct {
+	Second    int     `json:"s"`
+	Delivered int64   `json:"delivered"`
+	MeanMs    float64 `json:"mean_ms"`
+	MaxMs     float64 `json:"max_ms"`
+}
+
+// latencyBody is what each message carries: the intended send time and the send index.
+type latencyBody struct {
+	T int64 `json:"t"`
+	K int   `json:"k"`
+}
+
+type latencyRun struct {
+	rate     int
+	warmK    int // sends with k < warmK are warm-up
+	received []atomic.Bool
+	sentOK   []atomic.Bool
+	delivery *Hist
+	http     *Hist
+
+	nSentOK, nErr, nRecv, nOrder atomic.Int64
+	winStart, winEnd             time.Time
+	winSends, winRecv            atomic.Int64
+	firstErr                     atomic.Value
+	secCount, secSumUs, secMaxUs []atomic.Int64 // per second of intended send time
+}
+
+func (r *latencyRun) recordSecond(k int, d time.Duration) {
+	i := k / r.rate
+	if i >= len(r.secCount) {
+		return
+	}
+	us := d.Microseconds()
+	r.secCount[i].Add(1)
+	r.secSumUs[i].Add(us)
+	for {
+		old := r.secMaxUs[i].Load()
+		if us <= old || r.secMaxUs[i].CompareAndSwap(old, us) {
+			return
+		}
+	}
+}
+
+func (r *latencyRun) timeline() []TimelinePoint {
+	out := make([]TimelinePoint, len(r.secCount))
+	for i := range out {
+		n := r.secCount[i].Load()
+		out[i] = TimelinePoint{Second: i, Delivered: n, MaxMs: float64(r.secMaxUs[i].Load()) / 1000}
+		if n > 0 {
+			out[i].MeanMs = float64(r.secSumUs[i].Load()) / float64(n) / 1000
+		}
+	}
+	return out
+}
+
+func (r *latencyRun) inWindow(t time.Time) bool { return !t.Before(r.winStart) && t.Before(r.winEnd) }
+
+// runLatency runs one latency measurement on the current nodes.
+func (b *Bench) runLatency(ctx context.Context, name, feed string, rate int, warmup, measure time.Duration, profile bool) (res *LatencyResult) {
+	res = &LatencyResult{Name: name, Feed: feed, OfferedRate: rate, WarmupS: warmup.Seconds(), MeasureS: measure.Seconds(),
+		Conversations: b.cfg.Conversations}
+	if err := b.latency(ctx, res, rate, warmup, measure, profile); err != nil {
+		res.Error = err.Error()
+		b.log.Printf("%s: ERROR %v", name, err)
+	}
+	return res
+}
+
+func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmup, measure time.Duration, profile bool) error {
+	// The sender is a node whose relay does not lead: with N nodes that is where (N-1)/N of the
+	// sends land, and their commits reach the relay through a NOTIFY. Subscribers are on the others.
+	all := b.env.Nodes
+	sender := all[0]
+	if leader := b.env.Leader(2 * time.Second); leader != nil {
+		res.RelayLeader = leader.Name
+		for _, n := range all {
+			if (n == leader) == b.cfg.SendToLeader {
+				sender = n
+				break
+			}
+		}
+	}
+	res.SenderNode = sender.Name
+	var others []*Node
+	for _, n := range all {
+		if n != sender {
+			others = append(others, n)
+		}
+	}
+	if len(others) == 0 {
+		others = all
+	}
+	subNode := func(i int) *Node { return others[i%len(others)] }
+	for _, n := range others {
+		res.SubscriberNodes = append(res.SubscriberNodes, n.Name)
+	}
+
+	// 100 conversations, each between a sender user and a receiver user.
+	n := b.cfg.Conversations
+	senders, receivers := b.api.NewUsers(n), b.api.NewUsers(n)
+	convs := make([]string, n)
+	if err := parallel(ctx, n, 16, func(i int) error {
+		var err error
+		convs[i], err = b.api.CreateConversation(ctx, sender.URL, senders[i], []string{receivers[i].ID})
+		return err
+	}); err != nil {
+		return fmt.Errorf("create conversations: %w", err)
+	}
+
+	total := rate * int((warmup+measure)/time.Second)
+	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
+		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist()}
+	secs := total/rate + 1
+	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
+	res.Scheduled = total
+
+	// One subscriber per conversation, on a node other than the sender's.
+	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReaders()
+	conns := make([]*websocket.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.CloseNow()
+			}
+		}
+	}()
+	if err := parallel(ctx, n, 16, func(i int) error {
+		c, err := DialWS(ctx, subNode(i).URL, receivers[i])
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		_, err = SubscribeAndWait(ctx, c, convs[i], 0)
+		return err
+	}); err != nil {
+		return fmt.Errorf("subscribers: %w", err)
+	}
+	var readers sync.WaitGroup
+	for _, c := range conns {
+		readers.Add(1)
+		go func() { defer readers.Done(); run.read(rctx, c) }()
+	}
+
+	start := time.Now().Add(20 * time.Millisecond)
+	run.winStart, run.winEnd = start.Add(warmup), start.Add(warmup+measure)
+	if profile && b.cfg.Profile {
+		secs := int(min(measure, 20*time.Second) / time.Second)
+		for _, node := range all {
+			res.Profiles = append(res.Profiles, b.captureProfile(ctx, node, secs, warmup, res.Name))
+		}
+	}
+	cpuWait := b.cpuDuring(ctx, run.winStart, run.winEnd)
+	stopProgress := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d", res.Name, time.Since(start).Seconds(),
+			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load())
+	})
+	defer stopProgress()
+
+	// Open loop: the k-th send is due at start + k/rate whatever happened to the ones before;
+	// every 1 ms tick dispatches all sends that are due, each stamped with its intended time.
+	var sends sync.WaitGroup
+	inflight := make(chan struct{}, 8192)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	interval := time.Second / time.Duration(rate)
+	runID := randomHex(4)
+	k := 0
+schedule:
+	for k < total {
+		select {
+		case <-ctx.Done():
+			break schedule
+		case now := <-tick.C:
+			if now.Before(start) {
+				continue
+			}
+			due := min(total, int(now.Sub(start)/interval)+1)
+			for ; k < due; k++ {
+				intended := start.Add(time.Duration(k) * interval)
+				inflight <- struct{}{}
+				sends.Add(1)
+				go func(k int, intended time.Time) {
+					defer func() { <-inflight; sends.Done() }()
+					run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
+				}(k, intended)
+			}
+		}
+	}
+	sends.Wait()
+	res.CPU = cpuWait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// Wait up to 5 s after the end for what is still on its way.
+	deadline := time.Now().Add(5 * time.Second)
+	for run.nRecv.Load() < run.nSentOK.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopProgress()
+	stopReaders()
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+	readers.Wait()
+
+	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = run.nSentOK.Load(), run.nErr.Load(), run.nRecv.Load(), run.nOrder.Load()
+	for i := range total {
+		if run.sentOK[i].Load() && !run.received[i].Load() {
+			res.Lost++
+		}
+	}
+	if v, ok := run.firstErr.Load().(string); ok {
+		res.FirstSendError = v
+	}
+	res.SendRate = float64(run.winSends.Load()) / measure.Seconds()
+	res.DeliveredRate = float64(run.winRecv.Load()) / measure.Seconds()
+	res.delivery, res.http = run.delivery, run.http
+	res.Delivery = run.delivery.Summary(true)
+	res.HTTP = run.http.Summary(false)
+	res.Timeline = run.timeline()
+	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d order_violations=%d",
+		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
+		res.SentOK, res.Received, res.Lost, res.SendErrors, res.OrderViolations)
+	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
+	res.GroupBacklog, res.GroupDrainS = b.drainGroups(ctx, 60*time.Second)
+	if res.GroupBacklog > 0 {
+		b.log.Printf("%s: consumer groups were %d entries behind at the end; drained in %.1fs", res.Name, res.GroupBacklog, res.GroupDrainS)
+	}
+	return nil
+}
+
+func (r *latencyRun) send(ctx context.Context, api *API, base string, u User, conv, runID string, k int, intended time.Time) {
+	body := `{"t":` + strconv.FormatInt(intended.UnixNano(), 10) + `,"k":` + strconv.Itoa(k) + `,"text":"novabench latency probe"}`
+	_, err := api.Send(ctx, base, u, conv, runID+"-"+strconv.Itoa(k), []byte(body))
+	done := time.Now()
+	if err != nil {
+		if ctx.Err() == nil {
+			r.nErr.Add(1)
+			r.firstErr.CompareAndSwap(nil, err.Error())
+		}
+		return
+	}
+	r.sentOK[k].Store(true)
+	r.nSentOK.Add(1)
+	if k >= r.warmK {
+		r.http.Record(done.Sub(intended))
+	}
+	if r.inWindow(done) {
+		r.winSends.Add(1)
+	}
+}
+
+// read takes message frames off one subscriber connection until ctx ends.
+func (r *latencyRun) read(ctx context.Context, c *websocket.Conn) {
+	var last int64
+	for {
+		_, data, err := c.Read(ctx)
+		now := time.Now()
+		if err != nil {
+			return
+		}
+		var f struct {
+			Type    string          `json:"type"`
+			Message json.RawMessage `json:"message"`
+		}
+		if json.Unmarshal(data, &f) != nil || f.Type != "message" {
+			continue
+		}
+		var m struct {
+			Seq  int64       `json:"seq"`
+			Body latencyBody `json:"body"`
+		}
+		if json.Unmarshal(f.Message, &m) != nil {
+			continue
+		}
+		if m.Seq != last+1 {
+			r.nOrder.Add(1)
+		}
+		last = max(last, m.Seq)
+		k := m.Body.K
+		if k < 0 || k >= len(r.received) || r.received[k].Swap(true) {
+			continue
+		}
+		r.nRecv.Add(1)
+		if r.inWindow(now) {
+			r.winRecv.Add(1)
+		}
+		lat := now.Sub(time.Unix(0, m.Body.T))
+		r.recordSecond(k, lat)
+		if k >= r.warmK {
+			r.delivery.Record(lat)
+		}
+	}
+}
+
+// parallel runs f(0..n-1) with at most width at once and returns the first error.
+func parallel(ctx context.Context, n, width int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return first != nil }
+	sem := make(chan struct{}, width)
+	for i := range n {
+		if ctx.Err() != nil || failed() {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// mergeLatency combines rounds of the same run into one result: histograms merged, counts
+// summed, rates and CPU averaged.
+func mergeLatency(parts []*LatencyResult) *LatencyResult {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	first := *parts[0]
+	m := &first
+	m.Rounds, m.Timeline, m.CPU, m.Profiles = len(parts), nil, CPUUse{}, nil
+	m.SentOK, m.SendErrors, m.Received, m.Lost, m.OrderViolations, m.Scheduled = 0, 0, 0, 0, 0, 0
+	m.MeasureS, m.SendRate, m.DeliveredRate, m.GroupBacklog, m.GroupDrainS = 0, 0, 0, 0, 0
+	m.delivery, m.http = newHist(), newHist()
+	for _, p := range parts {
+		if p.Error != "" && m.Error == "" {
+			m.Error = p.Error
+		}
+		m.SentOK += p.SentOK
+		m.SendErrors += p.SendErrors
+		m.Received += p.Received
+		m.Lost += p.Lost
+		m.OrderViolations += p.OrderViolations
+		m.Scheduled += p.Scheduled
+		m.MeasureS += p.MeasureS
+		m.SendRate += p.SendRate / float64(len(parts))
+		m.DeliveredRate += p.DeliveredRate / float64(len(parts))
+		m.GroupBacklog = max(m.GroupBacklog, p.GroupBacklog)
+		m.GroupDrainS = max(m.GroupDrainS, p.GroupDrainS)
+		for k, v := range p.CPU {
+			if k == checkpointsKey {
+				m.CPU[k] += v // a count, not cores
+				continue
+			}
+			m.CPU[k] += v / float64(len(parts))
+		}
+		if p.delivery != nil {
+			m.delivery.merge(p.delivery)
+			m.http.merge(p.http)
+		}
+	}
+	m.Delivery, m.HTTP = m.delivery.Summary(true), m.http.Summary(false)
+	return m
+}

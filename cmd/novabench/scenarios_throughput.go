@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Baselines are the machine's own limits, measured in the same run.
+type Baselines struct {
+	// PGCommit is pgbench with one client: the latency of one durable one-row commit.
+	PGCommit *PGBenchResult `json:"pgbench_commit"`
+	// PGBench is pgbench at each concurrency of the throughput runs, one row per transaction.
+	PGBench   []*PGBenchResult  `json:"pgbench"`
+	RedisXADD *RedisBenchResult `json:"redis_benchmark_xadd"`
+}
+
+type PGBenchResult struct {
+	When         string  `json:"when,omitempty"` // "before the nodes" or "after the nova runs"
+	Clients      int     `json:"clients"`
+	DurationS    int     `json:"duration_s"`
+	TPS          float64 `json:"tps"`
+	LatencyAvgMs float64 `json:"latency_avg_ms"`
+	CPU          CPUUse  `json:"cpu_cores"`
+	Command      string  `json:"command"`
+	Error        string  `json:"error,omitempty"`
+}
+
+type RedisBenchResult struct {
+	RequestsPerS float64 `json:"requests_per_s"`
+	P50Ms        float64 `json:"p50_ms,omitempty"`
+	Command      string  `json:"command"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// BestPGBench is the pgbench run with the highest tps.
+func (bl *Baselines) BestPGBench() *PGBenchResult {
+	var best *PGBenchResult
+	for _, r := range bl.PGBench {
+		if r.Error == "" && (best == nil || r.TPS > best.TPS) {
+			best = r
+		}
+	}
+	return best
+}
+
+// benchTableSQL is a table like messages (same columns, same keys) for pgbench to insert into.
+const benchTableSQL = `
+CREATE TABLE bench_messages (
+    conversation_id uuid        NOT NULL,
+    seq             bigint      NOT NULL,
+    id              uuid        NOT NULL,
+    sender_id       uuid        NOT NULL,
+    client_msg_id   text        NOT NULL,
+    body            json        NOT NULL,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (conversation_id, seq),
+    UNIQUE (conversation_id, sender_id, client_msg_id)
+);
+CREATE SEQUENCE bench_seq;`
+
+// pgbenchScript inserts one message-like row per transaction into one of 100 conversations.
+const pgbenchScript = `\set c random(1, 100)
+INSERT INTO bench_messages (conversation_id, seq, id, sender_id, client_msg_id, body, created_at)
+VALUES (md5(:c::text)::uuid, nextval('bench_seq'), gen_random_uuid(), gen_random_uuid(),
+        'pgbench-' || currval('bench_seq'),
+        '{"t":1700000000000000000,"k":123456,"text":"novabench throughput probe"}', now());
+`
+
+func (b *Bench) runBaselines(ctx context.Context) *Baselines {
+	bl := &Baselines{}
+	script := filepath.Join(b.env.Dir, "insert.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
+		bl.PGCommit = &PGBenchResult{Error: err.Error()}
+		return bl
+	}
+	if _, err := b.env.DB.Exec(ctx, benchTableSQL); err != nil {
+		bl.PGCommit = &PGBenchResult{Error: err.Error()}
+		return bl
+	}
+	commitDur := 2
+	if !b.cfg.Quick {
+		commitDur = 5
+	}
+	b.log.Printf("baseline: pgbench -c 1 for %ds (commit latency of one row)", commitDur)
+	bl.PGCommit = b.pgbench(ctx, script, 1, commitDur)
+	b.log.Printf("baseline: pgbench -c 1: %.0f tps, latency %.3f ms %s", bl.PGCommit.TPS, bl.PGCommit.LatencyAvgMs, bl.PGCommit.Error)
+	if b.cfg.wants("throughput") {
+		secs := int(b.cfg.ThroughputDur / time.Second)
+		for _, c := range b.cfg.Concurrency {
+			if ctx.Err() != nil {
+				return bl
+			}
+			b.log.Printf("baseline: pgbench -c %d -j 2 -T %d", c, secs)
+			r := b.pgbench(ctx, script, c, secs)
+			r.When = "before the nodes"
+			bl.PGBench = append(bl.PGBench, r)
+			b.log.Printf("baseline: pgbench -c %d: %.0f tps, latency avg %.2f ms %s; cpu %s", c, r.TPS, r.LatencyAvgMs, r.Error, r.CPU)
+		}
+	}
+	bl.RedisXADD = b.redisBenchmark(ctx)
+	b.log.Printf("baseline: redis-benchmark XADD: %.0f requests/s %s", bl.RedisXADD.RequestsPerS, bl.RedisXADD.Error)
+	return bl
+}
+
+var (
+	tpsRe     = regexp.MustCompile(`tps = ([0-9.]+)`)
+	pgLatRe   = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
+	rpsRe     = regexp.MustCompile(`([0-9.]+) requests per second`)
+	redisP50R = regexp.MustCompile(`p50=([0-9.]+) msec`)
+)
+
+func (b *Bench) pgbench(ctx context.Context, script string, clients, secs int) *PGBenchResult {
+	return b.pgbenchArgs(ctx, script, clients, secs)
+}
+
+func (b *Bench) pgbenchArgs(ctx context.Context, script string, clients, secs int, extra ...string) *PGBenchResult {
+	threads := min(2, clients)
+	args := append([]string{"-n", "-c", itoa(clients), "-j", itoa(threads), "-T", itoa(secs)}, extra...)
+	args = append(args, "-f", script, b.env.DBURL)
+	r := &PGBenchResult{Clients: clients, DurationS: secs,
+		Command: fmt.Sprintf("pgbench %s -f %s <bench db>", strings.Join(args[:len(args)-3], " "), filepath.Base(script))}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs+60)*time.Second)
+	defer cancel()
+	now := time.Now()
+	cpuWait := b.cpuDuring(ctx, now.Add(time.Second), now.Add(time.Duration(secs)*time.Second-500*time.Millisecond))
+	out, err := exec.CommandContext(cctx, "pgbench", args...).CombinedOutput()
+	r.CPU = cpuWait()
+	if m := tpsRe.FindSubmatch(out); m != nil {
+		r.TPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	if m := pgLatRe.FindSubmatch(out); m != nil {
+		r.LatencyAvgMs, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	if err != nil || r.TPS == 0 {
+		r.Error = fmt.Sprintf("pgbench: %v: %s", err, tail(out, 500))
+	}
+	return r
+}
+
+func (b *Bench) redisBenchmark(ctx context.Context) *RedisBenchResult {
+	n := 100000
+	args := []string{"-h", "127.0.0.1", "-p", itoa(b.env.Redis.Port), "-q", "-n", itoa(n), "-c", "50", "XADD", "benchstream", "*", "f", "v"}
+	r := &RedisBenchResult{Command: fmt.Sprintf("redis-benchmark -p <port> -q -n %d -c 50 XADD benchstream '*' f v", n)}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second) // it hangs, rather than fail, without a server
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "redis-benchmark", args...).CombinedOutput()
+	// With -q the progress lines end in \r; the last match is the final figure.
+	if ms := rpsRe.FindAllSubmatch(out, -1); len(ms) > 0 {
+		r.RequestsPerS, _ = strconv.ParseFloat(string(ms[len(ms)-1][1]), 64)
+	}
+	if ms := redisP50R.FindAllSubmatch(out, -1); len(ms) > 0 {
+		r.P50Ms, _ = strconv.ParseFloat(string(ms[len(ms)-1][1]), 64)
+	}
+	if err != nil || r.RequestsPerS == 0 {
+		r.Error = fmt.Sprintf("redis-benchmark: %v: %s", err, tail(out, 300))
+	}
+	_ = b.env.RDB.Del(ctx, "benchstream").Err()
+	return r
+}
+
+// ThroughputResult is the closed-loop send rate at each concurrency.
+type ThroughputResult struct {
+	Runs []*ThroughputRun `json:"runs"`
+	// Shape is pgbench running Nova's own send transaction, for where the gap to pgbench lies.
+	Shape *ShapeResult `json:"pgbench_nova_shape,omitempty"`
+	Error string       `json:"error,omitempty"`
+}
+
+type ThroughputRun struct {
+	Concurrency int     `json:"concurrency"`
+	DurationS   float64 `json:"duration_s"`
+	Sends       int64   `json:"sends"`
+	Errors      int64   `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	SendsPerS   float64 `json:"sends_per_s"`
+	Latency     Summary `json:"latency"`
+	CPU         CPUUse  `json:"cpu_cores"`
+	// Consumer groups on the fan-out stream right after the run: entries not yet handled
+	// (lag + pending) and how long they took to drain.
+	GroupBacklog int64    `json:"group_backlog_after"`
+	GroupDrainS  float64  `json:"group_drain_s"`
+	Profiles     []string `json:"cpu_profiles,omitempty"`
+}
+
+// Best is the run with the most sends per second.
+func (t *ThroughputResult) Best() *ThroughputRun {
+	var best *ThroughputRun
+	for _, r := range t.Runs {
+		if best == nil || r.SendsPerS > best.SendsPerS {
+			best = r
+		}
+	}
+	return best
+}
+
+// runThroughput: C closed-loop HTTP senders spread over all nodes and 100 conversations.
+func (b *Bench) runThroughput(ctx context.Context) *ThroughputResult {
+	res := &ThroughputResult{}
+	nodes := b.env.Nodes
+	n := b.cfg.Conversations
+	senders, receivers := b.api.NewUsers(n), b.api.NewUsers(n)
+	convs := make([]string, n)
+	if err := parallel(ctx, n, 16, func(i int) error {
+		var err error
+		convs[i], err = b.api.CreateConversation(ctx, nodes[i%len(nodes)].URL, senders[i], []string{receivers[i].ID})
+		return err
+	}); err != nil {
+		res.Error = "create conversations: " + err.Error()
+		return res
+	}
+	for _, c := range b.cfg.Concurrency {
+		if ctx.Err() != nil {
+			break
+		}
+		res.Runs = append(res.Runs, b.throughputRun(ctx, c, senders, convs))
+	}
+	if ctx.Err() == nil {
+		// 16 clients: the nodes hold their pools meanwhile, and 64 more would pass max_connections.
+		b.drainGroups(ctx, 60*time.Second)
+		res.Shape = b.runShape(ctx, 16, !b.cfg.Quick)
+		// The one-row baseline once more, next to the nova runs in time: the machine is shared,
+		// and the table's ratio takes the best one-row figure of the run.
+		if bl := b.res.Baselines; bl != nil && !b.cfg.Quick && ctx.Err() == nil {
+			secs := int(b.cfg.ThroughputDur / time.Second)
+			b.log.Printf("baseline: pgbench -c 16 -j 2 -T %d again, after the nova runs", secs)
+			r := b.pgbench(ctx, filepath.Join(b.env.Dir, "insert.sql"), 16, secs)
+			r.When = "after the nova runs"
+			bl.PGBench = append(bl.PGBench, r)
+			b.log.Printf("baseline: pgbench -c 16: %.0f tps, latency avg %.2f ms %s; cpu %s", r.TPS, r.LatencyAvgMs, r.Error, r.CPU)
+		}
+	}
+	return res
+}
+
+func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, convs []string) *ThroughputRun {
+	nodes := b.env.Nodes
+	dur := b.cfg.ThroughputDur
+	warm := time.Second
+	r := &ThroughputRun{Concurrency: conc, DurationS: dur.Seconds()}
+	hist := newHist()
+	var sends, errs, total atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	winStart, winEnd := start.Add(warm), start.Add(warm+dur)
+	name := fmt.Sprintf("throughput C=%d", conc)
+	if b.cfg.Profile {
+		for _, node := range nodes {
+			r.Profiles = append(r.Profiles, b.captureProfile(ctx, node, int(dur/time.Second)-1, warm, fmt.Sprintf("throughput-c%d", conc)))
+		}
+	}
+	stop := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %4.1fs/%.0fs  sends=%d errors=%d", name, time.Since(start).Seconds(), (warm + dur).Seconds(), total.Load(), errs.Load())
+	})
+	defer stop()
+	runID := randomHex(4)
+	cpuWait := b.cpuDuring(ctx, winStart, winEnd)
+	var wg sync.WaitGroup
+	for j := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := nodes[j%len(nodes)]
+			rng := rand.New(rand.NewPCG(uint64(j), uint64(time.Now().UnixNano())))
+			for i := 0; ; i++ {
+				t0 := time.Now()
+				if !t0.Before(winEnd) || ctx.Err() != nil {
+					return
+				}
+				c := rng.IntN(len(convs))
+				body := `{"t":` + strconv.FormatInt(t0.UnixNano(), 10) + `,"k":` + strconv.Itoa(i) + `,"text":"novabench throughput probe"}`
+				_, err := b.api.Send(ctx, node.URL, senders[c], convs[c], fmt.Sprintf("%s-%d-%d", runID, j, i), []byte(body))
+				t1 := time.Now()
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
+					continue
+				}
+				total.Add(1)
+				if !t0.Before(winStart) && t1.Before(winEnd) {
+					sends.Add(1)
+					hist.Record(t1.Sub(t0))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.CPU = cpuWait()
+	stop()
+	r.Sends, r.Errors = sends.Load(), errs.Load()
+	if v, ok := firstErr.Load().(string); ok {
+		r.FirstError = v
+	}
+	r.SendsPerS = float64(r.Sends) / dur.Seconds()
+	r.Latency = hist.Summary(false)
+	b.log.Printf("%s: %.0f sends/s, latency p50=%.2fms p99=%.2fms, errors=%d", name, r.SendsPerS, r.Latency.P50, r.Latency.P99, r.Errors)
+	b.log.Printf("%s: cpu %s", name, r.CPU)
+	r.GroupBacklog, r.GroupDrainS = b.drainGroups(ctx, 60*time.Second)
+	if r.GroupBacklog > 0 {
+		b.log.Printf("%s: consumer groups were %d entries behind at the end; drained in %.1fs", name, r.GroupBacklog, r.GroupDrainS)
+	}
+	return r
+}
+
+// groupBacklog is how many fan-out entries the consumer groups have not yet handled.
+func (b *Bench) groupBacklog(ctx context.Context) int64 {
+	const key = "stream:fanout:all-conversations"
+	groups, err := b.env.RDB.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		return 0
+	}
+	var added int64 = -1
+	var n int64
+	for _, g := range groups {
+		lag := g.Lag
+		if lag < 0 { // Redis cannot say after trimming; entries added minus entries read is the same count
+			if added < 0 {
+				if info, err := b.env.RDB.XInfoStream(ctx, key).Result(); err == nil {
+					added = info.EntriesAdded
+				}
+			}
+			lag = max(0, added-g.EntriesRead)
+		}
+		n += lag + g.Pending
+	}
+	return n
+}
+
+// drainGroups waits until the consumer groups have caught up; it returns the backlog found
+// at the start and the seconds it took to drain (or the limit).
+func (b *Bench) drainGroups(ctx context.Context, limit time.Duration) (int64, float64) {
+	start := time.Now()
+	first := b.groupBacklog(ctx)
+	for n := first; n > 0 && time.Since(start) < limit; n = b.groupBacklog(ctx) {
+		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+			break
+		}
+	}
+	return first, time.Since(start).Seconds()
+}
