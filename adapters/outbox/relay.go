@@ -295,13 +295,21 @@ func (r *Relay) fetch(ctx context.Context) (batch, error) {
 // markDone deletes relayed rows. It need not wait for the disk: a delete lost in a crash only
 // makes the relay send those entries again, which Redis refuses as duplicates.
 func (r *Relay) markDone(ctx context.Context, ids []int64) error {
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids)
+	b := &pgx.Batch{} // one round trip: the whole transaction is pipelined
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit TO OFF")
+	b.Queue("DELETE FROM outbox WHERE id = ANY($1)", ids)
+	b.Queue("COMMIT")
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
 		return err
-	})
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	return nil
 }
 
 func (r *Relay) moveAside(ctx context.Context, rows []outboxRow) error {

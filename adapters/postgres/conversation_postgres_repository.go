@@ -50,9 +50,7 @@ func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *Convers
 var _ conversation.Repository = (*ConversationRepository)(nil)
 
 func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Conversation) error {
-	return r.inTx(ctx, func(tx pgx.Tx, out *[]CommittedMessage) error {
-		return r.append(ctx, tx, c, true, out)
-	})
+	return r.write(ctx, "", func(*conversation.Conversation) (*conversation.Conversation, error) { return c, nil }, true)
 }
 
 func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*conversation.Conversation, error) {
@@ -60,21 +58,15 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 }
 
 // Update loads the conversation under a row lock, runs fn and appends what it recorded. The lock
-// makes concurrent senders queue instead of failing; the version check stays as the guarantee,
-// and a conflict is retried with a fresh aggregate a bounded number of times.
+// makes concurrent senders queue instead of failing; the events primary key (aggregate id,
+// version) stays as the guarantee, and a conflict is retried with a fresh aggregate a bounded
+// number of times.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		err = r.inTx(ctx, func(tx pgx.Tx, out *[]CommittedMessage) error {
-			c, err := loadConversation(ctx, tx, id, "FOR UPDATE")
-			if err != nil {
-				return err
-			}
-			if err := fn(c); err != nil {
-				return err
-			}
-			return r.append(ctx, tx, c, false, out)
-		})
+		err = r.write(ctx, id, func(c *conversation.Conversation) (*conversation.Conversation, error) {
+			return c, fn(c)
+		}, false)
 		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
 			return err
 		}
@@ -85,30 +77,95 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	return err
 }
 
-func (r *ConversationRepository) inTx(ctx context.Context, fn func(tx pgx.Tx, out *[]CommittedMessage) error) error {
-	var committed []CommittedMessage
-	if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		committed = committed[:0]
-		return fn(tx, &committed)
-	}); err != nil {
+// write runs one transaction in two round trips on one connection: BEGIN with the locked read
+// of the state row, then every write with COMMIT, pipelined. Any statement that fails makes
+// Postgres skip the rest of the pipeline, COMMIT included, and the transaction is rolled back;
+// every conflict that matters fails on the server (the events primary key, the idempotency key),
+// never only in Go.
+func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
+	decide func(c *conversation.Conversation) (*conversation.Conversation, error), isNew bool) (err error) {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
 		return err
 	}
+	defer conn.Release()
+	var c *conversation.Conversation
+	open := false
+	defer func() {
+		if err != nil && open {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+
+	first := &pgx.Batch{}
+	first.Queue("BEGIN")
+	if !isNew {
+		first.Queue(selectConversation+" FOR UPDATE", string(id)).QueryRow(func(row pgx.Row) error {
+			c, err = scanConversation(row, id)
+			return err
+		})
+	}
+	open = true
+	if err = conn.SendBatch(ctx, first).Close(); err != nil {
+		return err
+	}
+	if c, err = decide(c); err != nil {
+		return err
+	}
+	changes := c.Changes()
+	if len(changes) == 0 {
+		_, err = conn.Exec(ctx, "COMMIT")
+		return err
+	}
+	var committed []CommittedMessage
+	writes := &pgx.Batch{}
+	if err = queueAppend(writes, c, isNew, &committed); err != nil {
+		return err
+	}
+	writes.Queue("COMMIT")
+	if err = conn.SendBatch(ctx, writes).Close(); err != nil {
+		return r.writeError(ctx, err, changes)
+	}
+	open = false
 	if len(committed) > 0 {
 		r.signal.Committed(committed)
 	}
 	return nil
 }
 
+// writeError names what a failed write batch ran into.
+func (r *ConversationRepository) writeError(ctx context.Context, err error, changes []conversation.Event) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return err
+	}
+	switch pgErr.ConstraintName {
+	case "events_pkey":
+		return conversation.ErrConcurrentUpdate
+	case "messages_conversation_id_sender_id_client_msg_id_key":
+		for _, e := range changes {
+			if posted, ok := e.(conversation.MessagePosted); ok {
+				return r.duplicateOf(ctx, posted.Message)
+			}
+		}
+	}
+	return err
+}
+
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+const selectConversation = `SELECT id, title, participants, created_at, last_seq, version FROM conversations WHERE id = $1`
+
 func loadConversation(ctx context.Context, q querier, id conversation.ID, lock string) (*conversation.Conversation, error) {
+	return scanConversation(q.QueryRow(ctx, selectConversation+" "+lock, string(id)), id)
+}
+
+func scanConversation(row pgx.Row, id conversation.ID) (*conversation.Conversation, error) {
 	var s conversation.Snapshot
 	var participants []string
-	err := q.QueryRow(ctx, `SELECT id, title, participants, created_at, last_seq, version
-		FROM conversations WHERE id = $1 `+lock, string(id)).
-		Scan((*string)(&s.ID), &s.Title, &participants, &s.CreatedAt, &s.LastSeq, &s.Version)
+	err := row.Scan((*string)(&s.ID), &s.Title, &participants, &s.CreatedAt, &s.LastSeq, &s.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, conversation.ErrNotFound
 	}
@@ -123,17 +180,10 @@ func loadConversation(ctx context.Context, q querier, id conversation.ID, lock s
 	return conversation.FromSnapshot(s), nil
 }
 
-// append writes the recorded events, the state row, the read models and the outbox in one batch.
-func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conversation.Conversation, isNew bool,
-	out *[]CommittedMessage) error {
-	changes := c.Changes()
-	if len(changes) == 0 {
-		return nil
-	}
-	var b pgx.Batch
+// queueAppend queues the recorded events, the state row, the read models and the outbox.
+func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]CommittedMessage) error {
 	version := c.PersistedVersion()
-	var duplicate *conversation.Message
-	for _, e := range changes {
+	for _, e := range c.Changes() {
 		version++
 		data, err := json.Marshal(e)
 		if err != nil {
@@ -142,7 +192,7 @@ func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conve
 		b.Queue(`INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			string(c.ID()), version, aggregateConversation, uuid.Must(uuid.NewV7()).String(), e.EventType(), data, time.Now().UTC())
-		if err := queueProjection(&b, e, &duplicate, out); err != nil {
+		if err := queueProjection(b, e, out); err != nil {
 			return err
 		}
 	}
@@ -151,31 +201,16 @@ func (r *ConversationRepository) append(ctx context.Context, tx pgx.Tx, c *conve
 		b.Queue(`INSERT INTO conversations (id, title, participants, created_at, last_seq, version)
 			VALUES ($1, $2, $3, $4, $5, $6)`, string(s.ID), s.Title, userIDs(s.Participants), s.CreatedAt, s.LastSeq, s.Version)
 	} else {
+		// the events primary key already refuses a stale version on the server; this keeps the row honest
 		b.Queue(`UPDATE conversations SET title = $2, participants = $3, last_seq = $4, version = $5
 			WHERE id = $1 AND version = $6`,
-			string(s.ID), s.Title, userIDs(s.Participants), s.LastSeq, s.Version, c.PersistedVersion()).
-			Exec(func(ct pgconn.CommandTag) error {
-				if ct.RowsAffected() != 1 {
-					return conversation.ErrConcurrentUpdate
-				}
-				return nil
-			})
-	}
-	err := tx.SendBatch(ctx, &b).Close()
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_pkey":
-		return conversation.ErrConcurrentUpdate
-	case err != nil:
-		return err
-	case duplicate != nil:
-		return r.duplicateOf(ctx, *duplicate)
+			string(s.ID), s.Title, userIDs(s.Participants), s.LastSeq, s.Version, c.PersistedVersion())
 	}
 	return nil
 }
 
-// duplicateOf finds the message that holds the (conversation, sender, client_msg_id) key already.
-// It returns the error that rolls the transaction back, so the seq it took is never used.
+// duplicateOf finds the message that holds the (conversation, sender, client_msg_id) key already;
+// the failed transaction is rolled back, so the seq it took is never used.
 func (r *ConversationRepository) duplicateOf(ctx context.Context, m conversation.Message) error {
 	orig, err := findMessageByClientID(ctx, r.pool, m.ConversationID, m.SenderID, m.ClientMsgID)
 	if err != nil {
@@ -184,7 +219,7 @@ func (r *ConversationRepository) duplicateOf(ctx context.Context, m conversation
 	return &conversation.DuplicateMessageError{Original: *orig}
 }
 
-func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversation.Message, out *[]CommittedMessage) error {
+func queueProjection(b *pgx.Batch, e conversation.Event, out *[]CommittedMessage) error {
 	switch e := e.(type) {
 	case conversation.Started:
 		for _, p := range e.Participants {
@@ -202,19 +237,11 @@ func queueProjection(b *pgx.Batch, e conversation.Event, duplicate **conversatio
 		if err != nil {
 			return fmt.Errorf("encode message: %w", err)
 		}
+		// a repeated (conversation, sender, client_msg_id) fails here, on the server, and the
+		// transaction with the seq it took rolls back (see writeError)
 		b.Queue(`INSERT INTO messages (conversation_id, seq, id, sender_id, client_msg_id, body, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING seq`,
-			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt).
-			QueryRow(func(row pgx.Row) error {
-				var seq int64
-				err := row.Scan(&seq)
-				if errors.Is(err, pgx.ErrNoRows) {
-					*duplicate = &m
-					return nil
-				}
-				return err
-			})
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt)
 		b.Queue(`INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.CreatedAt, payload).

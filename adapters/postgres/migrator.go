@@ -23,7 +23,9 @@ type Migrator struct {
 
 func NewMigrator(pool *pgxpool.Pool) (*Migrator, func(), error) {
 	db := stdlib.OpenDBFromPool(pool)
-	locker, err := lock.NewPostgresSessionLocker()
+	// retry the lock every second (not goose's default 5 s), for up to five minutes, so
+	// instances started together do not wait long for the one applying migrations
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return nil, nil, err
 	}
