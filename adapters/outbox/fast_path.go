@@ -103,6 +103,10 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 		f.relay.logPublished(ctx, byConversation, res)
 	}
 	if err != nil || res.Deferred > 0 {
+		if err != nil && ctx.Err() == nil {
+			// not a loss: the rows stay in the outbox and the relay (which reports outages) takes them
+			f.log.Debug("fast path could not publish; left to the relay", "messages", len(batch)-len(res.Done), "error", err)
+		}
 		f.Stats.Deferred.Add(int64(len(batch) - len(res.Done)))
 		f.relay.Notify()
 	}
