@@ -24,6 +24,7 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
 			Claims:             groups.Claims(),
 			TrimmedRepublished: groups.Redrive.Republished.Load(), TrimmedUnrecoverable: groups.Redrive.Unrecoverable.Load(),
+			FastPathDeferred: bg.FastPath.Stats.Deferred.Load() + bg.FastPath.Stats.Dropped.Load(),
 		}
 	}
 }

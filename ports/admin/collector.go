@@ -22,6 +22,7 @@ type Counters struct {
 	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
 	Claims                                                 map[string]int64 // by consumer group
 	TrimmedRepublished, TrimmedUnrecoverable               int64
+	FastPathDeferred                                       int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -51,6 +52,7 @@ var (
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
+	dFastDefer   = desc("nova_fast_path_deferred_total", "Messages the publish-after-commit fast path left to the outbox relay (a seq gap between instances, a Redis error or a full queue); they reach Redis a little later.")
 	dTrimmed     = desc("nova_fanout_trimmed_unacked_total", "Pending fan-out entries found trimmed away before their group acked them: republished from Postgres, or unrecoverable (should stay 0).", "outcome")
 	dClaims      = desc("nova_consumer_group_claims_total", "Pending entries this instance took over (XCLAIM) after they sat idle NOVA_CLAIM_IDLE, usually from a dead consumer.", "group")
 
@@ -82,7 +84,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dLeader, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dHandled, dDeadLetter,
-		dConsBad, dTrimmed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dFastDefer, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -122,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(dTrimmed, n.TrimmedRepublished, "republished")
 	counter(dTrimmed, n.TrimmedUnrecoverable, "unrecoverable")
+	counter(dFastDefer, n.FastPathDeferred)
 
 	s := c.inspector.Snapshot(c.ctx)
 	gauge(dRedisUp, b2f(s.RedisUp))
