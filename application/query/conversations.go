@@ -49,3 +49,13 @@ func isParticipant(s conversation.Snapshot, user conversation.UserID) bool {
 	}
 	return false
 }
+
+// Participants lists who is in a conversation, for authorisation checks inside Nova (a port
+// re-checking live subscriptions); it is never answered to a client as such.
+func (q Conversations) Participants(ctx context.Context, id conversation.ID) ([]conversation.UserID, error) {
+	s, err := q.rm.Conversation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Participants, nil
+}

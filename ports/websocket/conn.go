@@ -44,7 +44,10 @@ type conn struct {
 	wake   chan struct{}
 	room   chan struct{} // closed (and replaced) when the queue drains below the high mark
 
-	subs map[conversation.ID]*delivery.Subscription // reader goroutine only
+	subsMu sync.Mutex
+	subs   map[conversation.ID]*delivery.Subscription
+
+	revalidating atomic.Bool
 
 	amu        sync.Mutex
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
@@ -76,9 +79,11 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	c.readLoop()
 
 	c.cancel()
+	c.subsMu.Lock()
 	for _, s := range c.subs {
 		s.Close()
 	}
+	c.subsMu.Unlock()
 	<-writerDone
 	c.amu.Lock()
 	if c.flushTimer != nil {
@@ -113,10 +118,7 @@ func (c *conn) handle(f inFrame) {
 	case "subscribe":
 		c.subscribe(f)
 	case "unsubscribe":
-		if s, ok := c.subs[conversation.ID(f.ConversationID)]; ok {
-			s.Close()
-			delete(c.subs, conversation.ID(f.ConversationID))
-		}
+		c.dropSubscription(conversation.ID(f.ConversationID))
 	case "send":
 		c.send(f)
 	case "ack":
@@ -154,11 +156,12 @@ func (c *conn) subscribe(f inFrame) {
 			from = min(seq, snap.LastSeq)
 		}
 	}
-	if old, ok := c.subs[conv]; ok {
-		old.Close()
-	}
+	c.dropSubscription(conv)
 	c.sendJSON(subscribedFrame{Type: "subscribed", ID: f.ID, ConversationID: string(conv), FromSeq: from, LastSeq: snap.LastSeq})
-	c.subs[conv] = c.h.hub.Subscribe(c.ctx, conv, from, c)
+	sub := c.h.hub.Subscribe(c.ctx, conv, from, c)
+	c.subsMu.Lock()
+	c.subs[conv] = sub
+	c.subsMu.Unlock()
 	if err := c.h.app.Commands.AcknowledgeSync.Synced(c.ctx, c.user, conv); err != nil {
 		c.h.log.Warn("offline counter not cleared", "conversation_id", conv, "error", err)
 	}
@@ -328,6 +331,9 @@ func (c *conn) writeLoop() {
 			if c.pinging.CompareAndSwap(false, true) {
 				go c.ping()
 			}
+			if c.revalidating.CompareAndSwap(false, true) {
+				go c.revalidate()
+			}
 			continue
 		case <-c.wake:
 		}
@@ -355,6 +361,35 @@ func (c *conn) writeLoop() {
 			}
 			c.qmu.Unlock()
 		}
+	}
+}
+
+func (c *conn) dropSubscription(conv conversation.ID) {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	if s, ok := c.subs[conv]; ok {
+		s.Close()
+		delete(c.subs, conv)
+	}
+}
+
+// revalidate ends the subscriptions of conversations the user was removed from meanwhile
+// (checked at every ping, from a membership cache shared by the instance's connections).
+func (c *conn) revalidate() {
+	defer c.revalidating.Store(false)
+	c.subsMu.Lock()
+	convs := make([]conversation.ID, 0, len(c.subs))
+	for conv := range c.subs {
+		convs = append(convs, conv)
+	}
+	c.subsMu.Unlock()
+	for _, conv := range convs {
+		member, err := c.h.members.isMember(c.ctx, conv, c.user)
+		if err != nil || member {
+			continue // when in doubt (Postgres down) keep it; the next ping looks again
+		}
+		c.dropSubscription(conv)
+		c.sendError("", apierror.NotFound)
 	}
 }
 

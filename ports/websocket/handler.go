@@ -58,6 +58,8 @@ type Handler struct {
 	log      *slog.Logger
 	Stats    Stats
 
+	members *memberships
+
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
 	conns   map[*conn]struct{}
@@ -73,7 +75,8 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 		opts.MaxConnsPerUser = 32
 	}
 	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log.With("component", "websocket"),
-		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{}}
+		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{},
+		members: &memberships{convs: app.Queries.Conversations, entries: map[conversation.ID]membershipEntry{}}}
 }
 
 // Register adds the WebSocket routes to the public router.
