@@ -36,9 +36,3 @@ type Observer interface {
 	// message's created_at.
 	LiveQueued(sinceCreated time.Duration)
 }
-
-// NopObserver observes nothing (tests, tools).
-type NopObserver struct{}
-
-func (NopObserver) SendHandled(string, time.Duration, SendOutcome) {}
-func (NopObserver) LiveQueued(time.Duration)                       {}

@@ -140,13 +140,6 @@ type frame struct {
 	Message        json.RawMessage `json:"message"`
 }
 
-// wireMessage is the part of a Message the bench reads.
-type wireMessage struct {
-	ConversationID string          `json:"conversation_id"`
-	Seq            int64           `json:"seq"`
-	Body           json.RawMessage `json:"body"`
-}
-
 // DialWS opens /v1/ws as u on the node at base.
 func DialWS(ctx context.Context, base string, u User) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)

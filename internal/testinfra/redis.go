@@ -97,9 +97,6 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int { return freePort(t) }
-
 func waitForPort(t testing.TB, port int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
