@@ -50,7 +50,7 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg co
 	})
 	var dup *conversation.DuplicateMessageError
 	if errors.As(err, &dup) {
-		return h.original(ctx, cmd, dup.Original)
+		return original(cmd, dup.Original)
 	}
 	if err != nil {
 		return conversation.Message{}, false, err
@@ -58,16 +58,9 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg co
 	return msg, true, nil
 }
 
-// original answers a retry with the stored message, only to a sender who is still a participant
-// and only for the same body.
-func (h PostMessageHandler) original(ctx context.Context, cmd PostMessage, orig conversation.Message) (conversation.Message, bool, error) {
-	c, err := h.repo.Get(ctx, cmd.ConversationID)
-	if err != nil {
-		return conversation.Message{}, false, err
-	}
-	if !c.IsParticipant(cmd.SenderID) {
-		return conversation.Message{}, false, conversation.ErrNotFound
-	}
+// original answers a retry with the stored message, only for the same body. The sender is a
+// participant: the repeat was detected inside an Update whose PostMessage checked that.
+func original(cmd PostMessage, orig conversation.Message) (conversation.Message, bool, error) {
 	if !orig.IsRepeatOf(cmd.Body) {
 		return conversation.Message{}, false, conversation.ErrClientMsgIDReused
 	}
