@@ -20,7 +20,7 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),
 			Subscriptions: h.Subscriptions.Load(),
 			Connections:   ws.Stats.Connections.Load(), SlowCutoffs: ws.Stats.SlowCutoffs.Load(),
-			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load(), FanoutOutages: f.Outages.Load(),
+			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load() + bg.PubSub.Stats.Malformed.Load(), FanoutOutages: f.Outages.Load(),
 			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
 			Claims:             groups.Claims(),
 			TrimmedRepublished: groups.Redrive.Republished.Load(), TrimmedUnrecoverable: groups.Redrive.Unrecoverable.Load(),

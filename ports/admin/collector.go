@@ -47,7 +47,7 @@ var (
 	dConns       = desc("nova_websocket_connections", "WebSocket connections open on this instance.")
 	dCutoffs     = desc("nova_websocket_slow_cutoffs_total", "WebSocket clients cut off (close 1008) because 1 MiB was queued for them.")
 	dFanEntries  = desc("nova_fanout_entries_read_total", "Fan-out stream entries this instance's live listener read.")
-	dFanBad      = desc("nova_fanout_malformed_total", "Fan-out entries the live listener skipped as malformed.")
+	dFanBad      = desc("nova_fanout_malformed_total", "Fan-out entries (and legacy Pub/Sub payloads) the live listeners skipped as malformed.")
 	dFanOutages  = desc("nova_fanout_outages_total", "Times the live listener lost the fan-out stream (subscriptions resync after it).")
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")

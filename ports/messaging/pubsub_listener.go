@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,12 +16,16 @@ import (
 // PubSubListener is the compatibility path: it hears the legacy channel conversation:{id} and
 // feeds the same delivery path, where the copy that arrives second is dropped by seq.
 type PubSubListener struct {
+	Stats   PubSubStats
 	keys    Keys
 	client  redis.UniversalClient
 	hub     *delivery.Hub
 	log     *slog.Logger
 	enabled bool
 }
+
+// PubSubStats count legacy-channel payloads that were not a stored Message (skipped).
+type PubSubStats struct{ Malformed atomic.Int64 }
 
 // PubSubEnabled is NOVA_PUBSUB_COMPAT.
 type PubSubEnabled bool
@@ -62,6 +67,7 @@ func (l *PubSubListener) offer(m *redis.Message) {
 		Seq int64 `json:"seq"`
 	}
 	if err := json.Unmarshal([]byte(m.Payload), &head); err != nil || head.Seq < 1 {
+		l.Stats.Malformed.Add(1) // the fan-out stream still carries the real message
 		return
 	}
 	l.hub.Publish(conv, delivery.Item{Seq: head.Seq, JSON: []byte(m.Payload)})
