@@ -21,7 +21,7 @@ const (
 	// leaderLockKey is the advisory lock that makes one relay at a time the publisher.
 	leaderLockKey = 0x6e6f7661 // "nova"
 	batchSize     = 500
-	// pollInterval is only the safety net; commits wake the relay at once.
+	// pollInterval is only the safety net; the fast path wakes the relay when it leaves it work.
 	pollInterval = 500 * time.Millisecond
 	maxBackoff   = 5 * time.Second
 )
@@ -36,7 +36,8 @@ type Stats struct {
 	Relayed, Duplicates, MovedAside, Errors atomic.Int64
 }
 
-// Relay moves outbox rows to Redis in batches, woken on commit. Every instance runs one; a
+// Relay moves outbox rows to Redis in batches: whatever the publish-after-commit fast path
+// left (a seq gap between instances, an error, a crash before it ran). Every instance runs one; a
 // Postgres advisory lock lets one of them publish at a time. Rows are read in id order, which
 // within a conversation is seq order (a conversation's appends are serialised by its row lock),
 // and deleted only once Redis holds them, so no row is ever skipped: there is no "id > last"
@@ -59,8 +60,9 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, log *slog.Logger) *Relay {
 		wake: make(chan struct{}, 1), remote: make(chan struct{}, 1)}
 }
 
-// Notify wakes the relay after a commit: directly when this instance leads, else through
-// a coalesced NOTIFY sent outside the writer's transaction (NOTIFY inside it would serialise commits).
+// Notify wakes the relay because committed rows wait for it: directly when this instance leads,
+// else through a coalesced NOTIFY sent outside any writer's transaction (NOTIFY inside it would
+// serialise commits).
 func (r *Relay) Notify() {
 	if r.leader.Load() {
 		poke(r.wake)
