@@ -62,6 +62,9 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 	for _, n := range b.env.Nodes {
 		known[n.PID()] = "nova"
 	}
+	for _, pid := range b.cf.pids() {
+		known[pid] = "centrifugo"
+	}
 	if b.env.Redis != nil && b.env.Redis.cmd.Process != nil {
 		known[b.env.Redis.cmd.Process.Pid] = "redis"
 	}

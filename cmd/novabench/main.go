@@ -35,6 +35,10 @@ type Config struct {
 	NovaRef       string
 	NovaBin       string
 	Only          []string
+	// Centrifugo runs the same-run comparison (scenario "centrifugo"); CentrifugoShapes are
+	// its load shapes (empty: defaultCentrifugoShapes).
+	Centrifugo       bool
+	CentrifugoShapes []loadShape
 
 	LatencyWarmup  time.Duration
 	LatencyMeasure time.Duration
@@ -57,7 +61,7 @@ func (c Config) wants(scenario string) bool {
 	return len(c.Only) == 0 || slices.Contains(c.Only, scenario)
 }
 
-var scenarioNames = []string{"baseline", "latency", "sweep", "throughput", "bigconv", "backlog", "memory", "ab"}
+var scenarioNames = []string{"baseline", "latency", "sweep", "throughput", "bigconv", "backlog", "memory", "ab", "centrifugo"}
 
 // Bench is one run: its configuration, infrastructure, client and results.
 type Bench struct {
@@ -66,13 +70,14 @@ type Bench struct {
 	api *API
 	log *Progress
 	res *Results
+	cf  *cfCluster // Centrifugo nodes while they run (cpu.go counts them)
 }
 
 func main() { os.Exit(run()) }
 
 func run() int {
 	var cfg Config
-	var only string
+	var only, cfShapes string
 	flag.BoolVar(&cfg.Quick, "quick", false, "small sizes, under 2 minutes in all")
 	flag.IntVar(&cfg.Instances, "instances", 3, "nova serve processes to start")
 	flag.StringVar(&cfg.Out, "out", "artifacts/bench", "folder for report.txt, results.json, *.svg and logs")
@@ -83,6 +88,8 @@ func run() int {
 	flag.StringVar(&cfg.NovaRef, "nova-ref", "", "build nova from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&cfg.NovaBin, "nova-bin", "", "use this prebuilt nova binary instead of building one")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: "+strings.Join(scenarioNames, ","))
+	flag.BoolVar(&cfg.Centrifugo, "centrifugo", true, "measure Centrifugo v"+centrifugoVersion+" (2 nodes, Redis engine, history) with the latency workload in the same run; installs it into .data/bin with go install if needed")
+	flag.StringVar(&cfShapes, "centrifugo-shapes", "", "comma-separated load shapes of the Centrifugo runs: per-conv|one-conn[+senders=N][+idle=N] (default: per-conv in -quick mode; per-conv,one-conn,per-conv+senders=1,per-conv+senders=16 in full mode)")
 	flag.Parse()
 	if cfg.Instances < 1 || cfg.Rate < 1 || cfg.Conversations < 1 {
 		fmt.Fprintln(os.Stderr, "novabench: -instances, -rate and -conversations must be positive")
@@ -98,6 +105,12 @@ func run() int {
 		}
 		cfg.Only = append(cfg.Only, s)
 	}
+	shapes, err := parseShapes(cfShapes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "novabench: -centrifugo-shapes:", err)
+		return 2
+	}
+	cfg.CentrifugoShapes = shapes
 	sizes(&cfg)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -200,6 +213,12 @@ func (b *Bench) setup(ctx context.Context) error {
 	b.log.Printf("novabench %s mode: %d instances, %d CPUs, RLIMIT_NOFILE %d, out %s", mode, b.cfg.Instances, runtime.NumCPU(), lim, b.cfg.Out)
 	built := make(chan error, 1)
 	go func() { built <- b.env.BuildNova(ctx, b.cfg.NovaRef, b.cfg.NovaBin) }()
+	cfReady := make(chan *CentrifugoResult, 1)
+	if b.cfg.Centrifugo && b.cfg.wants("centrifugo") {
+		go func() { cfReady <- b.prepareCentrifugo(ctx) }()
+	} else {
+		cfReady <- nil
+	}
 	if err := b.env.CreateDatabase(ctx); err != nil {
 		return err
 	}
@@ -211,6 +230,7 @@ func (b *Bench) setup(ctx context.Context) error {
 	if err := <-built; err != nil {
 		return err
 	}
+	b.res.Centrifugo = <-cfReady // its build would disturb every measurement: wait for it here
 	switch {
 	case b.cfg.NovaBin != "":
 		b.log.Printf("nova: using %s", b.env.NovaBin)
@@ -249,6 +269,9 @@ func (b *Bench) scenarios(ctx context.Context) {
 	b.log.Printf("idle: cpu %s", b.res.IdleCPU)
 	if b.cfg.wants("latency") {
 		b.res.Latency = b.runLatency(ctx, "latency@"+itoa(b.cfg.Rate), "both", b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure, true)
+	}
+	if b.cfg.Centrifugo && b.cfg.wants("centrifugo") && ctx.Err() == nil {
+		b.runCentrifugo(ctx, b.res.Centrifugo) // right after Nova's, with the same workload
 	}
 	if b.cfg.wants("sweep") {
 		for _, rate := range b.cfg.SweepRates {

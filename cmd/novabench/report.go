@@ -31,6 +31,7 @@ type Results struct {
 	Backlog         *BacklogResult            `json:"reconnect_backlog,omitempty"`
 	Memory          *MemoryResult             `json:"memory,omitempty"`
 	AB              map[string]*LatencyResult `json:"ab,omitempty"`
+	Centrifugo      *CentrifugoResult         `json:"centrifugo,omitempty"`
 	Server          ServerFacts               `json:"server_after_run"`
 	Table           []Row                     `json:"table"`
 	Notes           []string                  `json:"notes"`
@@ -111,12 +112,12 @@ func (r *Results) scenarioErrors() []string {
 	if r.Memory != nil {
 		add("memory", r.Memory.Error)
 	}
-	return out
+	return append(out, r.centrifugoErrors()...)
 }
 
 // failed reports whether a scenario could not run (a missed target is not a failure of the run).
 func (r *Results) failed() bool {
-	if len(r.Errors) > 0 {
+	if len(r.Errors) > 0 || len(r.centrifugoErrors()) > 0 {
 		return true
 	}
 	for _, l := range append([]*LatencyResult{r.Latency}, r.Sweep...) {
@@ -290,6 +291,7 @@ func (b *Bench) buildTable() []Row {
 			add(Row{"  HTTP send response p50 / p99 (from intended time)", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank, blank, blank, info})
 			add(Row{"  consumer groups behind at the end / drain time", fmt.Sprintf("%d / %.1f s", l.GroupBacklog, l.GroupDrainS), blank, blank, blank, info})
 		}
+		rows = append(rows, b.centrifugoComparisonRows()...)
 	}
 
 	if t := r.Throughput; t != nil {
@@ -542,6 +544,9 @@ func (b *Bench) cpuSection() string {
 			}
 		}
 	}
+	for _, l := range b.centrifugoCPULines() {
+		lines = append(lines, fmt.Sprintf("  %-22s %s", l[0], l[1]))
+	}
 	for _, feed := range []string{"streams", "pubsub", "streams@" + itoa(b.cfg.ABLowRate), "pubsub@" + itoa(b.cfg.ABLowRate)} {
 		if l := b.res.AB[feed]; l != nil {
 			add(l.Name, l.CPU)
@@ -582,6 +587,7 @@ func (b *Bench) notes() []string {
 		latencyNote(r.Latency),
 		"Baselines are measured in the same run: pgbench (insert one message-like row per transaction into bench_messages, same columns and keys as messages) and redis-benchmark ran before the nodes started; raw XRANGE/SELECT read the same backlog the reconnect test replays.",
 	}
+	n = append(n, b.centrifugoNotes()...)
 	if r.Server.FanoutStreamLen > 0 {
 		n = append(n, fmt.Sprintf("After the run: the fan-out stream holds %s entries, Redis uses %s, the database is %s, %d outbox rows pending.",
 			thousands(float64(r.Server.FanoutStreamLen)), r.Server.RedisUsedMemory, r.Server.DatabaseSize, r.Server.OutboxRowsPending))
@@ -615,6 +621,9 @@ func (b *Bench) writeOutputs(stdout io.Writer) error {
 	fmt.Fprintf(&sb, "Nova benchmark, %s mode, %d instances, %s, %.0f s\n\n", b.res.Mode, b.res.Instances,
 		b.res.StartedAt.Format(time.RFC3339), b.res.DurationS)
 	sb.WriteString(formatTable(b.res.Table))
+	if s := b.centrifugoSection(); s != "" {
+		sb.WriteString("\n" + s)
+	}
 	if s := b.sweepTable(); s != "" {
 		sb.WriteString("\n" + s)
 	}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The report's Centrifugo parts: comparison rows in the main table (DESIGN.md's targets
+// relative to Centrifugo), a "Centrifugo (same run)" section with its own figures next to
+// Nova's, CPU lines and notes.
+
+// novaRunFor is Nova's latency result of the same shape, rate and size as c, or nil.
+func (b *Bench) novaRunFor(c *CentrifugoRun) *LatencyResult {
+	l := b.res.Latency
+	if l == nil || l.Error != "" || l.Delivery.Count == 0 || c.ShapeSpec != novaLatencyShape ||
+		l.OfferedRate != c.OfferedRate || l.Conversations != c.Conversations {
+		return nil
+	}
+	return l
+}
+
+// centrifugoComparisonRows are the main table's "vs Centrifugo" rows: Nova's latency and CPU
+// per delivered message over Centrifugo's of the same shape in the same run.
+func (b *Bench) centrifugoComparisonRows() []Row {
+	c := b.res.Centrifugo
+	if c == nil || b.res.Latency == nil {
+		return nil
+	}
+	if c.NotRun != "" || c.Error != "" {
+		why := c.NotRun
+		if why == "" {
+			why = c.Error
+		}
+		return []Row{{"  vs Centrifugo v" + centrifugoVersion + " (same run)", "NOT MEASURED", "<= 2x / 3x", "Centrifugo: " + firstLine(why), blank, info}}
+	}
+	var rows []Row
+	for _, r := range c.Runs {
+		l := b.novaRunFor(r)
+		if l == nil || r.Error != "" || r.Delivery.Count == 0 {
+			continue
+		}
+		complete := l.Lost == 0 && r.Lost == 0
+		fig := fmt.Sprintf("  vs Centrifugo (%s, %d/s): send->deliver %%s", r.Shape, r.OfferedRate)
+		p50, p99 := l.Delivery.P50/r.Delivery.P50, l.Delivery.P99/r.Delivery.P99
+		rows = append(rows,
+			Row{fmt.Sprintf(fig, "p50"), fms(l.Delivery.P50), "<= 2x Centrifugo", "Centrifugo " + fms(r.Delivery.P50), fx(p50), verdict(complete && p50 <= 2)},
+			Row{fmt.Sprintf(fig, "p99"), fms(l.Delivery.P99), "<= 3x Centrifugo", "Centrifugo " + fms(r.Delivery.P99), fx(p99), verdict(complete && p99 <= 3)})
+		nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
+		if nova > 0 && r.CPUPerMsgMs > 0 {
+			ratio := nova / r.CPUPerMsgMs
+			rows = append(rows, Row{fmt.Sprintf("  vs Centrifugo (%s): CPU per delivered msg, all server processes", r.Shape),
+				fmt.Sprintf("%.3f ms", nova), "<= 1.5x Centrifugo", fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx(ratio), verdict(ratio <= 1.5)})
+		}
+	}
+	return rows
+}
+
+// centrifugoTable is the section's table: each shape's figures, Nova's next to them where
+// Nova ran the same shape (ratio = Nova / Centrifugo).
+func (b *Bench) centrifugoTable() []Row {
+	c := b.res.Centrifugo
+	var rows []Row
+	add := func(r Row) { rows = append(rows, r) }
+	for _, r := range c.Runs {
+		head := fmt.Sprintf("%s, %d/s, %d ch, %s->%s", r.Shape, r.OfferedRate, r.Conversations, r.PublishNode, r.SubscriberNode)
+		if r.Error != "" {
+			add(Row{head, fail, blank, firstLine(r.Error), blank, fail})
+			continue
+		}
+		l := b.novaRunFor(r)
+		ratio := func(nv, cv float64) string {
+			if l == nil || nv <= 0 || cv <= 0 {
+				return blank
+			}
+			return fx(nv / cv)
+		}
+		for _, p := range []struct {
+			name   string
+			cv, nv float64
+		}{
+			{"p50", r.Delivery.P50, pick(l, func(l *LatencyResult) float64 { return l.Delivery.P50 })},
+			{"p90", r.Delivery.P90, pick(l, func(l *LatencyResult) float64 { return l.Delivery.P90 })},
+			{"p99", r.Delivery.P99, pick(l, func(l *LatencyResult) float64 { return l.Delivery.P99 })},
+			{"max", r.Delivery.Max, pick(l, func(l *LatencyResult) float64 { return l.Delivery.Max })},
+		} {
+			m := fms(p.cv)
+			if r.Delivery.Count == 0 {
+				m = "nothing delivered"
+			}
+			bl := blank
+			if l != nil && p.nv > 0 {
+				bl = "Nova " + fms(p.nv)
+			}
+			add(Row{head + ": send->deliver " + p.name, m, blank, bl, ratio(p.nv, p.cv), info})
+		}
+		add(Row{"  publishes ok / errors", fmt.Sprintf("%d / %d", r.SentOK, r.SendErrors), blank, blank, blank,
+			verdict(r.SendErrors == 0)})
+		add(Row{"  received / lost / order violations", fmt.Sprintf("%d / %d / %d", r.Received, r.Lost, r.OrderViolations), "- / 0 / 0", blank, blank,
+			verdict(r.Lost == 0 && r.OrderViolations == 0)})
+		add(Row{"  HTTP publish response p50 / p99 (from intended time)", fms(r.HTTP.P50) + " / " + fms(r.HTTP.P99), blank, blank, blank, info})
+		nv := pick(l, func(l *LatencyResult) float64 { return cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate) })
+		bl := blank
+		if l != nil && nv > 0 {
+			bl = fmt.Sprintf("Nova %.3f ms (nova+pg+redis)", nv)
+		}
+		add(Row{"  CPU per delivered msg (centrifugo+redis)", fmt.Sprintf("%.3f ms", r.CPUPerMsgMs), blank, bl, ratio(nv, r.CPUPerMsgMs), info})
+		if r.SubscriberError != "" {
+			add(Row{"  a subscriber connection ended early", firstLine(r.SubscriberError), blank, blank, blank, miss})
+		}
+	}
+	return rows
+}
+
+func pick(l *LatencyResult, f func(*LatencyResult) float64) float64 {
+	if l == nil {
+		return 0
+	}
+	return f(l)
+}
+
+// centrifugoSection is the report's "Centrifugo (same run)" part.
+func (b *Bench) centrifugoSection() string {
+	c := b.res.Centrifugo
+	if c == nil {
+		return ""
+	}
+	var sb strings.Builder
+	sb.WriteString("Centrifugo (same run): v" + c.Version)
+	switch {
+	case c.NotRun != "":
+		sb.WriteString(": NOT RUN, no comparison in this report: " + c.NotRun + "\n")
+		return sb.String()
+	case c.Error != "":
+		sb.WriteString(": ERROR: " + c.Error + "\n")
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, ", %s; %s (%s)\n", c.Setup, c.Binary, c.Install)
+	c.Table = b.centrifugoTable()
+	if len(c.Table) > 0 {
+		sb.WriteString(formatTable(c.Table))
+	}
+	for _, r := range c.Runs {
+		if r.Error == "" {
+			fmt.Fprintf(&sb, "  %s: %s, %d subscriber connections on %s, HTTP publishes to %s\n", r.Shape, r.ShapeDescription, r.SubscriberConns, r.SubscriberNode, r.PublishNode)
+		}
+	}
+	for _, w := range c.Warnings {
+		sb.WriteString("  node log: " + w + "\n")
+	}
+	return sb.String()
+}
+
+// centrifugoCPULines are the CPU section's lines of the Centrifugo runs.
+func (b *Bench) centrifugoCPULines() [][2]string {
+	var out [][2]string
+	if c := b.res.Centrifugo; c != nil {
+		for _, r := range c.Runs {
+			if len(r.CPU) > 0 {
+				out = append(out, [2]string{r.Name, r.CPU.String()})
+			}
+		}
+	}
+	return out
+}
+
+func (b *Bench) centrifugoNotes() []string {
+	c := b.res.Centrifugo
+	if c == nil || c.NotRun != "" || c.Error != "" {
+		return nil
+	}
+	return []string{fmt.Sprintf("Centrifugo v%s runs the same paced workload as Nova's latency run (same rate, channels, warm-up and window, latency from each intended send time, same probe body): HTTP publishes (POST /api/publish) to %s, JSON-protocol WebSocket subscribers on %s; its nodes run only during its own measurements. CPU per delivered message sums every server process: Centrifugo's nodes and Redis; Nova's nodes, its database's Postgres backends and Redis.",
+		centrifugoVersion, orDash(firstPublishNode(c)), orDash(firstSubscriberNode(c)))}
+}
+
+func firstPublishNode(c *CentrifugoResult) string {
+	for _, r := range c.Runs {
+		if r.PublishNode != "" {
+			return r.PublishNode
+		}
+	}
+	return ""
+}
+
+func firstSubscriberNode(c *CentrifugoResult) string {
+	for _, r := range c.Runs {
+		if r.SubscriberNode != "" {
+			return r.SubscriberNode
+		}
+	}
+	return ""
+}
+
+// centrifugoErrors are failures after a successful installation (nodes would not start, a
+// run could not run): scenario errors like any other. A failed installation is not one.
+func (r *Results) centrifugoErrors() []string {
+	c := r.Centrifugo
+	if c == nil {
+		return nil
+	}
+	var out []string
+	if c.Error != "" {
+		out = append(out, "centrifugo: "+c.Error)
+	}
+	for _, run := range c.Runs {
+		if run.Error != "" {
+			out = append(out, run.Name+": "+run.Error)
+		}
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// CentrifugoResult is the same-run comparison: Centrifugo v6.9.1 measured with the paced
+// workload of Nova's latency scenario, on the same machine, in the same run.
+type CentrifugoResult struct {
+	Version  string   `json:"version"`
+	Binary   string   `json:"binary"`
+	Install  string   `json:"install"`
+	Nodes    []string `json:"nodes,omitempty"`
+	Configs  []string `json:"config_files,omitempty"`
+	Setup    string   `json:"setup"`
+	Warnings []string `json:"node_log_warnings,omitempty"`
+	// NotRun says why nothing was measured when Centrifugo could not be installed: the run
+	// goes on without the comparison.
+	NotRun string           `json:"not_run,omitempty"`
+	Runs   []*CentrifugoRun `json:"runs,omitempty"`
+	Table  []Row            `json:"table,omitempty"`
+	// Error is a failure after installation (the nodes would not start): a scenario error.
+	Error string `json:"error,omitempty"`
+}
+
+// CentrifugoRun is one paced run: HTTP publishes to node c1, WebSocket subscribers on c2.
+type CentrifugoRun struct {
+	Name             string    `json:"name"`
+	Shape            string    `json:"shape"`
+	ShapeSpec        loadShape `json:"shape_spec"`
+	ShapeDescription string    `json:"shape_description"`
+	OfferedRate      int       `json:"offered_rate_per_s"`
+	Conversations    int       `json:"channels"`
+	WarmupS          float64   `json:"warmup_s"`
+	MeasureS         float64   `json:"measure_s"`
+	PublishNode      string    `json:"publish_node"`
+	SubscriberNode   string    `json:"subscriber_node"`
+	SubscriberConns  int       `json:"subscriber_connections"`
+	Scheduled        int       `json:"scheduled_sends"`
+	SentOK           int64     `json:"sent_ok"`
+	SendErrors       int64     `json:"send_errors"`
+	FirstSendError   string    `json:"first_send_error,omitempty"`
+	Received         int64     `json:"received"`
+	Lost             int64     `json:"lost"`
+	OrderViolations  int64     `json:"order_violations"`
+	SubscriberError  string    `json:"first_subscriber_error,omitempty"`
+	SendRate         float64   `json:"sends_completed_per_s"`
+	DeliveredRate    float64   `json:"delivered_per_s"`
+	Delivery         Summary   `json:"delivery_latency"`
+	HTTP             Summary   `json:"http_publish_latency"`
+	CPU              CPUUse    `json:"cpu_cores_during_measurement"`
+	// CPUPerMsgMs is CPU time of every server process (both nodes and Redis) per delivered message.
+	CPUPerMsgMs float64         `json:"cpu_ms_per_delivered_message"`
+	Timeline    []TimelinePoint `json:"timeline,omitempty"`
+	Error       string          `json:"error,omitempty"`
+}
+
+// centrifugoServerGroups are the CPU groups (cpu.go) of Centrifugo's server processes, and
+// novaServerGroups Nova's: DESIGN.md compares CPU per delivered message summed over them.
+var (
+	centrifugoServerGroups = []string{"centrifugo", "redis"}
+	novaServerGroups       = []string{"nova", "postgres (bench db)", "redis"}
+)
+
+// cpuPerMessageMs is the CPU time (ms) the groups spent per delivered message.
+func cpuPerMessageMs(u CPUUse, groups []string, deliveredPerS float64) float64 {
+	if deliveredPerS <= 0 || len(u) == 0 {
+		return 0
+	}
+	cores := 0.0
+	for _, g := range groups {
+		cores += u[g]
+	}
+	return 1000 * cores / deliveredPerS
+}
+
+// defaultCentrifugoShapes: quick mode runs the shape of Nova's latency scenario, full mode
+// also one connection for all channels, one sender, and 16 senders.
+func defaultCentrifugoShapes(quick bool) []loadShape {
+	if quick {
+		return []loadShape{novaLatencyShape}
+	}
+	return []loadShape{novaLatencyShape, {ConnPerConversation: false}, {ConnPerConversation: true, Senders: 1},
+		{ConnPerConversation: true, Senders: 16}}
+}
+
+// prepareCentrifugo installs the pinned Centrifugo if needed (during setup, before anything
+// is measured, since the build keeps both cores busy for minutes).
+func (b *Bench) prepareCentrifugo(ctx context.Context) *CentrifugoResult {
+	res := &CentrifugoResult{Version: centrifugoVersion}
+	bin, err := centrifugoBin()
+	if err != nil {
+		res.NotRun = "locate .data/bin: " + err.Error()
+		return res
+	}
+	res.Binary = bin
+	how, err := b.installCentrifugo(ctx, bin)
+	if err != nil {
+		res.NotRun = "installation failed: " + err.Error()
+		b.log.Printf("centrifugo: NOT INSTALLED, the comparison is skipped: %v", err)
+		return res
+	}
+	res.Install = how
+	b.log.Printf("centrifugo v%s: %s (%s)", centrifugoVersion, bin, how)
+	return res
+}
+
+// runCentrifugo starts two nodes, runs every shape, and stops the nodes again.
+func (b *Bench) runCentrifugo(ctx context.Context, res *CentrifugoResult) {
+	if res == nil || res.NotRun != "" {
+		return
+	}
+	t := time.Now()
+	cl, err := b.startCentrifugo(ctx, res.Binary, 2)
+	defer func() {
+		cl.Stop()
+		b.cf = nil
+	}()
+	for _, n := range cl.Nodes {
+		res.Nodes = append(res.Nodes, fmt.Sprintf("%s=%s (pid %d)", n.Name, strings.TrimPrefix(n.URL, "http://"), n.PID()))
+		res.Configs = append(res.Configs, n.Config)
+	}
+	res.Warnings = cl.Warnings
+	res.Setup = fmt.Sprintf("2 nodes, engine redis (the bench's redis-server, DB %d, prefix %q), namespace %q: history_size %d, history_ttl %s, force_recovery, force_positioning, allow_subscribe_for_client; HTTP API with key, client JWT HS256",
+		centrifugoRedisDB, centrifugoPrefix, centrifugoNamespace, centrifugoHistory, centrifugoHistoryTTL)
+	if err != nil {
+		res.Error = "start nodes: " + err.Error()
+		b.log.Printf("centrifugo: %s", res.Error)
+		return
+	}
+	b.log.Printf("centrifugo: 2 nodes ready in %s: %s", time.Since(t).Round(time.Millisecond), strings.Join(res.Nodes, ", "))
+	for _, w := range cl.Warnings {
+		b.log.Printf("centrifugo log: %s", w)
+	}
+	shapes := b.cfg.CentrifugoShapes
+	if len(shapes) == 0 {
+		shapes = defaultCentrifugoShapes(b.cfg.Quick)
+	}
+	for _, sh := range shapes {
+		if ctx.Err() != nil {
+			return
+		}
+		res.Runs = append(res.Runs, b.runCentrifugoShape(ctx, cl, sh, b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure))
+	}
+}
+
+func (b *Bench) runCentrifugoShape(ctx context.Context, cl *cfCluster, sh loadShape, rate int, warmup, measure time.Duration) *CentrifugoRun {
+	run := &CentrifugoRun{Name: fmt.Sprintf("centrifugo-%s@%d", sh, rate), Shape: sh.String(), ShapeSpec: sh, ShapeDescription: sh.Describe(),
+		OfferedRate: rate, Conversations: b.cfg.Conversations, WarmupS: warmup.Seconds(), MeasureS: measure.Seconds()}
+	if err := b.centrifugoLatency(ctx, cl, run, sh, rate, warmup, measure); err != nil {
+		run.Error = err.Error()
+		b.log.Printf("%s: ERROR %v", run.Name, err)
+	}
+	return run
+}
+
+func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *CentrifugoRun, sh loadShape, rate int, warmup, measure time.Duration) error {
+	if len(cl.Nodes) < 2 {
+		return errors.New("needs two centrifugo nodes")
+	}
+	pub, subNode := cl.Nodes[0], cl.Nodes[len(cl.Nodes)-1]
+	res.PublishNode, res.SubscriberNode = pub.Name, subNode.Name
+	n := b.cfg.Conversations
+	// Fresh channels per run: their history streams start empty, offsets at 0.
+	runID := randomHex(4)
+	channels := make([]string, n)
+	index := make(map[string]int, n)
+	for i := range channels {
+		channels[i] = cfChannel(i) + "-" + runID
+		index[channels[i]] = i
+	}
+
+	total := rate * int((warmup+measure)/time.Second)
+	lr := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
+		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist()}
+	secs := total/rate + 1
+	lr.secCount, lr.secSumUs, lr.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
+	res.Scheduled = total
+
+	// Subscribers on the node that does not receive the publishes.
+	var groups [][]string
+	if sh.ConnPerConversation {
+		for _, ch := range channels {
+			groups = append(groups, []string{ch})
+		}
+	} else {
+		groups = append(groups, channels)
+	}
+	for j := range sh.IdleConns {
+		groups = append(groups, []string{fmt.Sprintf("%s:idle%d-%s", centrifugoNamespace, j, runID)})
+	}
+	subs := make([]*cfSubscriber, len(groups))
+	defer func() {
+		for _, s := range subs {
+			if s != nil {
+				_ = s.conn.CloseNow()
+			}
+		}
+	}()
+	if err := parallel(ctx, len(groups), 16, func(i int) error {
+		tok, err := centrifugoToken(cl.HMACSecret, fmt.Sprintf("bench-%s-%d", runID, i), 6*time.Hour)
+		if err != nil {
+			return err
+		}
+		subs[i], err = cfDialSubscribe(ctx, subNode.URL, tok, groups[i])
+		return err
+	}); err != nil {
+		return fmt.Errorf("subscribers: %w", err)
+	}
+	res.SubscriberConns = len(subs)
+	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReaders()
+	var readers sync.WaitGroup
+	var subErr atomic.Value
+	for _, s := range subs {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := lr.readCentrifugo(rctx, s, index); err != nil && rctx.Err() == nil {
+				subErr.CompareAndSwap(nil, err.Error())
+			}
+		}()
+	}
+
+	start := time.Now().Add(20 * time.Millisecond)
+	lr.winStart, lr.winEnd = start.Add(warmup), start.Add(warmup+measure)
+	cpuWait := b.cpuDuring(ctx, lr.winStart, lr.winEnd)
+	stopProgress := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d", res.Name, time.Since(start).Seconds(),
+			(warmup + measure).Seconds(), lr.nSentOK.Load(), lr.nRecv.Load(), lr.nErr.Load())
+	})
+	defer stopProgress()
+
+	hc := b.api.http
+	paceSends(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
+		err := cl.apiCall(ctx, hc, pub, "publish", publishBody(channels[k%n], intended, k), nil)
+		lr.sent(ctx, k, intended, time.Now(), err)
+	})
+	res.CPU = cpuWait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for lr.nRecv.Load() < lr.nSentOK.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopProgress()
+	stopReaders()
+	for _, s := range subs {
+		_ = s.conn.CloseNow()
+	}
+	readers.Wait()
+
+	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = lr.nSentOK.Load(), lr.nErr.Load(), lr.nRecv.Load(), lr.nOrder.Load()
+	for i := range total {
+		if lr.sentOK[i].Load() && !lr.received[i].Load() {
+			res.Lost++
+		}
+	}
+	if v, ok := lr.firstErr.Load().(string); ok {
+		res.FirstSendError = v
+	}
+	if v, ok := subErr.Load().(string); ok {
+		res.SubscriberError = v
+	}
+	res.SendRate = float64(lr.winSends.Load()) / measure.Seconds()
+	res.DeliveredRate = float64(lr.winRecv.Load()) / measure.Seconds()
+	res.Delivery = lr.delivery.Summary(true)
+	res.HTTP = lr.http.Summary(false)
+	res.Timeline = lr.timeline()
+	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, centrifugoServerGroups, res.DeliveredRate)
+	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d order_violations=%d cpu/msg=%.3fms",
+		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
+		res.SentOK, res.Received, res.Lost, res.SendErrors, res.OrderViolations, res.CPUPerMsgMs)
+	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
+	if res.SubscriberError != "" {
+		b.log.Printf("%s: a subscriber connection ended early: %s", res.Name, res.SubscriberError)
+	}
+	return nil
+}
+
+// paceSends calls send(k, intended) for k = 0..total-1, the k-th due at start + k/rate,
+// whatever happened to the ones before (open loop: latency counts from the intended time).
+// senders 0 dispatches every due send in its own goroutine from a 1 ms ticker, as Nova's
+// latency run does; senders N > 0 has N goroutines, the k-th send belonging to goroutine
+// k%N, each sending its own in order (late when the one before was slow). It returns when
+// every send has returned or ctx has ended.
+func paceSends(ctx context.Context, senders, total, rate int, start time.Time, send func(k int, intended time.Time)) {
+	interval := time.Second / time.Duration(rate)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if senders > 0 {
+		for g := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := g; k < total; k += senders {
+					intended := start.Add(time.Duration(k) * interval)
+					if sleepCtx(ctx, time.Until(intended)) != nil {
+						return
+					}
+					send(k, intended)
+				}
+			}()
+		}
+		return
+	}
+	inflight := make(chan struct{}, 8192)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for k := 0; k < total; {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if now.Before(start) {
+				continue
+			}
+			due := min(total, int(now.Sub(start)/interval)+1)
+			for ; k < due; k++ {
+				intended := start.Add(time.Duration(k) * interval)
+				inflight <- struct{}{}
+				wg.Add(1)
+				go func(k int, intended time.Time) {
+					defer func() { <-inflight; wg.Done() }()
+					send(k, intended)
+				}(k, intended)
+			}
+		}
+	}
+}
+
+// sent accounts one finished send (the bookkeeping of latencyRun.send, for any transport).
+func (r *latencyRun) sent(ctx context.Context, k int, intended, done time.Time, err error) {
+	if err != nil {
+		if ctx.Err() == nil {
+			r.nErr.Add(1)
+			r.firstErr.CompareAndSwap(nil, err.Error())
+		}
+		return
+	}
+	r.sentOK[k].Store(true)
+	r.nSentOK.Add(1)
+	if k >= r.warmK {
+		r.http.Record(done.Sub(intended))
+	}
+	if r.inWindow(done) {
+		r.winSends.Add(1)
+	}
+}
+
+// delivered accounts one received probe (the bookkeeping of latencyRun.read).
+func (r *latencyRun) delivered(body latencyBody, now time.Time) {
+	k := body.K
+	if k < 0 || k >= len(r.received) || r.received[k].Swap(true) {
+		return
+	}
+	r.nRecv.Add(1)
+	if r.inWindow(now) {
+		r.winRecv.Add(1)
+	}
+	lat := now.Sub(time.Unix(0, body.T))
+	r.recordSecond(k, lat)
+	if k >= r.warmK {
+		r.delivery.Record(lat)
+	}
+}
+
+// readCentrifugo takes publications off one subscriber connection until ctx ends, answering
+// pings; offsets must follow each other per channel (history on: offset = position in the stream).
+func (r *latencyRun) readCentrifugo(ctx context.Context, s *cfSubscriber, index map[string]int) error {
+	last := maps.Clone(s.offsets)
+	for {
+		_, data, err := s.conn.Read(ctx)
+		now := time.Now()
+		if err != nil {
+			return err
+		}
+		replies, err := cfDecode(data)
+		if err != nil {
+			return err
+		}
+		for _, rp := range replies {
+			if rp.isPing() {
+				if s.pong {
+					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					err := s.conn.Write(wctx, websocket.MessageText, cfPong)
+					cancel()
+					if err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			p := rp.Push
+			if p == nil {
+				continue
+			}
+			switch {
+			case p.Disconnect != nil:
+				return fmt.Errorf("%w: disconnect %d %s", errCfUnsubscribed, p.Disconnect.Code, p.Disconnect.Reason)
+			case p.Unsubscribe != nil:
+				return fmt.Errorf("%w: unsubscribe %s %d %s", errCfUnsubscribed, p.Channel, p.Unsubscribe.Code, p.Unsubscribe.Reason)
+			case p.Pub == nil:
+				continue
+			}
+			if _, ok := index[p.Channel]; !ok {
+				continue // an idle channel
+			}
+			if p.Pub.Offset != last[p.Channel]+1 {
+				r.nOrder.Add(1)
+			}
+			last[p.Channel] = max(last[p.Channel], p.Pub.Offset)
+			var body latencyBody
+			if json.Unmarshal(p.Pub.Data, &body) != nil {
+				continue
+			}
+			r.delivered(body, now)
+		}
+	}
+}
