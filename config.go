@@ -17,6 +17,7 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/ports/auth"
 	nhttp "github.com/nova-chat/nova/ports/http"
+	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
 )
 
@@ -42,7 +43,8 @@ type Config struct {
 	MaxConnsPerUser MaxConnsPerUser
 	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
 	LogLevel        string // debug, info, warn or error
-	LiveFeed        string // which Redis feed drives live delivery: both, streams or pubsub
+	LiveFeed        string // which Redis feed drives live delivery: interest (live channels) or fanout (A/B only)
+	LiveRecheck     messaging.LiveRecheck
 	Groups          redisstream.GroupConfig
 }
 
@@ -145,11 +147,19 @@ var settings = []setting{
 		c.MaxConnsPerUser = MaxConnsPerUser(n)
 		return nil
 	}},
-	{"NOVA_LIVE_FEED", "both", "what drives live WebSocket delivery: both, streams (fan-out stream only) or pubsub (legacy channel only; for A/B runs)", func(c *Config, v string) error {
-		if v != "both" && v != "streams" && v != "pubsub" {
-			return errors.New("must be both, streams or pubsub")
+	{"NOVA_LIVE_FEED", "interest", "what drives live WebSocket delivery: interest (each instance hears only the conversations its clients follow) or fanout (every instance reads the whole fan-out stream; the pre-decision-6 design, kept for A/B runs)", func(c *Config, v string) error {
+		if v != "interest" && v != "fanout" {
+			return errors.New("must be interest or fanout")
 		}
 		c.LiveFeed = v
+		return nil
+	}},
+	{"NOVA_LIVE_RECHECK", "5s", "how often each followed conversation is compared with its stream, so a live message Pub/Sub lost still arrives", func(c *Config, v string) error {
+		var d time.Duration
+		if err := parseDuration(v, &d); err != nil {
+			return err
+		}
+		c.LiveRecheck = messaging.LiveRecheck(d)
 		return nil
 	}},
 	{"NOVA_CLAIM_IDLE", "30s", "a consumer-group entry pending this long is taken over from its (presumed dead) consumer", func(c *Config, v string) error {

@@ -13,14 +13,18 @@ import (
 func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers) admin.CounterSource {
 	return func() admin.Counters {
 		r, h, f, ro := &bg.Relay.Stats, &bg.Hub.Stats, &bg.Fanout.Stats, bg.Router.Stats
+		live := bg.Channels.Snapshot()
 		return admin.Counters{
-			Relayed:     r.Relayed.Load() + bg.FastPath.Stats.Published.Load(), // both paths write the streams RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
+			// both paths write the streams
+			Relayed:         r.Relayed.Load() + bg.FastPath.Stats.Published.Load(),
+			RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
 			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(),
 			Delivered: h.Delivered.Load(), DuplicatesDropped: h.DuplicatesDropped.Load(), GapsFilled: h.GapsFilled.Load(),
 			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),
 			Subscriptions: h.Subscriptions.Load(),
 			Connections:   ws.Stats.Connections.Load(), SlowCutoffs: ws.Stats.SlowCutoffs.Load(),
-			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load() + bg.PubSub.Stats.Malformed.Load(), FanoutOutages: f.Outages.Load(),
+			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load(), FanoutOutages: f.Outages.Load(),
+			LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed,
 			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
 			Claims:             groups.Claims(),
 			TrimmedRepublished: groups.Redrive.Republished.Load(), TrimmedUnrecoverable: groups.Redrive.Unrecoverable.Load(),

@@ -67,14 +67,14 @@ func NewMessagingKeys() messaging.Keys {
 		ChannelPrefix: redisstream.PubSubChannel("")}
 }
 
-// NewPubSubEnabled: the legacy channel feeds live delivery when it is published and not switched off.
-func NewPubSubEnabled(cfg Config) messaging.PubSubEnabled {
-	return messaging.PubSubEnabled(bool(cfg.PubSubCompat) && cfg.LiveFeed != "streams")
+// NewLiveEnabled: live channels feed delivery (interest-based) unless an A/B run asks for the fan-out stream.
+func NewLiveEnabled(cfg Config) messaging.LiveEnabled {
+	return messaging.LiveEnabled(cfg.LiveFeed != "fanout")
 }
 
-// NewFanoutEnabled: the fan-out stream feeds live delivery unless an A/B run asks for Pub/Sub only.
+// NewFanoutEnabled: every instance reads the whole fan-out stream only in A/B runs of the old design.
 func NewFanoutEnabled(cfg Config) messaging.FanoutEnabled {
-	return messaging.FanoutEnabled(cfg.LiveFeed != "pubsub")
+	return messaging.FanoutEnabled(cfg.LiveFeed == "fanout")
 }
 
 func NewConsumerName(cfg Config) redisstream.ConsumerName {

@@ -25,7 +25,8 @@ type Background struct {
 	Relay    *outbox.Relay
 	FastPath *outbox.FastPath
 	Fanout   *messaging.FanoutListener
-	PubSub   *messaging.PubSubListener
+	Live     *messaging.LiveListener
+	Channels *redisstream.LiveChannels
 	Router   *messaging.Router
 	Trimmer  *redisstream.FanoutTrimmer
 	Hub      *delivery.Hub
@@ -45,7 +46,7 @@ type Server struct {
 func NewServer(cfg Config, log *slog.Logger, migrator *postgres.Migrator, public *http.Server,
 	ws *websocket.Handler, adm *admin.Admin, bg Background) *Server {
 	if log == nil || migrator == nil || public == nil || ws == nil || adm == nil || bg.Relay == nil || bg.FastPath == nil || bg.Fanout == nil ||
-		bg.PubSub == nil || bg.Router == nil || bg.Trimmer == nil || bg.Hub == nil {
+		bg.Live == nil || bg.Channels == nil || bg.Router == nil || bg.Trimmer == nil || bg.Hub == nil {
 		panic("nova.NewServer: nil dependency")
 	}
 	return &Server{cfg: cfg, log: log, migrator: migrator, public: public, ws: ws, admin: adm, bg: bg}
@@ -76,7 +77,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	g.Go(func() error { return s.bg.Relay.Run(ctx) })
 	g.Go(func() error { return s.bg.FastPath.Run(ctx) })
 	g.Go(func() error { return s.bg.Fanout.Run(ctx) })
-	g.Go(func() error { return s.bg.PubSub.Run(ctx) })
+	g.Go(func() error { return s.bg.Live.Run(ctx) })
 	g.Go(func() error { return s.bg.Router.Run(ctx) })
 	g.Go(func() error { return s.ws.RunPresence(ctx) })
 	g.Go(func() error { s.trimFanout(ctx); return nil })

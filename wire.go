@@ -26,7 +26,7 @@ import (
 )
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
 
 var adapterSet = wire.NewSet(
 	postgres.NewPool,
@@ -39,6 +39,10 @@ var adapterSet = wire.NewSet(
 	redisstream.NewBacklog,
 	wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)),
 	wire.Bind(new(delivery.Source), new(*redisstream.Backlog)),
+	wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)),
+	redisstream.NewLiveChannels,
+	wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)),
+	wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)),
 	NewConsumerName,
 	NewFanoutUnmarshaller,
 	redisstream.NewGroupSubscribers,
@@ -63,10 +67,10 @@ var adapterSet = wire.NewSet(
 var portSet = wire.NewSet(
 	delivery.NewHub,
 	NewMessagingKeys,
-	NewPubSubEnabled,
+	NewLiveEnabled,
 	NewFanoutEnabled,
 	messaging.NewFanoutListener,
-	messaging.NewPubSubListener,
+	messaging.NewLiveListener,
 	messaging.NewRouter,
 	NewWebSocketOptions,
 	websocket.NewHandler,

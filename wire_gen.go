@@ -68,7 +68,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	perUser := ratelimit.NewPerUser(sendRate)
 	v := NewReadinessChecks(pool, universalClient, migrator)
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
-	hub := delivery.NewHub(backlog, log)
+	liveChannels := redisstream.NewLiveChannels(universalClient, log)
+	hub := delivery.NewHub(backlog, liveChannels, log)
 	options := NewWebSocketOptions(cfg)
 	metrics := admin.NewMetrics()
 	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)
@@ -80,8 +81,9 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	fanoutEnabled := NewFanoutEnabled(cfg)
 	keys := NewMessagingKeys()
 	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
-	pubSubEnabled := NewPubSubEnabled(cfg)
-	pubSubListener := messaging.NewPubSubListener(keys, universalClient, hub, pubSubEnabled, log)
+	liveRecheck := cfg.LiveRecheck
+	liveEnabled := NewLiveEnabled(cfg)
+	liveListener := messaging.NewLiveListener(liveChannels, backlog, hub, liveRecheck, liveEnabled, log)
 	groupConfig := cfg.Groups
 	unmarshaller := NewFanoutUnmarshaller()
 	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, readModel, log)
@@ -105,7 +107,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		Relay:    relay,
 		FastPath: fastPath,
 		Fanout:   fanoutListener,
-		PubSub:   pubSubListener,
+		Live:     liveListener,
+		Channels: liveChannels,
 		Router:   router,
 		Trimmer:  fanoutTrimmer,
 		Hub:      hub,
@@ -127,15 +130,15 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 // wire.go:
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
 
-var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), NewConsumerName,
+var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
 	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
-	NewPubSubEnabled,
-	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewPubSubListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+	NewLiveEnabled,
+	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewLiveListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
 )
 
 var adminSet = wire.NewSet(admin.NewRegistry, wire.Bind(new(prometheus.Registerer), new(*prometheus.Registry)), admin.NewMetrics, wire.Bind(new(monitoring.Observer), new(*admin.Metrics)), NewCounterSource,

@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -74,4 +75,29 @@ func contiguous(entries []redis.XMessage, after int64) []delivery.Item {
 		next++
 	}
 	return items
+}
+
+// Tops returns the seq of each conversation stream's newest entry (0 for an empty or missing
+// stream), in one pipeline: what the live listener compares its subscriptions against.
+func (b *Backlog) Tops(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error) {
+	pipe := b.client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(convs))
+	for i, conv := range convs {
+		cmds[i] = pipe.XRevRangeN(ctx, ConversationStream(string(conv)), "+", "-", 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	tops := make(map[conversation.ID]int64, len(convs))
+	for i, cmd := range cmds {
+		entries, _ := cmd.Result()
+		if len(entries) == 0 {
+			continue
+		}
+		seqPart, _, _ := strings.Cut(entries[0].ID, "-")
+		if seq, err := strconv.ParseInt(seqPart, 10, 64); err == nil {
+			tops[convs[i]] = seq
+		}
+	}
+	return tops, nil
 }

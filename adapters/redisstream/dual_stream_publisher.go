@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,9 +38,10 @@ var publishEntries = redis.NewScript(publishEntriesLua)
 // One Lua script per conversation does all three atomically and in seq order: Redis refuses an
 // id that is not above the stream's top, so a re-sent entry is recognised and written nowhere.
 type DualStreamPublisher struct {
-	client redis.UniversalClient
-	maxLen StreamMaxLen
-	pubsub PubSubCompat
+	client  redis.UniversalClient
+	maxLen  StreamMaxLen
+	pubsub  PubSubCompat
+	liveCmd atomic.Pointer[string] // SPUBLISH or PUBLISH, asked of Redis once
 }
 
 func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, pubsub PubSubCompat) *DualStreamPublisher {
@@ -82,7 +84,28 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 	return res, err
 }
 
+// liveCommand is how live channels are published: sharded where Redis has it (7.0+).
+func (p *DualStreamPublisher) liveCommand(ctx context.Context) (string, error) {
+	if cmd := p.liveCmd.Load(); cmd != nil {
+		return *cmd, nil
+	}
+	sharded, err := HasShardedPubSub(ctx, p.client)
+	if err != nil {
+		return "", err
+	}
+	cmd := "PUBLISH"
+	if sharded {
+		cmd = "SPUBLISH"
+	}
+	p.liveCmd.Store(&cmd)
+	return cmd, nil
+}
+
 func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]Entry, strict bool) (PublishResult, error) {
+	liveCmd, err := p.liveCommand(ctx)
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("ask Redis for its Pub/Sub commands: %w", err)
+	}
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(byConversation))
 	for i, entries := range byConversation {
@@ -91,12 +114,12 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		if p.pubsub {
 			channel = PubSubChannel(conv)
 		}
-		args := make([]any, 0, 4+5*len(entries))
+		args := make([]any, 0, 6+5*len(entries))
 		mode := "0"
 		if strict {
 			mode = "1"
 		}
-		args = append(args, int64(p.maxLen), channel, conv, mode)
+		args = append(args, int64(p.maxLen), channel, conv, mode, LiveChannel(conv), liveCmd)
 		for _, e := range entries {
 			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload)
 		}

@@ -3,14 +3,18 @@
 -- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
 -- of memory, so a conversation entry is never written without its fan-out entry.
 -- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set)
--- ARGV: maxlen, pubsub channel ('' = off), conversation_id, strict ('1' or '0'), then per message:
+-- ARGV: maxlen, legacy pubsub channel ('' = off), conversation_id, strict ('1' or '0'),
+--       live channel, live command ('SPUBLISH', 'PUBLISH' or '' = off), then per message:
 --       seq, sender_id, timestamp_ms, message_id, payload
+-- The live channel carries "<seq> <timestamp_ms> <payload>" (decoded by live_message.go) to the
+-- instances that have subscribers of this conversation.
 -- Strict mode (the publish-after-commit fast path) writes a message only if it directly follows
 -- the stream's last entry; otherwise it answers -1 and stops, leaving the message to the relay,
 -- which reads the outbox in order. Without strict, any id above the stream's top is written.
 -- Returns one status per message: 1 written, 0 already there (a re-send), -1 deferred; on an
 -- error, the statuses so far followed by the error text, and nothing after it is attempted.
 local maxlen, channel, conv, strict = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local live, livecmd = ARGV[5], ARGV[6]
 local out = {}
 local top = 0
 if strict then
@@ -19,7 +23,7 @@ if strict then
     top = tonumber(string.match(last[1][1], '^(%d+)'))
   end
 end
-for i = 5, #ARGV, 5 do
+for i = 7, #ARGV, 5 do
   local seq, sender, ts, mid, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local id = seq .. '-0'
   local n = tonumber(seq)
@@ -49,6 +53,9 @@ for i = 5, #ARGV, 5 do
       -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
       -- it can still be found by id and re-published from Postgres
       redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
+      if livecmd ~= '' then
+        redis.call(livecmd, live, seq .. ' ' .. ts .. ' ' .. payload)
+      end
       if channel ~= '' then
         redis.call('PUBLISH', channel, payload)
       end

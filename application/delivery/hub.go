@@ -1,6 +1,6 @@
 // Package delivery is the one path by which stored messages reach local subscriptions: it drops
 // duplicates and fills gaps by seq, so a subscription sees 1, 2, 3 ... once each, whichever
-// feed (fan-out stream, legacy Pub/Sub, backlog) brought them.
+// feed (the live channel, a stream re-check, the backlog) brought them.
 package delivery
 
 import (
@@ -45,6 +45,15 @@ type Sink interface {
 	WaitRoom(ctx context.Context) error
 }
 
+// Interest hears which conversations this instance follows, so the live feed carries only
+// those (DESIGN.md decision 6). Both calls are made under the hub's lock and must not block.
+type Interest interface {
+	// Follow: conv got its first local subscription.
+	Follow(conv conversation.ID)
+	// Unfollow: conv lost its last local subscription.
+	Unfollow(conv conversation.ID)
+}
+
 // Stats are the hub's running totals (exported as metrics).
 type Stats struct {
 	Delivered, DuplicatesDropped, GapsFilled, FromRedis, FromPostgres, Subscriptions atomic.Int64
@@ -54,19 +63,21 @@ const pageSize = 500
 
 // Hub holds this instance's subscriptions by conversation.
 type Hub struct {
-	source Source
-	log    *slog.Logger
-	Stats  Stats
+	source   Source
+	interest Interest
+	log      *slog.Logger
+	Stats    Stats
 
 	mu   sync.RWMutex
 	subs map[conversation.ID]map[*Subscription]struct{}
 }
 
-func NewHub(source Source, log *slog.Logger) *Hub {
-	if source == nil || log == nil {
+func NewHub(source Source, interest Interest, log *slog.Logger) *Hub {
+	if source == nil || interest == nil || log == nil {
 		panic("delivery.NewHub: nil dependency")
 	}
-	return &Hub{source: source, log: log.With("component", "delivery"), subs: map[conversation.ID]map[*Subscription]struct{}{}}
+	return &Hub{source: source, interest: interest, log: log.With("component", "delivery"),
+		subs: map[conversation.ID]map[*Subscription]struct{}{}}
 }
 
 // Subscription is one sink following one conversation from a seq on.
@@ -93,6 +104,7 @@ func (h *Hub) Subscribe(ctx context.Context, conv conversation.ID, fromSeq int64
 	if set == nil {
 		set = map[*Subscription]struct{}{}
 		h.subs[conv] = set
+		h.interest.Follow(conv)
 	}
 	set[s] = struct{}{}
 	h.mu.Unlock()
@@ -112,6 +124,7 @@ func (s *Subscription) Close() {
 		}
 		if len(set) == 0 {
 			delete(h.subs, s.conv)
+			h.interest.Unfollow(s.conv)
 		}
 	}
 	h.mu.Unlock()
@@ -139,6 +152,32 @@ func (h *Hub) HasSubscribers(conv conversation.ID) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return len(h.subs[conv]) > 0
+}
+
+// Following lists the conversations that have a local subscription.
+func (h *Hub) Following() []conversation.ID {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]conversation.ID, 0, len(h.subs))
+	for conv := range h.subs {
+		out = append(out, conv)
+	}
+	return out
+}
+
+// CatchUpTo tells conv's subscriptions that the conversation holds messages up to top: each one
+// behind it fetches what it misses (a live message that was lost, or the last of a burst).
+func (h *Hub) CatchUpTo(conv conversation.ID, top int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs[conv] {
+		s.mu.Lock()
+		if s.last < top && s.ctx.Err() == nil {
+			h.Stats.GapsFilled.Add(1)
+			s.startCatchUpLocked()
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Resync makes every subscription look for messages it may have missed (after a live feed outage).

@@ -87,6 +87,8 @@ type countersView struct {
 	SlowCutoffs           int64            `json:"slow_cutoffs"`
 	FanoutEntries         int64            `json:"fanout_entries"`
 	FanoutOutages         int64            `json:"fanout_outages"`
+	LiveChannels          int64            `json:"live_channels"`
+	LiveMessages          int64            `json:"live_messages"`
 	ConsumerHandled       int64            `json:"consumer_handled"`
 	DeadLettered          int64            `json:"dead_lettered"`
 	ClaimsTotal           int64            `json:"claims_total"`
@@ -121,6 +123,7 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 			Delivered: n.Delivered, DuplicatesDropped: n.DuplicatesDropped, GapsFilled: n.GapsFilled,
 			RecoveredFromRedis: n.RecoveredFromRedis, RecoveredFromPostgres: n.RecoveredFromPostgres,
 			SlowCutoffs: n.SlowCutoffs, FanoutEntries: n.FanoutEntries, FanoutOutages: n.FanoutOutages,
+			LiveChannels: n.LiveFollowing, LiveMessages: n.LiveMessages,
 			ConsumerHandled: n.ConsumerHandled, DeadLettered: n.DeadLettered, Claims: n.Claims,
 		},
 		Latency:   latencyView{Send: a.metrics.SendLatency(), SendToDeliver: a.metrics.DeliverLatency()},

@@ -19,6 +19,7 @@ type Counters struct {
 	RecoveredFromRedis, RecoveredFromPostgres              int64
 	Subscriptions, Connections, SlowCutoffs                int64
 	FanoutEntries, FanoutMalformed, FanoutOutages          int64
+	LiveFollowing, LiveMessages, LiveMalformed             int64
 	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
 	Claims                                                 map[string]int64 // by consumer group
 	TrimmedRepublished, TrimmedUnrecoverable               int64
@@ -46,9 +47,12 @@ var (
 	dSubs        = desc("nova_subscriptions", "Conversation subscriptions open on this instance's WebSockets.")
 	dConns       = desc("nova_websocket_connections", "WebSocket connections open on this instance.")
 	dCutoffs     = desc("nova_websocket_slow_cutoffs_total", "WebSocket clients cut off (close 1008) because 1 MiB was queued for them.")
-	dFanEntries  = desc("nova_fanout_entries_read_total", "Fan-out stream entries this instance's live listener read.")
-	dFanBad      = desc("nova_fanout_malformed_total", "Fan-out entries (and legacy Pub/Sub payloads) the live listeners skipped as malformed.")
-	dFanOutages  = desc("nova_fanout_outages_total", "Times the live listener lost the fan-out stream (subscriptions resync after it).")
+	dFanEntries  = desc("nova_fanout_entries_read_total", "Fan-out stream entries this instance's fan-out live listener read (NOVA_LIVE_FEED=fanout only).")
+	dFanBad      = desc("nova_fanout_malformed_total", "Fan-out entries the fan-out live listener skipped as malformed (NOVA_LIVE_FEED=fanout only).")
+	dFanOutages  = desc("nova_fanout_outages_total", "Times the fan-out live listener lost the fan-out stream (NOVA_LIVE_FEED=fanout only).")
+	dLiveFollow  = desc("nova_live_channels", "Conversations this instance follows on their live channel (those with a local subscriber).")
+	dLiveMsgs    = desc("nova_live_messages_received_total", "Messages this instance heard on live channels: proportional to its own subscribers' conversations, not to all traffic.")
+	dLiveBad     = desc("nova_live_malformed_total", "Live channel payloads that were not \"<seq> <ms> <json>\" (skipped; the stream re-check delivers the message).")
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
@@ -83,7 +87,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dLeader, dDelivered,
-		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dHandled, dDeadLetter,
+		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
 		dConsBad, dTrimmed, dFastDefer, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
@@ -116,6 +120,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dFanEntries, n.FanoutEntries)
 	counter(dFanBad, n.FanoutMalformed)
 	counter(dFanOutages, n.FanoutOutages)
+	gauge(dLiveFollow, float64(n.LiveFollowing))
+	counter(dLiveMsgs, n.LiveMessages)
+	counter(dLiveBad, n.LiveMalformed)
 	counter(dHandled, n.ConsumerHandled)
 	counter(dDeadLetter, n.DeadLettered)
 	counter(dConsBad, n.ConsumerMalformed)

@@ -1,0 +1,222 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// LiveStats are the live channels' running totals (read them with Snapshot).
+type LiveStats struct {
+	Messages, Malformed, Confirmations, Subscribes, Unsubscribes atomic.Int64
+}
+
+// LiveSnapshot is a read-only copy of the live channels' totals.
+type LiveSnapshot struct {
+	Following, Messages, Malformed, Confirmations, Subscribes, Unsubscribes int64
+}
+
+// subscribeChunk bounds the channels named in one SSUBSCRIBE, so a burst of first
+// subscribers goes out in a few commands and no command grows without bound.
+const subscribeChunk = 512
+
+// LiveChannels keeps this instance subscribed to the live channels of exactly the conversations
+// it has subscribers for (DESIGN.md decision 6), the way Centrifugo's Redis broker does: one
+// Pub/Sub connection per instance, channels added when a conversation's first local subscriber
+// arrives and removed when its last leaves, in batches by one goroutine. Pub/Sub may drop a
+// message; the hub checks every one by seq and the listener re-checks the streams, so the
+// channel only has to be fast, not reliable.
+type LiveChannels struct {
+	client redis.UniversalClient
+	log    *slog.Logger
+	stats  LiveStats
+
+	mu   sync.Mutex
+	want map[conversation.ID]struct{}
+	kick chan struct{}
+}
+
+func NewLiveChannels(client redis.UniversalClient, log *slog.Logger) *LiveChannels {
+	if client == nil || log == nil {
+		panic("redisstream.NewLiveChannels: nil dependency")
+	}
+	return &LiveChannels{client: client, log: log.With("component", "live-channels"),
+		want: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
+}
+
+var _ delivery.Interest = (*LiveChannels)(nil)
+
+// Follow asks for conv's live channel (the hub calls it under its lock: it only records the wish).
+func (l *LiveChannels) Follow(conv conversation.ID) { l.set(conv, true) }
+
+// Unfollow gives conv's live channel up.
+func (l *LiveChannels) Unfollow(conv conversation.ID) { l.set(conv, false) }
+
+func (l *LiveChannels) set(conv conversation.ID, on bool) {
+	l.mu.Lock()
+	if on {
+		l.want[conv] = struct{}{}
+	} else {
+		delete(l.want, conv)
+	}
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns the running totals.
+func (l *LiveChannels) Snapshot() LiveSnapshot {
+	l.mu.Lock()
+	following := int64(len(l.want))
+	l.mu.Unlock()
+	return LiveSnapshot{Following: following, Messages: l.stats.Messages.Load(), Malformed: l.stats.Malformed.Load(),
+		Confirmations: l.stats.Confirmations.Load(), Subscribes: l.stats.Subscribes.Load(), Unsubscribes: l.stats.Unsubscribes.Load()}
+}
+
+// Run holds the Pub/Sub connection until ctx ends, handing each live message to onMessage and
+// each confirmation that a channel is subscribed to onSubscribed: at first and again after every
+// reconnect (go-redis re-subscribes by itself), after which anything published before the
+// confirmation must be looked for in the stream.
+func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID)) error {
+	sharded, err := l.detectSharded(ctx)
+	if err != nil {
+		return nil // ctx ended while Redis was unreachable
+	}
+	var ps *redis.PubSub
+	if sharded {
+		ps = l.client.SSubscribe(ctx)
+	} else {
+		ps = l.client.Subscribe(ctx)
+	}
+	defer ps.Close()
+	l.log.Info("live channels ready", "sharded_pubsub", sharded)
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(8192))
+	go l.reconcile(ctx, ps, sharded)
+	prefix := LiveChannel("")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			switch m := m.(type) {
+			case *redis.Message:
+				l.stats.Messages.Add(1)
+				it, err := DecodeLive([]byte(m.Payload))
+				if err != nil {
+					l.stats.Malformed.Add(1)
+					continue
+				}
+				onMessage(conversation.ID(strings.TrimPrefix(m.Channel, prefix)), it)
+			case *redis.Subscription:
+				if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
+					l.stats.Confirmations.Add(1)
+					onSubscribed(conversation.ID(strings.TrimPrefix(m.Channel, prefix)))
+				}
+			}
+		}
+	}
+}
+
+// reconcile brings the connection's channels to what the hub wants, in batches, whenever the
+// wish changes. A failed command needs no retry here: go-redis keeps the channel set it was
+// given and re-subscribes it on its next connection.
+func (l *LiveChannels) reconcile(ctx context.Context, ps *redis.PubSub, sharded bool) {
+	sub, unsub := ps.Subscribe, ps.Unsubscribe
+	if sharded {
+		sub, unsub = ps.SSubscribe, ps.SUnsubscribe
+	}
+	have := map[conversation.ID]struct{}{}
+	for {
+		l.mu.Lock()
+		var add, drop []string
+		for conv := range l.want {
+			if _, ok := have[conv]; !ok {
+				add = append(add, LiveChannel(string(conv)))
+				have[conv] = struct{}{}
+			}
+		}
+		for conv := range have {
+			if _, ok := l.want[conv]; !ok {
+				drop = append(drop, LiveChannel(string(conv)))
+				delete(have, conv)
+			}
+		}
+		l.mu.Unlock()
+		for chunk := range slices.Chunk(add, subscribeChunk) {
+			l.stats.Subscribes.Add(int64(len(chunk)))
+			if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
+				l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
+			}
+		}
+		for chunk := range slices.Chunk(drop, subscribeChunk) {
+			l.stats.Unsubscribes.Add(int64(len(chunk)))
+			if err := unsub(ctx, chunk...); err != nil && ctx.Err() == nil {
+				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.kick:
+		}
+	}
+}
+
+// detectSharded asks Redis whether it has sharded Pub/Sub (7.0 and later), retrying until it
+// answers or ctx ends.
+func (l *LiveChannels) detectSharded(ctx context.Context) (bool, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		ok, err := HasShardedPubSub(ctx, l.client)
+		if err == nil {
+			return ok, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		l.log.Warn("cannot ask Redis for its version; retrying", "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// HasShardedPubSub reports whether the server is Redis 7 or later (SPUBLISH and SSUBSCRIBE).
+func HasShardedPubSub(ctx context.Context, client redis.UniversalClient) (bool, error) {
+	info, err := client.Info(ctx, "server").Result()
+	if err != nil {
+		return false, err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			major, _, _ := strings.Cut(v, ".")
+			n, err := strconv.Atoi(major)
+			if err != nil {
+				return false, fmt.Errorf("redis_version %q: %w", v, err)
+			}
+			return n >= 7, nil
+		}
+	}
+	return false, fmt.Errorf("INFO server has no redis_version")
+}

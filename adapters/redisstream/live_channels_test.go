@@ -1,0 +1,213 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
+)
+
+// liveRig is one instance's live delivery on a private Redis: live channels, the stream
+// backlog, the hub and the listener, as wire.go puts them together.
+type liveRig struct {
+	rdb      *redis.Client
+	channels *redisstream.LiveChannels
+	hub      *delivery.Hub
+	pub      *redisstream.DualStreamPublisher
+	seqs     map[conversation.ID]int64
+}
+
+func startLive(t *testing.T, recheck time.Duration) *liveRig {
+	t.Helper()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	channels := redisstream.NewLiveChannels(rdb, quiet)
+	backlog := redisstream.NewBacklog(rdb, noHistory{}, quiet)
+	hub := delivery.NewHub(backlog, channels, quiet)
+	listener := messaging.NewLiveListener(channels, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = listener.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &liveRig{rdb: rdb, channels: channels, hub: hub, seqs: map[conversation.ID]int64{},
+		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false)}
+}
+
+func (r *liveRig) entries(conv conversation.ID, n int) []redisstream.Entry {
+	out := make([]redisstream.Entry, n)
+	for i := range out {
+		r.seqs[conv]++
+		seq := r.seqs[conv]
+		out[i] = redisstream.Entry{OutboxID: seq, ConversationID: string(conv), Seq: seq, MessageID: fmt.Sprintf("m-%s-%d", conv, seq),
+			SenderID: "s", CreatedAt: time.Now(), Payload: []byte(fmt.Sprintf(`{"conversation_id":%q,"seq":%d}`, conv, seq))}
+	}
+	return out
+}
+
+// publish sends n new messages of conv the way the relay does (stream, fan-out, live channel).
+func (r *liveRig) publish(t *testing.T, conv conversation.ID, n int) {
+	t.Helper()
+	if _, err := r.pub.Publish(context.Background(), [][]redisstream.Entry{r.entries(conv, n)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeSilently writes n new messages to conv's stream only: as if Pub/Sub had lost them.
+func (r *liveRig) storeSilently(t *testing.T, conv conversation.ID, n int) {
+	t.Helper()
+	for _, e := range r.entries(conv, n) {
+		if err := r.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: redisstream.ConversationStream(string(conv)),
+			ID: conversation.StreamID(e.Seq), Values: map[string]any{"payload": string(e.Payload)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r *liveRig) shardSubscribers(t *testing.T, conv conversation.ID) int64 {
+	t.Helper()
+	n, err := r.rdb.PubSubShardNumSub(context.Background(), redisstream.LiveChannel(string(conv))).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n[redisstream.LiveChannel(string(conv))]
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// seqSink records what one subscription is handed.
+type seqSink struct {
+	mu   sync.Mutex
+	seqs []int64
+}
+
+func (s *seqSink) Deliver(_ conversation.ID, it delivery.Item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seqs = append(s.seqs, it.Seq)
+	return nil
+}
+
+func (s *seqSink) WaitRoom(context.Context) error { return nil }
+
+func (s *seqSink) got() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seqs)
+}
+
+func (s *seqSink) expect(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d messages arrived", n), func() bool { return len(s.got()) >= n })
+	got := s.got()
+	for i, seq := range got {
+		if seq != int64(i+1) {
+			t.Fatalf("got %v: not 1..%d in order once each", got, n)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %v, want exactly %d", got, n)
+	}
+}
+
+func TestLiveChannelsCarryOnlyTheFollowedConversations(t *testing.T) {
+	rig := startLive(t, time.Hour)
+	sink := &seqSink{}
+
+	// given a subscriber of c1 only
+	sub := rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+
+	// when both conversations get messages
+	rig.publish(t, "c1", 5)
+	rig.publish(t, "c2", 7)
+
+	// then the subscriber gets c1's, and the instance heard nothing of c2
+	sink.expect(t, 5)
+	if n := rig.channels.Snapshot().Messages; n != 5 {
+		t.Fatalf("instance heard %d live messages, want only c1's 5", n)
+	}
+	if n := rig.shardSubscribers(t, "c2"); n != 0 {
+		t.Fatalf("c2 has %d shard subscribers", n)
+	}
+
+	// and when the last subscriber of c1 leaves, the channel is given up
+	sub.Close()
+	eventually(t, "c1's live channel is unsubscribed", func() bool { return rig.shardSubscribers(t, "c1") == 0 })
+	if f := rig.channels.Snapshot().Following; f != 0 {
+		t.Fatalf("still following %d conversations", f)
+	}
+}
+
+func TestLostLiveMessagesAreFoundInTheStream(t *testing.T) {
+	rig := startLive(t, 200*time.Millisecond)
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+
+	// when 1 and 2 arrive live, 3 is lost in Pub/Sub and 4 arrives live: a gap, filled at once
+	rig.publish(t, "c1", 2)
+	rig.storeSilently(t, "c1", 1)
+	rig.publish(t, "c1", 1)
+	sink.expect(t, 4)
+
+	// when the last two of a burst are lost and nothing follows, the slow re-check brings them
+	rig.publish(t, "c1", 3)
+	rig.storeSilently(t, "c1", 2)
+	sink.expect(t, 9)
+}
+
+func TestLiveConnectionCutIsMadeUpAfterItsResubscription(t *testing.T) {
+	rig := startLive(t, time.Hour) // no timer: only the re-subscription can bring what was lost
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+	rig.publish(t, "c1", 3)
+	sink.expect(t, 3)
+	confirmed := rig.channels.Snapshot().Confirmations
+
+	// when messages are stored while the instance's Pub/Sub connection is cut
+	rig.storeSilently(t, "c1", 4)
+	if err := rig.rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the connection comes back, re-subscribes, and the subscriber gets what it missed
+	sink.expect(t, 7)
+	if rig.channels.Snapshot().Confirmations <= confirmed {
+		t.Fatal("no re-subscription was confirmed")
+	}
+	rig.publish(t, "c1", 2)
+	sink.expect(t, 9)
+}
+
+func TestLiveMessageCodec(t *testing.T) {
+	it := delivery.Item{Seq: 42, CreatedAtMs: 1700000000123, JSON: []byte(`{"seq":42,"body":"a b"}`)}
+	got, err := redisstream.DecodeLive(redisstream.EncodeLive(it))
+	if err != nil || got.Seq != 42 || got.CreatedAtMs != it.CreatedAtMs || string(got.JSON) != string(it.JSON) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "42", "42 1", "x 1 {}", "0 1 {}", "42 y {}", "42 1 not-json", "-3 1 {}"} {
+		if _, err := redisstream.DecodeLive([]byte(bad)); err == nil {
+			t.Errorf("DecodeLive(%q) accepted", bad)
+		}
+	}
+}

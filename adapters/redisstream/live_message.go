@@ -1,0 +1,50 @@
+package redisstream
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+
+	"github.com/nova-chat/nova/application/delivery"
+)
+
+// LiveChannel is the channel on which Nova's instances hear a conversation's new messages:
+// sharded Pub/Sub (SPUBLISH) where Redis has it, plain Pub/Sub before Redis 7. It is internal
+// to Nova; other consumers use the streams or the legacy channel (PROTOCOL.md section 5).
+func LiveChannel(conversationID string) string { return "nova:live:" + conversationID }
+
+// The live channel's payload is "<seq> <created_at unix ms> <Message JSON>": seq and time in
+// front, so an instance routes and checks a message by seq without parsing its JSON.
+// publish_entries.lua writes it; EncodeLive and DecodeLive are its only Go encoder and decoder.
+
+// EncodeLive is what publish_entries.lua publishes (tests use it to inject live messages).
+func EncodeLive(it delivery.Item) []byte {
+	b := strconv.AppendInt(nil, it.Seq, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, it.CreatedAtMs, 10)
+	b = append(b, ' ')
+	return append(b, it.JSON...)
+}
+
+var errBadLive = errors.New("live payload is not \"<seq> <ms> <json>\"")
+
+// DecodeLive reads a live channel payload.
+func DecodeLive(payload []byte) (delivery.Item, error) {
+	seqPart, rest, ok := bytes.Cut(payload, []byte{' '})
+	if !ok {
+		return delivery.Item{}, errBadLive
+	}
+	msPart, body, ok := bytes.Cut(rest, []byte{' '})
+	if !ok || len(body) == 0 || body[0] != '{' {
+		return delivery.Item{}, errBadLive
+	}
+	seq, err := strconv.ParseInt(string(seqPart), 10, 64)
+	if err != nil || seq < 1 {
+		return delivery.Item{}, errBadLive
+	}
+	ms, err := strconv.ParseInt(string(msPart), 10, 64)
+	if err != nil {
+		return delivery.Item{}, errBadLive
+	}
+	return delivery.Item{Seq: seq, CreatedAtMs: ms, JSON: body}, nil
+}

@@ -1,0 +1,119 @@
+package messaging
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// LiveFeed is the Redis side of interest-based delivery: it carries the live messages of the
+// conversations the hub follows and confirms each channel subscription (redisstream.LiveChannels).
+type LiveFeed interface {
+	Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID)) error
+}
+
+// StreamTops reads the newest seq of conversation streams (redisstream.Backlog).
+type StreamTops interface {
+	Tops(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error)
+}
+
+// LiveRecheck is how often every followed conversation is compared with its stream (NOVA_LIVE_RECHECK).
+type LiveRecheck time.Duration
+
+// LiveListener feeds the hub from the live channels and makes up for what Pub/Sub may lose.
+// A dropped message in the middle shows as a gap at the next one and the hub fills it; what
+// nothing follows (the last message of a burst, or anything sent while the connection was down
+// or before a channel's subscription took effect) is found by comparing each followed
+// conversation with its stream's newest entry: when a subscription is confirmed (also after a
+// reconnect) and on a slow timer.
+type LiveListener struct {
+	feed    LiveFeed
+	tops    StreamTops
+	hub     *delivery.Hub
+	every   time.Duration
+	enabled bool
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	pending map[conversation.ID]struct{}
+	kick    chan struct{}
+}
+
+// LiveEnabled is false when an A/B run delivers from the fan-out stream instead.
+type LiveEnabled bool
+
+func NewLiveListener(feed LiveFeed, tops StreamTops, hub *delivery.Hub, every LiveRecheck, enabled LiveEnabled, log *slog.Logger) *LiveListener {
+	if feed == nil || tops == nil || hub == nil || log == nil || every <= 0 {
+		panic("messaging.NewLiveListener: nil dependency")
+	}
+	return &LiveListener{feed: feed, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
+		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
+}
+
+// Run listens until ctx ends.
+func (l *LiveListener) Run(ctx context.Context) error {
+	if !l.enabled {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); l.recheckLoop(ctx) }()
+	err := l.feed.Run(ctx, l.hub.Publish, l.recheck)
+	<-done
+	return err
+}
+
+// recheck queues conv for a comparison with its stream (called for every confirmation).
+func (l *LiveListener) recheck(conv conversation.ID) {
+	l.mu.Lock()
+	l.pending[conv] = struct{}{}
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *LiveListener) recheckLoop(ctx context.Context) {
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		var convs []conversation.ID
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			convs = l.hub.Following()
+		case <-l.kick:
+			l.mu.Lock()
+			for conv := range l.pending {
+				convs = append(convs, conv)
+			}
+			clear(l.pending)
+			l.mu.Unlock()
+		}
+		l.compare(ctx, convs)
+	}
+}
+
+// compare asks each conversation's subscriptions to catch up to its stream's newest entry.
+func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID) {
+	const chunk = 1000
+	for len(convs) > 0 && ctx.Err() == nil {
+		n := min(chunk, len(convs))
+		tops, err := l.tops.Tops(ctx, convs[:n])
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("cannot read conversation streams to re-check live delivery; next round retries", "error", err)
+			}
+			return
+		}
+		for conv, top := range tops {
+			l.hub.CatchUpTo(conv, top)
+		}
+		convs = convs[n:]
+	}
+}
