@@ -133,6 +133,9 @@ func (b *Bench) centrifugoSection() string {
 	case c.Error != "":
 		sb.WriteString(": ERROR: " + c.Error + "\n")
 		return sb.String()
+	case len(c.Runs) == 0:
+		sb.WriteString(" is installed (" + c.Install + ") but did not run: the run stopped before it (see the errors)\n")
+		return sb.String()
 	}
 	fmt.Fprintf(&sb, ", %s; %s (%s)\n", c.Setup, c.Binary, c.Install)
 	c.Table = b.centrifugoTable()
@@ -165,7 +168,7 @@ func (b *Bench) centrifugoCPULines() [][2]string {
 
 func (b *Bench) centrifugoNotes() []string {
 	c := b.res.Centrifugo
-	if c == nil || c.NotRun != "" || c.Error != "" {
+	if c == nil || c.NotRun != "" || c.Error != "" || len(c.Runs) == 0 {
 		return nil
 	}
 	return []string{fmt.Sprintf("Centrifugo v%s runs the same paced workload as Nova's latency run (same rate, channels, warm-up and window, latency from each intended send time, same probe body): HTTP publishes (POST /api/publish) to %s, JSON-protocol WebSocket subscribers on %s; its nodes run only during its own measurements. CPU per delivered message sums every server process: Centrifugo's nodes and Redis; Nova's nodes, its database's Postgres backends and Redis.",

@@ -347,3 +347,47 @@ func TestCentrifugoClientAgainstFakeServer(t *testing.T) {
 		t.Errorf("received %d, order violations %d, recorded %d", lr.nRecv.Load(), lr.nOrder.Load(), lr.delivery.Summary(false).Count)
 	}
 }
+
+func TestCentrifugoReport(t *testing.T) {
+	h := func(ms float64) Summary { return Summary{Count: 100, P50: ms, P90: 2 * ms, P99: 4 * ms, Max: 8 * ms} }
+	nova := &LatencyResult{OfferedRate: 1000, Conversations: 100, Delivery: h(2), DeliveredRate: 1000,
+		CPU: CPUUse{"nova": 0.4, "postgres (bench db)": 0.3, "redis": 0.1}}
+	cf := &CentrifugoRun{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Conversations: 100, Delivery: h(1),
+		DeliveredRate: 1000, CPU: CPUUse{"centrifugo": 0.3, "redis": 0.1}}
+	cf.CPUPerMsgMs = cpuPerMessageMs(cf.CPU, centrifugoServerGroups, cf.DeliveredRate)
+	other := &CentrifugoRun{Shape: "one-conn", ShapeSpec: loadShape{}, OfferedRate: 1000, Conversations: 100, Delivery: h(1), DeliveredRate: 1000}
+	b := &Bench{res: &Results{Latency: nova, Centrifugo: &CentrifugoResult{Version: centrifugoVersion, Install: "already installed",
+		Runs: []*CentrifugoRun{cf, other}}}}
+	if cf.CPUPerMsgMs < 0.399 || cf.CPUPerMsgMs > 0.401 {
+		t.Fatalf("cpu per message %v", cf.CPUPerMsgMs)
+	}
+	rows := b.centrifugoComparisonRows()
+	if len(rows) != 3 { // p50, p99, CPU of the shape Nova ran; none for one-conn
+		t.Fatalf("comparison rows: %+v", rows)
+	}
+	if rows[0].Ratio != "2.00x" || rows[0].Verdict != pass || rows[1].Ratio != "2.00x" || rows[2].Ratio != "2.00x" || rows[2].Verdict != miss {
+		t.Errorf("comparison rows: %+v", rows)
+	}
+	sec := b.centrifugoSection()
+	if !strings.Contains(sec, "Centrifugo (same run)") || !strings.Contains(sec, "Nova 2.00 ms") || !strings.Contains(sec, "one-conn, 1000/s") {
+		t.Errorf("section:\n%s", sec)
+	}
+	if len(b.res.Centrifugo.Table) == 0 || len(b.res.centrifugoErrors()) != 0 {
+		t.Error("section table / errors")
+	}
+
+	b.res.Centrifugo = &CentrifugoResult{Version: centrifugoVersion, NotRun: "installation failed: go install: no network"}
+	if sec := b.centrifugoSection(); !strings.Contains(sec, "NOT RUN") || !strings.Contains(sec, "no network") {
+		t.Errorf("not-run section: %q", sec)
+	}
+	if rows := b.centrifugoComparisonRows(); len(rows) != 1 || rows[0].Measured != "NOT MEASURED" {
+		t.Errorf("not-run rows: %+v", rows)
+	}
+	if b.res.failed() {
+		t.Error("a failed installation fails the run")
+	}
+	b.res.Centrifugo = &CentrifugoResult{Version: centrifugoVersion, Error: "start nodes: boom"}
+	if !b.res.failed() {
+		t.Error("nodes that would not start do not fail the run")
+	}
+}
