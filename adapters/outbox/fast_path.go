@@ -88,7 +88,7 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 	for _, cm := range batch {
 		m := cm.Message
 		e := redisstream.Entry{OutboxID: cm.OutboxID, ConversationID: string(m.ConversationID), Seq: m.Seq,
-			MessageID: m.ID, SenderID: string(m.SenderID), CreatedAt: m.CreatedAt, Payload: cm.Payload}
+			MessageID: m.ID, SenderID: string(m.SenderID), CreatedAt: m.CreatedAt, Payload: cm.Payload, Participants: cm.Participants}
 		i, ok := index[e.ConversationID]
 		if !ok {
 			i = len(byConversation)

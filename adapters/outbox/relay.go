@@ -263,14 +263,17 @@ type batch struct {
 }
 
 func (r *Relay) fetch(ctx context.Context) (batch, error) {
-	rows, err := r.pool.Query(ctx, `SELECT id, conversation_id, seq, message_id, sender_id, created_at, payload
-		FROM outbox ORDER BY id LIMIT $1`, batchSize)
+	// the conversation's current participants travel with the entry (consumer groups count
+	// offline recipients without reading Postgres); LEFT JOIN, so a row is never held back by it
+	rows, err := r.pool.Query(ctx, `SELECT o.id, o.conversation_id, o.seq, o.message_id, o.sender_id, o.created_at, o.payload,
+			c.participants::text[]
+		FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id ORDER BY o.id LIMIT $1`, batchSize)
 	if err != nil {
 		return batch{}, fmt.Errorf("read outbox: %w", err)
 	}
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 		var o outboxRow
-		err := row.Scan(&o.OutboxID, &o.ConversationID, &o.Seq, &o.MessageID, &o.SenderID, &o.CreatedAt, &o.Payload)
+		err := row.Scan(&o.OutboxID, &o.ConversationID, &o.Seq, &o.MessageID, &o.SenderID, &o.CreatedAt, &o.Payload, &o.Participants)
 		return o, err
 	})
 	if err != nil {

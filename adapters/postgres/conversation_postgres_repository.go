@@ -24,9 +24,10 @@ const (
 
 // CommittedMessage is a message whose transaction has committed, with its outbox row.
 type CommittedMessage struct {
-	OutboxID int64
-	Message  conversation.Message
-	Payload  []byte // the Message JSON, as stored in the outbox
+	OutboxID     int64
+	Message      conversation.Message
+	Payload      []byte   // the Message JSON, as stored in the outbox
+	Participants []string // the conversation's participants after the transaction
 }
 
 // OutboxSignal hears of every commit that wrote outbox rows: the publish-after-commit fast
@@ -192,7 +193,7 @@ func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]
 		b.Queue(`INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			string(c.ID()), version, aggregateConversation, uuid.Must(uuid.NewV7()).String(), e.EventType(), data, time.Now().UTC())
-		if err := queueProjection(b, e, out); err != nil {
+		if err := queueProjection(b, e, userIDs(c.Participants()), out); err != nil {
 			return err
 		}
 	}
@@ -219,7 +220,7 @@ func (r *ConversationRepository) duplicateOf(ctx context.Context, m conversation
 	return &conversation.DuplicateMessageError{Original: *orig}
 }
 
-func queueProjection(b *pgx.Batch, e conversation.Event, out *[]CommittedMessage) error {
+func queueProjection(b *pgx.Batch, e conversation.Event, participants []string, out *[]CommittedMessage) error {
 	switch e := e.(type) {
 	case conversation.Started:
 		for _, p := range e.Participants {
@@ -246,7 +247,7 @@ func queueProjection(b *pgx.Batch, e conversation.Event, out *[]CommittedMessage
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			string(m.ConversationID), m.Seq, m.ID, string(m.SenderID), m.CreatedAt, payload).
 			QueryRow(func(row pgx.Row) error {
-				cm := CommittedMessage{Message: m, Payload: payload}
+				cm := CommittedMessage{Message: m, Payload: payload, Participants: participants}
 				if err := row.Scan(&cm.OutboxID); err != nil {
 					return err
 				}

@@ -20,6 +20,9 @@ type Entry struct {
 	SenderID       string
 	CreatedAt      time.Time
 	Payload        []byte // the Message JSON
+	// Participants of the conversation when the message was posted, carried in the fan-out
+	// entry so consumer groups need not read Postgres per message; nil when unknown.
+	Participants []string
 }
 
 // Config of the dual-stream publisher.
@@ -114,14 +117,14 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		if p.pubsub {
 			channel = PubSubChannel(conv)
 		}
-		args := make([]any, 0, 6+5*len(entries))
+		args := make([]any, 0, 6+6*len(entries))
 		mode := "0"
 		if strict {
 			mode = "1"
 		}
 		args = append(args, int64(p.maxLen), channel, conv, mode, LiveChannel(conv), liveCmd)
 		for _, e := range entries {
-			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload)
+			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload, strings.Join(e.Participants, ","))
 		}
 		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(conv), FanoutStream, FanoutIndex}, args...)
 	}

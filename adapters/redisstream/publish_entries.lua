@@ -5,7 +5,7 @@
 -- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set)
 -- ARGV: maxlen, legacy pubsub channel ('' = off), conversation_id, strict ('1' or '0'),
 --       live channel, live command ('SPUBLISH', 'PUBLISH' or '' = off), then per message:
---       seq, sender_id, timestamp_ms, message_id, payload
+--       seq, sender_id, timestamp_ms, message_id, payload, participants (comma-separated, '' = unknown)
 -- The live channel carries "<seq> <timestamp_ms> <payload>" (decoded by live_message.go) to the
 -- instances that have subscribers of this conversation.
 -- Strict mode (the publish-after-commit fast path) writes a message only if it directly follows
@@ -23,8 +23,8 @@ if strict then
     top = tonumber(string.match(last[1][1], '^(%d+)'))
   end
 end
-for i = 7, #ARGV, 5 do
-  local seq, sender, ts, mid, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for i = 7, #ARGV, 6 do
+  local seq, sender, ts, mid, payload, members = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local id = seq .. '-0'
   local n = tonumber(seq)
   if strict and n <= top then
@@ -47,7 +47,7 @@ for i = 7, #ARGV, 5 do
       end
     else
       local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
-        event_type = 'conversation.message_posted.v1' })
+        event_type = 'conversation.message_posted.v1', participants = members })
       local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload,
         'metadata', meta, 'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
       -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked

@@ -33,17 +33,22 @@ func NewCountOfflineHandler(conversations conversation.Repository, presence Pres
 	return CountOfflineHandler{conversations: conversations, presence: presence, counts: counts}
 }
 
-// Handle is idempotent per (group, eventID): a redelivered event changes nothing.
-func (h CountOfflineHandler) Handle(ctx context.Context, group, eventID string, m conversation.Message) error {
-	c, err := h.conversations.Get(ctx, m.ConversationID)
-	if errors.Is(err, conversation.ErrNotFound) {
-		return nil // nothing to count for a conversation that does not exist
-	}
-	if err != nil {
-		return err
+// Handle is idempotent per (group, eventID): a redelivered event changes nothing. participants
+// are the conversation's when the message was posted, as the event carries them; when the event
+// does not (older entries, redrives), they are read from the conversation.
+func (h CountOfflineHandler) Handle(ctx context.Context, group, eventID string, m conversation.Message, participants []conversation.UserID) error {
+	if participants == nil {
+		c, err := h.conversations.Get(ctx, m.ConversationID)
+		if errors.Is(err, conversation.ErrNotFound) {
+			return nil // nothing to count for a conversation that does not exist
+		}
+		if err != nil {
+			return err
+		}
+		participants = c.Participants()
 	}
 	var others []conversation.UserID
-	for _, p := range c.Participants() {
+	for _, p := range participants {
 		if p != m.SenderID {
 			others = append(others, p)
 		}

@@ -283,9 +283,9 @@ func (b *Bench) writeCharts() ([]string, error) {
 				ab = append(ab, percentileSeries("both feeds (default)", l.Delivery))
 			}
 		}
-		for _, feed := range []string{"streams", "pubsub"} {
+		for _, feed := range []string{"fanout", "interest"} {
 			if l := b.res.AB[feed+suffix]; l != nil && l.Error == "" && l.Delivery.Count > 0 {
-				ab = append(ab, percentileSeries(map[string]string{"streams": "Streams only", "pubsub": "Pub/Sub only"}[feed], l.Delivery))
+				ab = append(ab, percentileSeries(map[string]string{"fanout": "Fan-out reader (every instance, old)", "interest": "Interest-based (live channels)"}[feed], l.Delivery))
 			}
 		}
 		if len(ab) > 1 {

@@ -257,7 +257,7 @@ func (b *Bench) scenarios(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if err := b.startNodes(ctx, "both"); err != nil {
+	if err := b.startNodes(ctx, "interest"); err != nil {
 		b.res.Errors = append(b.res.Errors, "start nodes: "+err.Error())
 		b.log.Printf("start nodes: %v", err)
 		return
@@ -268,7 +268,7 @@ func (b *Bench) scenarios(ctx context.Context) {
 	b.res.IdleCPU = b.cpuDuring(ctx, now, now.Add(idle))()
 	b.log.Printf("idle: cpu %s", b.res.IdleCPU)
 	if b.cfg.wants("latency") {
-		b.res.Latency = b.runLatency(ctx, "latency@"+itoa(b.cfg.Rate), "both", b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure, true)
+		b.res.Latency = b.runLatency(ctx, "latency@"+itoa(b.cfg.Rate), "interest", b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure, true)
 	}
 	if b.cfg.Centrifugo && b.cfg.wants("centrifugo") && ctx.Err() == nil {
 		b.runCentrifugo(ctx, b.res.Centrifugo) // right after Nova's, with the same workload
@@ -279,7 +279,7 @@ func (b *Bench) scenarios(ctx context.Context) {
 				return
 			}
 			b.vacuum(ctx)
-			b.res.Sweep = append(b.res.Sweep, b.runLatency(ctx, "sweep@"+itoa(rate), "both", rate, b.cfg.LatencyWarmup, b.cfg.SweepMeasure, false))
+			b.res.Sweep = append(b.res.Sweep, b.runLatency(ctx, "sweep@"+itoa(rate), "interest", rate, b.cfg.LatencyWarmup, b.cfg.SweepMeasure, false))
 		}
 	}
 	steps := []struct {
@@ -309,9 +309,9 @@ func (b *Bench) scenarios(ctx context.Context) {
 	parts := map[string][]*LatencyResult{}
 	low := "@" + itoa(b.cfg.ABLowRate)
 	for round := range b.cfg.ABRounds {
-		feeds := []string{"streams", "pubsub"}
+		feeds := []string{"fanout", "interest"}
 		if round%2 == 1 {
-			feeds = []string{"pubsub", "streams"}
+			feeds = []string{"interest", "fanout"}
 		}
 		for _, feed := range feeds {
 			if ctx.Err() != nil {

@@ -423,16 +423,16 @@ func (b *Bench) buildTable() []Row {
 	}
 
 	for _, suffix := range []string{"", "@" + itoa(b.cfg.ABLowRate)} {
-		s, p := r.AB["streams"+suffix], r.AB["pubsub"+suffix]
+		s, p := r.AB["fanout"+suffix], r.AB["interest"+suffix]
 		if s == nil && p == nil {
 			continue
 		}
 		if s == nil || p == nil || s.Error != "" || p.Error != "" {
-			add(Row{"A/B Streams vs Pub/Sub" + suffix, fail, "", "", "", fail})
+			add(Row{"A/B fan-out reader vs interest-based" + suffix, fail, "", "", "", fail})
 			continue
 		}
 		if s.Delivery.Count == 0 || p.Delivery.Count == 0 {
-			add(Row{fmt.Sprintf("A/B %d/s: delivered Streams-only / Pub/Sub-only", s.OfferedRate),
+			add(Row{fmt.Sprintf("A/B %d/s: delivered fan-out / interest", s.OfferedRate),
 				fmt.Sprintf("%d / %d of %d / %d", s.Received, p.Received, s.SentOK, p.SentOK), "all", blank, blank, miss})
 			continue
 		}
@@ -440,13 +440,13 @@ func (b *Bench) buildTable() []Row {
 		if s.Rounds > 1 {
 			how = fmt.Sprintf("%d rounds, %.0f s", s.Rounds, s.MeasureS)
 		}
-		fig := fmt.Sprintf("A/B %d/s (%s): Streams-only %%s vs Pub/Sub-only", s.OfferedRate, how)
-		add(Row{fmt.Sprintf(fig, "p50"), fms(s.Delivery.P50), "<= 2 ms", fms(p.Delivery.P50) + " pubsub", fx(s.Delivery.P50 / p.Delivery.P50),
+		fig := fmt.Sprintf("A/B %d/s (%s): fan-out reader %%s vs interest-based", s.OfferedRate, how)
+		add(Row{fmt.Sprintf(fig, "p50"), fms(s.Delivery.P50), "<= 2 ms", fms(p.Delivery.P50) + " interest", fx(s.Delivery.P50 / p.Delivery.P50),
 			verdict(s.Lost == 0 && s.Delivery.P50 <= 2) + "/" + verdict(p.Lost == 0 && p.Delivery.P50 <= 2)})
-		add(Row{fmt.Sprintf(fig, "p99"), fms(s.Delivery.P99), "<= 10 ms", fms(p.Delivery.P99) + " pubsub", fx(s.Delivery.P99 / p.Delivery.P99),
+		add(Row{fmt.Sprintf(fig, "p99"), fms(s.Delivery.P99), "<= 10 ms", fms(p.Delivery.P99) + " interest", fx(s.Delivery.P99 / p.Delivery.P99),
 			verdict(s.Lost == 0 && s.Delivery.P99 <= 10) + "/" + verdict(p.Lost == 0 && p.Delivery.P99 <= 10)})
-		add(Row{fmt.Sprintf(fig, "max"), fms(s.Delivery.Max), blank, fms(p.Delivery.Max) + " pubsub", fx(s.Delivery.Max / p.Delivery.Max), info})
-		add(Row{fmt.Sprintf("  A/B %d/s lost: Streams-only / Pub/Sub-only", s.OfferedRate), fmt.Sprintf("%d / %d", s.Lost, p.Lost), "0", blank, blank,
+		add(Row{fmt.Sprintf(fig, "max"), fms(s.Delivery.Max), blank, fms(p.Delivery.Max) + " interest", fx(s.Delivery.Max / p.Delivery.Max), info})
+		add(Row{fmt.Sprintf("  A/B %d/s lost: fan-out / interest", s.OfferedRate), fmt.Sprintf("%d / %d", s.Lost, p.Lost), "0", blank, blank,
 			verdict(s.Lost == 0 && p.Lost == 0)})
 	}
 	return rows
@@ -492,7 +492,7 @@ func (b *Bench) sweepTable() string {
 		return ""
 	}
 	var sb strings.Builder
-	sb.WriteString("Offered load (open loop, NOVA_LIVE_FEED=both):\n")
+	sb.WriteString("Offered load (open loop, NOVA_LIVE_FEED=interest):\n")
 	fmt.Fprintf(&sb, "%9s | %12s | %12s | %9s | %9s | %9s | %9s | %6s\n", "offered/s", "completed/s", "delivered/s", "p50", "p90", "p99", "max", "lost")
 	for _, l := range runs {
 		if l.Error != "" {
@@ -547,7 +547,7 @@ func (b *Bench) cpuSection() string {
 	for _, l := range b.centrifugoCPULines() {
 		lines = append(lines, fmt.Sprintf("  %-22s %s", l[0], l[1]))
 	}
-	for _, feed := range []string{"streams", "pubsub", "streams@" + itoa(b.cfg.ABLowRate), "pubsub@" + itoa(b.cfg.ABLowRate)} {
+	for _, feed := range []string{"fanout", "interest", "fanout@" + itoa(b.cfg.ABLowRate), "interest@" + itoa(b.cfg.ABLowRate)} {
 		if l := b.res.AB[feed]; l != nil {
 			add(l.Name, l.CPU)
 		}

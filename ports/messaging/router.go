@@ -96,7 +96,13 @@ func handlers(app application.Application) []Handler {
 			if err := json.Unmarshal(msg.Payload, &m); err != nil || m.ConversationID == "" || m.Seq < 1 {
 				return fmt.Errorf("%w: payload is not a stored message: %v", errPermanent, err)
 			}
-			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, msg.UUID, m)
+			var participants []conversation.UserID
+			if list := msg.Metadata.Get(MetaParticipants); list != "" {
+				for _, p := range strings.Split(list, ",") {
+					participants = append(participants, conversation.UserID(p))
+				}
+			}
+			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, msg.UUID, m, participants)
 		},
 	}}
 }

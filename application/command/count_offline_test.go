@@ -1,0 +1,126 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+// conversationsInMemory is a conversation.Repository that counts its reads.
+type conversationsInMemory struct {
+	byID  map[conversation.ID]*conversation.Conversation
+	reads int
+}
+
+func (r *conversationsInMemory) Create(_ context.Context, c *conversation.Conversation) error {
+	r.byID[c.ID()] = c
+	return nil
+}
+
+func (r *conversationsInMemory) Get(_ context.Context, id conversation.ID) (*conversation.Conversation, error) {
+	r.reads++
+	c, ok := r.byID[id]
+	if !ok {
+		return nil, conversation.ErrNotFound
+	}
+	return c, nil
+}
+
+func (r *conversationsInMemory) Update(context.Context, conversation.ID, func(*conversation.Conversation) error) error {
+	return errors.New("not used")
+}
+
+type presenceInMemory map[conversation.UserID]bool
+
+func (p presenceInMemory) Online(_ context.Context, users []conversation.UserID) (map[conversation.UserID]bool, error) {
+	out := map[conversation.UserID]bool{}
+	for _, u := range users {
+		out[u] = p[u]
+	}
+	return out, nil
+}
+
+type countsInMemory struct {
+	seen   map[string]bool
+	counts map[conversation.UserID]int
+}
+
+func (c *countsInMemory) Count(_ context.Context, group, eventID string, _ conversation.ID, users []conversation.UserID) (bool, error) {
+	if c.seen[group+"/"+eventID] {
+		return false, nil
+	}
+	c.seen[group+"/"+eventID] = true
+	for _, u := range users {
+		c.counts[u]++
+	}
+	return true, nil
+}
+
+func (c *countsInMemory) Clear(context.Context, conversation.UserID, conversation.ID) error { return nil }
+
+func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
+	repo := &conversationsInMemory{byID: map[conversation.ID]*conversation.Conversation{}}
+	counts := &countsInMemory{seen: map[string]bool{}, counts: map[conversation.UserID]int{}}
+	h := command.NewCountOfflineHandler(repo, presenceInMemory{"online": true}, counts)
+	m := conversation.Message{ConversationID: "c1", Seq: 1, SenderID: "sender"}
+
+	// when an event names its participants (sender, one online, one offline) and is handled twice
+	for range 2 {
+		if err := h.Handle(context.Background(), "g", "event-1", m, []conversation.UserID{"sender", "online", "offline"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// then only the offline one is counted, once, and no conversation was read
+	if !maps(counts.counts, map[conversation.UserID]int{"offline": 1}) {
+		t.Fatalf("counts %v", counts.counts)
+	}
+	if repo.reads != 0 {
+		t.Fatalf("read the conversation %d times", repo.reads)
+	}
+}
+
+func TestCountOfflineReadsTheConversationWhenTheEventHasNoParticipants(t *testing.T) {
+	repo := &conversationsInMemory{byID: map[conversation.ID]*conversation.Conversation{}}
+	counts := &countsInMemory{seen: map[string]bool{}, counts: map[conversation.UserID]int{}}
+	h := command.NewCountOfflineHandler(repo, presenceInMemory{}, counts)
+
+	// given a stored conversation of three
+	c, err := conversation.Start("c1", "t", "a", []conversation.UserID{"b", "c"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = repo.Create(context.Background(), c)
+
+	// when an older event without participants arrives, and one of a conversation that is gone
+	if err := h.Handle(context.Background(), "g", "e1", conversation.Message{ConversationID: c.ID(), Seq: 1, SenderID: "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(context.Background(), "g", "e2", conversation.Message{ConversationID: "gone", Seq: 1, SenderID: "a"}, nil); err != nil {
+		t.Fatalf("a vanished conversation is nothing to count, not an error: %v", err)
+	}
+
+	// then the others were counted from the stored participants
+	if !maps(counts.counts, map[conversation.UserID]int{"b": 1, "c": 1}) {
+		t.Fatalf("counts %v", counts.counts)
+	}
+}
+
+func maps(a, b map[conversation.UserID]int) bool {
+	ka, kb := make([]conversation.UserID, 0, len(a)), make([]conversation.UserID, 0, len(b))
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+		ka = append(ka, k)
+	}
+	for k := range b {
+		kb = append(kb, k)
+	}
+	return len(ka) == len(kb) && slices.Equal(slices.Sorted(slices.Values(ka)), slices.Sorted(slices.Values(kb)))
+}
