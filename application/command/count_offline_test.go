@@ -61,7 +61,9 @@ func (c *countsInMemory) Count(_ context.Context, group, eventID string, _ conve
 	return true, nil
 }
 
-func (c *countsInMemory) Clear(context.Context, conversation.UserID, conversation.ID) error { return nil }
+func (c *countsInMemory) Clear(context.Context, conversation.UserID, conversation.ID) error {
+	return nil
+}
 
 func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
 	repo := &conversationsInMemory{byID: map[conversation.ID]*conversation.Conversation{}}
