@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,7 +20,14 @@ type NextPublisher interface {
 // FastPathStats are the fast path's running totals (exported as metrics).
 type FastPathStats struct{ Published, Deferred, Dropped atomic.Int64 }
 
-const fastPathQueue = 4096
+const (
+	fastPathQueue = 4096
+	// deleteLinger and deleteBatch bound how long and how many published rows wait to be deleted
+	// together: one DELETE per burst instead of one per message. A row published but not yet
+	// deleted is harmless: the relay would find it already in Redis.
+	deleteLinger = 20 * time.Millisecond
+	deleteBatch  = 1000
+)
 
 // FastPath publishes each message to Redis right after its transaction commits, from the
 // instance that committed it, instead of waiting for the relay leader to hear of it and read it
@@ -37,6 +45,7 @@ type FastPath struct {
 	log   *slog.Logger
 	Stats FastPathStats
 	queue chan []postgres.CommittedMessage
+	done  chan []int64 // published rows, to delete
 }
 
 func NewFastPath(pool *pgxpool.Pool, pub NextPublisher, relay *Relay, log *slog.Logger) *FastPath {
@@ -44,7 +53,7 @@ func NewFastPath(pool *pgxpool.Pool, pub NextPublisher, relay *Relay, log *slog.
 		panic("outbox.NewFastPath: nil dependency")
 	}
 	return &FastPath{pool: pool, pub: pub, relay: relay, log: log.With("component", "outbox-fast-path"),
-		queue: make(chan []postgres.CommittedMessage, fastPathQueue)}
+		queue: make(chan []postgres.CommittedMessage, fastPathQueue), done: make(chan []int64, fastPathQueue)}
 }
 
 var _ postgres.OutboxSignal = (*FastPath)(nil)
@@ -61,6 +70,9 @@ func (f *FastPath) Committed(msgs []postgres.CommittedMessage) {
 
 // Run publishes until ctx ends; what is still queued then is left to the relay.
 func (f *FastPath) Run(ctx context.Context) error {
+	deleted := make(chan struct{})
+	go func() { defer close(deleted); f.deleteDone(ctx) }()
+	defer func() { <-deleted }()
 	for {
 		var batch []postgres.CommittedMessage
 		select {
@@ -111,8 +123,51 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 		f.relay.Notify()
 	}
 	if len(res.Done) > 0 {
-		if err := f.relay.markDone(ctx, res.Done); err != nil && ctx.Err() == nil {
-			f.log.Warn("fast-path outbox rows not deleted; the relay will find them already published", "error", err)
+		select {
+		case f.done <- res.Done:
+		default: // the deleter is behind: the relay will find these rows already published
+		}
+	}
+}
+
+// deleteDone deletes published rows in batches (at most deleteLinger after the first of a batch
+// was published), and what is left when ctx ends, within a short grace.
+func (f *FastPath) deleteDone(ctx context.Context) {
+	var ids []int64
+	var linger <-chan time.Time
+	flush := func(ctx context.Context) {
+		if len(ids) == 0 {
+			return
+		}
+		if err := f.relay.markDone(ctx, ids); err != nil && ctx.Err() == nil {
+			f.log.Warn("fast-path outbox rows not deleted; the relay will find them already published", "rows", len(ids), "error", err)
+		}
+		ids, linger = ids[:0], nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for more := true; more; {
+				select {
+				case d := <-f.done:
+					ids = append(ids, d...)
+				default:
+					more = false
+				}
+			}
+			grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			flush(grace)
+			cancel()
+			return
+		case d := <-f.done:
+			if linger == nil {
+				linger = time.After(deleteLinger)
+			}
+			if ids = append(ids, d...); len(ids) >= deleteBatch {
+				flush(ctx)
+			}
+		case <-linger:
+			flush(ctx)
 		}
 	}
 }

@@ -50,6 +50,9 @@ type Relay struct {
 	leader atomic.Bool
 	wake   chan struct{}
 	remote chan struct{}
+	// seenUpTo is the highest outbox id a poll found; a poll that finds only rows above it
+	// leaves them to the fast path, which is publishing them right now (see pollOnce).
+	seenUpTo int64
 }
 
 func NewRelay(pool *pgxpool.Pool, pub Publisher, log *slog.Logger) *Relay {
@@ -150,8 +153,15 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer func() { stop(); <-lost }()
 
 	backoff := 50 * time.Millisecond
+	woken := true // the first pass after taking the lead relays whatever it finds
 	for {
-		n, err := r.RelayOnce(ctx)
+		var n int
+		var err error
+		if woken {
+			n, err = r.RelayOnce(ctx)
+		} else {
+			n, err = r.pollOnce(ctx)
+		}
 		wait := pollInterval
 		switch {
 		case err != nil:
@@ -176,9 +186,28 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 			return fmt.Errorf("listen session: %w", err)
 		case <-r.wake:
+			woken = true
 		case <-time.After(wait):
+			woken = err != nil
 		}
 	}
+}
+
+// pollOnce is the safety-net pass of the timer: it relays only when some row has waited since
+// the previous poll. Rows that all appeared since then are being published and deleted by the
+// fast paths that committed them (deletes are batched), and relaying them too would only write
+// duplicates for Redis to refuse. A fast path that defers or fails wakes the relay instead.
+func (r *Relay) pollOnce(ctx context.Context) (int, error) {
+	var oldest, newest int64
+	if err := r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox`).Scan(&oldest, &newest); err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	waited := oldest != 0 && oldest <= r.seenUpTo
+	r.seenUpTo = newest
+	if !waited {
+		return 0, nil
+	}
+	return r.RelayOnce(ctx)
 }
 
 // drainTimeout bounds the last relay pass of a stopping leader (within the shutdown grace).
