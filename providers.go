@@ -22,14 +22,14 @@ import (
 // Plain constructors that wire.go composes; each works without wire too.
 
 func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *redisstream.ClientSyncCache,
-	cursors *postgres.ClientSyncRepository, presence *redisstream.Presence, offline *redisstream.OfflineCounter) application.Application {
+	cursors *postgres.ClientSyncRepository, offline *redisstream.OfflineCounter) application.Application {
 	return application.Application{
 		Commands: application.Commands{
 			StartConversation:  command.NewStartConversationHandler(repo),
 			ChangeParticipants: command.NewChangeParticipantsHandler(repo),
 			PostMessage:        command.NewPostMessageHandler(repo),
 			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, offline, cursors),
-			CountOffline:       command.NewCountOfflineHandler(repo, presence, offline),
+			CountOffline:       command.NewCountOfflineHandler(repo, offline),
 		},
 		Queries: application.Queries{
 			Conversations: query.NewConversations(rm),

@@ -58,10 +58,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	readModel := postgres.NewReadModel(pool)
 	clientSyncCache := redisstream.NewClientSyncCache(universalClient)
 	clientSyncRepository := postgres.NewClientSyncRepository(pool)
-	consumerName := NewConsumerName(cfg)
-	presence := redisstream.NewPresence(universalClient, consumerName)
 	offlineCounter := redisstream.NewOfflineCounter(universalClient)
-	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository, presence, offlineCounter)
+	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository, offlineCounter)
 	secret := cfg.JWTSecret
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
@@ -70,6 +68,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
 	liveChannels := redisstream.NewLiveChannels(universalClient, log)
 	hub := delivery.NewHub(backlog, liveChannels, log)
+	consumerName := NewConsumerName(cfg)
+	presence := redisstream.NewPresence(universalClient, consumerName)
 	options := NewWebSocketOptions(cfg)
 	metrics := admin.NewMetrics()
 	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)

@@ -1,11 +1,26 @@
--- Applies one message's offline counts exactly once.
--- KEYS[1] the handled mark of (group, event id); KEYS[2..] offline:{user_id}:{conversation_id}
--- ARGV[1] TTL of the mark (s), ARGV[2] TTL of a counter (s)
+-- Applies one message's offline counts exactly once, for the recipients with no live connection.
+-- KEYS[1] the handled mark of (group, event id); then per recipient two keys:
+--   offline:{user_id}:{conversation_id} and presence:{user_id}
+-- ARGV[1] TTL of the mark (s), ARGV[2] TTL of a counter (s), ARGV[3] now (Unix ms)
+-- A recipient is online while some instance's field in its presence hash vouches past now.
+-- Returns 0 if the event was handled before, else 1 + the number of recipients counted.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
-for i = 2, #KEYS do
-  redis.call('INCR', KEYS[i])
-  redis.call('EXPIRE', KEYS[i], ARGV[2])
+local now = tonumber(ARGV[3])
+local counted = 0
+for i = 2, #KEYS, 2 do
+  local online = false
+  for _, vouched in ipairs(redis.call('HVALS', KEYS[i + 1])) do
+    if (tonumber(vouched) or 0) > now then
+      online = true
+      break
+    end
+  end
+  if not online then
+    redis.call('INCR', KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    counted = counted + 1
+  end
 end
-return 1
+return 1 + counted

@@ -40,20 +40,22 @@ func OfflineKey(u conversation.UserID, c conversation.ID) string {
 // HandledKey remembers that a consumer group applied an event's effect.
 func HandledKey(group, eventID string) string { return "nova:handled:" + group + ":" + eventID }
 
-// Count adds one to each user's counter, once per event id: the mark and the increments are
-// one script, so a redelivered event (claimed after a crash, or read twice) changes nothing.
-// It reports whether the event was new.
-func (o *OfflineCounter) Count(ctx context.Context, group, eventID string, conv conversation.ID, users []conversation.UserID) (bool, error) {
-	keys := make([]string, 0, len(users)+1)
+// CountOffline adds one to the counter of each recipient who has no live connection anywhere
+// (their presence hash, see Presence), once per event id: the mark, the presence check and the
+// increments are one script, so a redelivered event (claimed after a crash, or read twice)
+// changes nothing, and a message costs one round trip. It reports whether the event was new.
+func (o *OfflineCounter) CountOffline(ctx context.Context, group, eventID string, conv conversation.ID, recipients []conversation.UserID) (bool, error) {
+	keys := make([]string, 0, 1+2*len(recipients))
 	keys = append(keys, HandledKey(group, eventID))
-	for _, u := range users {
-		keys = append(keys, OfflineKey(u, conv))
+	for _, u := range recipients {
+		keys = append(keys, OfflineKey(u, conv), presenceKey(u))
 	}
-	n, err := countOffline.Run(ctx, o.client, keys, int64(handledTTL/time.Second), int64(OfflineTTL/time.Second)).Int()
+	n, err := countOffline.Run(ctx, o.client, keys, int64(handledTTL/time.Second), int64(OfflineTTL/time.Second),
+		time.Now().UnixMilli()).Int()
 	if err != nil {
 		return false, fmt.Errorf("count offline messages: %w", err)
 	}
-	return n == 1, nil
+	return n >= 1, nil
 }
 
 // Clear resets a user's counter for a conversation (they subscribed or acknowledged it).

@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -46,26 +45,4 @@ func (p *Presence) Vouch(ctx context.Context, users []conversation.UserID) error
 // Leave withdraws this instance's claim for a user who has no connection here any more.
 func (p *Presence) Leave(ctx context.Context, u conversation.UserID) error {
 	return p.client.HDel(ctx, presenceKey(u), p.instance).Err()
-}
-
-// Online returns the users among us that some instance vouches for now.
-func (p *Presence) Online(ctx context.Context, us []conversation.UserID) (map[conversation.UserID]bool, error) {
-	pipe := p.client.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(us))
-	for i, u := range us {
-		cmds[i] = pipe.HGetAll(ctx, presenceKey(u))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read presence: %w", err)
-	}
-	now := time.Now().UnixMilli()
-	out := make(map[conversation.UserID]bool, len(us))
-	for i, cmd := range cmds {
-		for _, until := range cmd.Val() {
-			if ms, err := strconv.ParseInt(until, 10, 64); err == nil && ms > now {
-				out[us[i]] = true
-			}
-		}
-	}
-	return out, nil
 }

@@ -8,29 +8,25 @@ import (
 )
 
 // OfflineCounts keeps per (user, conversation) counts of messages that arrived while the user
-// had no connection. Count applies an event at most once per consumer group.
+// had no connection.
 type OfflineCounts interface {
-	Count(ctx context.Context, group, eventID string, conv conversation.ID, users []conversation.UserID) (bool, error)
+	// CountOffline adds one for each of recipients who holds no live connection on any instance,
+	// at most once per (group, eventID), and reports whether the event was new.
+	CountOffline(ctx context.Context, group, eventID string, conv conversation.ID, recipients []conversation.UserID) (bool, error)
 	Clear(ctx context.Context, user conversation.UserID, conv conversation.ID) error
-}
-
-// PresenceReader tells which users hold a live connection on any instance.
-type PresenceReader interface {
-	Online(ctx context.Context, users []conversation.UserID) (map[conversation.UserID]bool, error)
 }
 
 // CountOfflineHandler counts a new message for every participant but the sender who is offline.
 type CountOfflineHandler struct {
 	conversations conversation.Repository
-	presence      PresenceReader
 	counts        OfflineCounts
 }
 
-func NewCountOfflineHandler(conversations conversation.Repository, presence PresenceReader, counts OfflineCounts) CountOfflineHandler {
-	if conversations == nil || presence == nil || counts == nil {
+func NewCountOfflineHandler(conversations conversation.Repository, counts OfflineCounts) CountOfflineHandler {
+	if conversations == nil || counts == nil {
 		panic("command.NewCountOfflineHandler: nil dependency")
 	}
-	return CountOfflineHandler{conversations: conversations, presence: presence, counts: counts}
+	return CountOfflineHandler{conversations: conversations, counts: counts}
 }
 
 // Handle is idempotent per (group, eventID): a redelivered event changes nothing. participants
@@ -47,22 +43,12 @@ func (h CountOfflineHandler) Handle(ctx context.Context, group, eventID string, 
 		}
 		participants = c.Participants()
 	}
-	var others []conversation.UserID
+	recipients := make([]conversation.UserID, 0, len(participants))
 	for _, p := range participants {
 		if p != m.SenderID {
-			others = append(others, p)
+			recipients = append(recipients, p)
 		}
 	}
-	online, err := h.presence.Online(ctx, others)
-	if err != nil {
-		return err
-	}
-	offline := others[:0]
-	for _, u := range others {
-		if !online[u] {
-			offline = append(offline, u)
-		}
-	}
-	_, err = h.counts.Count(ctx, group, eventID, m.ConversationID, offline)
+	_, err := h.counts.CountOffline(ctx, group, eventID, m.ConversationID, recipients)
 	return err
 }

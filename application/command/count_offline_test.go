@@ -35,28 +35,30 @@ func (r *conversationsInMemory) Update(context.Context, conversation.ID, func(*c
 	return errors.New("not used")
 }
 
-type presenceInMemory map[conversation.UserID]bool
-
-func (p presenceInMemory) Online(_ context.Context, users []conversation.UserID) (map[conversation.UserID]bool, error) {
-	out := map[conversation.UserID]bool{}
-	for _, u := range users {
-		out[u] = p[u]
-	}
-	return out, nil
-}
-
+// countsInMemory counts offline recipients; online holds who has a live connection.
 type countsInMemory struct {
+	online map[conversation.UserID]bool
 	seen   map[string]bool
 	counts map[conversation.UserID]int
 }
 
-func (c *countsInMemory) Count(_ context.Context, group, eventID string, _ conversation.ID, users []conversation.UserID) (bool, error) {
+func newCounts(online ...conversation.UserID) *countsInMemory {
+	c := &countsInMemory{online: map[conversation.UserID]bool{}, seen: map[string]bool{}, counts: map[conversation.UserID]int{}}
+	for _, u := range online {
+		c.online[u] = true
+	}
+	return c
+}
+
+func (c *countsInMemory) CountOffline(_ context.Context, group, eventID string, _ conversation.ID, recipients []conversation.UserID) (bool, error) {
 	if c.seen[group+"/"+eventID] {
 		return false, nil
 	}
 	c.seen[group+"/"+eventID] = true
-	for _, u := range users {
-		c.counts[u]++
+	for _, u := range recipients {
+		if !c.online[u] {
+			c.counts[u]++
+		}
 	}
 	return true, nil
 }
@@ -67,8 +69,8 @@ func (c *countsInMemory) Clear(context.Context, conversation.UserID, conversatio
 
 func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
 	repo := &conversationsInMemory{byID: map[conversation.ID]*conversation.Conversation{}}
-	counts := &countsInMemory{seen: map[string]bool{}, counts: map[conversation.UserID]int{}}
-	h := command.NewCountOfflineHandler(repo, presenceInMemory{"online": true}, counts)
+	counts := newCounts("online")
+	h := command.NewCountOfflineHandler(repo, counts)
 	m := conversation.Message{ConversationID: "c1", Seq: 1, SenderID: "sender"}
 
 	// when an event names its participants (sender, one online, one offline) and is handled twice
@@ -89,8 +91,8 @@ func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
 
 func TestCountOfflineReadsTheConversationWhenTheEventHasNoParticipants(t *testing.T) {
 	repo := &conversationsInMemory{byID: map[conversation.ID]*conversation.Conversation{}}
-	counts := &countsInMemory{seen: map[string]bool{}, counts: map[conversation.UserID]int{}}
-	h := command.NewCountOfflineHandler(repo, presenceInMemory{}, counts)
+	counts := newCounts()
+	h := command.NewCountOfflineHandler(repo, counts)
 
 	// given a stored conversation of three
 	c, err := conversation.Start("c1", "t", "a", []conversation.UserID{"b", "c"}, time.Now())
