@@ -39,13 +39,14 @@ type OutboxSignal interface{ Committed(msgs []CommittedMessage) }
 type ConversationRepository struct {
 	pool   *pgxpool.Pool
 	signal OutboxSignal
+	cache  *stateCache
 }
 
 func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *ConversationRepository {
 	if pool == nil || signal == nil {
 		panic("postgres.NewConversationRepository: nil dependency")
 	}
-	return &ConversationRepository{pool: pool, signal: signal}
+	return &ConversationRepository{pool: pool, signal: signal, cache: newStateCache()}
 }
 
 var _ conversation.Repository = (*ConversationRepository)(nil)
@@ -58,11 +59,33 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 	return loadConversation(ctx, r.pool, id, "")
 }
 
-// Update loads the conversation under a row lock, runs fn and appends what it recorded. The lock
-// makes concurrent senders queue instead of failing; the events primary key (aggregate id,
-// version) stays as the guarantee, and a conflict is retried with a fresh aggregate a bounded
-// number of times.
+// Update runs fn on the conversation and appends what it recorded. When this instance wrote the
+// conversation last, fn runs on the state it remembers and the append is one round trip, made
+// at that version: the events primary key (aggregate id, version) refuses it if anyone else
+// wrote since. Otherwise, and after any failure on remembered state (stale, or a decision that
+// fresh state might change: a sender no longer a participant, a repeated client_msg_id), the
+// conversation is loaded under a row lock, so concurrent senders queue instead of failing, and a
+// conflict is retried with a fresh aggregate a bounded number of times. Writers of one
+// conversation on this instance queue in process first.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
+	defer r.cache.lock(id).Unlock()
+	if st, ok := r.cache.get(id); ok {
+		c := conversation.FromSnapshot(st)
+		err := fn(c)
+		if err == nil {
+			if err = r.appendRemembered(ctx, c); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if isConstraint(err, "events_pkey") {
+			r.cache.stale(id)
+		} else {
+			r.cache.forget(id)
+		}
+	}
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		err = r.write(ctx, id, func(c *conversation.Conversation) (*conversation.Conversation, error) {
@@ -115,7 +138,9 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 	}
 	changes := c.Changes()
 	if len(changes) == 0 {
-		_, err = conn.Exec(ctx, "COMMIT")
+		if _, err = conn.Exec(ctx, "COMMIT"); err == nil && !isNew {
+			r.cache.put(c.Snapshot())
+		}
 		return err
 	}
 	var committed []CommittedMessage
@@ -128,10 +153,47 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 		return r.writeError(ctx, err, changes)
 	}
 	open = false
-	if len(committed) > 0 {
-		r.signal.Committed(committed)
-	}
+	r.committed(c, committed)
 	return nil
+}
+
+// appendRemembered appends c's changes at the version it was remembered at: BEGIN, the writes
+// and COMMIT in one pipelined round trip. Errors are returned as Postgres reported them.
+func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
+	if len(c.Changes()) == 0 {
+		return nil
+	}
+	var committed []CommittedMessage
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := queueAppend(b, c, false, &committed); err != nil {
+		return err
+	}
+	b.Queue("COMMIT")
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	r.committed(c, committed)
+	return nil
+}
+
+// committed remembers the state just written and hands its messages to the fast path.
+func (r *ConversationRepository) committed(c *conversation.Conversation, msgs []CommittedMessage) {
+	r.cache.put(c.Snapshot())
+	if len(msgs) > 0 {
+		r.signal.Committed(msgs)
+	}
+}
+
+func isConstraint(err error, name string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == name
 }
 
 // writeError names what a failed write batch ran into.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nova-chat/nova/adapters/postgres"
@@ -197,5 +199,111 @@ func TestDuplicateClientMsgIDRollsBackAndReturnsTheOriginal(t *testing.T) {
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&outbox)
 	if loaded.LastSeq() != 1 || outbox != 1 {
 		t.Fatalf("last seq %d and %d outbox rows after a duplicate, want 1 and 1", loaded.LastSeq(), outbox)
+	}
+}
+
+// Two repositories on one database are two instances: each remembers what it wrote last.
+
+func TestRememberedStateDoesNotLetARemovedParticipantPost(t *testing.T) {
+	onA, pool, _ := newRepo(t)
+	onB := postgres.NewConversationRepository(pool, &countingSignal{})
+	ctx := context.Background()
+	alice, bob := conversation.UserID(uuid.NewString()), conversation.UserID(uuid.NewString())
+	c := startConversation(t, onA, alice, bob)
+
+	// given instance A wrote bob's message last, and instance B then removed bob
+	if err := onA.Update(ctx, c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("b1", bob)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := onB.Update(ctx, c.ID(), func(c *conversation.Conversation) error { return c.RemoveParticipant(alice, bob, time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+
+	// when bob posts through A, new and repeated
+	for _, key := range []string{"b2", "b1"} {
+		err := onA.Update(ctx, c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post(key, bob)); return err })
+		// then A decides on fresh state: not found, and the repeat does not reveal the original
+		var dup *conversation.DuplicateMessageError
+		if errors.As(err, &dup) || !errors.Is(err, conversation.ErrNotFound) {
+			t.Fatalf("bob's post %q through A after his removal: %v, want not found", key, err)
+		}
+	}
+	loaded, _ := onA.Get(ctx, c.ID())
+	if loaded.LastSeq() != 1 {
+		t.Fatalf("last seq %d, want 1", loaded.LastSeq())
+	}
+}
+
+func TestRememberedStateLearnsOfAParticipantAddedElsewhere(t *testing.T) {
+	onA, pool, _ := newRepo(t)
+	onB := postgres.NewConversationRepository(pool, &countingSignal{})
+	ctx := context.Background()
+	alice, carol := conversation.UserID(uuid.NewString()), conversation.UserID(uuid.NewString())
+	c := startConversation(t, onA, alice)
+	if err := onA.Update(ctx, c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("a1", alice)); return err }); err != nil {
+		t.Fatal(err)
+	}
+
+	// when B adds carol and carol posts through A
+	if err := onB.Update(ctx, c.ID(), func(c *conversation.Conversation) error { return c.AddParticipant(alice, carol, time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	var m conversation.Message
+	err := onA.Update(ctx, c.ID(), func(c *conversation.Conversation) (err error) { m, err = c.PostMessage(post("c1", carol)); return err })
+
+	// then the post succeeds with the next seq
+	if err != nil || m.Seq != 2 {
+		t.Fatalf("carol's post: seq %d, %v; want seq 2", m.Seq, err)
+	}
+}
+
+func TestTwoInstancesSendingToOneConversationKeepSeqGaplessAndInOutboxOrder(t *testing.T) {
+	onA, pool, _ := newRepo(t)
+	onB := postgres.NewConversationRepository(pool, &countingSignal{})
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, onA, alice)
+
+	// when both instances send 60 messages each, four writers at once
+	const perWriter = 30
+	errs := make(chan error, 4)
+	for w, repo := range []*postgres.ConversationRepository{onA, onA, onB, onB} {
+		go func() {
+			for i := range perWriter {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				if err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post(key, alice)); return err }); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// then seq runs 1..120 without a gap, and the outbox holds them in seq order by id
+	var n, maxSeq int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), max(seq) FROM messages WHERE conversation_id = $1`, string(c.ID())).Scan(&n, &maxSeq); err != nil {
+		t.Fatal(err)
+	}
+	if n != 4*perWriter || maxSeq != 4*perWriter {
+		t.Fatalf("%d messages with max seq %d, want %d of each", n, maxSeq, 4*perWriter)
+	}
+	rows, err := pool.Query(ctx, `SELECT seq FROM outbox WHERE conversation_id = $1 ORDER BY id`, string(c.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("outbox in id order has seq %d at position %d", s, i)
+		}
 	}
 }

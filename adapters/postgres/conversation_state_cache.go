@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
+const (
+	// stateCacheSize bounds the conversations whose state an instance remembers.
+	stateCacheSize = 100_000
+	// contendedFor is how long a conversation whose cached state proved stale (another instance
+	// wrote it) is written the locked way, so alternating writers do not pay a conflict each time.
+	contendedFor = time.Second
+	writeStripes = 1024
+)
+
+// stateCache remembers the state row of the conversations this instance wrote last, so the
+// next send to one of them can skip the locked read: it writes at the remembered version in
+// one round trip, and the events primary key (aggregate id, version) refuses it if any other
+// writer got there first, in which case the write is made again the locked way.
+type stateCache struct {
+	mu        sync.Mutex
+	states    map[conversation.ID]conversation.Snapshot
+	contended map[conversation.ID]time.Time
+
+	// writes serialises this instance's writers of one conversation (striped), so they queue
+	// here instead of conflicting in Postgres.
+	writes [writeStripes]sync.Mutex
+}
+
+func newStateCache() *stateCache {
+	return &stateCache{states: map[conversation.ID]conversation.Snapshot{}, contended: map[conversation.ID]time.Time{}}
+}
+
+// lock takes the writer lock of id's stripe; the caller unlocks what it returns.
+func (s *stateCache) lock(id conversation.ID) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	m := &s.writes[h.Sum32()%writeStripes]
+	m.Lock()
+	return m
+}
+
+func (s *stateCache) get(id conversation.ID) (conversation.Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.states[id]
+	return st, ok
+}
+
+// put remembers a committed state, unless the conversation was found contended lately.
+func (s *stateCache) put(st conversation.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until, ok := s.contended[st.ID]; ok {
+		if time.Now().Before(until) {
+			return
+		}
+		delete(s.contended, st.ID)
+	}
+	if len(s.states) >= stateCacheSize {
+		clear(s.states) // crude but bounded: the next write of each conversation re-reads it
+	}
+	s.states[st.ID] = st
+}
+
+// stale forgets id's state after another writer changed it.
+func (s *stateCache) stale(id conversation.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.states, id)
+	if len(s.contended) >= stateCacheSize {
+		clear(s.contended)
+	}
+	s.contended[id] = time.Now().Add(contendedFor)
+}
+
+// forget drops id's state without marking it contended (its write failed for another reason).
+func (s *stateCache) forget(id conversation.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.states, id)
+}
