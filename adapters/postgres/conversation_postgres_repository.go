@@ -72,7 +72,7 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	if st, ok := r.cache.get(id); ok {
 		c := conversation.FromSnapshot(st)
 		err := fn(c)
-		if err == nil {
+		if err == nil && isOnePost(c) {
 			if err = r.appendRemembered(ctx, c); err == nil {
 				return nil
 			}
@@ -80,7 +80,7 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 		if ctx.Err() != nil {
 			return err
 		}
-		if isConstraint(err, "events_pkey") {
+		if errors.Is(err, errStale) {
 			r.cache.stale(id)
 		} else {
 			r.cache.forget(id)
@@ -150,6 +150,9 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 	}
 	writes.Queue("COMMIT")
 	if err = conn.SendBatch(ctx, writes).Close(); err != nil {
+		if errors.Is(err, errStale) { // cannot happen under the row lock; retried like a conflict
+			return conversation.ErrConcurrentUpdate
+		}
 		return r.writeError(ctx, err, changes)
 	}
 	open = false
@@ -157,12 +160,23 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 	return nil
 }
 
-// appendRemembered appends c's changes at the version it was remembered at: BEGIN, the writes
-// and COMMIT in one pipelined round trip. Errors are returned as Postgres reported them.
-func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
-	if len(c.Changes()) == 0 {
-		return nil
+// errStale: the state row's version was not the one a send was decided on (someone else wrote
+// the conversation since), so postStatement wrote nothing.
+var errStale = errors.New("conversation state changed since it was read")
+
+func isOnePost(c *conversation.Conversation) bool {
+	changes := c.Changes()
+	if len(changes) != 1 {
+		return false
 	}
+	_, ok := changes[0].(conversation.MessagePosted)
+	return ok
+}
+
+// appendRemembered appends a send decided on remembered state: BEGIN, postStatement and COMMIT
+// in one pipelined round trip. When the state row has moved on, nothing is written (errStale);
+// other errors are returned as Postgres reported them.
+func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
 	var committed []CommittedMessage
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -176,7 +190,9 @@ func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conver
 	}
 	defer conn.Release()
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		if !errors.Is(err, errStale) { // a stale send failed nothing: its COMMIT ended the transaction
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
 		return err
 	}
 	r.committed(c, committed)
@@ -189,11 +205,6 @@ func (r *ConversationRepository) committed(c *conversation.Conversation, msgs []
 	if len(msgs) > 0 {
 		r.signal.Committed(msgs)
 	}
-}
-
-func isConstraint(err error, name string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == name
 }
 
 // writeError names what a failed write batch ran into.
@@ -278,20 +289,21 @@ func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]
 }
 
 // postStatement is a send's every write in one statement (Postgres runs each data-modifying
-// WITH part once): the event, the message row (whose unique key makes the send idempotent),
-// the state row and the outbox row. One statement instead of four costs Postgres about a
-// third less CPU per send; a unique violation fails it, and the transaction, the same way.
-const postStatement = `WITH event AS (
+// WITH part once): the state row, moved on only from the version the send was decided at, and,
+// only if it was, the event, the message row (whose unique key makes the send idempotent) and
+// the outbox row. A state that moved on writes nothing and returns no row (errStale), without
+// an error that would have to be rolled back; a unique violation fails the transaction.
+const postStatement = `WITH state AS (
+	UPDATE conversations SET last_seq = $8, version = $2 WHERE id = $1 AND version = $2 - 1 RETURNING id
+), event AS (
 	INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	SELECT id, $2::bigint, $3::text, $4::uuid, $5::text, $6::json, $7::timestamptz FROM state
 ), message AS (
 	INSERT INTO messages (conversation_id, seq, id, sender_id, client_msg_id, body, created_at)
-	VALUES ($1, $8, $9, $10, $11, $12, $13)
-), state AS (
-	UPDATE conversations SET last_seq = $8, version = $2 WHERE id = $1 AND version = $2 - 1
+	SELECT id, $8::bigint, $9::uuid, $10::uuid, $11::text, $12::json, $13::timestamptz FROM state
 )
 INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
-VALUES ($1, $8, $9, $10, $13, $14) RETURNING id`
+SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM state RETURNING id`
 
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
 func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
@@ -310,7 +322,9 @@ func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.M
 		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload).
 		QueryRow(func(row pgx.Row) error {
 			cm := CommittedMessage{Message: m, Payload: payload, Participants: participants}
-			if err := row.Scan(&cm.OutboxID); err != nil {
+			if err := row.Scan(&cm.OutboxID); errors.Is(err, pgx.ErrNoRows) {
+				return errStale
+			} else if err != nil {
 				return err
 			}
 			*out = append(*out, cm)
