@@ -9,48 +9,95 @@ import (
 // relative to Centrifugo), a "Centrifugo (same run)" section with its own figures next to
 // Nova's, CPU lines and notes.
 
-// novaRunFor is Nova's latency result of the same shape, rate and size as c, or nil.
+// novaShapeRuns are Nova's latency runs of the load shapes: the main run, then the others.
+func (b *Bench) novaShapeRuns() []*LatencyResult {
+	var out []*LatencyResult
+	if b.res.Latency != nil {
+		out = append(out, b.res.Latency)
+	}
+	for _, l := range b.res.LatencyShapes {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sameLoad says whether a Nova run and a Centrifugo run had the same shape, rate and size.
+func sameLoad(l *LatencyResult, c *CentrifugoRun) bool {
+	return l != nil && c != nil && l.ShapeSpec == c.ShapeSpec && l.OfferedRate == c.OfferedRate && l.Conversations == c.Conversations
+}
+
+// novaRunFor is Nova's measured latency result of the same shape, rate and size as c, or nil.
 func (b *Bench) novaRunFor(c *CentrifugoRun) *LatencyResult {
-	l := b.res.Latency
-	if l == nil || l.Error != "" || l.Delivery.Count == 0 || c.ShapeSpec != novaLatencyShape ||
-		l.OfferedRate != c.OfferedRate || l.Conversations != c.Conversations {
+	for _, l := range b.novaShapeRuns() {
+		if sameLoad(l, c) && l.Error == "" && l.Delivery.Count > 0 {
+			return l
+		}
+	}
+	return nil
+}
+
+// centrifugoRunFor is Centrifugo's run of the same shape, rate and size as l, or nil.
+func (b *Bench) centrifugoRunFor(l *LatencyResult) *CentrifugoRun {
+	if c := b.res.Centrifugo; c != nil {
+		for _, r := range c.Runs {
+			if sameLoad(l, r) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// centrifugoNotMeasured is the main table's row when Centrifugo did not run, or nil.
+func (b *Bench) centrifugoNotMeasured() []Row {
+	c := b.res.Centrifugo
+	if c == nil || (c.NotRun == "" && c.Error == "") {
 		return nil
 	}
-	return l
+	why := c.NotRun
+	if why == "" {
+		why = c.Error
+	}
+	return []Row{{"  vs Centrifugo v" + centrifugoVersion + " (same run)", "NOT MEASURED", "<= 2x / 3x", "Centrifugo: " + firstLine(why), blank, info}}
 }
 
 // centrifugoComparisonRows are the main table's "vs Centrifugo" rows: Nova's latency and CPU
-// per delivered message over Centrifugo's of the same shape in the same run.
+// per delivered message over Centrifugo's of the same shape in the same run, shape by shape.
 func (b *Bench) centrifugoComparisonRows() []Row {
 	c := b.res.Centrifugo
 	if c == nil || b.res.Latency == nil {
 		return nil
 	}
-	if c.NotRun != "" || c.Error != "" {
-		why := c.NotRun
-		if why == "" {
-			why = c.Error
-		}
-		return []Row{{"  vs Centrifugo v" + centrifugoVersion + " (same run)", "NOT MEASURED", "<= 2x / 3x", "Centrifugo: " + firstLine(why), blank, info}}
+	if rows := b.centrifugoNotMeasured(); rows != nil {
+		return rows
 	}
 	var rows []Row
-	for _, r := range c.Runs {
-		l := b.novaRunFor(r)
-		if l == nil || r.Error != "" || r.Delivery.Count == 0 {
-			continue
-		}
-		complete := l.Lost == 0 && r.Lost == 0
-		fig := fmt.Sprintf("  vs Centrifugo (%s, %d/s): send->deliver %%s", r.Shape, r.OfferedRate)
-		p50, p99 := l.Delivery.P50/r.Delivery.P50, l.Delivery.P99/r.Delivery.P99
-		rows = append(rows,
-			Row{fmt.Sprintf(fig, "p50"), fms(l.Delivery.P50), "<= 2x Centrifugo", "Centrifugo " + fms(r.Delivery.P50), fx(p50), verdict(complete && p50 <= 2)},
-			Row{fmt.Sprintf(fig, "p99"), fms(l.Delivery.P99), "<= 3x Centrifugo", "Centrifugo " + fms(r.Delivery.P99), fx(p99), verdict(complete && p99 <= 3)})
-		nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
-		if nova > 0 && r.CPUPerMsgMs > 0 {
-			ratio := nova / r.CPUPerMsgMs
-			rows = append(rows, Row{fmt.Sprintf("  vs Centrifugo (%s): CPU per delivered msg, all server processes", r.Shape),
-				fmt.Sprintf("%.3f ms", nova), "<= 1.5x Centrifugo", fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx(ratio), verdict(ratio <= 1.5)})
-		}
+	for _, l := range b.novaShapeRuns() {
+		rows = append(rows, comparisonRows(l, b.centrifugoRunFor(l))...)
+	}
+	return rows
+}
+
+// comparisonRows compare one Nova run with Centrifugo's of the same shape: p50 within 2x,
+// p99 within 3x, CPU per delivered message (every server process) within 1.5x.
+func comparisonRows(l *LatencyResult, r *CentrifugoRun) []Row {
+	if l == nil || r == nil || l.Error != "" || r.Error != "" || l.Delivery.Count == 0 || r.Delivery.Count == 0 {
+		return nil
+	}
+	complete := l.Lost == 0 && r.Lost == 0 && l.Skipped == 0 && r.Skipped == 0
+	fig := fmt.Sprintf("  vs Centrifugo (%s, %d/s): send->deliver %%s", r.Shape, r.OfferedRate)
+	p50, p99 := l.Delivery.P50/r.Delivery.P50, l.Delivery.P99/r.Delivery.P99
+	rows := []Row{
+		{fmt.Sprintf(fig, "p50"), fms(l.Delivery.P50), "<= 2x Centrifugo", "Centrifugo " + fms(r.Delivery.P50), fx(p50), verdict(complete && p50 <= 2)},
+		{fmt.Sprintf(fig, "p99"), fms(l.Delivery.P99), "<= 3x Centrifugo", "Centrifugo " + fms(r.Delivery.P99), fx(p99), verdict(complete && p99 <= 3)},
+	}
+	nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
+	if nova > 0 && r.CPUPerMsgMs > 0 {
+		ratio := nova / r.CPUPerMsgMs
+		rows = append(rows, Row{fmt.Sprintf("  vs Centrifugo (%s): CPU per delivered msg, all server processes", r.Shape),
+			fmt.Sprintf("%.3f ms", nova), "<= 1.5x Centrifugo", fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx(ratio), verdict(ratio <= 1.5)})
 	}
 	return rows
 }
@@ -93,8 +140,8 @@ func (b *Bench) centrifugoTable() []Row {
 			}
 			add(Row{head + ": send->deliver " + p.name, m, blank, bl, ratio(p.nv, p.cv), info})
 		}
-		add(Row{"  publishes ok / errors", fmt.Sprintf("%d / %d", r.SentOK, r.SendErrors), blank, blank, blank,
-			verdict(r.SendErrors == 0)})
+		add(Row{"  publishes ok / errors / skipped late", fmt.Sprintf("%d / %d / %d", r.SentOK, r.SendErrors, r.Skipped), blank, blank, blank,
+			verdict(r.SendErrors == 0 && r.Skipped == 0)})
 		add(Row{"  received / lost / order violations", fmt.Sprintf("%d / %d / %d", r.Received, r.Lost, r.OrderViolations), "- / 0 / 0", blank, blank,
 			verdict(r.Lost == 0 && r.OrderViolations == 0)})
 		add(Row{"  HTTP publish response p50 / p99 (from intended time)", fms(r.HTTP.P50) + " / " + fms(r.HTTP.P99), blank, blank, blank, info})

@@ -350,7 +350,7 @@ func TestCentrifugoClientAgainstFakeServer(t *testing.T) {
 
 func TestCentrifugoReport(t *testing.T) {
 	h := func(ms float64) Summary { return Summary{Count: 100, P50: ms, P90: 2 * ms, P99: 4 * ms, Max: 8 * ms} }
-	nova := &LatencyResult{OfferedRate: 1000, Conversations: 100, Delivery: h(2), DeliveredRate: 1000,
+	nova := &LatencyResult{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Conversations: 100, Delivery: h(2), DeliveredRate: 1000,
 		CPU: CPUUse{"nova": 0.4, "postgres (bench db)": 0.3, "redis": 0.1}}
 	cf := &CentrifugoRun{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Conversations: 100, Delivery: h(1),
 		DeliveredRate: 1000, CPU: CPUUse{"centrifugo": 0.3, "redis": 0.1}}

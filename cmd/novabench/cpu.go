@@ -22,6 +22,7 @@ type cpuSnap struct {
 	at          time.Time
 	busy, total uint64
 	groups      map[int]procCPU // pid -> group and ticks
+	nodes       map[int]string  // pid -> node name, of the nova nodes running at the snapshot
 	checkpoints int64           // Postgres checkpoints so far (timed + requested), server-wide
 }
 
@@ -38,7 +39,7 @@ type procCPU struct {
 type CPUUse map[string]float64
 
 func (b *Bench) cpuSnapshot() cpuSnap {
-	s := cpuSnap{at: time.Now(), groups: map[int]procCPU{}}
+	s := cpuSnap{at: time.Now(), groups: map[int]procCPU{}, nodes: map[int]string{}}
 	if b.env.DB != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = b.env.DB.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&s.checkpoints)
@@ -61,6 +62,7 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 	known := map[int]string{os.Getpid(): "novabench"}
 	for _, n := range b.env.Nodes {
 		known[n.PID()] = "nova"
+		s.nodes[n.PID()] = n.Name
 	}
 	for _, pid := range b.cf.pids() {
 		known[pid] = "centrifugo"
@@ -111,7 +113,47 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 
 // cpuSince is the average cores each group used from a to now.
 func (b *Bench) cpuSince(a cpuSnap) CPUUse {
-	z := b.cpuSnapshot()
+	return cpuBetween(a, b.cpuSnapshot())
+}
+
+// nodeCPUBetween is the average cores each nova node (by name) used from a to z; a node that
+// was not running at both snapshots is left out.
+func nodeCPUBetween(a, z cpuSnap) map[string]float64 {
+	secs := z.at.Sub(a.at).Seconds()
+	if secs <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for pid, name := range z.nodes {
+		before, ok := a.groups[pid]
+		after, ok2 := z.groups[pid]
+		if !ok || !ok2 || a.nodes[pid] != name || after.ticks < before.ticks {
+			continue
+		}
+		out[name] = float64(after.ticks-before.ticks) / clockTicks / secs
+	}
+	return out
+}
+
+// formatNodeCPU lists each node's cores by name: "n1 0.42, n2 0.18".
+func formatNodeCPU(m map[string]float64) string {
+	if len(m) == 0 {
+		return "n/a"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %.3f", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuBetween is the average cores each group used from a to z.
+func cpuBetween(a, z cpuSnap) CPUUse {
 	secs := z.at.Sub(a.at).Seconds()
 	if secs <= 0 {
 		return nil
@@ -163,7 +205,14 @@ func (u CPUUse) String() string {
 // cpuDuring measures CPU use from one instant to another in the background; wait returns it
 // (nil if ctx ended first).
 func (b *Bench) cpuDuring(ctx context.Context, from, to time.Time) (wait func() CPUUse) {
+	w := b.cpuDuringByNode(ctx, from, to)
+	return func() CPUUse { u, _ := w(); return u }
+}
+
+// cpuDuringByNode is cpuDuring that also returns each nova node's cores.
+func (b *Bench) cpuDuringByNode(ctx context.Context, from, to time.Time) (wait func() (CPUUse, map[string]float64)) {
 	var use CPUUse
+	var nodes map[string]float64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -174,7 +223,8 @@ func (b *Bench) cpuDuring(ctx context.Context, from, to time.Time) (wait func() 
 		if sleepCtx(ctx, time.Until(to)) != nil {
 			return
 		}
-		use = b.cpuSince(snap)
+		z := b.cpuSnapshot()
+		use, nodes = cpuBetween(snap, z), nodeCPUBetween(snap, z)
 	}()
-	return func() CPUUse { <-done; return use }
+	return func() (CPUUse, map[string]float64) { <-done; return use, nodes }
 }

@@ -3,7 +3,7 @@
 // measures each DESIGN.md performance target next to a baseline taken in the same run
 // (pgbench, redis-benchmark, raw reads), and writes a table, a JSON file and SVG charts.
 //
-//	go run ./cmd/novabench [-quick] [-instances 3] [-out artifacts/bench]
+//	go run ./cmd/novabench [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
 package main
 
 import (
@@ -35,10 +35,17 @@ type Config struct {
 	NovaRef       string
 	NovaBin       string
 	Only          []string
-	// Centrifugo runs the same-run comparison (scenario "centrifugo"); CentrifugoShapes are
-	// its load shapes (empty: defaultCentrifugoShapes).
-	Centrifugo       bool
-	CentrifugoShapes []loadShape
+	// Centrifugo runs the same-run comparison (scenario "centrifugo").
+	Centrifugo bool
+	// Shapes are the load shapes of the latency scenario, run on Nova (scenario "latency")
+	// and on Centrifugo (scenario "centrifugo") alike; the first is novaLatencyShape, the
+	// main latency run. ShapeMeasure is the window of the other shapes (both systems).
+	Shapes       []loadShape
+	ShapeMeasure time.Duration
+	// InstanceCounts are the node counts of the "instances" scenario (sends to n1,
+	// subscribers on n2 only), each measured for InstancesMeasure after a warm-up.
+	InstanceCounts   []int
+	InstancesMeasure time.Duration
 
 	LatencyWarmup  time.Duration
 	LatencyMeasure time.Duration
@@ -61,7 +68,7 @@ func (c Config) wants(scenario string) bool {
 	return len(c.Only) == 0 || slices.Contains(c.Only, scenario)
 }
 
-var scenarioNames = []string{"baseline", "latency", "sweep", "throughput", "bigconv", "backlog", "memory", "ab", "centrifugo"}
+var scenarioNames = []string{"baseline", "latency", "sweep", "throughput", "bigconv", "backlog", "memory", "ab", "centrifugo", "instances"}
 
 // Bench is one run: its configuration, infrastructure, client and results.
 type Bench struct {
@@ -77,7 +84,7 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	var cfg Config
-	var only, cfShapes string
+	var only, shapeList, cfShapes, counts string
 	flag.BoolVar(&cfg.Quick, "quick", false, "small sizes, under 2 minutes in all")
 	flag.IntVar(&cfg.Instances, "instances", 3, "nova serve processes to start")
 	flag.StringVar(&cfg.Out, "out", "artifacts/bench", "folder for report.txt, results.json, *.svg and logs")
@@ -89,7 +96,9 @@ func run() int {
 	flag.StringVar(&cfg.NovaBin, "nova-bin", "", "use this prebuilt nova binary instead of building one")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: "+strings.Join(scenarioNames, ","))
 	flag.BoolVar(&cfg.Centrifugo, "centrifugo", true, "measure Centrifugo v"+centrifugoVersion+" (2 nodes, Redis engine, history) with the latency workload in the same run; installs it into .data/bin with go install if needed")
-	flag.StringVar(&cfShapes, "centrifugo-shapes", "", "comma-separated load shapes of the Centrifugo runs: per-conv|one-conn[+senders=N][+idle=N] (default: per-conv in -quick mode; per-conv,one-conn,per-conv+senders=1,per-conv+senders=16 in full mode)")
+	flag.StringVar(&shapeList, "shapes", "", "comma-separated load shapes of the latency runs, on Nova and on Centrifugo alike: per-conv|one-conn[+senders=N][+idle=N]; per-conv (the main latency run) is always included (default: per-conv,one-conn in -quick mode; per-conv,one-conn,per-conv+senders=1,per-conv+senders=16,per-conv+idle=10000 in full mode)")
+	flag.StringVar(&cfShapes, "centrifugo-shapes", "", "old name of -shapes (used if -shapes is not given)")
+	flag.StringVar(&counts, "instance-counts", "1,2,4", "node counts of the \"instances\" scenario (HTTP sends to n1, subscribers on n2 only)")
 	flag.Parse()
 	if cfg.Instances < 1 || cfg.Rate < 1 || cfg.Conversations < 1 {
 		fmt.Fprintln(os.Stderr, "novabench: -instances, -rate and -conversations must be positive")
@@ -105,13 +114,23 @@ func run() int {
 		}
 		cfg.Only = append(cfg.Only, s)
 	}
-	shapes, err := parseShapes(cfShapes)
+	if shapeList == "" {
+		shapeList = cfShapes
+	}
+	shapes, err := parseShapes(shapeList)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "novabench: -centrifugo-shapes:", err)
+		fmt.Fprintln(os.Stderr, "novabench: -shapes:", err)
 		return 2
 	}
-	cfg.CentrifugoShapes = shapes
+	if cfg.InstanceCounts, err = parseCounts(counts); err != nil {
+		fmt.Fprintln(os.Stderr, "novabench: -instance-counts:", err)
+		return 2
+	}
 	sizes(&cfg)
+	if len(shapes) == 0 {
+		shapes = defaultShapes(cfg.Quick)
+	}
+	cfg.Shapes = withMainShape(shapes)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -142,6 +161,7 @@ func run() int {
 func sizes(c *Config) {
 	if c.Quick {
 		c.LatencyWarmup, c.LatencyMeasure = 2*time.Second, 10*time.Second
+		c.ShapeMeasure, c.InstancesMeasure = 5*time.Second, 5*time.Second
 		c.SweepRates, c.SweepMeasure = nil, 0
 		c.ThroughputDur, c.Concurrency = 5*time.Second, []int{16, 64}
 		c.BigSize, c.BigSends = 100_000, 300
@@ -151,6 +171,7 @@ func sizes(c *Config) {
 		return
 	}
 	c.LatencyWarmup, c.LatencyMeasure = 2*time.Second, 30*time.Second
+	c.ShapeMeasure, c.InstancesMeasure = 15*time.Second, 15*time.Second
 	c.SweepRates, c.SweepMeasure = []int{250, 500, 2000}, 10*time.Second
 	c.ThroughputDur, c.Concurrency = 15*time.Second, []int{16, 64}
 	c.BigSize, c.BigSends = 100_000, 2000
@@ -269,9 +290,12 @@ func (b *Bench) scenarios(ctx context.Context) {
 	b.log.Printf("idle: cpu %s", b.res.IdleCPU)
 	if b.cfg.wants("latency") {
 		b.res.Latency = b.runLatency(ctx, "latency@"+itoa(b.cfg.Rate), "interest", b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure, true)
+		if !b.runNovaShapes(ctx) { // the other load shapes, on the same nodes
+			return
+		}
 	}
 	if b.cfg.Centrifugo && b.cfg.wants("centrifugo") && ctx.Err() == nil {
-		b.runCentrifugo(ctx, b.res.Centrifugo) // right after Nova's, with the same workload
+		b.runCentrifugo(ctx, b.res.Centrifugo) // right after Nova's, with the same workload and shapes
 	}
 	if b.cfg.wants("sweep") {
 		for _, rate := range b.cfg.SweepRates {
@@ -290,6 +314,8 @@ func (b *Bench) scenarios(ctx context.Context) {
 		{"bigconv", func(ctx context.Context) { b.vacuum(ctx); b.res.BigConversation = b.runBigConversation(ctx) }},
 		{"backlog", func(ctx context.Context) { b.vacuum(ctx); b.res.Backlog = b.runBacklog(ctx) }},
 		{"memory", func(ctx context.Context) { b.res.Memory = b.runMemory(ctx) }},
+		{"ab", b.runAB},
+		{"instances", func(ctx context.Context) { b.res.InstanceRuns = b.runInstances(ctx) }}, // restarts the nodes per count
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
@@ -299,9 +325,10 @@ func (b *Bench) scenarios(ctx context.Context) {
 			s.run(ctx)
 		}
 	}
-	if !b.cfg.wants("ab") || ctx.Err() != nil {
-		return
-	}
+}
+
+// runAB runs the A/B of the live feeds on restarted nodes.
+func (b *Bench) runAB(ctx context.Context) {
 	// Rounds alternate the feeds (streams, pubsub, then pubsub, streams, ...) on freshly started
 	// nodes, so that a drift in the machine's load does not favour one of them; each feed's
 	// rounds are merged.
@@ -343,8 +370,13 @@ func (b *Bench) scenarios(ctx context.Context) {
 }
 
 func (b *Bench) startNodes(ctx context.Context, feed string) error {
+	return b.startNodesN(ctx, feed, b.cfg.Instances)
+}
+
+// startNodesN starts n nodes with the live feed and says where they listen.
+func (b *Bench) startNodesN(ctx context.Context, feed string, n int) error {
 	t := time.Now()
-	if err := b.env.StartNodes(ctx, b.cfg.Instances, map[string]string{"NOVA_LIVE_FEED": feed}); err != nil {
+	if err := b.env.StartNodes(ctx, n, map[string]string{"NOVA_LIVE_FEED": feed}); err != nil {
 		return err
 	}
 	var names []string

@@ -25,6 +25,7 @@ type Results struct {
 	Baselines       *Baselines                `json:"baselines,omitempty"`
 	IdleCPU         CPUUse                    `json:"idle_cpu_cores"`
 	Latency         *LatencyResult            `json:"latency,omitempty"`
+	LatencyShapes   []*LatencyResult          `json:"latency_shapes,omitempty"` // the latency run's other load shapes
 	Sweep           []*LatencyResult          `json:"offered_load_sweep,omitempty"`
 	Throughput      *ThroughputResult         `json:"throughput,omitempty"`
 	BigConversation *BigConvResult            `json:"big_conversation,omitempty"`
@@ -32,6 +33,7 @@ type Results struct {
 	Memory          *MemoryResult             `json:"memory,omitempty"`
 	AB              map[string]*LatencyResult `json:"ab,omitempty"`
 	Centrifugo      *CentrifugoResult         `json:"centrifugo,omitempty"`
+	InstanceRuns    []*LatencyResult          `json:"instances_scenario,omitempty"` // 1, 2, 4 nodes: sends to n1, subscribers on n2
 	Server          ServerFacts               `json:"server_after_run"`
 	Table           []Row                     `json:"table"`
 	Notes           []string                  `json:"notes"`
@@ -89,10 +91,8 @@ func (r *Results) scenarioErrors() []string {
 			out = append(out, name+": "+err)
 		}
 	}
-	for _, l := range append([]*LatencyResult{r.Latency}, r.Sweep...) {
-		if l != nil {
-			add(l.Name, l.Error)
-		}
+	for _, l := range r.latencyRuns() {
+		add(l.Name, l.Error)
 	}
 	for _, l := range r.AB {
 		add(l.Name, l.Error)
@@ -115,13 +115,24 @@ func (r *Results) scenarioErrors() []string {
 	return append(out, r.centrifugoErrors()...)
 }
 
+// latencyRuns are the latency results but the A/B's: main, shapes, sweep, instances.
+func (r *Results) latencyRuns() []*LatencyResult {
+	var out []*LatencyResult
+	for _, l := range append(append(append([]*LatencyResult{r.Latency}, r.LatencyShapes...), r.Sweep...), r.InstanceRuns...) {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // failed reports whether a scenario could not run (a missed target is not a failure of the run).
 func (r *Results) failed() bool {
 	if len(r.Errors) > 0 || len(r.centrifugoErrors()) > 0 {
 		return true
 	}
-	for _, l := range append([]*LatencyResult{r.Latency}, r.Sweep...) {
-		if l != nil && l.Error != "" {
+	for _, l := range r.latencyRuns() {
+		if l.Error != "" {
 			return true
 		}
 	}
@@ -276,7 +287,7 @@ func (b *Bench) buildTable() []Row {
 			add(Row{"  messages lost (not delivered 5 s after the end)", fmt.Sprintf("%d of %d", l.Lost, l.SentOK), "0", blank, blank, miss})
 		default:
 			// Percentiles over what arrived say nothing good while messages are missing.
-			complete := l.Lost == 0
+			complete := l.Lost == 0 && l.Skipped == 0
 			bl, ra := commitRatio(l.Delivery.P50)
 			add(Row{fmt.Sprintf(name, "p50"), fms(l.Delivery.P50), "<= 2 ms", bl, ra, verdict(complete && l.Delivery.P50 <= 2)})
 			add(Row{fmt.Sprintf(name, "p90"), fms(l.Delivery.P90), blank, blank, blank, info})
@@ -285,14 +296,15 @@ func (b *Bench) buildTable() []Row {
 			add(Row{fmt.Sprintf(name, "max"), fms(l.Delivery.Max), blank, blank, blank, info})
 			add(Row{"  messages lost (not delivered 5 s after the end)", fmt.Sprintf("%d of %d", l.Lost, l.SentOK), "0", blank, blank,
 				verdict(l.Lost == 0 && l.SendErrors == 0 && l.OrderViolations == 0)})
-			if l.SendErrors > 0 || l.OrderViolations > 0 {
-				add(Row{"  send errors / order violations", fmt.Sprintf("%d / %d", l.SendErrors, l.OrderViolations), "0 / 0", blank, blank, miss})
+			if l.SendErrors > 0 || l.OrderViolations > 0 || l.Skipped > 0 {
+				add(Row{"  send errors / order violations / sends skipped late", fmt.Sprintf("%d / %d / %d", l.SendErrors, l.OrderViolations, l.Skipped), "0 / 0 / 0", blank, blank, miss})
 			}
 			add(Row{"  HTTP send response p50 / p99 (from intended time)", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank, blank, blank, info})
 			add(Row{"  consumer groups behind at the end / drain time", fmt.Sprintf("%d / %.1f s", l.GroupBacklog, l.GroupDrainS), blank, blank, blank, info})
 		}
-		rows = append(rows, b.centrifugoComparisonRows()...)
+		rows = append(rows, b.shapeRows()...)
 	}
+	rows = append(rows, b.instancesRows()...)
 
 	if t := r.Throughput; t != nil {
 		best := t.Best()
@@ -544,8 +556,17 @@ func (b *Bench) cpuSection() string {
 			}
 		}
 	}
+	for _, l := range b.res.LatencyShapes {
+		add(l.Name, l.CPU)
+	}
 	for _, l := range b.centrifugoCPULines() {
 		lines = append(lines, fmt.Sprintf("  %-22s %s", l[0], l[1]))
+	}
+	for _, l := range b.res.InstanceRuns {
+		add(l.Name, l.CPU)
+		if len(l.NodeCPU) > 0 {
+			lines = append(lines, fmt.Sprintf("  %-22s by node: %s", "", formatNodeCPU(l.NodeCPU)))
+		}
 	}
 	for _, feed := range []string{"fanout", "interest", "fanout@" + itoa(b.cfg.ABLowRate), "interest@" + itoa(b.cfg.ABLowRate)} {
 		if l := b.res.AB[feed]; l != nil {
@@ -588,6 +609,7 @@ func (b *Bench) notes() []string {
 		"Baselines are measured in the same run: pgbench (insert one message-like row per transaction into bench_messages, same columns and keys as messages) and redis-benchmark ran before the nodes started; raw XRANGE/SELECT read the same backlog the reconnect test replays.",
 	}
 	n = append(n, b.centrifugoNotes()...)
+	n = append(n, b.shapeNotes()...)
 	if r.Server.FanoutStreamLen > 0 {
 		n = append(n, fmt.Sprintf("After the run: the fan-out stream holds %s entries, Redis uses %s, the database is %s, %d outbox rows pending.",
 			thousands(float64(r.Server.FanoutStreamLen)), r.Server.RedisUsedMemory, r.Server.DatabaseSize, r.Server.OutboxRowsPending))
@@ -621,6 +643,12 @@ func (b *Bench) writeOutputs(stdout io.Writer) error {
 	fmt.Fprintf(&sb, "Nova benchmark, %s mode, %d instances, %s, %.0f s\n\n", b.res.Mode, b.res.Instances,
 		b.res.StartedAt.Format(time.RFC3339), b.res.DurationS)
 	sb.WriteString(formatTable(b.res.Table))
+	if s := b.shapesSection(); s != "" {
+		sb.WriteString("\n" + s)
+	}
+	if s := b.instancesSection(); s != "" {
+		sb.WriteString("\n" + s)
+	}
 	if s := b.centrifugoSection(); s != "" {
 		sb.WriteString("\n" + s)
 	}

@@ -49,6 +49,7 @@ type CentrifugoRun struct {
 	Scheduled        int       `json:"scheduled_sends"`
 	SentOK           int64     `json:"sent_ok"`
 	SendErrors       int64     `json:"send_errors"`
+	Skipped          int64     `json:"skipped_late_sends,omitempty"`
 	FirstSendError   string    `json:"first_send_error,omitempty"`
 	Received         int64     `json:"received"`
 	Lost             int64     `json:"lost"`
@@ -84,14 +85,13 @@ func cpuPerMessageMs(u CPUUse, groups []string, deliveredPerS float64) float64 {
 	return 1000 * cores / deliveredPerS
 }
 
-// defaultCentrifugoShapes: quick mode runs the shape of Nova's latency scenario, full mode
-// also one connection for all channels, one sender, and 16 senders.
-func defaultCentrifugoShapes(quick bool) []loadShape {
-	if quick {
-		return []loadShape{novaLatencyShape}
+// measureFor is the measurement window of a shape, the same for Nova and Centrifugo: the
+// main shape's is the latency run's, the others' ShapeMeasure.
+func (b *Bench) measureFor(sh loadShape) time.Duration {
+	if sh == novaLatencyShape || b.cfg.ShapeMeasure <= 0 {
+		return b.cfg.LatencyMeasure
 	}
-	return []loadShape{novaLatencyShape, {ConnPerConversation: false}, {ConnPerConversation: true, Senders: 1},
-		{ConnPerConversation: true, Senders: 16}}
+	return b.cfg.ShapeMeasure
 }
 
 // prepareCentrifugo installs the pinned Centrifugo if needed (during setup, before anything
@@ -142,15 +142,15 @@ func (b *Bench) runCentrifugo(ctx context.Context, res *CentrifugoResult) {
 	for _, w := range cl.Warnings {
 		b.log.Printf("centrifugo log: %s", w)
 	}
-	shapes := b.cfg.CentrifugoShapes
+	shapes := b.cfg.Shapes
 	if len(shapes) == 0 {
-		shapes = defaultCentrifugoShapes(b.cfg.Quick)
+		shapes = withMainShape(defaultShapes(b.cfg.Quick))
 	}
 	for _, sh := range shapes {
 		if ctx.Err() != nil {
 			return
 		}
-		res.Runs = append(res.Runs, b.runCentrifugoShape(ctx, cl, sh, b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure))
+		res.Runs = append(res.Runs, b.runCentrifugoShape(ctx, cl, sh, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh)))
 	}
 }
 
@@ -196,8 +196,9 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	} else {
 		groups = append(groups, channels)
 	}
+	// Idle connections spread over quiet channels as Nova's over quiet conversations.
 	for j := range sh.IdleConns {
-		groups = append(groups, []string{fmt.Sprintf("%s:idle%d-%s", centrifugoNamespace, j, runID)})
+		groups = append(groups, []string{fmt.Sprintf("%s:idle%d-%s", centrifugoNamespace, j%idleConversations(sh.IdleConns), runID)})
 	}
 	subs := make([]*cfSubscriber, len(groups))
 	defer func() {
@@ -207,16 +208,25 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 			}
 		}
 	}()
+	var opened atomic.Int64
+	stopOpen := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %d/%d subscriber connections open on %s", res.Name, opened.Load(), len(groups), subNode.Name)
+	})
 	if err := parallel(ctx, len(groups), 16, func(i int) error {
 		tok, err := centrifugoToken(cl.HMACSecret, fmt.Sprintf("bench-%s-%d", runID, i), 6*time.Hour)
 		if err != nil {
 			return err
 		}
 		subs[i], err = cfDialSubscribe(ctx, subNode.URL, tok, groups[i])
+		if err == nil {
+			opened.Add(1)
+		}
 		return err
 	}); err != nil {
+		stopOpen()
 		return fmt.Errorf("subscribers: %w", err)
 	}
+	stopOpen()
 	res.SubscriberConns = len(subs)
 	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaders()
@@ -236,13 +246,17 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	lr.winStart, lr.winEnd = start.Add(warmup), start.Add(warmup+measure)
 	cpuWait := b.cpuDuring(ctx, lr.winStart, lr.winEnd)
 	stopProgress := b.log.Every(2*time.Second, func() string {
-		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d", res.Name, time.Since(start).Seconds(),
-			(warmup + measure).Seconds(), lr.nSentOK.Load(), lr.nRecv.Load(), lr.nErr.Load())
+		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d skipped=%d", res.Name, time.Since(start).Seconds(),
+			(warmup + measure).Seconds(), lr.nSentOK.Load(), lr.nRecv.Load(), lr.nErr.Load(), lr.nSkipped.Load())
 	})
 	defer stopProgress()
 
 	hc := b.api.http
 	paceSends(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
+		if time.Since(intended) > maxSendLag {
+			lr.nSkipped.Add(1)
+			return
+		}
 		err := cl.apiCall(ctx, hc, pub, "publish", publishBody(channels[k%n], intended, k), nil)
 		lr.sent(ctx, k, intended, time.Now(), err)
 	})
@@ -262,6 +276,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	readers.Wait()
 
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = lr.nSentOK.Load(), lr.nErr.Load(), lr.nRecv.Load(), lr.nOrder.Load()
+	res.Skipped = lr.nSkipped.Load()
 	for i := range total {
 		if lr.sentOK[i].Load() && !lr.received[i].Load() {
 			res.Lost++
@@ -279,9 +294,9 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	res.HTTP = lr.http.Summary(false)
 	res.Timeline = lr.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, centrifugoServerGroups, res.DeliveredRate)
-	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d order_violations=%d cpu/msg=%.3fms",
+	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
 		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
-		res.SentOK, res.Received, res.Lost, res.SendErrors, res.OrderViolations, res.CPUPerMsgMs)
+		res.SentOK, res.Received, res.Lost, res.SendErrors, res.Skipped, res.OrderViolations, res.CPUPerMsgMs)
 	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
 	if res.SubscriberError != "" {
 		b.log.Printf("%s: a subscriber connection ended early: %s", res.Name, res.SubscriberError)

@@ -13,24 +13,36 @@ import (
 )
 
 // LatencyResult is one open-loop send-to-deliver run: HTTP sends to one node at a fixed
-// offered rate, WebSocket subscribers on the other nodes.
+// offered rate, WebSocket subscribers on the other nodes, in one load shape.
 type LatencyResult struct {
-	Name            string   `json:"name"`
-	Feed            string   `json:"live_feed"`
-	OfferedRate     int      `json:"offered_rate_per_s"`
-	WarmupS         float64  `json:"warmup_s"`
-	MeasureS        float64  `json:"measure_s"`
-	Conversations   int      `json:"conversations"`
-	SenderNode      string   `json:"sender_node"`
-	RelayLeader     string   `json:"relay_leader"`
-	SubscriberNodes []string `json:"subscriber_nodes"`
-	Scheduled       int      `json:"scheduled_sends"`
-	SentOK          int64    `json:"sent_ok"`
-	SendErrors      int64    `json:"send_errors"`
-	FirstSendError  string   `json:"first_send_error,omitempty"`
-	Received        int64    `json:"received"`
-	Lost            int64    `json:"lost"`
-	OrderViolations int64    `json:"order_violations"`
+	Name             string    `json:"name"`
+	Feed             string    `json:"live_feed"`
+	Shape            string    `json:"shape"`
+	ShapeSpec        loadShape `json:"shape_spec"`
+	ShapeDescription string    `json:"shape_description"`
+	OfferedRate      int       `json:"offered_rate_per_s"`
+	WarmupS          float64   `json:"warmup_s"`
+	MeasureS         float64   `json:"measure_s"`
+	Conversations    int       `json:"conversations"`
+	Nodes            int       `json:"nodes"`
+	SenderNode       string    `json:"sender_node"`
+	RelayLeader      string    `json:"relay_leader"`
+	SubscriberNodes  []string  `json:"subscriber_nodes"`
+	SubscriberConns  int       `json:"subscriber_connections"`
+	IdleConns        int       `json:"idle_connections,omitempty"`
+	IdleNode         string    `json:"idle_connections_node,omitempty"`
+	IdleOpenS        float64   `json:"idle_connections_open_s,omitempty"`
+	IdleFrames       int64     `json:"idle_connections_frames_received,omitempty"`
+	Scheduled        int       `json:"scheduled_sends"`
+	SentOK           int64     `json:"sent_ok"`
+	SendErrors       int64     `json:"send_errors"`
+	// Skipped are sends not made because they were already more than maxSendLag late (a
+	// sequential sender that fell behind): the run stays bounded, the shape fails its targets.
+	Skipped         int64  `json:"skipped_late_sends,omitempty"`
+	FirstSendError  string `json:"first_send_error,omitempty"`
+	Received        int64  `json:"received"`
+	Lost            int64  `json:"lost"`
+	OrderViolations int64  `json:"order_violations"`
 	// Rates inside the measurement window, by completion time: what the system kept up with.
 	SendRate      float64 `json:"sends_completed_per_s"`
 	DeliveredRate float64 `json:"delivered_per_s"`
@@ -39,6 +51,11 @@ type LatencyResult struct {
 	// HTTP is the send's response time, also from the intended send time.
 	HTTP Summary `json:"http_send_latency"`
 	CPU  CPUUse  `json:"cpu_cores_during_measurement"`
+	// NodeCPU is each node's share of CPU (cores) during the measurement window.
+	NodeCPU map[string]float64 `json:"cpu_cores_by_node,omitempty"`
+	// CPUPerMsgMs is CPU time of every server process (the nodes, the bench database's
+	// Postgres backends, Redis) per delivered message.
+	CPUPerMsgMs float64 `json:"cpu_ms_per_delivered_message"`
 	// Consumer groups' unhandled fan-out entries at the end, and the seconds to drain them.
 	GroupBacklog int64    `json:"group_backlog_after"`
 	GroupDrainS  float64  `json:"group_drain_s"`
@@ -75,6 +92,7 @@ type latencyRun struct {
 	http     *Hist
 
 	nSentOK, nErr, nRecv, nOrder atomic.Int64
+	nSkipped, nIdleFrames        atomic.Int64
 	winStart, winEnd             time.Time
 	winSends, winRecv            atomic.Int64
 	firstErr                     atomic.Value
@@ -111,23 +129,47 @@ func (r *latencyRun) timeline() []TimelinePoint {
 
 func (r *latencyRun) inWindow(t time.Time) bool { return !t.Before(r.winStart) && t.Before(r.winEnd) }
 
-// runLatency runs one latency measurement on the current nodes.
-func (b *Bench) runLatency(ctx context.Context, name, feed string, rate int, warmup, measure time.Duration, profile bool) (res *LatencyResult) {
-	res = &LatencyResult{Name: name, Feed: feed, OfferedRate: rate, WarmupS: warmup.Seconds(), MeasureS: measure.Seconds(),
-		Conversations: b.cfg.Conversations}
-	if err := b.latency(ctx, res, rate, warmup, measure, profile); err != nil {
+// maxSendLag bounds a run whose senders fell behind: a send that would start more than this
+// after its intended time is skipped (and counted), so a sequential sender slower than the
+// offered rate cannot stretch the run without end.
+const maxSendLag = 10 * time.Second
+
+// latencyPlan says how a latency run is laid out; its zero value (apart from the shape) is
+// the default: sends to a node that does not lead the outbox relay (to the leader with
+// -send-to-leader), subscribers spread over all the other nodes.
+type latencyPlan struct {
+	shape  loadShape
+	sender *Node   // nil: the default
+	subs   []*Node // nil: every node but the sender (all nodes if there is only one)
+}
+
+// runLatency runs one latency measurement of the main shape on the current nodes.
+func (b *Bench) runLatency(ctx context.Context, name, feed string, rate int, warmup, measure time.Duration, profile bool) *LatencyResult {
+	return b.runLatencyPlan(ctx, name, feed, latencyPlan{shape: novaLatencyShape}, rate, warmup, measure, profile)
+}
+
+// runLatencyPlan runs one latency measurement laid out by plan on the current nodes.
+func (b *Bench) runLatencyPlan(ctx context.Context, name, feed string, plan latencyPlan, rate int, warmup, measure time.Duration, profile bool) (res *LatencyResult) {
+	res = &LatencyResult{Name: name, Feed: feed, Shape: plan.shape.String(), ShapeSpec: plan.shape, ShapeDescription: plan.shape.Describe(),
+		OfferedRate: rate, WarmupS: warmup.Seconds(), MeasureS: measure.Seconds(), Conversations: b.cfg.Conversations, Nodes: len(b.env.Nodes)}
+	if err := b.latency(ctx, res, plan, rate, warmup, measure, profile); err != nil {
 		res.Error = err.Error()
 		b.log.Printf("%s: ERROR %v", name, err)
 	}
 	return res
 }
 
-func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmup, measure time.Duration, profile bool) error {
+func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPlan, rate int, warmup, measure time.Duration, profile bool) error {
 	// The sender is a node whose relay does not lead: with N nodes that is where (N-1)/N of the
 	// sends land, and their commits reach the relay through a NOTIFY. Subscribers are on the others.
 	all := b.env.Nodes
+	if len(all) == 0 {
+		return fmt.Errorf("no nodes running")
+	}
+	sh := plan.shape
 	sender := all[0]
-	if leader := b.env.Leader(2 * time.Second); leader != nil {
+	leader := b.env.Leader(2 * time.Second)
+	if leader != nil {
 		res.RelayLeader = leader.Name
 		for _, n := range all {
 			if (n == leader) == b.cfg.SendToLeader {
@@ -136,11 +178,16 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmu
 			}
 		}
 	}
+	if plan.sender != nil {
+		sender = plan.sender
+	}
 	res.SenderNode = sender.Name
-	var others []*Node
-	for _, n := range all {
-		if n != sender {
-			others = append(others, n)
+	others := plan.subs
+	if len(others) == 0 {
+		for _, n := range all {
+			if n != sender {
+				others = append(others, n)
+			}
 		}
 	}
 	if len(others) == 0 {
@@ -151,9 +198,15 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmu
 		res.SubscriberNodes = append(res.SubscriberNodes, n.Name)
 	}
 
-	// 100 conversations, each between a sender user and a receiver user.
+	// 100 conversations, each between a sender user and a receiver user; with one connection
+	// for all of them, the receiver is the same user in every conversation.
 	n := b.cfg.Conversations
 	senders, receivers := b.api.NewUsers(n), b.api.NewUsers(n)
+	if !sh.ConnPerConversation {
+		for i := range receivers {
+			receivers[i] = receivers[0]
+		}
+	}
 	convs := make([]string, n)
 	if err := parallel(ctx, n, 16, func(i int) error {
 		var err error
@@ -170,30 +223,63 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmu
 	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
 	res.Scheduled = total
 
-	// One subscriber per conversation, on a node other than the sender's.
 	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaders()
-	conns := make([]*websocket.Conn, n)
-	defer func() {
+	var conns []*websocket.Conn
+	var readers sync.WaitGroup
+	closeAll := func() {
+		stopReaders()
 		for _, c := range conns {
 			if c != nil {
 				_ = c.CloseNow()
 			}
 		}
-	}()
-	if err := parallel(ctx, n, 16, func(i int) error {
+		readers.Wait()
+	}
+	defer closeAll()
+
+	// Idle subscribed connections first (they take the longest to open), each on a quiet
+	// conversation, all on the first subscriber node.
+	if sh.IdleConns > 0 {
+		idle, err := b.openIdle(ctx, res, sender, others[0], sh.IdleConns, rctx, &readers, &run.nIdleFrames)
+		conns = append(conns, idle...)
+		if err != nil {
+			return fmt.Errorf("idle connections: %w", err)
+		}
+	}
+
+	// The active subscribers, on nodes other than the sender's: one per conversation, or one
+	// for all of them.
+	active := make([]*websocket.Conn, n)
+	if !sh.ConnPerConversation {
+		active = active[:1]
+	}
+	err := parallel(ctx, len(active), 16, func(i int) error {
 		c, err := DialWS(ctx, subNode(i).URL, receivers[i])
 		if err != nil {
 			return err
 		}
-		conns[i] = c
-		_, err = SubscribeAndWait(ctx, c, convs[i], 0)
-		return err
-	}); err != nil {
+		active[i] = c
+		if sh.ConnPerConversation {
+			_, err = SubscribeAndWait(ctx, c, convs[i], 0)
+			return err
+		}
+		for _, conv := range convs {
+			if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	conns = append(conns, active...)
+	if err != nil {
 		return fmt.Errorf("subscribers: %w", err)
 	}
-	var readers sync.WaitGroup
-	for _, c := range conns {
+	res.SubscriberConns = len(active)
+	if !sh.ConnPerConversation {
+		res.SubscriberNodes = res.SubscriberNodes[:1]
+	}
+	for _, c := range active {
 		readers.Add(1)
 		go func() { defer readers.Done(); run.read(rctx, c) }()
 	}
@@ -206,45 +292,24 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, rate int, warmu
 			res.Profiles = append(res.Profiles, b.captureProfile(ctx, node, secs, warmup, res.Name))
 		}
 	}
-	cpuWait := b.cpuDuring(ctx, run.winStart, run.winEnd)
+	cpuWait := b.cpuDuringByNode(ctx, run.winStart, run.winEnd)
 	stopProgress := b.log.Every(2*time.Second, func() string {
-		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d", res.Name, time.Since(start).Seconds(),
-			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load())
+		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d skipped=%d", res.Name, time.Since(start).Seconds(),
+			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load(), run.nSkipped.Load())
 	})
 	defer stopProgress()
 
-	// Open loop: the k-th send is due at start + k/rate whatever happened to the ones before;
-	// every 1 ms tick dispatches all sends that are due, each stamped with its intended time.
-	var sends sync.WaitGroup
-	inflight := make(chan struct{}, 8192)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	interval := time.Second / time.Duration(rate)
+	// Open loop: the k-th send is due at start + k/rate whatever happened to the ones before,
+	// stamped with its intended time; the shape says how many goroutines send (paceSends).
 	runID := randomHex(4)
-	k := 0
-schedule:
-	for k < total {
-		select {
-		case <-ctx.Done():
-			break schedule
-		case now := <-tick.C:
-			if now.Before(start) {
-				continue
-			}
-			due := min(total, int(now.Sub(start)/interval)+1)
-			for ; k < due; k++ {
-				intended := start.Add(time.Duration(k) * interval)
-				inflight <- struct{}{}
-				sends.Add(1)
-				go func(k int, intended time.Time) {
-					defer func() { <-inflight; sends.Done() }()
-					run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
-				}(k, intended)
-			}
+	paceSends(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
+		if time.Since(intended) > maxSendLag {
+			run.nSkipped.Add(1)
+			return
 		}
-	}
-	sends.Wait()
-	res.CPU = cpuWait()
+		run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
+	})
+	res.CPU, res.NodeCPU = cpuWait()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -254,13 +319,11 @@ schedule:
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopProgress()
-	stopReaders()
-	for _, c := range conns {
-		_ = c.CloseNow()
-	}
-	readers.Wait()
+	closeAll()
 
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = run.nSentOK.Load(), run.nErr.Load(), run.nRecv.Load(), run.nOrder.Load()
+	res.Skipped = run.nSkipped.Load()
+	res.IdleFrames = run.nIdleFrames.Load()
 	for i := range total {
 		if run.sentOK[i].Load() && !run.received[i].Load() {
 			res.Lost++
@@ -275,15 +338,75 @@ schedule:
 	res.Delivery = run.delivery.Summary(true)
 	res.HTTP = run.http.Summary(false)
 	res.Timeline = run.timeline()
-	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d order_violations=%d",
+	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, novaServerGroups, res.DeliveredRate)
+	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
 		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
-		res.SentOK, res.Received, res.Lost, res.SendErrors, res.OrderViolations)
-	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
+		res.SentOK, res.Received, res.Lost, res.SendErrors, res.Skipped, res.OrderViolations, res.CPUPerMsgMs)
+	b.log.Printf("%s: cpu %s; by node: %s", res.Name, res.CPU, formatNodeCPU(res.NodeCPU))
 	res.GroupBacklog, res.GroupDrainS = b.drainGroups(ctx, 60*time.Second)
 	if res.GroupBacklog > 0 {
 		b.log.Printf("%s: consumer groups were %d entries behind at the end; drained in %.1fs", res.Name, res.GroupBacklog, res.GroupDrainS)
 	}
 	return nil
+}
+
+// openIdle opens count idle WebSockets on node, spread over idleConversations(count) quiet
+// conversations (created on via) whose participants are as many users: connection j is user
+// (j / conversations) mod users in conversation j mod conversations, each pair once for up to
+// 10,000 connections. Their readers (which answer the server's pings and count any frame but
+// the subscribe answer into frames) run until rctx ends; the returned connections are closed by the caller.
+func (b *Bench) openIdle(ctx context.Context, res *LatencyResult, via, node *Node, count int, rctx context.Context, readers *sync.WaitGroup, frames *atomic.Int64) ([]*websocket.Conn, error) {
+	res.IdleConns, res.IdleNode = count, node.Name
+	nconv := idleConversations(count)
+	users := b.api.NewUsers(nconv)
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	convs := make([]string, nconv)
+	if err := parallel(ctx, nconv, 8, func(i int) error {
+		var err error
+		convs[i], err = b.api.CreateConversation(ctx, via.URL, users[i], ids)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("create quiet conversations: %w", err)
+	}
+	conns := make([]*websocket.Conn, count)
+	var opened atomic.Int64
+	t := time.Now()
+	stop := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %d/%d idle connections open and subscribed on %s", res.Name, opened.Load(), count, node.Name)
+	})
+	defer stop()
+	err := parallel(ctx, count, 64, func(j int) error {
+		u, conv := users[(j/nconv)%len(users)], convs[j%nconv]
+		c, err := DialWS(ctx, node.URL, u)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", j, err)
+		}
+		conns[j] = c
+		if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
+			return fmt.Errorf("connection %d: %w", j, err)
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				if _, _, err := c.Read(rctx); err != nil {
+					return
+				}
+				frames.Add(1)
+			}
+		}()
+		opened.Add(1)
+		return nil
+	})
+	stop()
+	res.IdleOpenS = time.Since(t).Seconds()
+	if err == nil {
+		b.log.Printf("%s: %d idle connections open and subscribed on %s (%d quiet conversations) in %.1fs", res.Name, count, node.Name, nconv, res.IdleOpenS)
+	}
+	return conns, err
 }
 
 func (r *latencyRun) send(ctx context.Context, api *API, base string, u User, conv, runID string, k int, intended time.Time) {
@@ -309,7 +432,7 @@ func (r *latencyRun) send(ctx context.Context, api *API, base string, u User, co
 
 // read takes message frames off one subscriber connection until ctx ends.
 func (r *latencyRun) read(ctx context.Context, c *websocket.Conn) {
-	var last int64
+	last := map[string]int64{} // by conversation: one connection may carry all of them
 	for {
 		_, data, err := c.Read(ctx)
 		now := time.Now()
@@ -324,29 +447,18 @@ func (r *latencyRun) read(ctx context.Context, c *websocket.Conn) {
 			continue
 		}
 		var m struct {
-			Seq  int64       `json:"seq"`
-			Body latencyBody `json:"body"`
+			ConversationID string      `json:"conversation_id"`
+			Seq            int64       `json:"seq"`
+			Body           latencyBody `json:"body"`
 		}
 		if json.Unmarshal(f.Message, &m) != nil {
 			continue
 		}
-		if m.Seq != last+1 {
+		if m.Seq != last[m.ConversationID]+1 {
 			r.nOrder.Add(1)
 		}
-		last = max(last, m.Seq)
-		k := m.Body.K
-		if k < 0 || k >= len(r.received) || r.received[k].Swap(true) {
-			continue
-		}
-		r.nRecv.Add(1)
-		if r.inWindow(now) {
-			r.winRecv.Add(1)
-		}
-		lat := now.Sub(time.Unix(0, m.Body.T))
-		r.recordSecond(k, lat)
-		if k >= r.warmK {
-			r.delivery.Record(lat)
-		}
+		last[m.ConversationID] = max(last[m.ConversationID], m.Seq)
+		r.delivered(m.Body, now)
 	}
 }
 

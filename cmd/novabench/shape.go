@@ -2,16 +2,16 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // loadShape is the shape of a paced send-to-deliver run, apart from its rate and size: who
 // sends and how the subscribers are connected. DESIGN.md holds the latency targets "whatever
-// the shape of the load", so the same description drives the Centrifugo comparison and is
-// meant to drive Nova's latency scenario too.
-//
-// Nova's latency scenario (scenarios_latency.go) runs novaLatencyShape today.
+// the shape of the load", so the same list of shapes (-shapes) drives Nova's latency scenario
+// and the Centrifugo comparison in one run, and the report puts each Nova shape next to the
+// same Centrifugo shape.
 type loadShape struct {
 	// Senders is how many goroutines share the offered rate. 0 is a goroutine per send (open
 	// loop with unbounded concurrency, as Nova's latency run does); N > 0 is N goroutines, the
@@ -22,13 +22,45 @@ type loadShape struct {
 	// WebSocket subscribed to all of them.
 	ConnPerConversation bool `json:"conn_per_conversation"`
 	// IdleConns are extra subscriber WebSockets on the subscriber node, each subscribed to a
-	// conversation nobody sends to.
+	// conversation nobody sends to: connection j to quiet conversation (channel) j mod
+	// idleConversations(IdleConns).
 	IdleConns int `json:"idle_conns"`
 }
 
-// novaLatencyShape is what runLatency does: a goroutine per send, one subscriber connection
-// per conversation, no idle connections.
+// novaLatencyShape is the main latency run's shape (and the sweep's and the A/B's): a
+// goroutine per send, one subscriber connection per conversation, no idle connections.
 var novaLatencyShape = loadShape{ConnPerConversation: true}
+
+// maxIdleConversations bounds the quiet conversations (Centrifugo: channels) the idle
+// connections of a shape spread over: creating 10,000 Nova conversations would take longer
+// than the measurement, and both systems get the same spread.
+const maxIdleConversations = 100
+
+// idleConversations is how many quiet conversations n idle connections spread over.
+func idleConversations(n int) int { return min(n, maxIdleConversations) }
+
+// defaultShapes is the shape list of a run without -shapes: quick mode one connection per
+// conversation and one connection for all; full mode also one sequential sender, 16 senders
+// and 10,000 idle subscribed connections beside the active ones.
+func defaultShapes(quick bool) []loadShape {
+	if quick {
+		return []loadShape{novaLatencyShape, {ConnPerConversation: false}}
+	}
+	return []loadShape{novaLatencyShape, {ConnPerConversation: false}, {ConnPerConversation: true, Senders: 1},
+		{ConnPerConversation: true, Senders: 16}, {ConnPerConversation: true, IdleConns: 10_000}}
+}
+
+// withMainShape puts novaLatencyShape first (the main latency run is that shape; the other
+// shapes are extra runs) and drops repeats, keeping the order of the rest.
+func withMainShape(shapes []loadShape) []loadShape {
+	out := []loadShape{novaLatencyShape}
+	for _, sh := range shapes {
+		if !slices.Contains(out, sh) {
+			out = append(out, sh)
+		}
+	}
+	return out
+}
 
 // String is the shape's name, which parseShape reads back: "per-conv", "one-conn",
 // "per-conv+senders=16", "one-conn+senders=1+idle=1000".
@@ -113,6 +145,24 @@ func parseShapes(list string) ([]loadShape, error) {
 			return nil, err
 		}
 		out = append(out, sh)
+	}
+	return out, nil
+}
+
+// parseCounts reads a comma-separated list of positive instance counts ("1,2,4").
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 16 {
+			return nil, fmt.Errorf("%q is not an instance count from 1 to 16", s)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
 	return out, nil
 }

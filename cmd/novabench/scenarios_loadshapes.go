@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// The latency scenario's other load shapes (the main run is novaLatencyShape), and the
+// "instances" scenario: 1, 2 and 4 nodes with the sends on n1 and the subscribers on n2 only,
+// to see what a node without subscribers of the busy conversations spends on them.
+
+// runNovaShapes runs every shape of -shapes but the main one on the current nodes, at the
+// latency run's rate and size, in the same order as the Centrifugo runs. After a shape with
+// idle connections the nodes are restarted, so that later scenarios (memory above all) start
+// from processes that have not held 10,000 connections. It returns false when the nodes could
+// not be restarted.
+func (b *Bench) runNovaShapes(ctx context.Context) bool {
+	shapes := b.cfg.Shapes
+	if len(shapes) == 0 {
+		shapes = withMainShape(defaultShapes(b.cfg.Quick))
+	}
+	for _, sh := range shapes {
+		if sh == novaLatencyShape {
+			continue // that is b.res.Latency
+		}
+		if ctx.Err() != nil {
+			return true
+		}
+		b.vacuum(ctx)
+		name := fmt.Sprintf("latency-%s@%d", sh, b.cfg.Rate)
+		b.log.Printf("%s: %s", name, sh.Describe())
+		l := b.runLatencyPlan(ctx, name, "interest", latencyPlan{shape: sh}, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh), false)
+		b.res.LatencyShapes = append(b.res.LatencyShapes, l)
+		if sh.IdleConns > 0 && ctx.Err() == nil {
+			b.log.Printf("%s: restarting the %d nodes so that later scenarios start from fresh processes", name, b.cfg.Instances)
+			b.env.StopNodes()
+			if err := b.startNodes(ctx, "interest"); err != nil {
+				b.res.Errors = append(b.res.Errors, "restart nodes after "+name+": "+err.Error())
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// instancesPlan lays out the instances scenario on nodes: sends to n1, subscribers on n2 (on
+// n1 when it runs alone), nobody on the others.
+func instancesPlan(nodes []*Node) latencyPlan {
+	return latencyPlan{shape: novaLatencyShape, sender: nodes[0], subs: []*Node{nodes[min(1, len(nodes)-1)]}}
+}
+
+// runInstances restarts the nodes with each count of -instance-counts and runs the main
+// shape at the latency run's rate, measuring every node's CPU apart. It leaves the last
+// count's nodes running.
+func (b *Bench) runInstances(ctx context.Context) []*LatencyResult {
+	var out []*LatencyResult
+	for _, count := range b.cfg.InstanceCounts {
+		if ctx.Err() != nil {
+			break
+		}
+		name := fmt.Sprintf("instances-%d@%d", count, b.cfg.Rate)
+		subs := "n2"
+		if count == 1 {
+			subs = "n1"
+		}
+		b.log.Printf("%s: restarting with %d nodes: HTTP sends to n1, every subscriber on %s, nothing else on the others", name, count, subs)
+		b.env.StopNodes()
+		if err := b.startNodesN(ctx, "interest", count); err != nil {
+			out = append(out, &LatencyResult{Name: name, Nodes: count, Shape: novaLatencyShape.String(), ShapeSpec: novaLatencyShape,
+				OfferedRate: b.cfg.Rate, Error: "start nodes: " + err.Error()})
+			b.log.Printf("%s: ERROR start nodes: %v", name, err)
+			break
+		}
+		b.vacuum(ctx)
+		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, false)
+		if l.Error == "" {
+			var idle []string
+			for _, n := range idleNodes(l) {
+				idle = append(idle, fmt.Sprintf("%s %.2f%%", n, 100*l.NodeCPU[n]))
+			}
+			if len(idle) > 0 {
+				b.log.Printf("%s: nodes without subscribers (target <= 2%% of a core each): %s; relay leader %s", name, strings.Join(idle, ", "), orDash(l.RelayLeader))
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// idleNodes are the nodes of a run that neither took the sends nor held a subscriber, by name.
+func idleNodes(l *LatencyResult) []string {
+	var out []string
+	for i := 1; i <= l.Nodes; i++ {
+		name := fmt.Sprintf("n%d", i)
+		if name != l.SenderNode && !containsString(l.SubscriberNodes, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
