@@ -65,26 +65,10 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 // wrote since. Otherwise, and after any failure on remembered state (stale, or a decision that
 // fresh state might change: a sender no longer a participant, a repeated client_msg_id), the
 // conversation is loaded under a row lock, so concurrent senders queue instead of failing, and a
-// conflict is retried with a fresh aggregate a bounded number of times. Writers of one
-// conversation on this instance queue in process first.
+// conflict is retried with a fresh aggregate a bounded number of times.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
-	defer r.cache.lock(id).Unlock()
-	if st, ok := r.cache.get(id); ok {
-		c := conversation.FromSnapshot(st)
-		err := fn(c)
-		if err == nil && isOnePost(c) {
-			if err = r.appendRemembered(ctx, c); err == nil {
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		if errors.Is(err, errStale) {
-			r.cache.stale(id)
-		} else {
-			r.cache.forget(id)
-		}
+	if done, err := r.updateRemembered(ctx, id, fn); done {
+		return err
 	}
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
@@ -158,6 +142,32 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 	open = false
 	r.committed(c, committed)
 	return nil
+}
+
+// updateRemembered tries a send on remembered state; done is false when the locked way must
+// decide it. Writers of one conversation on this instance queue here, so they do not make each
+// other's remembered state stale; the locked way queues in Postgres instead.
+func (r *ConversationRepository) updateRemembered(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) (done bool, err error) {
+	defer r.cache.lock(id).Unlock()
+	st, ok := r.cache.get(id)
+	if !ok {
+		return false, nil
+	}
+	c := conversation.FromSnapshot(st)
+	if err = fn(c); err == nil && isOnePost(c) {
+		if err = r.appendRemembered(ctx, c); err == nil {
+			return true, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return true, err
+	}
+	if errors.Is(err, errStale) {
+		r.cache.stale(id)
+	} else {
+		r.cache.forget(id)
+	}
+	return false, nil
 }
 
 // errStale: the state row's version was not the one a send was decided on (someone else wrote

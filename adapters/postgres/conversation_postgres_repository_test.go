@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,9 +19,9 @@ import (
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
-type countingSignal struct{ n int }
+type countingSignal struct{ n atomic.Int64 }
 
-func (s *countingSignal) Committed(msgs []postgres.CommittedMessage) { s.n += len(msgs) }
+func (s *countingSignal) Committed(msgs []postgres.CommittedMessage) { s.n.Add(int64(len(msgs))) }
 
 func newRepo(t *testing.T) (*postgres.ConversationRepository, *pgxpool.Pool, *countingSignal) {
 	t.Helper()
@@ -98,8 +99,8 @@ func TestStateRowEqualsReplayedHistory(t *testing.T) {
 	if got.Version != 6 || got.LastSeq != 3 || len(got.Participants) != 1 {
 		t.Fatalf("loaded %+v, want version 6, last seq 3, one participant", got)
 	}
-	if sig.n != 3 {
-		t.Fatalf("the outbox signal heard of %d committed messages, want 3", sig.n)
+	if sig.n.Load() != 3 {
+		t.Fatalf("the outbox signal heard of %d committed messages, want 3", sig.n.Load())
 	}
 }
 

@@ -26,8 +26,8 @@ type stateCache struct {
 	states    map[conversation.ID]conversation.Snapshot
 	contended map[conversation.ID]time.Time
 
-	// writes serialises this instance's writers of one conversation (striped), so they queue
-	// here instead of conflicting in Postgres.
+	// writes serialises this instance's remembered-state writers of one conversation (striped),
+	// so they do not make each other's state stale.
 	writes [writeStripes]sync.Mutex
 }
 
