@@ -154,7 +154,7 @@ var settings = []setting{
 		c.LiveFeed = v
 		return nil
 	}},
-	{"NOVA_LIVE_RECHECK", "5s", "how often each followed conversation is compared with its stream, so a live message Pub/Sub lost still arrives", func(c *Config, v string) error {
+	{"NOVA_LIVE_RECHECK", "5s", "how often conversations with recent live traffic are compared with their streams, so a live message Pub/Sub lost still arrives (all followed conversations every 12th round)", func(c *Config, v string) error {
 		var d time.Duration
 		if err := parseDuration(v, &d); err != nil {
 			return err

@@ -211,3 +211,17 @@ func TestLiveMessageCodec(t *testing.T) {
 		}
 	}
 }
+
+func TestALostOnlyMessageOfAQuietConversationArrivesAtTheFullRecheck(t *testing.T) {
+	rig := startLive(t, 50*time.Millisecond) // a full comparison every 12 rounds: 600 ms
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "quiet", 0, sink)
+	eventually(t, "the live channel is subscribed", func() bool { return rig.shardSubscribers(t, "quiet") == 1 })
+	time.Sleep(100 * time.Millisecond) // past the comparison that followed the confirmation
+
+	// when the conversation's only message is lost in Pub/Sub
+	rig.storeSilently(t, "quiet", 1)
+
+	// then a full re-check round still brings it
+	sink.expect(t, 1)
+}

@@ -21,15 +21,22 @@ type StreamTops interface {
 	Tops(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error)
 }
 
-// LiveRecheck is how often every followed conversation is compared with its stream (NOVA_LIVE_RECHECK).
+// LiveRecheck is how often the conversations that had live traffic are compared with their
+// streams (NOVA_LIVE_RECHECK); every followed conversation is compared every fullRecheckRounds.
 type LiveRecheck time.Duration
+
+// fullRecheckRounds: a quiet conversation can only have lost a message if its Pub/Sub
+// connection dropped (then its re-subscription is confirmed and checked at once) or if its only
+// message was lost, so quiet ones are compared less often and idle instances stay cheap.
+const fullRecheckRounds = 12
 
 // LiveListener feeds the hub from the live channels and makes up for what Pub/Sub may lose.
 // A dropped message in the middle shows as a gap at the next one and the hub fills it; what
 // nothing follows (the last message of a burst, or anything sent while the connection was down
 // or before a channel's subscription took effect) is found by comparing each followed
 // conversation with its stream's newest entry: when a subscription is confirmed (also after a
-// reconnect) and on a slow timer.
+// reconnect) and on a slow timer (conversations with recent traffic every round, all of them
+// every fullRecheckRounds rounds).
 type LiveListener struct {
 	feed    LiveFeed
 	tops    StreamTops
@@ -39,7 +46,8 @@ type LiveListener struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex
-	pending map[conversation.ID]struct{}
+	pending map[conversation.ID]struct{} // confirmed subscriptions to compare now
+	active  map[conversation.ID]struct{} // conversations with live traffic since the last round
 	kick    chan struct{}
 }
 
@@ -51,7 +59,8 @@ func NewLiveListener(feed LiveFeed, tops StreamTops, hub *delivery.Hub, every Li
 		panic("messaging.NewLiveListener: nil dependency")
 	}
 	return &LiveListener{feed: feed, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
-		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
+		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, active: map[conversation.ID]struct{}{},
+		kick: make(chan struct{}, 1)}
 }
 
 // Run listens until ctx ends.
@@ -61,9 +70,17 @@ func (l *LiveListener) Run(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); l.recheckLoop(ctx) }()
-	err := l.feed.Run(ctx, l.hub.Publish, l.recheck)
+	err := l.feed.Run(ctx, l.deliver, l.recheck)
 	<-done
 	return err
+}
+
+// deliver offers a live message to the hub and notes the conversation as active.
+func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
+	l.mu.Lock()
+	l.active[conv] = struct{}{}
+	l.mu.Unlock()
+	l.hub.Publish(conv, it)
 }
 
 // recheck queues conv for a comparison with its stream (called for every confirmation).
@@ -80,13 +97,23 @@ func (l *LiveListener) recheck(conv conversation.ID) {
 func (l *LiveListener) recheckLoop(ctx context.Context) {
 	t := time.NewTicker(l.every)
 	defer t.Stop()
-	for {
+	for round := 1; ; {
 		var convs []conversation.ID
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			convs = l.hub.Following()
+			l.mu.Lock()
+			if round%fullRecheckRounds == 0 {
+				convs = l.hub.Following()
+			} else {
+				for conv := range l.active {
+					convs = append(convs, conv)
+				}
+			}
+			clear(l.active)
+			l.mu.Unlock()
+			round++
 		case <-l.kick:
 			l.mu.Lock()
 			for conv := range l.pending {
