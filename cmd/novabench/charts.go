@@ -16,6 +16,7 @@ type series struct {
 	X, Y   []float64
 	Dashed bool
 	Dots   bool
+	Color  int // 1 + index into palette; 0: by the series' position
 }
 
 type tick struct {
@@ -126,6 +127,9 @@ func (c chart) svg() string {
 
 	for i, s := range c.Series {
 		color := palette[i%len(palette)]
+		if s.Color > 0 {
+			color = palette[(s.Color-1)%len(palette)]
+		}
 		var pts []string
 		for j := range s.X {
 			if c.LogY && s.Y[j] <= 0 {
@@ -296,5 +300,41 @@ func (b *Bench) writeCharts() ([]string, error) {
 			}
 		}
 	}
+	if ss := b.shapeSeries(); len(ss) > 1 {
+		title := fmt.Sprintf("Send-to-deliver latency by load shape, %d msg/s: Nova (solid) and Centrifugo (dashed)", b.cfg.Rate)
+		if err := write("latency_shapes.svg", percentileChart(title, ss)); err != nil {
+			return written, err
+		}
+	}
 	return written, nil
+}
+
+// shapeSeries are the percentile curves of every shape, Nova's solid and Centrifugo's dashed
+// in the same colour.
+func (b *Bench) shapeSeries() []series {
+	var ss []series
+	colors := map[loadShape]int{}
+	color := func(sh loadShape) int {
+		if _, ok := colors[sh]; !ok {
+			colors[sh] = len(colors) + 1
+		}
+		return colors[sh]
+	}
+	for _, l := range b.novaShapeRuns() {
+		if l.Error == "" && l.Delivery.Count > 0 {
+			s := percentileSeries("Nova "+l.Shape, l.Delivery)
+			s.Color = color(l.ShapeSpec)
+			ss = append(ss, s)
+		}
+	}
+	if c := b.res.Centrifugo; c != nil {
+		for _, r := range c.Runs {
+			if r.Error == "" && r.Delivery.Count > 0 {
+				s := percentileSeries("Centrifugo "+r.Shape, r.Delivery)
+				s.Color, s.Dashed = color(r.ShapeSpec), true
+				ss = append(ss, s)
+			}
+		}
+	}
+	return ss
 }

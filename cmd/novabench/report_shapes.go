@@ -70,7 +70,7 @@ func shapeGridRows(nova []*LatencyResult, cf []*CentrifugoRun) [][]string {
 		v := fmt.Sprintf("p50 %s, p99 %s", verdict(l.Lost == 0 && l.Skipped == 0 && l.Delivery.Count > 0 && l.Delivery.P50 <= targetP50Ms),
 			verdict(l.Lost == 0 && l.Skipped == 0 && l.Delivery.Count > 0 && l.Delivery.P99 <= targetP99Ms))
 		return []string{l.Shape, "Nova", fmt.Sprintf("%.0f s", l.MeasureS), connsCell(l.SubscriberConns, l.IdleConns), fms(l.Delivery.P50), fms(l.Delivery.P90),
-			fms(l.Delivery.P99), fms(l.Delivery.Max), fmt.Sprintf("%.0f", l.DeliveredRate), lost(l.Lost, l.Skipped), cpu(l.CPUPerMsgMs), v}
+			fms(l.Delivery.P99), fms(l.Delivery.Max), fmt.Sprintf("%.0f", l.DeliveredRate), lost(l.Lost, l.Skipped), cpu(novaCPUPerMsg(l)), v}
 	}
 	cfLine := func(r *CentrifugoRun, shape string) []string {
 		if r.Error != "" {
@@ -107,11 +107,11 @@ func shapeGridRows(nova []*LatencyResult, cf []*CentrifugoRun) [][]string {
 		complete := l.Lost == 0 && r.Lost == 0 && l.Skipped == 0 && r.Skipped == 0
 		v := fmt.Sprintf("p50 %s (<= 2x), p99 %s (<= 3x)", verdict(complete && l.Delivery.P50/r.Delivery.P50 <= targetP50Ratio),
 			verdict(complete && l.Delivery.P99/r.Delivery.P99 <= targetP99Ratio))
-		if l.CPUPerMsgMs > 0 && r.CPUPerMsgMs > 0 {
-			v += fmt.Sprintf(", CPU %s (<= 1.5x)", verdict(l.CPUPerMsgMs/r.CPUPerMsgMs <= targetCPURatio))
+		if nc := novaCPUPerMsg(l); nc > 0 && r.CPUPerMsgMs > 0 {
+			v += fmt.Sprintf(", CPU %s (<= 1.5x)", verdict(nc/r.CPUPerMsgMs <= targetCPURatio))
 		}
 		out = append(out, []string{"", "ratio", blank, blank, ratio(l.Delivery.P50, r.Delivery.P50), ratio(l.Delivery.P90, r.Delivery.P90),
-			ratio(l.Delivery.P99, r.Delivery.P99), ratio(l.Delivery.Max, r.Delivery.Max), blank, blank, ratio(l.CPUPerMsgMs, r.CPUPerMsgMs), v})
+			ratio(l.Delivery.P99, r.Delivery.P99), ratio(l.Delivery.Max, r.Delivery.Max), blank, blank, ratio(novaCPUPerMsg(l), r.CPUPerMsgMs), v})
 	}
 	for _, c := range cf {
 		if !used[c] {
@@ -119,6 +119,11 @@ func shapeGridRows(nova []*LatencyResult, cf []*CentrifugoRun) [][]string {
 		}
 	}
 	return out
+}
+
+// novaCPUPerMsg is the CPU time (ms) of Nova's server processes per delivered message.
+func novaCPUPerMsg(l *LatencyResult) float64 {
+	return cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
 }
 
 // connsCell is "100" or "100 + 10000 idle".
@@ -159,13 +164,13 @@ func (b *Bench) shapesSection() string {
 	for _, l := range nova {
 		if !seen[l.Shape] {
 			seen[l.Shape] = true
-			fmt.Fprintf(&sb, "  %s: %s\n", l.Shape, l.ShapeDescription)
+			fmt.Fprintf(&sb, "  %s: %s\n", l.Shape, l.ShapeSpec.Describe())
 		}
 	}
 	for _, c := range cf {
 		if !seen[c.Shape] {
 			seen[c.Shape] = true
-			fmt.Fprintf(&sb, "  %s: %s\n", c.Shape, c.ShapeDescription)
+			fmt.Fprintf(&sb, "  %s: %s\n", c.Shape, c.ShapeSpec.Describe())
 		}
 	}
 	return sb.String()
@@ -241,7 +246,7 @@ func instanceRows(l *LatencyResult) []Row {
 	if subs == "" {
 		subs = "n2"
 	}
-	head := fmt.Sprintf("%d instance(s), %d/s, sends to n1, subscribers on %s, relay leader %s", l.Nodes, l.OfferedRate, subs, orDash(l.RelayLeader))
+	head := fmt.Sprintf("%s, %d/s, sends to n1, subscribers on %s, relay leader %s", plural(l.Nodes, "instance"), l.OfferedRate, subs, orDash(l.RelayLeader))
 	switch {
 	case l.Error != "":
 		return []Row{{head, fail, blank, firstLine(l.Error), blank, fail}}
@@ -260,6 +265,9 @@ func instanceRows(l *LatencyResult) []Row {
 			fig = fmt.Sprintf("  %s, no subscribers but the outbox relay leader: CPU", n)
 		}
 		base := fmt.Sprintf("others carry %.0f msg/s", l.DeliveredRate)
+		if idle, ok := l.NodeCPUNoLoad[n]; ok {
+			base += fmt.Sprintf("; %.2f %% without load", 100*idle)
+		}
 		cores, ok := l.NodeCPU[n]
 		if !ok {
 			rows = append(rows, Row{fig, "n/a", "<= 2 % of a core", base, blank, miss})
@@ -308,6 +316,9 @@ func (b *Bench) instancesSection() string {
 				r = append(r, "n/a")
 			default:
 				cell := fmt.Sprintf("%.2f%%", 100*cores)
+				if idle, ok := l.NodeCPUNoLoad[n]; ok {
+					cell += fmt.Sprintf(" [%.2f%%]", 100*idle)
+				}
 				if roles := nodeRoles(l, n); roles != "" {
 					cell += " (" + roles + ")"
 				}
@@ -317,8 +328,8 @@ func (b *Bench) instancesSection() string {
 		rows = append(rows, r)
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Instances (restarted per count; HTTP sends to n1 at %d/s over %d conversations, every subscriber on n2, on n1 when alone; CPU in %% of one core, averaged over the %.0f s window; send = takes the sends, subs = holds the subscribers, lead = outbox relay leader; target for a node with no subscribers: <= 2 %% of a core at 1,000 msg/s):\n",
-		runs[0].OfferedRate, runs[0].Conversations, runs[0].MeasureS)
+	fmt.Fprintf(&sb, "Instances (restarted per count; HTTP sends to n1 at %d/s over %d conversations, every subscriber on n2, on n1 when alone; CPU in %% of one core, averaged over the %.0f s window, [without load, over %s before the run]; send = takes the sends, subs = holds the subscribers, lead = outbox relay leader; target for a node with no subscribers: <= 2 %% of a core at 1,000 msg/s):\n",
+		b.cfg.Rate, b.cfg.Conversations, b.cfg.InstancesMeasure.Seconds(), instancesNoLoad)
 	sb.WriteString(formatGrid(head, rows))
 	return sb.String()
 }
@@ -334,4 +345,12 @@ func (b *Bench) shapeNotes() []string {
 		n = append(n, "Instances: the nodes are restarted for each count (NOVA_LIVE_FEED=interest); HTTP sends go to n1 and every subscriber sits on n2 (n1 alone with one instance), so n3 and n4 hold no subscriber of the busy conversations; the outbox relay leader is whichever node took the lock (named in each line). Each node's CPU comes from its /proc/<pid>/stat over the window.")
 	}
 	return n
+}
+
+// plural is "1 instance" or "4 instances".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -53,6 +53,9 @@ type LatencyResult struct {
 	CPU  CPUUse  `json:"cpu_cores_during_measurement"`
 	// NodeCPU is each node's share of CPU (cores) during the measurement window.
 	NodeCPU map[string]float64 `json:"cpu_cores_by_node,omitempty"`
+	// NodeCPUNoLoad is each node's CPU (cores) just before the run, with nothing sent (the
+	// instances scenario measures it, to tell a node's own upkeep from what the load costs it).
+	NodeCPUNoLoad map[string]float64 `json:"cpu_cores_by_node_without_load,omitempty"`
 	// CPUPerMsgMs is CPU time of every server process (the nodes, the bench database's
 	// Postgres backends, Redis) per delivered message.
 	CPUPerMsgMs float64 `json:"cpu_ms_per_delivered_message"`

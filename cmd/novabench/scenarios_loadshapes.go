@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The latency scenario's other load shapes (the main run is novaLatencyShape), and the
@@ -50,6 +51,9 @@ func instancesPlan(nodes []*Node) latencyPlan {
 	return latencyPlan{shape: novaLatencyShape, sender: nodes[0], subs: []*Node{nodes[min(1, len(nodes)-1)]}}
 }
 
+// instancesNoLoad is how long the instances scenario measures the nodes' CPU before sending.
+const instancesNoLoad = 3 * time.Second
+
 // runInstances restarts the nodes with each count of -instance-counts and runs the main
 // shape at the latency run's rate, measuring every node's CPU apart. It leaves the last
 // count's nodes running.
@@ -73,11 +77,15 @@ func (b *Bench) runInstances(ctx context.Context) []*LatencyResult {
 			break
 		}
 		b.vacuum(ctx)
+		from := time.Now()
+		_, noLoad := b.cpuDuringByNode(ctx, from, from.Add(instancesNoLoad))()
+		b.log.Printf("%s: each node's CPU without load for %s: %s", name, instancesNoLoad, formatNodeCPU(noLoad))
 		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, false)
+		l.NodeCPUNoLoad = noLoad
 		if l.Error == "" {
 			var idle []string
 			for _, n := range idleNodes(l) {
-				idle = append(idle, fmt.Sprintf("%s %.2f%%", n, 100*l.NodeCPU[n]))
+				idle = append(idle, fmt.Sprintf("%s %.2f%% (%.2f%% without load)", n, 100*l.NodeCPU[n], 100*noLoad[n]))
 			}
 			if len(idle) > 0 {
 				b.log.Printf("%s: nodes without subscribers (target <= 2%% of a core each): %s; relay leader %s", name, strings.Join(idle, ", "), orDash(l.RelayLeader))
