@@ -107,20 +107,27 @@ func (h *Handler) serve(c echo.Context) error {
 	if !h.admit(r.Context(), claims.User) {
 		return apierror.New(http.StatusTooManyRequests, "rate_limited", "too many connections for this user")
 	}
-	defer h.release(context.WithoutCancel(r.Context()), claims.User)
-
-	ws, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
+	ctx := context.WithoutCancel(r.Context())
+	ws, err := websocket.Accept(smallBuffers{c.Response()}, r, &websocket.AcceptOptions{OriginPatterns: h.opts.OriginPatterns})
 	if err != nil {
+		h.release(ctx, claims.User)
 		return nil // Accept has answered (e.g. 403 for a foreign Origin)
 	}
 	ws.SetReadLimit(maxFrameBytes)
 	cn := newConn(h, ws, claims, client)
 	if !h.track(cn) {
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		h.release(ctx, claims.User)
 		return nil
 	}
-	defer h.untrack(cn)
-	cn.run(context.WithoutCancel(r.Context()), initial)
+	// The connection lives on in a goroutine of its own and the HTTP handler returns, so that
+	// net/http lets go of what it held for the request (its response writer and buffers, the
+	// handler's deep stack): a quarter of an idle connection's memory.
+	go func() {
+		defer h.release(ctx, claims.User)
+		defer h.untrack(cn)
+		cn.run(ctx, initial)
+	}()
 	return nil
 }
 
