@@ -26,8 +26,9 @@ type Stats struct {
 
 var errCutOff = errors.New("connection cut off")
 
-// conn is one WebSocket connection. Its reader goroutine handles frames in order; its writer
-// goroutine drains a byte-bounded queue, so a slow client never blocks delivery to others.
+// conn is one WebSocket connection. Its reader goroutine handles frames in order; a writer
+// goroutine, started while frames are queued, drains a byte-bounded queue, so a slow client
+// never blocks delivery to others.
 type conn struct {
 	h      *Handler
 	ws     *websocket.Conn
@@ -37,12 +38,13 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	qmu    sync.Mutex
-	queue  [][]byte
-	queued int
-	cut    bool
-	wake   chan struct{}
-	room   chan struct{} // closed (and replaced) when the queue drains below the high mark
+	qmu       sync.Mutex
+	queue     [][]byte
+	queued    int
+	cut       bool
+	writing   chan struct{} // non-nil while a writer runs; closed when it stops
+	room      chan struct{} // closed (and replaced) when the queue drains below the high mark
+	keepAlive *time.Timer
 
 	subsMu sync.Mutex
 	subs   map[conversation.ID]*delivery.Subscription
@@ -53,25 +55,23 @@ type conn struct {
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 
-	pinging atomic.Bool
-
 	closeOnce sync.Once
 }
 
 func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsync.ClientID) *conn {
 	return &conn{h: h, ws: ws, user: claims.User, client: client, expiry: claims.ExpiresAt,
-		wake: make(chan struct{}, 1), room: make(chan struct{}),
+		room: make(chan struct{}),
 		subs: map[conversation.ID]*delivery.Subscription{}, acks: map[conversation.ID]int64{}}
 }
 
 func (c *conn) run(parent context.Context, initial conversation.ID) {
 	c.ctx, c.cancel = context.WithCancel(parent)
 	defer c.cancel()
-	// Two long-lived goroutines per connection (this reader and the writer): idle connections
-	// are what an instance holds most of, so pings, token expiry and ack flushes hang off the
-	// writer's select or short-lived timers instead of goroutines of their own.
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); c.writeLoop() }()
+	// One long-lived goroutine per idle connection (this reader): idle connections are what an
+	// instance holds most of, so the writer runs only while frames are queued, and keep-alive,
+	// token expiry and ack flushes are timers.
+	c.keepAlive = time.AfterFunc(pingInterval, c.keepAliveRound)
+	expiry := time.AfterFunc(time.Until(c.expiry), func() { c.closeWith(statusTokenExpired, "token_expired") })
 
 	if initial != "" {
 		c.subscribe(inFrame{Type: "subscribe", ConversationID: string(initial)})
@@ -79,12 +79,20 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	c.readLoop()
 
 	c.cancel()
+	c.keepAlive.Stop()
+	expiry.Stop()
 	c.subsMu.Lock()
 	for _, s := range c.subs {
 		s.Close()
 	}
 	c.subsMu.Unlock()
-	<-writerDone
+	c.qmu.Lock()
+	c.cut = true // no writer starts any more
+	writing := c.writing
+	c.qmu.Unlock()
+	if writing != nil {
+		<-writing
+	}
 	c.amu.Lock()
 	if c.flushTimer != nil {
 		c.flushTimer.Stop()
@@ -305,53 +313,40 @@ func (c *conn) enqueue(frame []byte) error {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.writing == nil {
+		c.writing = make(chan struct{})
+		go c.writeQueued(c.writing)
 	}
+	c.qmu.Unlock()
 	return nil
 }
 
-// writeLoop drains the queue; it also pings every 20 s (dropping a peer that does not answer in
-// 10 s) and closes the connection when its token expires.
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
-	expired := time.NewTimer(time.Until(c.expiry))
-	defer expired.Stop()
+// writeQueued writes what is queued until the queue is empty, then stops (done is closed);
+// enqueue starts it again for the next frame.
+func (c *conn) writeQueued(done chan struct{}) {
+	defer close(done)
 	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-expired.C:
-			go c.closeWith(websocket.StatusPolicyViolation, "token expired")
-			continue
-		case <-ping.C:
-			if c.pinging.CompareAndSwap(false, true) {
-				go c.ping()
-			}
-			if c.revalidating.CompareAndSwap(false, true) {
-				go c.revalidate()
-			}
-			continue
-		case <-c.wake:
-		}
 		c.qmu.Lock()
 		batch := c.queue
 		c.queue = nil
+		if len(batch) == 0 || c.cut {
+			c.writing = nil
+			c.qmu.Unlock()
+			return
+		}
 		c.qmu.Unlock()
 		for _, frame := range batch {
 			wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
 			err := c.ws.Write(wctx, websocket.MessageText, frame)
 			cancel()
-			if err != nil {
-				c.cancel()
-				return
-			}
 			c.qmu.Lock()
-			if c.cut {
+			if err != nil || c.cut { // cut: closeWith is sending the close frame
+				c.cut = true // the connection is done: nothing more is queued or written
+				c.writing = nil
 				c.qmu.Unlock()
+				if err != nil {
+					c.cancel()
+				}
 				return
 			}
 			c.queued -= len(frame)
@@ -361,6 +356,21 @@ func (c *conn) writeLoop() {
 			}
 			c.qmu.Unlock()
 		}
+	}
+}
+
+// keepAliveRound pings every pingInterval (dropping a peer that does not answer within
+// pingTimeout) and re-checks the live subscriptions' membership, then arms the next round.
+func (c *conn) keepAliveRound() {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.revalidating.CompareAndSwap(false, true) {
+		go c.revalidate()
+	}
+	c.ping()
+	if c.ctx.Err() == nil {
+		c.keepAlive.Reset(pingInterval)
 	}
 }
 
@@ -393,9 +403,8 @@ func (c *conn) revalidate() {
 	}
 }
 
-// ping waits for the pong in a goroutine of its own, so frames keep flowing meanwhile.
+// ping waits for the pong (in the keep-alive timer's goroutine, so frames keep flowing meanwhile).
 func (c *conn) ping() {
-	defer c.pinging.Store(false)
 	pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
 	defer cancel()
 	if err := c.ws.Ping(pctx); err != nil {

@@ -26,9 +26,11 @@ const (
 	maxQueuedBytes  = 1 << 20   // a client that lets this much pile up is cut off with 1008
 	backlogHighMark = 256 << 10 // backlog paging waits while more than this is queued
 	pingInterval    = 20 * time.Second
-	pingTimeout     = 10 * time.Second
-	writeTimeout    = 10 * time.Second
-	ackFlushEvery   = time.Second
+	// statusTokenExpired closes a connection whose token expired (PROTOCOL.md section 4).
+	statusTokenExpired websocket.StatusCode = 4001
+	pingTimeout                             = 10 * time.Second
+	writeTimeout                            = 10 * time.Second
+	ackFlushEvery                           = time.Second
 )
 
 // Options are the port's settings from the configuration.

@@ -631,13 +631,13 @@ func TestConnectionIsClosedWhenItsTokenExpires(t *testing.T) {
 	ws := alice.DialWS("", "")
 	expectPong(t, ws, "alive")
 
-	// when the token expires, then the server closes the connection with 1008
+	// when the token expires, then the server closes the connection with 4001 token_expired
 	status, closed := ws.Closed(8 * time.Second)
 	if !closed {
 		t.Fatalf("connection still open %s after its token expired", time.Since(start).Round(time.Millisecond))
 	}
-	if status != websocket.StatusPolicyViolation {
-		t.Fatalf("closed with %v (%v), want 1008", status, ws.CloseErr)
+	if status != 4001 || !strings.Contains(ws.CloseErr.Error(), "token_expired") {
+		t.Fatalf("closed with %v (%v), want 4001 token_expired", status, ws.CloseErr)
 	}
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Fatalf("closed after %s, before the token expired", d)
