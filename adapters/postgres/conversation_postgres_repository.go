@@ -40,14 +40,13 @@ type ConversationRepository struct {
 	pool   *pgxpool.Pool
 	signal OutboxSignal
 	cache  *stateCache
-	group  *groupCommit
 }
 
 func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *ConversationRepository {
 	if pool == nil || signal == nil {
 		panic("postgres.NewConversationRepository: nil dependency")
 	}
-	return &ConversationRepository{pool: pool, signal: signal, cache: newStateCache(), group: newGroupCommit(pool)}
+	return &ConversationRepository{pool: pool, signal: signal, cache: newStateCache()}
 }
 
 var _ conversation.Repository = (*ConversationRepository)(nil)
@@ -145,11 +144,6 @@ func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
 	return nil
 }
 
-// GroupCommits reports how many group transactions committed and how many sends they carried.
-func (r *ConversationRepository) GroupCommits() (transactions, sends int64) {
-	return r.group.transactions.Load(), r.group.sends.Load()
-}
-
 // updateRemembered tries a send on remembered state; done is false when the locked way must
 // decide it. Writers of one conversation on this instance queue here, so they do not make each
 // other's remembered state stale; the locked way queues in Postgres instead.
@@ -189,25 +183,10 @@ func isOnePost(c *conversation.Conversation) bool {
 	return ok
 }
 
-// appendRemembered appends a send decided on remembered state, in a group transaction with the
-// sends other requests make at the same moment (groupCommit), or on its own when its group
-// failed as a whole. When the state row has moved on, nothing is written (errStale); other
-// errors are returned as Postgres reported them.
+// appendRemembered appends a send decided on remembered state: BEGIN, postStatement and COMMIT
+// in one pipelined round trip. When the state row has moved on, nothing is written (errStale);
+// other errors are returned as Postgres reported them.
 func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
-	cm, err := r.group.commit(ctx, c)
-	if errors.Is(err, errGroupFailed) {
-		return r.appendAlone(ctx, c)
-	}
-	if err != nil {
-		return err
-	}
-	r.committed(c, []CommittedMessage{cm})
-	return nil
-}
-
-// appendAlone is appendRemembered in a transaction of its own: BEGIN, postStatement and COMMIT
-// in one pipelined round trip.
-func (r *ConversationRepository) appendAlone(ctx context.Context, c *conversation.Conversation) error {
 	var committed []CommittedMessage
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -288,8 +267,8 @@ func scanConversation(row pgx.Row, id conversation.ID) (*conversation.Conversati
 // queueAppend queues the recorded events, the state row, the read models and the outbox.
 func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]CommittedMessage) error {
 	if changes := c.Changes(); !isNew && len(changes) == 1 {
-		if _, ok := changes[0].(conversation.MessagePosted); ok {
-			return queuePost(b, c, out)
+		if posted, ok := changes[0].(conversation.MessagePosted); ok {
+			return queuePost(b, c, posted, out)
 		}
 	}
 	version := c.PersistedVersion()
@@ -337,14 +316,22 @@ INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, pay
 SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM state RETURNING id`
 
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
-func queuePost(b *pgx.Batch, c *conversation.Conversation, out *[]CommittedMessage) error {
-	args, committed, err := postArgs(c)
+func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
+	m := posted.Message
+	data, err := json.Marshal(posted)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode %s: %w", posted.EventType(), err)
 	}
-	b.Queue(postStatement, args...).
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	participants := userIDs(c.Participants())
+	b.Queue(postStatement, string(c.ID()), c.Version(), aggregateConversation, uuid.Must(uuid.NewV7()).String(),
+		posted.EventType(), data, time.Now().UTC(),
+		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload).
 		QueryRow(func(row pgx.Row) error {
-			cm := committed
+			cm := CommittedMessage{Message: m, Payload: payload, Participants: participants}
 			if err := row.Scan(&cm.OutboxID); errors.Is(err, pgx.ErrNoRows) {
 				return errStale
 			} else if err != nil {
@@ -354,27 +341,6 @@ func queuePost(b *pgx.Batch, c *conversation.Conversation, out *[]CommittedMessa
 			return nil
 		})
 	return nil
-}
-
-// postArgs are postStatement's arguments for c's one MessagePosted, and what it commits.
-func postArgs(c *conversation.Conversation) ([]any, CommittedMessage, error) {
-	posted, ok := c.Changes()[0].(conversation.MessagePosted)
-	if !ok || len(c.Changes()) != 1 {
-		return nil, CommittedMessage{}, errors.New("postStatement appends exactly one MessagePosted")
-	}
-	m := posted.Message
-	data, err := json.Marshal(posted)
-	if err != nil {
-		return nil, CommittedMessage{}, fmt.Errorf("encode %s: %w", posted.EventType(), err)
-	}
-	payload, err := json.Marshal(m)
-	if err != nil {
-		return nil, CommittedMessage{}, fmt.Errorf("encode message: %w", err)
-	}
-	args := []any{string(c.ID()), c.Version(), aggregateConversation, uuid.Must(uuid.NewV7()).String(),
-		posted.EventType(), data, time.Now().UTC(),
-		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload}
-	return args, CommittedMessage{Message: m, Payload: payload, Participants: userIDs(c.Participants())}, nil
 }
 
 // duplicateOf finds the message that holds the (conversation, sender, client_msg_id) key already;
