@@ -308,3 +308,62 @@ func TestTwoInstancesSendingToOneConversationKeepSeqGaplessAndInOutboxOrder(t *t
 		}
 	}
 }
+
+func TestConcurrentSendsToManyConversationsKeepTheirOwnOutcomes(t *testing.T) {
+	repo, pool, sig := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	const convs, perConv = 20, 15
+	ids := make([]conversation.ID, convs)
+	for i := range ids {
+		ids[i] = startConversation(t, repo, alice).ID()
+		// one earlier message per conversation, whose key is sent again below
+		if err := repo.Update(ctx, ids[i], func(c *conversation.Conversation) error { _, err := c.PostMessage(post("first", alice)); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// when every conversation gets 15 sends at once from its own writer, one of them a repeat
+	type outcome struct {
+		conv conversation.ID
+		key  string
+		err  error
+	}
+	outcomes := make(chan outcome, convs*perConv)
+	for _, id := range ids {
+		go func() {
+			for i := range perConv {
+				key := fmt.Sprintf("k%d", i)
+				if i == 7 {
+					key = "first"
+				}
+				err := repo.Update(ctx, id, func(c *conversation.Conversation) error { _, err := c.PostMessage(post(key, alice)); return err })
+				outcomes <- outcome{id, key, err}
+			}
+		}()
+	}
+
+	// then each repeat gets its original, every other send is stored, and seq stays gapless
+	for range convs * perConv {
+		o := <-outcomes
+		var dup *conversation.DuplicateMessageError
+		switch {
+		case o.key == "first" && !errors.As(o.err, &dup):
+			t.Fatalf("repeat in %s: %v, want the original", o.conv, o.err)
+		case o.key != "first" && o.err != nil:
+			t.Fatalf("send %s in %s: %v", o.key, o.conv, o.err)
+		}
+	}
+	for _, id := range ids {
+		var n, maxSeq int64
+		if err := pool.QueryRow(ctx, `SELECT count(*), max(seq) FROM messages WHERE conversation_id = $1`, string(id)).Scan(&n, &maxSeq); err != nil {
+			t.Fatal(err)
+		}
+		if n != perConv || maxSeq != perConv {
+			t.Fatalf("conversation %s: %d messages, max seq %d, want %d and %d", id, n, maxSeq, perConv, perConv)
+		}
+	}
+	if got := sig.n.Load(); got != convs*perConv {
+		t.Fatalf("the outbox signal heard of %d messages, want %d", got, convs*perConv)
+	}
+}
