@@ -47,7 +47,7 @@ for i = 7, #ARGV, 6 do
       end
     else
       local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
-        event_type = 'conversation.message_posted.v1', participants = members })
+        event_type = 'conversation.message_posted.v1', participants = members, sender_id = sender })
       local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload,
         'metadata', meta, 'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
       -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -26,7 +27,18 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 type Authenticator struct {
 	key    []byte
 	parser *jwt.Parser
+
+	// verified remembers tokens that passed, so a client's every request is not parsed and
+	// signed again (a twelfth of a busy instance's CPU); only exp can change a verdict later.
+	mu       sync.Mutex
+	verified map[string]Claims
 }
+
+const (
+	leeway = 5 * time.Second
+	// maxVerified bounds the remembered tokens; past it the memory starts afresh.
+	maxVerified = 10_000
+)
 
 func NewAuthenticator(secret Secret) *Authenticator {
 	if len(secret) < MinSecretLen {
@@ -35,7 +47,8 @@ func NewAuthenticator(secret Secret) *Authenticator {
 	return &Authenticator{
 		key: []byte(secret),
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second)),
+			jwt.WithExpirationRequired(), jwt.WithLeeway(leeway)),
+		verified: map[string]Claims{},
 	}
 }
 
@@ -49,6 +62,18 @@ func (a *Authenticator) Verify(token string) (Claims, error) {
 	if token == "" || len(token) > MaxTokenLen {
 		return Claims{}, fmt.Errorf("%w: missing or oversized token", ErrUnauthenticated)
 	}
+	a.mu.Lock()
+	c, ok := a.verified[token]
+	a.mu.Unlock()
+	if ok {
+		if time.Now().Before(c.ExpiresAt.Add(leeway)) {
+			return c, nil
+		}
+		a.mu.Lock()
+		delete(a.verified, token)
+		a.mu.Unlock()
+		return Claims{}, fmt.Errorf("%w: token has expired", ErrUnauthenticated)
+	}
 	var rc jwt.RegisteredClaims
 	if _, err := a.parser.ParseWithClaims(token, &rc, func(*jwt.Token) (any, error) { return a.key, nil }); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
@@ -57,7 +82,14 @@ func (a *Authenticator) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: sub is not a user UUID", ErrUnauthenticated)
 	}
-	return Claims{User: user, ExpiresAt: rc.ExpiresAt.Time}, nil
+	c = Claims{User: user, ExpiresAt: rc.ExpiresAt.Time}
+	a.mu.Lock()
+	if len(a.verified) >= maxVerified {
+		clear(a.verified)
+	}
+	a.verified[token] = c
+	a.mu.Unlock()
+	return c, nil
 }
 
 // Issue signs a token for user valid for ttl (the `nova token` command and tests).

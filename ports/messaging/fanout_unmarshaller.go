@@ -16,6 +16,8 @@ const (
 	// MetaParticipants lists the conversation's participants, comma-separated, when the
 	// publisher knew them (absent from entries written before it was added, and from redrives).
 	MetaParticipants = "participants"
+	MetaSeq          = "seq"
+	MetaSenderID     = "sender_id"
 	// MetaMalformed is set (to the reason) on an entry whose envelope could not be read; handlers
 	// never see it: the router sends it to the dead-letter stream.
 	MetaMalformed = "nova_malformed"

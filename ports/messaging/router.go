@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -92,9 +93,9 @@ func handlers(app application.Application) []Handler {
 	return []Handler{{
 		Group: GroupMessagingService,
 		Handle: func(msg *message.Message) error {
-			var m conversation.Message
-			if err := json.Unmarshal(msg.Payload, &m); err != nil || m.ConversationID == "" || m.Seq < 1 {
-				return fmt.Errorf("%w: payload is not a stored message: %v", errPermanent, err)
+			m, err := postedMessage(msg)
+			if err != nil {
+				return err
 			}
 			var participants []conversation.UserID
 			if list := msg.Metadata.Get(MetaParticipants); list != "" {
@@ -105,6 +106,20 @@ func handlers(app application.Application) []Handler {
 			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, msg.UUID, m, participants)
 		},
 	}}
+}
+
+// postedMessage is what the handler needs of a message_posted event: from the metadata when it
+// names conversation, seq and sender (no JSON to decode), else from the payload (older entries).
+func postedMessage(msg *message.Message) (conversation.Message, error) {
+	conv, sender := msg.Metadata.Get(MetaConversationID), msg.Metadata.Get(MetaSenderID)
+	if seq, err := strconv.ParseInt(msg.Metadata.Get(MetaSeq), 10, 64); err == nil && seq > 0 && conv != "" && sender != "" {
+		return conversation.Message{ConversationID: conversation.ID(conv), Seq: seq, SenderID: conversation.UserID(sender)}, nil
+	}
+	var m conversation.Message
+	if err := json.Unmarshal(msg.Payload, &m); err != nil || m.ConversationID == "" || m.Seq < 1 {
+		return m, fmt.Errorf("%w: payload is not a stored message: %v", errPermanent, err)
+	}
+	return m, nil
 }
 
 // Run consumes until ctx ends, then closes the router (acking what was processed).
