@@ -1,4 +1,4 @@
-# Nova build, run and test entry points. See docs/SETUP-snippet.md.
+# Nova build, run and test entry points. See README.md ("Two commands").
 #
 #   make build        go build -o bin/nova ./cmd/nova
 #   make run          Postgres + Redis (reused or private), migrate, print a token, serve
