@@ -95,20 +95,13 @@ func (f *FastPath) Run(ctx context.Context) error {
 }
 
 func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessage) {
-	index := map[string]int{}
-	var byConversation [][]redisstream.Entry
-	for _, cm := range batch {
+	entries := make([]redisstream.Entry, len(batch))
+	for i, cm := range batch {
 		m := cm.Message
-		e := redisstream.Entry{OutboxID: cm.OutboxID, ConversationID: string(m.ConversationID), Seq: m.Seq,
+		entries[i] = redisstream.Entry{OutboxID: cm.OutboxID, ConversationID: string(m.ConversationID), Seq: m.Seq,
 			MessageID: m.ID, SenderID: string(m.SenderID), CreatedAt: m.CreatedAt, Payload: cm.Payload, Participants: cm.Participants}
-		i, ok := index[e.ConversationID]
-		if !ok {
-			i = len(byConversation)
-			index[e.ConversationID] = i
-			byConversation = append(byConversation, nil)
-		}
-		byConversation[i] = append(byConversation[i], e)
 	}
+	byConversation := groupByConversation(entries)
 	res, err := f.pub.PublishNext(ctx, byConversation)
 	f.Stats.Published.Add(int64(res.Added))
 	if len(res.Done) > 0 && f.log.Enabled(ctx, slog.LevelDebug) {

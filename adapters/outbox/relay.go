@@ -309,21 +309,33 @@ func (r *Relay) fetch(ctx context.Context) (batch, error) {
 		return batch{}, fmt.Errorf("read outbox: %w", err)
 	}
 	b := batch{rows: list}
-	index := map[string]int{}
+	var valid []redisstream.Entry
 	for _, o := range list {
 		if !json.Valid(o.Payload) {
 			b.undecodable = append(b.undecodable, o)
 			continue
 		}
-		i, ok := index[o.ConversationID]
-		if !ok {
-			i = len(b.byConversation)
-			index[o.ConversationID] = i
-			b.byConversation = append(b.byConversation, nil)
-		}
-		b.byConversation[i] = append(b.byConversation[i], o.Entry)
+		valid = append(valid, o.Entry)
 	}
+	b.byConversation = groupByConversation(valid)
 	return b, nil
+}
+
+// groupByConversation splits entries by conversation, keeping their order within each (the
+// publish script takes one conversation's entries at a time, in seq order).
+func groupByConversation(entries []redisstream.Entry) [][]redisstream.Entry {
+	index := map[string]int{}
+	var byConversation [][]redisstream.Entry
+	for _, e := range entries {
+		i, ok := index[e.ConversationID]
+		if !ok {
+			i = len(byConversation)
+			index[e.ConversationID] = i
+			byConversation = append(byConversation, nil)
+		}
+		byConversation[i] = append(byConversation[i], e)
+	}
+	return byConversation
 }
 
 // markDone deletes relayed rows. It need not wait for the disk: a delete lost in a crash only

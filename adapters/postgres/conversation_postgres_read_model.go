@@ -24,7 +24,7 @@ func NewReadModel(pool *pgxpool.Pool) *ReadModel {
 var _ query.ReadModel = (*ReadModel)(nil)
 
 func (r *ReadModel) Conversation(ctx context.Context, id conversation.ID) (conversation.Snapshot, error) {
-	c, err := loadConversation(ctx, r.pool, id, "")
+	c, err := loadConversation(ctx, r.pool, id)
 	if err != nil {
 		return conversation.Snapshot{}, err
 	}

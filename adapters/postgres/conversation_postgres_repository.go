@@ -56,7 +56,7 @@ func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Con
 }
 
 func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*conversation.Conversation, error) {
-	return loadConversation(ctx, r.pool, id, "")
+	return loadConversation(ctx, r.pool, id)
 }
 
 // Update runs fn on the conversation and appends what it recorded. When this instance wrote the
@@ -242,8 +242,8 @@ type querier interface {
 
 const selectConversation = `SELECT id, title, participants, created_at, last_seq, version FROM conversations WHERE id = $1`
 
-func loadConversation(ctx context.Context, q querier, id conversation.ID, lock string) (*conversation.Conversation, error) {
-	return scanConversation(q.QueryRow(ctx, selectConversation+" "+lock, string(id)), id)
+func loadConversation(ctx context.Context, q querier, id conversation.ID) (*conversation.Conversation, error) {
+	return scanConversation(q.QueryRow(ctx, selectConversation, string(id)), id)
 }
 
 func scanConversation(row pgx.Row, id conversation.ID) (*conversation.Conversation, error) {

@@ -59,6 +59,8 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	}
 	log := g.log.With("consumer_group", group)
 	client.AddHook(claimCounter{g.claimsOf(group)})
+	// the library's hooks get no context: theirs is the one the subscriber was made for
+	hookCtx := context.WithoutCancel(ctx)
 	return wredis.NewSubscriber(wredis.SubscriberConfig{
 		Client:                        client,
 		Unmarshaller:                  g.decode,
@@ -74,10 +76,10 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		DisableIndefiniteInitialBlock: true,
 		ShouldClaimPendingMessage: func(xp redis.XPendingExt) bool {
 			return redriver{client: client, history: g.history, stats: &g.Redrive, log: log}.
-				shouldClaim(context.Background(), group, xp)
+				shouldClaim(hookCtx, group, xp)
 		},
 		ShouldStopOnReadErrors: func(err error) bool {
-			recreateGroupIfLost(context.Background(), client, group, err, log)
+			recreateGroupIfLost(hookCtx, client, group, err, log)
 			return false
 		},
 	}, watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))

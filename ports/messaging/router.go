@@ -77,7 +77,7 @@ func NewRouter(ctx context.Context, keys Keys, subs SubscriberFactory, deadLette
 			return nil, fmt.Errorf("subscriber for %s: %w", h.Group, err)
 		}
 		handle := h.Handle
-		r.AddNoPublisherHandler(h.Group, keys.FanoutStream, sub, func(msg *message.Message) error {
+		r.AddConsumerHandler(h.Group, keys.FanoutStream, sub, func(msg *message.Message) error {
 			if err := handle(msg); err != nil {
 				return err
 			}
