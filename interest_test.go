@@ -62,17 +62,7 @@ func TestFirstSubscriberOnAnInstanceGetsEverythingWhileSendsRunAtFullSpeed(t *te
 	for round := range 3 {
 		conv := alice.CreateConversation(bob.User)
 		const total = 300
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			sender := alice.DialWS("", "")
-			for i := 1; i <= total; i++ {
-				sender.Write(map[string]any{"type": "send", "conversation_id": conv, "client_msg_id": fmt.Sprint(i), "body": i})
-			}
-			for i := 1; i <= total; i++ {
-				sender.Next(20 * time.Second)
-			}
-		}()
+		done := sendAtFullSpeed(alice, conv, total)
 		time.Sleep(time.Duration(20*(round+1)) * time.Millisecond)
 		ws := bob.DialWS("", "")
 		ws.Subscribe(conv, ptr(0))

@@ -163,17 +163,7 @@ func TestSubscribeWhileMessagesArriveHasNoGapOrDuplicate(t *testing.T) {
 
 	// given alice sends 600 messages as fast as she can
 	const total = 600
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sender := alice.DialWS("", "")
-		for i := 1; i <= total; i++ {
-			sender.Write(map[string]any{"type": "send", "conversation_id": conv, "client_msg_id": fmt.Sprint(i), "body": i})
-		}
-		for i := 1; i <= total; i++ {
-			sender.Next(20 * time.Second)
-		}
-	}()
+	done := sendAtFullSpeed(alice, conv, total)
 
 	// when bob subscribes from 0 in the middle of it
 	for {
@@ -190,6 +180,23 @@ func TestSubscribeWhileMessagesArriveHasNoGapOrDuplicate(t *testing.T) {
 	expectSeqs(t, ws.Messages(total, 30*time.Second), 1)
 	<-done
 	expectSilence(t, ws, 300*time.Millisecond)
+}
+
+// sendAtFullSpeed has sender post total messages over one WebSocket without waiting for the
+// answers in between; the channel closes once every answer came.
+func sendAtFullSpeed(sender *testinfra.Client, conv conversation.ID, total int) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ws := sender.DialWS("", "")
+		for i := 1; i <= total; i++ {
+			ws.Write(map[string]any{"type": "send", "conversation_id": conv, "client_msg_id": fmt.Sprint(i), "body": i})
+		}
+		for i := 1; i <= total; i++ {
+			ws.Next(20 * time.Second)
+		}
+	}()
+	return done
 }
 
 func containsLastSeq0(body []byte) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 // committedRow writes and commits one outbox row and returns what the repository would signal.
@@ -73,11 +74,5 @@ func TestFastPathPublishesTheNextSeqAndDefersAGapToTheRelay(t *testing.T) {
 
 func waitUntil(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testinfra.Eventually(t, 5*time.Second, what, cond)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 )
 
@@ -346,16 +347,7 @@ func (r *Relay) markDone(ctx context.Context, ids []int64) error {
 	b.Queue("SET LOCAL synchronous_commit TO OFF")
 	b.Queue("DELETE FROM outbox WHERE id = ANY($1)", ids)
 	b.Queue("COMMIT")
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		return err
-	}
-	return nil
+	return postgres.SendTransaction(ctx, r.pool, b)
 }
 
 func (r *Relay) moveAside(ctx context.Context, rows []outboxRow) error {

@@ -194,15 +194,7 @@ func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conver
 		return err
 	}
 	b.Queue("COMMIT")
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		if !errors.Is(err, errStale) { // a stale send failed nothing: its COMMIT ended the transaction
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
+	if err := SendTransaction(ctx, r.pool, b); err != nil {
 		return err
 	}
 	r.committed(c, committed)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -28,4 +29,21 @@ func NewPool(ctx context.Context, dsn DSN) (*pgxpool.Pool, func(), error) {
 		return nil, nil, fmt.Errorf("connect to Postgres: %w", err)
 	}
 	return pool, pool.Close, nil
+}
+
+// SendTransaction sends b, which opens and ends a transaction itself (BEGIN ... COMMIT), on one
+// connection in one round trip. When anything in it failed, Postgres skipped the rest, COMMIT
+// included, and the transaction is rolled back here (a ROLLBACK after a transaction that had
+// already ended only draws a warning).
+func SendTransaction(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	return nil
 }

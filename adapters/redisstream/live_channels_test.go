@@ -84,13 +84,7 @@ func (r *liveRig) shardSubscribers(t *testing.T, conv conversation.ID) int64 {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testinfra.Eventually(t, 5*time.Second, what, cond)
 }
 
 // seqSink records what one subscription is handed.

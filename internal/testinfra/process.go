@@ -168,3 +168,15 @@ func (p *Process) Pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Resume continues a paused process (SIGCONT).
 func (p *Process) Resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Eventually waits up to within for cond, failing the test with what when it never holds.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
