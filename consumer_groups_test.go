@@ -32,13 +32,7 @@ func offlineCount(t *testing.T, rdb *redis.Client, u conversation.UserID, c conv
 
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testinfra.Eventually(t, within, what, cond)
 }
 
 func pendingOf(t *testing.T, rdb *redis.Client, group string) int64 {
