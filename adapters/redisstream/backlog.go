@@ -42,22 +42,37 @@ func (b *Backlog) After(ctx context.Context, conv conversation.ID, after int64, 
 	if err != nil && ctx.Err() == nil {
 		b.log.Debug("conversation stream unreadable; reading Postgres", "conversation_id", conv, "error", err)
 	}
-	if items := contiguous(entries, after); len(items) > 0 {
+	items := contiguous(entries, after)
+	if len(items) > 0 && len(items) < len(entries) {
+		// a hole inside the page (Redis lost entries: a failover, a cut AOF): the rest of the
+		// page comes from Postgres, so that a short page still means "nothing more"
+		more, err := b.fromPostgres(ctx, conv, items[len(items)-1].Seq, limit-len(items))
+		if err != nil {
+			return nil, delivery.FromRedis, err
+		}
+		return append(items, more...), delivery.FromRedis, nil
+	}
+	if len(items) > 0 {
 		return items, delivery.FromRedis, nil
 	}
+	items, err = b.fromPostgres(ctx, conv, after, limit)
+	return items, delivery.FromPostgres, err
+}
+
+func (b *Backlog) fromPostgres(ctx context.Context, conv conversation.ID, after int64, limit int) ([]delivery.Item, error) {
 	msgs, err := b.history.MessagesAfter(ctx, conv, after, limit)
 	if err != nil {
-		return nil, delivery.FromPostgres, err
+		return nil, err
 	}
 	items := make([]delivery.Item, len(msgs))
 	for i, m := range msgs {
 		data, err := json.Marshal(m)
 		if err != nil {
-			return nil, delivery.FromPostgres, fmt.Errorf("encode message: %w", err)
+			return nil, fmt.Errorf("encode message: %w", err)
 		}
 		items[i] = delivery.Item{Seq: m.Seq, JSON: data}
 	}
-	return items, delivery.FromPostgres, nil
+	return items, nil
 }
 
 // contiguous keeps the entries that continue after+1, after+2, ... without a hole.
