@@ -128,7 +128,11 @@ func (s *Subscription) Close() {
 		}
 	}
 	h.mu.Unlock()
+	// cancelled under the subscription's lock: once Close returns, no page in progress hands
+	// the sink another message (deliverLocked checks it under the same lock)
+	s.mu.Lock()
 	s.stop()
+	s.mu.Unlock()
 }
 
 // LastSeq is the highest seq handed to the sink.
@@ -222,6 +226,9 @@ func (s *Subscription) startCatchUpLocked() {
 }
 
 func (s *Subscription) deliverLocked(it Item) {
+	if s.ctx.Err() != nil {
+		return // closed
+	}
 	if err := s.sink.Deliver(s.conv, it); err != nil {
 		s.stop()
 		return

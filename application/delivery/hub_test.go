@@ -258,3 +258,39 @@ func TestManySubscribersAndPublishersUnderRace(t *testing.T) {
 		}
 	}
 }
+
+// blockingSink holds its first WaitRoom until released, so a backlog page is mid-way.
+type blockingSink struct {
+	*recordingSink
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+// WaitRoom answers as a connection with room does: without looking at ctx.
+func (b *blockingSink) WaitRoom(context.Context) error {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	return nil
+}
+
+func TestNothingIsDeliveredAfterCloseEvenFromAPageInProgress(t *testing.T) {
+	hub, src, _ := newHub()
+	src.append("c1", 50)
+	sink := &blockingSink{recordingSink: newSink(), entered: make(chan struct{}), release: make(chan struct{})}
+
+	// given a catch-up that is in the middle of a backlog page
+	sub := hub.Subscribe(t.Context(), "c1", 0, sink)
+	<-sink.entered
+
+	// when the subscription closes (an unsubscribe) and the page goes on
+	sub.Close()
+	close(sink.release)
+	time.Sleep(50 * time.Millisecond)
+
+	// then the sink got nothing from that page
+	if got := sink.waitFor(t, 0); len(got) != 0 {
+		t.Fatalf("closed subscription delivered %v", got)
+	}
+}
