@@ -39,7 +39,7 @@ type conn struct {
 	cancel context.CancelFunc
 
 	qmu       sync.Mutex
-	queue     [][]byte
+	queue     []outFrame
 	queued    int
 	cut       bool
 	writing   chan struct{} // non-nil while a writer runs; closed when it stops
@@ -56,6 +56,13 @@ type conn struct {
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 
 	closeOnce sync.Once
+}
+
+// outFrame is a queued frame; conv is set on message frames, so an unsubscribe can take back
+// what is still queued for that conversation.
+type outFrame struct {
+	conv conversation.ID
+	data []byte
 }
 
 func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsync.ClientID) *conn {
@@ -263,8 +270,8 @@ func (c *conn) flushAcks(ctx context.Context) {
 }
 
 // Deliver implements delivery.Sink: queue one message frame, or cut the client off.
-func (c *conn) Deliver(_ conversation.ID, it delivery.Item) error {
-	if err := c.enqueue(messageFrame(it.JSON)); err != nil {
+func (c *conn) Deliver(conv conversation.ID, it delivery.Item) error {
+	if err := c.enqueue(conv, messageFrame(it.JSON)); err != nil {
 		return err
 	}
 	if it.CreatedAtMs > 0 { // a live fan-out message (backlog pages carry no timestamp)
@@ -295,7 +302,7 @@ func (c *conn) WaitRoom(ctx context.Context) error {
 	}
 }
 
-func (c *conn) enqueue(frame []byte) error {
+func (c *conn) enqueue(conv conversation.ID, frame []byte) error {
 	c.qmu.Lock()
 	if c.cut {
 		c.qmu.Unlock()
@@ -311,7 +318,7 @@ func (c *conn) enqueue(frame []byte) error {
 		go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: too much queued")
 		return errCutOff
 	}
-	c.queue = append(c.queue, frame)
+	c.queue = append(c.queue, outFrame{conv: conv, data: frame})
 	c.queued += len(frame)
 	if c.writing == nil {
 		c.writing = make(chan struct{})
@@ -321,41 +328,67 @@ func (c *conn) enqueue(frame []byte) error {
 	return nil
 }
 
-// writeQueued writes what is queued until the queue is empty, then stops (done is closed);
-// enqueue starts it again for the next frame.
+// writeQueued writes the queued frames one at a time until the queue is empty, then stops (done
+// is closed); enqueue starts it again for the next frame. Taking one frame at a time leaves
+// the rest in the queue, where an unsubscribe can still take its conversation's back.
 func (c *conn) writeQueued(done chan struct{}) {
 	defer close(done)
 	for {
 		c.qmu.Lock()
-		batch := c.queue
-		c.queue = nil
-		if len(batch) == 0 || c.cut {
+		if len(c.queue) == 0 || c.cut {
+			c.queue = nil
 			c.writing = nil
 			c.qmu.Unlock()
 			return
 		}
+		f := c.queue[0]
+		c.queue[0] = outFrame{}
+		c.queue = c.queue[1:]
 		c.qmu.Unlock()
-		for _, frame := range batch {
-			wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-			err := c.ws.Write(wctx, websocket.MessageText, frame)
-			cancel()
-			c.qmu.Lock()
-			if err != nil || c.cut { // cut: closeWith is sending the close frame
-				c.cut = true // the connection is done: nothing more is queued or written
-				c.writing = nil
-				c.qmu.Unlock()
-				if err != nil {
-					c.cancel()
-				}
-				return
-			}
-			c.queued -= len(frame)
-			if c.queued < backlogHighMark {
-				close(c.room)
-				c.room = make(chan struct{})
-			}
+		wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+		err := c.ws.Write(wctx, websocket.MessageText, f.data)
+		cancel()
+		c.qmu.Lock()
+		if err != nil || c.cut { // cut: closeWith is sending the close frame
+			c.cut = true // the connection is done: nothing more is queued or written
+			c.writing = nil
 			c.qmu.Unlock()
+			if err != nil {
+				c.cancel()
+			}
+			return
 		}
+		c.queued -= len(f.data)
+		c.roomLocked()
+		c.qmu.Unlock()
+	}
+}
+
+// roomLocked wakes backlog paging once the queue is below the high mark.
+func (c *conn) roomLocked() {
+	if c.queued < backlogHighMark {
+		close(c.room)
+		c.room = make(chan struct{})
+	}
+}
+
+// unqueue takes back the message frames still queued for conv (it was unsubscribed or
+// subscribed again from another seq), so the client sees nothing more of the old subscription.
+func (c *conn) unqueue(conv conversation.ID) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	kept := c.queue[:0]
+	for _, f := range c.queue {
+		if f.conv == conv {
+			c.queued -= len(f.data)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	if !c.cut {
+		c.roomLocked()
 	}
 }
 
@@ -380,6 +413,7 @@ func (c *conn) dropSubscription(conv conversation.ID) {
 	if s, ok := c.subs[conv]; ok {
 		s.Close()
 		delete(c.subs, conv)
+		c.unqueue(conv)
 	}
 }
 
@@ -429,7 +463,7 @@ func (c *conn) sendJSON(v any) {
 		c.h.log.Error("encode frame", "error", err)
 		return
 	}
-	_ = c.enqueue(data)
+	_ = c.enqueue("", data)
 }
 
 func (c *conn) sendError(id string, e *apierror.Error) {
