@@ -127,9 +127,9 @@ bench: test-tools
 # The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
 # The whole-system check (kill -9, SIGSTOP, Redis restart, Postgres outage under load; ~1 min).
 chaos: test-tools
-	@echo "==> go test -tags chaos -run TestChaos ."
+	@echo "==> go test -tags chaos -run TestChaos ./systemtest"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
-		$(GO) test -tags chaos -count=1 -run TestChaos -v -timeout 10m .
+		$(GO) test -tags chaos -count=1 -run TestChaos -v -timeout 10m ./systemtest
 
 bench-outbox: test-tools
 	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"

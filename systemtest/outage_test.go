@@ -1,4 +1,4 @@
-package nova_test
+package systemtest_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package nova_test
+package systemtest_test
 
 import (
 	"context"
@@ -192,7 +192,7 @@ func TestAdminDashboardInHeadlessChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join("artifacts", "test")
+	dir := filepath.Join("..", "artifacts", "test") // the repository's artifacts/, as before this folder existed
 	must(t, os.MkdirAll(dir, 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "admin-dashboard.png"), png, 0o644))
 

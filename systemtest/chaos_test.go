@@ -1,6 +1,6 @@
 //go:build chaos
 
-package nova_test
+package systemtest_test
 
 import (
 	"context"
