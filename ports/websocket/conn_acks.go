@@ -1,0 +1,73 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/domain/clientsync"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
+)
+
+// Acknowledgements: the hot cursor at once, the durable one about once a second.
+
+func (c *conn) ack(f inFrame) {
+	conv, err := conversation.ParseID(f.ConversationID)
+	if err != nil {
+		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
+	err = c.h.app.Commands.AcknowledgeSync.Acknowledge(c.ctx, key, *f.Seq)
+	if err != nil && !errors.Is(err, command.ErrHotCursorUnavailable) {
+		c.sendError(f.ID, apierror.From(err))
+		return
+	}
+	if err != nil {
+		c.h.log.Warn("hot cursor not written; the durable copy follows", "conversation_id", conv, "error", err)
+	}
+	c.amu.Lock()
+	c.acks[conv] = max(c.acks[conv], *f.Seq)
+	c.scheduleFlushLocked()
+	c.amu.Unlock()
+}
+
+// scheduleFlushLocked stores acknowledged cursors durably about a second after the first
+// unstored ack (and once more when the connection ends). Callers hold amu.
+func (c *conn) scheduleFlushLocked() {
+	if c.flushTimer != nil {
+		return
+	}
+	c.flushTimer = time.AfterFunc(ackFlushEvery, func() {
+		c.amu.Lock()
+		c.flushTimer = nil
+		c.amu.Unlock()
+		c.flushAcks(c.ctx)
+	})
+}
+
+func (c *conn) flushAcks(ctx context.Context) {
+	c.amu.Lock()
+	pending := c.acks
+	c.acks = map[conversation.ID]int64{}
+	c.amu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for conv, seq := range pending {
+		key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
+		if err := c.h.app.Commands.AcknowledgeSync.Persist(ctx, key, seq); err != nil {
+			c.h.log.Warn("cursor not stored; will retry", "conversation_id", conv, "seq", seq, "error", err)
+			c.amu.Lock()
+			c.acks[conv] = max(c.acks[conv], seq)
+			if ctx.Err() == nil {
+				c.scheduleFlushLocked()
+			}
+			c.amu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package websocket
+
+import (
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
+)
+
+// Subscriptions: subscribe, unsubscribe, and the keep-alive re-check of membership.
+
+func (c *conn) subscribe(f inFrame) {
+	conv, err := conversation.ParseID(f.ConversationID)
+	if err != nil {
+		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	snap, err := c.h.app.Queries.Conversations.Get(c.ctx, c.user, conv)
+	if err != nil {
+		c.sendError(f.ID, apierror.From(err))
+		return
+	}
+	from := snap.LastSeq // with neither since_seq nor a stored cursor: the live end
+	if f.SinceSeq != nil {
+		if *f.SinceSeq > snap.LastSeq {
+			c.sendError(f.ID, apierror.InvalidArgument("since_seq is beyond the conversation's last seq"))
+			return
+		}
+		from = *f.SinceSeq
+	} else {
+		acked, err := c.h.app.Queries.Cursors.AckedSeqs(c.ctx, c.user, c.client)
+		if err != nil {
+			c.sendError(f.ID, apierror.From(err))
+			return
+		}
+		if seq, ok := acked[conv]; ok {
+			from = min(seq, snap.LastSeq)
+		}
+	}
+	c.dropSubscription(conv)
+	c.sendJSON(subscribedFrame{Type: "subscribed", ID: f.ID, ConversationID: string(conv), FromSeq: from, LastSeq: snap.LastSeq})
+	sub := c.h.hub.Subscribe(c.ctx, conv, from, c)
+	c.subsMu.Lock()
+	c.subs[conv] = sub
+	c.subsMu.Unlock()
+	if err := c.h.app.Commands.AcknowledgeSync.Synced(c.ctx, c.user, conv); err != nil {
+		c.h.log.Warn("offline counter not cleared", "conversation_id", conv, "error", err)
+	}
+	if from < snap.LastSeq {
+		c.h.log.Info("delivering offline messages", "conversation_id", conv, "user_id", c.user,
+			"from_seq", from, "last_seq", snap.LastSeq, "count", snap.LastSeq-from)
+	}
+}
+
+func (c *conn) dropSubscription(conv conversation.ID) {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	if s, ok := c.subs[conv]; ok {
+		s.Close()
+		delete(c.subs, conv)
+		c.unqueue(conv)
+	}
+}
+
+// revalidate ends the subscriptions of conversations the user was removed from meanwhile
+// (checked at every ping, from a membership cache shared by the instance's connections).
+func (c *conn) revalidate() {
+	defer c.revalidating.Store(false)
+	c.subsMu.Lock()
+	convs := make([]conversation.ID, 0, len(c.subs))
+	for conv := range c.subs {
+		convs = append(convs, conv)
+	}
+	c.subsMu.Unlock()
+	for _, conv := range convs {
+		member, err := c.h.members.isMember(c.ctx, conv, c.user)
+		if err != nil || member {
+			continue // when in doubt (Postgres down) keep it; the next ping looks again
+		}
+		c.dropSubscription(conv)
+		c.sendError("", apierror.NotFound)
+	}
+}
