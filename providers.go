@@ -39,8 +39,9 @@ func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *r
 	}
 }
 
-// NewReadinessChecks are what /readyz asks: Postgres, Redis, and that migrations are applied.
-func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgres.Migrator) []nhttp.ReadinessCheck {
+// NewReadinessChecks are what /readyz asks: Postgres, Redis, that migrations are applied, and
+// that the consumer groups run (they retry on their own when Redis was away at start).
+func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgres.Migrator, router *messaging.Router) []nhttp.ReadinessCheck {
 	return []nhttp.ReadinessCheck{
 		{Name: "postgres", Check: pool.Ping},
 		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -51,6 +52,7 @@ func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgr
 			}
 			return err
 		}},
+		{Name: "consumer_groups", Check: router.Ready},
 	}
 }
 

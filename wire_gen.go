@@ -64,26 +64,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
 	perUser := ratelimit.NewPerUser(sendRate)
-	v := NewReadinessChecks(pool, universalClient, migrator)
-	backlog := redisstream.NewBacklog(universalClient, readModel, log)
-	liveChannels := redisstream.NewLiveChannels(universalClient, log)
-	hub := delivery.NewHub(backlog, liveChannels, log)
-	consumerName := NewConsumerName(cfg)
-	presence := redisstream.NewPresence(universalClient, consumerName)
-	options := NewWebSocketOptions(cfg)
-	metrics := admin.NewMetrics()
-	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)
-	v2 := NewPublicRoutes(handler)
-	echo := http.NewEcho(application, authenticator, perUser, v, v2, metrics, log)
-	server := http.NewServer(addr, echo)
-	instanceID := NewAdminInstanceID(cfg)
-	registry := admin.NewRegistry()
-	fanoutEnabled := NewFanoutEnabled(cfg)
 	keys := NewMessagingKeys()
-	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
-	liveRecheck := cfg.LiveRecheck
-	liveEnabled := NewLiveEnabled(cfg)
-	liveListener := messaging.NewLiveListener(liveChannels, backlog, hub, liveRecheck, liveEnabled, log)
+	consumerName := NewConsumerName(cfg)
 	groupConfig := cfg.Groups
 	unmarshaller := NewFanoutUnmarshaller()
 	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, readModel, log)
@@ -94,14 +76,25 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		cleanup()
 		return nil, nil, err
 	}
-	router, err := messaging.NewRouter(ctx, keys, groupSubscribers, publisher, application, registry, log)
-	if err != nil {
-		cleanup4()
-		cleanup3()
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
+	registry := admin.NewRegistry()
+	router := messaging.NewRouter(keys, groupSubscribers, publisher, application, registry, log)
+	v := NewReadinessChecks(pool, universalClient, migrator, router)
+	backlog := redisstream.NewBacklog(universalClient, readModel, log)
+	liveChannels := redisstream.NewLiveChannels(universalClient, log)
+	hub := delivery.NewHub(backlog, liveChannels, log)
+	presence := redisstream.NewPresence(universalClient, consumerName)
+	options := NewWebSocketOptions(cfg)
+	metrics := admin.NewMetrics()
+	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)
+	v2 := NewPublicRoutes(handler)
+	echo := http.NewEcho(application, authenticator, perUser, v, v2, metrics, log)
+	server := http.NewServer(addr, echo)
+	instanceID := NewAdminInstanceID(cfg)
+	fanoutEnabled := NewFanoutEnabled(cfg)
+	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
+	liveRecheck := cfg.LiveRecheck
+	liveEnabled := NewLiveEnabled(cfg)
+	liveListener := messaging.NewLiveListener(liveChannels, backlog, hub, liveRecheck, liveEnabled, log)
 	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient)
 	background := Background{
 		Relay:    relay,

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -77,6 +78,15 @@ func StartInstance(t testing.TB, env Env) *Instance {
 		cancel()
 		<-bgDone
 		cleanup()
+	})
+	// ready as a started process is: the background parts (the consumer groups) run too
+	Eventually(t, 20*time.Second, "the instance answers /readyz with 200", func() bool {
+		resp, err := http.Get(hs.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 	return &Instance{URL: hs.URL, Server: srv, Config: cfg}
 }

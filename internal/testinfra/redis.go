@@ -115,3 +115,20 @@ func waitForPort(t testing.TB, port int, within time.Duration) {
 
 // Tests that stop Redis on purpose need not print go-redis's dial failures.
 func init() { redisstream.RouteLogs(slog.New(slog.NewTextHandler(io.Discard, nil))) }
+
+// StartAfter starts the server again after d, in the background (for a test that starts Nova
+// while Redis is down); the channel gets the outcome.
+func (r *Redis) StartAfter(d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(d)
+		cmd := exec.Command(r.args[0], r.args[1:]...)
+		if err := cmd.Start(); err != nil {
+			done <- err
+			return
+		}
+		r.cmd = cmd
+		done <- nil
+	}()
+	return done
+}

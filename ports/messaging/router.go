@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,10 +35,16 @@ type RouterStats struct{ Handled, DeadLettered, Malformed atomic.Int64 }
 
 // Router runs the consumer-group handlers of this instance in a Watermill router. Every handler
 // is its own consumer group on the fan-out stream, so each one sees every message once across
-// all instances; a crashed instance's pending entries are claimed by the survivors.
+// all instances; a crashed instance's pending entries are claimed by the survivors. When the
+// router cannot start or stops (Redis unreachable when the instance starts), it is built again
+// after a backoff; meanwhile Ready reports why, and nothing else in the instance stops.
 type Router struct {
-	router *message.Router
-	Stats  *RouterStats
+	build func(ctx context.Context) (*message.Router, error)
+	log   *slog.Logger
+	Stats *RouterStats
+
+	mu      sync.Mutex
+	lastErr error // nil while a router runs
 }
 
 // Handler is one consumer group's work on a fan-out message (the Message JSON is msg.Payload).
@@ -46,46 +53,57 @@ type Handler struct {
 	Handle message.NoPublishHandlerFunc
 }
 
-// NewRouter builds the router with its middleware: poisoned and malformed messages go to the
-// dead-letter stream; panics become errors; failures are retried with backoff first.
-func NewRouter(ctx context.Context, keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
-	app application.Application, reg prometheus.Registerer, log *slog.Logger) (*Router, error) {
+var errNotStarted = errors.New("consumer groups not started yet")
+
+// NewRouter prepares the router with its middleware: poisoned and malformed messages go to the
+// dead-letter stream; panics become errors; failures are retried with backoff first. The
+// Watermill router itself is built by Run, and built again if it fails.
+func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
+	app application.Application, reg prometheus.Registerer, log *slog.Logger) *Router {
+	if subs == nil || deadLetters == nil || reg == nil || log == nil {
+		panic("messaging.NewRouter: nil dependency")
+	}
 	stats := &RouterStats{}
-	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "router"),
-		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
-	if err != nil {
-		return nil, err
-	}
-	poison, err := middleware.PoisonQueue(countingPublisher{deadLetters, stats, log.With("component", "router")}, keys.DeadLetterStream)
-	if err != nil {
-		return nil, err
-	}
-	r.AddMiddleware(
-		poison,
-		rejectMalformed(stats),
-		middleware.Recoverer,
-		middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second,
-			Multiplier: 2, Logger: wlog,
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }}.Middleware,
-	)
-	// Watermill's own metrics: handler execution time and messages received, per consumer group.
-	metrics.NewPrometheusMetricsBuilder(reg, "nova", "watermill").AddPrometheusRouterMetrics(r)
-	for _, h := range handlers(app) {
-		sub, err := subs.For(ctx, h.Group)
+	log = log.With("component", "router")
+	build := func(ctx context.Context) (*message.Router, error) {
+		wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+		r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
 		if err != nil {
-			return nil, fmt.Errorf("subscriber for %s: %w", h.Group, err)
+			return nil, err
 		}
-		handle := h.Handle
-		r.AddConsumerHandler(h.Group, keys.FanoutStream, sub, func(msg *message.Message) error {
-			if err := handle(msg); err != nil {
-				return err
+		poison, err := middleware.PoisonQueue(countingPublisher{deadLetters, stats, log}, keys.DeadLetterStream)
+		if err != nil {
+			return nil, err
+		}
+		r.AddMiddleware(
+			poison,
+			rejectMalformed(stats),
+			middleware.Recoverer,
+			middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second,
+				Multiplier: 2, Logger: wlog,
+				ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }}.Middleware,
+		)
+		// Watermill's own metrics: handler execution time and messages received, per consumer group
+		// (registering again after a rebuild reuses the collectors).
+		metrics.NewPrometheusMetricsBuilder(reg, "nova", "watermill").AddPrometheusRouterMetrics(r)
+		for _, h := range handlers(app) {
+			sub, err := subs.For(ctx, h.Group)
+			if err != nil {
+				_ = r.Close()
+				return nil, fmt.Errorf("subscriber for %s: %w", h.Group, err)
 			}
-			stats.Handled.Add(1)
-			return nil
-		})
+			handle := h.Handle
+			r.AddConsumerHandler(h.Group, keys.FanoutStream, sub, func(msg *message.Message) error {
+				if err := handle(msg); err != nil {
+					return err
+				}
+				stats.Handled.Add(1)
+				return nil
+			})
+		}
+		return r, nil
 	}
-	return &Router{router: r, Stats: stats}, nil
+	return &Router{build: build, log: log, Stats: stats, lastErr: errNotStarted}
 }
 
 // handlers lists every consumer group of this service. To add one, see docs/EVENTS.md.
@@ -122,17 +140,64 @@ func postedMessage(msg *message.Message) (conversation.Message, error) {
 	return m, nil
 }
 
-// Run consumes until ctx ends, then closes the router (acking what was processed).
+// Run consumes until ctx ends, building the router again (with backoff) whenever it cannot
+// start or stops on its own.
 func (r *Router) Run(ctx context.Context) error {
-	err := r.router.Run(ctx)
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("router stopped")
+		}
+		r.setErr(err)
+		r.log.Warn("consumer groups not running; retrying", "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
+
+func (r *Router) runOnce(ctx context.Context) error {
+	wr, err := r.build(ctx)
+	if err != nil {
+		return err
+	}
+	defer wr.Close()
+	go func() {
+		select {
+		case <-wr.Running():
+			r.setErr(nil)
+		case <-ctx.Done():
+		}
+	}()
+	err = wr.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
 }
 
-// Running is closed once every handler is subscribed.
-func (r *Router) Running() chan struct{} { return r.router.Running() }
+func (r *Router) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err
+	r.mu.Unlock()
+}
+
+// Ready reports whether the consumer groups run (nil), or why not (for /readyz).
+func (r *Router) Ready(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
 
 var errPermanent = errors.New("message cannot be processed")
 
