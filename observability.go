@@ -18,7 +18,7 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 			// both paths write the streams
 			Relayed:         r.Relayed.Load() + bg.FastPath.Stats.Published.Load(),
 			RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
-			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(),
+			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(), RelayTakeovers: r.TakenOver.Load(),
 			Delivered: h.Delivered.Load(), DuplicatesDropped: h.DuplicatesDropped.Load(), GapsFilled: h.GapsFilled.Load(),
 			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),
 			Subscriptions: h.Subscriptions.Load(),

@@ -35,6 +35,8 @@ type Publisher interface {
 // Stats are the relay's running totals (exported as metrics).
 type Stats struct {
 	Relayed, Duplicates, MovedAside, Errors atomic.Int64
+	// TakenOver counts the times this instance relayed while another one held the lead (stalled)
+	TakenOver atomic.Int64
 }
 
 // Relay moves outbox rows to Redis in batches: whatever the publish-after-commit fast path
@@ -116,14 +118,18 @@ func (r *Relay) forwardNotifications(ctx context.Context) {
 
 // lead holds one session: LISTEN, wait for the leader lock, then relay until the session breaks.
 func (r *Relay) lead(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+	cfg := r.pool.Config().ConnConfig.Copy()
+	// a leader whose host vanished without a reset must lose its session, and with it the lock,
+	// in seconds rather than after the kernel's TCP timeout
+	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2",
+		"tcp_keepalives_count": "3", "tcp_user_timeout": "10000"} {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
 	for {
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
@@ -132,9 +138,14 @@ func (r *Relay) lead(ctx context.Context) error {
 		if got {
 			break
 		}
+		r.relayIfLeaderStalls(ctx)
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
+	}
+	// LISTEN only while leading: a session that listens queues every notification for a reader
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
 	}
 	r.leader.Store(true)
 	defer r.leader.Store(false)
@@ -209,6 +220,31 @@ func (r *Relay) pollOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	return r.RelayOnce(ctx)
+}
+
+// leaderStallBound is how long an outbox row may wait before an instance that does not lead
+// relays it itself: a leader that is paused (SIGSTOP, a frozen VM) keeps its lock and its
+// session, and relays running side by side are safe (each conversation's rows go out in seq
+// order, and Redis refuses what was written already).
+const leaderStallBound = 5 * time.Second
+
+// relayIfLeaderStalls relays one batch when the oldest outbox row has waited past the bound.
+func (r *Relay) relayIfLeaderStalls(ctx context.Context) {
+	var stalled bool
+	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT created_at FROM outbox ORDER BY id LIMIT 1) o
+		WHERE o.created_at < now() - make_interval(secs => $1))`, leaderStallBound.Seconds()).Scan(&stalled)
+	if err != nil || !stalled {
+		return
+	}
+	r.Stats.TakenOver.Add(1)
+	r.log.Warn("outbox rows wait past the bound while another instance leads; relaying them from here",
+		"bound", leaderStallBound)
+	for ctx.Err() == nil {
+		n, err := r.RelayOnce(ctx)
+		if err != nil || n < batchSize {
+			return
+		}
+	}
 }
 
 // drainTimeout bounds the last relay pass of a stopping leader (within the shutdown grace).

@@ -14,6 +14,7 @@ import (
 // their Stats (atomics), so counting costs the hot paths nothing more.
 type Counters struct {
 	Relayed, RelayDuplicates, RelayMovedAside, RelayErrors int64
+	RelayTakeovers                                         int64
 	RelayLeader                                            bool
 	Delivered, DuplicatesDropped, GapsFilled               int64
 	RecoveredFromRedis, RecoveredFromPostgres              int64
@@ -39,6 +40,7 @@ var (
 	dRelayDup    = desc("nova_outbox_relay_duplicates_total", "Outbox rows the relay found already in Redis (re-sent after a crash or lost delete; harmless).")
 	dMovedAside  = desc("nova_outbox_moved_aside_total", "Outbox rows the relay could not decode and moved to outbox_dead.")
 	dRelayErrors = desc("nova_outbox_relay_errors_total", "Relay batches that failed (Redis or Postgres unavailable) and were retried.")
+	dTakeovers   = desc("nova_outbox_relay_takeovers_total", "Times this instance relayed outbox rows that waited past the bound while another instance held the lead (a frozen or paused leader).")
 	dLeader      = desc("nova_outbox_relay_leader", "1 while this instance's relay holds the leader lock and publishes the outbox.")
 	dDelivered   = desc("nova_messages_delivered_total", "Message frames queued to subscribed WebSockets on this instance (live and backlog).")
 	dDupDropped  = desc("nova_delivery_duplicates_dropped_total", "Live messages a subscription already had (the second of the fan-out and Pub/Sub copies), dropped by seq.")
@@ -86,7 +88,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dLeader, dDelivered,
+	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
 		dConsBad, dTrimmed, dFastDefer, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
@@ -108,6 +110,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRelayDup, n.RelayDuplicates)
 	counter(dMovedAside, n.RelayMovedAside)
 	counter(dRelayErrors, n.RelayErrors)
+	counter(dTakeovers, n.RelayTakeovers)
 	gauge(dLeader, b2f(n.RelayLeader))
 	counter(dDelivered, n.Delivered)
 	counter(dDupDropped, n.DuplicatesDropped)
