@@ -2,17 +2,22 @@ package systemtest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
 	"testing"
 	"time"
 
+	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
 )
 
 var fastClaims = map[string]string{"NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}
@@ -247,5 +252,47 @@ func TestPubSubSubscriberGetsEachMessageOnce(t *testing.T) {
 	case m := <-ch:
 		t.Fatalf("extra pub/sub message %s", m.Payload)
 	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
+	// given one instance that reaches Postgres through a proxy the test can cut
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	ctx := context.Background()
+	db := testinfra.NewDatabase(t)
+	u, _ := url.Parse(db)
+	proxy := testinfra.StartProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy.String(), RedisURL: rds.URL()})
+	alice, carol := testinfra.NewUser(t, a.URL), testinfra.NewUser(t, a.URL)
+	conv := alice.CreateConversation(carol.User)
+	msg, _ := alice.Send(conv, "stored", 1)
+	eventually(t, 10*time.Second, "the first is counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 1 })
+
+	// when Postgres is away for 10 s (longer than the handler's retries, about 7 s) and an event arrives whose
+	// handling needs it (written like an older entry, without participants in its metadata)
+	proxy.Cut()
+	payload, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := message.NewMessage("older-style-"+uuid.NewString(), payload)
+	event.Metadata.Set(messaging.MetaConversationID, string(conv))
+	values, err := wredis.DefaultMarshallerUnmarshaller{}.Marshal(redisstream.FanoutStream, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	proxy.Restore()
+
+	// then it is handled once Postgres is back, and nothing went to the dead letters
+	eventually(t, 15*time.Second, "the event is counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 2 })
+	if n := rdb.XLen(ctx, redisstream.DeadLetterStream).Val(); n != 0 {
+		t.Fatalf("%d dead letters, want none for a transient failure", n)
 	}
 }

@@ -71,7 +71,10 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 		if err != nil {
 			return nil, err
 		}
-		poison, err := middleware.PoisonQueue(countingPublisher{deadLetters, stats, log}, keys.DeadLetterStream)
+		// only what can never succeed is dead-lettered; a transient failure (Postgres or Redis
+		// away longer than the retries) is nacked and handled again, until it succeeds
+		poison, err := middleware.PoisonQueueWithFilter(countingPublisher{deadLetters, stats, log}, keys.DeadLetterStream,
+			func(err error) bool { return errors.Is(err, errPermanent) })
 		if err != nil {
 			return nil, err
 		}
