@@ -286,6 +286,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	r.Stats.Relayed.Add(int64(res.Added))
 	r.Stats.Duplicates.Add(int64(res.Duplicates))
+	if res.Behind > 0 {
+		r.log.Warn("conversation streams had lost messages they were past; their fan-out entries were written again (catch-up reads them from Postgres)",
+			"messages", res.Behind)
+	}
 	if len(res.Done) > 0 && r.log.Enabled(ctx, slog.LevelDebug) {
 		r.logPublished(ctx, batch.byConversation, res)
 	}

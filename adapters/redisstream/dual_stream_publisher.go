@@ -60,6 +60,9 @@ type PublishResult struct {
 	Added      int
 	Duplicates int
 	Deferred   int // strict mode only: left to the relay
+	// Behind counts messages the conversation stream had moved past without holding them (lost
+	// or trimmed): their fan-out entry and live copy were written; catch-up reads them from Postgres.
+	Behind int
 }
 
 // Publish writes batches of entries. Each conversation's entries must be in seq order; a
@@ -146,9 +149,13 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 					continue
 				}
 				res.Done = append(res.Done, byConversation[i][j].OutboxID)
-				if v == 1 {
+				switch v {
+				case 1:
 					res.Added++
-				} else {
+				case 2:
+					res.Added++
+					res.Behind++
+				default:
 					res.Duplicates++
 				}
 			case string:
