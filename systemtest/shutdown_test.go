@@ -200,3 +200,39 @@ func shutdownWaitForSeq(t *testing.T, rds *testinfra.Redis, conv conversation.ID
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestSIGTERMStoresTheLastAcknowledgedCursor(t *testing.T) {
+	// given bob has received three messages and acks them just before the process gets SIGTERM
+	rds := testinfra.StartRedis(t)
+	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
+	p := testinfra.StartProcess(t, env)
+	alice := testinfra.NewUser(t, p.URL)
+	bob := testinfra.NewUser(t, p.URL)
+	conv := alice.CreateConversation(bob.User)
+	ws := bob.DialWS("", "")
+	ws.Subscribe(conv, nil)
+	for i := 1; i <= 3; i++ {
+		alice.Send(conv, fmt.Sprint(i), i)
+	}
+	expectSeqs(t, ws.Messages(3, 10*time.Second), 1)
+	ws.Write(map[string]any{"type": "ack", "conversation_id": conv, "seq": 3})
+	ws.Write(map[string]any{"type": "ping", "id": "after-ack"})
+	if f := ws.Next(5 * time.Second); f.Type != "pong" {
+		t.Fatalf("got %s, want the pong that follows the ack", f.Raw)
+	}
+
+	// when the process stops, and Redis loses the hot copy of the cursor too
+	if err := p.Stop(); err != nil {
+		t.Fatalf("nova serve exited with %v", err)
+	}
+	if err := rds.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the durable cursor holds the ack: the same client resumes after seq 3
+	q := testinfra.StartProcess(t, env)
+	again := bob.As(q.URL).DialWS(ws.ClientID, "")
+	if f := again.Subscribe(conv, nil); !strings.Contains(string(f.Raw), `"from_seq":3`) {
+		t.Fatalf("subscribed %s, want from_seq 3", f.Raw)
+	}
+}

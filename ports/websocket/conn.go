@@ -56,6 +56,9 @@ type conn struct {
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 
 	closeOnce sync.Once
+
+	handling sync.Mutex  // held while a frame is handled, so a shutdown lets it finish
+	leaving  atomic.Bool // set by goAway: frames read from now on are not handled
 }
 
 func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsync.ClientID) *conn {
@@ -117,7 +120,12 @@ func (c *conn) readLoop() {
 			c.sendError(f.ID, apierror.InvalidArgument(err.Error()))
 			continue
 		}
+		if c.leaving.Load() {
+			return // the server is shutting down; the client sends it again after reconnecting
+		}
+		c.handling.Lock()
 		c.handle(f)
+		c.handling.Unlock()
 	}
 }
 
@@ -182,6 +190,31 @@ func (c *conn) ping() {
 	if err := c.ws.Ping(pctx); err != nil {
 		c.cancel()
 	}
+}
+
+// goAway is a graceful close for a shutdown: the frame being handled finishes (a send is stored
+// and its answer queued), what is queued is written (within ctx), then the close with 1001.
+func (c *conn) goAway(ctx context.Context) {
+	c.leaving.Store(true)
+	c.handling.Lock()
+	c.handling.Unlock() // taken only to wait for the frame in hand
+	for {
+		c.qmu.Lock()
+		writing := c.writing
+		c.qmu.Unlock()
+		if writing == nil {
+			break
+		}
+		select {
+		case <-writing:
+		case <-ctx.Done():
+		case <-c.ctx.Done():
+		}
+		if ctx.Err() != nil || c.ctx.Err() != nil {
+			break
+		}
+	}
+	c.closeWith(websocket.StatusGoingAway, "server shutting down")
 }
 
 // closeWith performs the close handshake with code; the reader loop then ends.

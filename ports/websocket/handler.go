@@ -50,6 +50,7 @@ const presenceHeartbeat = 10 * time.Second
 
 // Handler upgrades authenticated requests and runs their connections.
 type Handler struct {
+	running  sync.WaitGroup // connections not yet finished (their last ack flush included)
 	app      application.Application
 	presence PresenceRecorder
 	hub      *delivery.Hub
@@ -205,6 +206,7 @@ func (h *Handler) track(c *conn) bool {
 		return false
 	}
 	h.conns[c] = struct{}{}
+	h.running.Add(1)
 	h.Stats.Connections.Add(1)
 	return true
 }
@@ -215,10 +217,13 @@ func (h *Handler) untrack(c *conn) {
 	if _, ok := h.conns[c]; ok {
 		delete(h.conns, c)
 		h.Stats.Connections.Add(-1)
+		h.running.Done()
 	}
 }
 
-// Shutdown closes every connection with 1001 (going away) and waits for them to finish.
+// Shutdown closes every connection with 1001 (going away) and waits for them to finish, within
+// ctx: each one first finishes the frame it is handling (a send is stored and answered), writes
+// what is queued, and after the close stores its last acknowledged cursors.
 func (h *Handler) Shutdown(ctx context.Context) {
 	h.mu.Lock()
 	h.closing = true
@@ -230,10 +235,10 @@ func (h *Handler) Shutdown(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.closeWith(websocket.StatusGoingAway, "server shutting down") }()
+		go func() { defer wg.Done(); c.goAway(ctx) }()
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { wg.Wait(); h.running.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
