@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -136,11 +135,8 @@ func TestKilledInstanceMidRetryLosesNoEffect(t *testing.T) {
 	rds := testinfra.StartRedis(t)
 	rdb := rds.Client()
 	db := testinfra.NewDatabase(t)
-	u, _ := url.Parse(db)
-	proxy := testinfra.StartProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.Addr()
-	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy.String(), RedisURL: rds.URL(), Settings: fastClaims})
+	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, db)
+	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL(), Settings: fastClaims})
 	b := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
 	alice := testinfra.NewUser(t, b.URL)
 	carol := testinfra.NewUser(t, b.URL)
@@ -260,12 +256,8 @@ func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
 	rds := testinfra.StartRedis(t)
 	rdb := rds.Client()
 	ctx := context.Background()
-	db := testinfra.NewDatabase(t)
-	u, _ := url.Parse(db)
-	proxy := testinfra.StartProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.Addr()
-	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy.String(), RedisURL: rds.URL()})
+	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, testinfra.NewDatabase(t))
+	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL()})
 	alice, carol := testinfra.NewUser(t, a.URL), testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation(carol.User)
 	msg, _ := alice.Send(conv, "stored", 1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +14,9 @@ import (
 
 func TestPostgresOutageFailsFastWith503AndRecovers(t *testing.T) {
 	// given an instance that reaches Postgres through a proxy the test can cut
-	db := testinfra.NewDatabase(t)
-	u, _ := url.Parse(db)
-	proxy := testinfra.StartProxy(t, u.Host)
-	u.Host = proxy.Addr()
+	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, testinfra.NewDatabase(t))
 	rds := testinfra.StartRedis(t)
-	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: u.String(), RedisURL: rds.URL()})
+	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL()})
 	alice := testinfra.NewUser(t, inst.URL)
 	conv := alice.CreateConversation()
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -84,4 +85,18 @@ func pipe(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src)
 	_ = dst.Close()
 	_ = src.Close()
+}
+
+// ProxiedDatabaseURL puts a proxy the test can cut between a process and the database at dbURL:
+// it returns the URL through the proxy, and the proxy.
+func ProxiedDatabaseURL(t testing.TB, dbURL string) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := StartProxy(t, u.Host)
+	via := *u
+	via.Host = proxy.Addr()
+	return via.String(), proxy
 }
