@@ -22,11 +22,11 @@ import (
 // Plain constructors that wire.go composes; each works without wire too.
 
 func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *redisstream.ClientSyncCache,
-	cursors *postgres.ClientSyncRepository, offline *redisstream.OfflineCounter) application.Application {
+	cursors *postgres.ClientSyncRepository, offline *redisstream.OfflineCounter, members command.MembershipNotifier) application.Application {
 	return application.Application{
 		Commands: application.Commands{
 			StartConversation:  command.NewStartConversationHandler(repo),
-			ChangeParticipants: command.NewChangeParticipantsHandler(repo),
+			ChangeParticipants: command.NewChangeParticipantsHandler(repo, members),
 			PostMessage:        command.NewPostMessageHandler(repo),
 			AcknowledgeSync:    command.NewAcknowledgeSyncHandler(repo, hot, offline, cursors),
 			CountOffline:       command.NewCountOfflineHandler(repo, offline),

@@ -14,6 +14,7 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/conversation"
@@ -56,6 +57,7 @@ var adapterSet = wire.NewSet(
 	redisstream.NewClient,
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
+	wire.Bind(new(command.MembershipNotifier), new(*redisstream.DualStreamPublisher)),
 	outbox.NewRelay,
 	outbox.NewFastPath,
 	wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)),
@@ -74,6 +76,7 @@ var portSet = wire.NewSet(
 	messaging.NewRouter,
 	NewWebSocketOptions,
 	websocket.NewHandler,
+	wire.Bind(new(messaging.Revoker), new(*websocket.Handler)),
 	NewPublicRoutes,
 	wire.Struct(new(Background), "*"),
 	auth.NewAuthenticator,

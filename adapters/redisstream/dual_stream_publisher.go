@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/domain/conversation"
 )
 
 // Entry is one stored message on its way to Redis.
@@ -88,6 +90,15 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 		return p.publish(ctx, byConversation, strict)
 	}
 	return res, err
+}
+
+// Removed publishes a membership notice on conv's live channel (command.MembershipNotifier).
+func (p *DualStreamPublisher) Removed(ctx context.Context, conv conversation.ID, user conversation.UserID) error {
+	cmd, err := p.liveCommand(ctx)
+	if err != nil {
+		return err
+	}
+	return p.client.Do(ctx, cmd, LiveChannel(string(conv)), EncodeRemoved(string(user))).Err()
 }
 
 // liveCommand is how live channels are published: sharded where Redis has it (7.0+).

@@ -90,7 +90,8 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 // each confirmation that a channel is subscribed to onSubscribed: at first and again after every
 // reconnect (go-redis re-subscribes by itself), after which anything published before the
 // confirmation must be looked for in the stream.
-func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID)) error {
+func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID),
+	onRemoved func(conversation.ID, conversation.UserID)) error {
 	sharded, err := l.detectSharded(ctx)
 	if err != nil {
 		return nil // ctx ended while Redis was unreachable
@@ -116,13 +117,18 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 			}
 			switch m := m.(type) {
 			case *redis.Message:
+				conv := conversation.ID(strings.TrimPrefix(m.Channel, prefix))
+				if user, ok := DecodeRemoved([]byte(m.Payload)); ok {
+					onRemoved(conv, conversation.UserID(user))
+					continue
+				}
 				l.stats.Messages.Add(1)
 				it, err := DecodeLive([]byte(m.Payload))
 				if err != nil {
 					l.stats.Malformed.Add(1)
 					continue
 				}
-				onMessage(conversation.ID(strings.TrimPrefix(m.Channel, prefix)), it)
+				onMessage(conv, it)
 			case *redis.Subscription:
 				if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
 					l.stats.Confirmations.Add(1)

@@ -34,7 +34,7 @@ func startLive(t *testing.T, recheck time.Duration) *liveRig {
 	channels := redisstream.NewLiveChannels(rdb, quiet)
 	backlog := redisstream.NewBacklog(rdb, noHistory{}, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
-	listener := messaging.NewLiveListener(channels, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
+	listener := messaging.NewLiveListener(channels, revocations{}, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = listener.Run(ctx) }()
@@ -42,6 +42,11 @@ func startLive(t *testing.T, recheck time.Duration) *liveRig {
 	return &liveRig{rdb: rdb, channels: channels, hub: hub, seqs: map[conversation.ID]int64{},
 		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false)}
 }
+
+// revocations ignores membership notices (these tests send none).
+type revocations struct{}
+
+func (revocations) Revoke(conversation.ID, conversation.UserID) {}
 
 func (r *liveRig) entries(conv conversation.ID, n int) []redisstream.Entry {
 	out := make([]redisstream.Entry, n)

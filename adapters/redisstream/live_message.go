@@ -17,6 +17,21 @@ func LiveChannel(conversationID string) string { return "nova:live:" + conversat
 // front, so an instance routes and checks a message by seq without parsing its JSON.
 // publish_entries.lua writes it; EncodeLive and DecodeLive are its only Go encoder and decoder.
 
+// A membership notice on the live channel is "x <user id>": that user left the conversation, so
+// instances end their live subscriptions to it at once.
+
+// EncodeRemoved is the live payload saying user left the conversation.
+func EncodeRemoved(user string) []byte { return []byte("x " + user) }
+
+// DecodeRemoved reads a membership notice; ok is false for anything else.
+func DecodeRemoved(payload []byte) (user string, ok bool) {
+	rest, ok := bytes.CutPrefix(payload, []byte("x "))
+	if !ok || len(rest) == 0 {
+		return "", false
+	}
+	return string(rest), true
+}
+
 // EncodeLive is what publish_entries.lua publishes (tests use it to inject live messages).
 func EncodeLive(it delivery.Item) []byte {
 	b := strconv.AppendInt(nil, it.Seq, 10)

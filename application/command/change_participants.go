@@ -19,16 +19,24 @@ type RemoveParticipant struct {
 	By, User       conversation.UserID
 }
 
-type ChangeParticipantsHandler struct {
-	repo conversation.Repository
-	now  func() time.Time
+// MembershipNotifier tells every instance at once that a user left a conversation, so their
+// live subscriptions end there and then. It is best effort: each instance also re-checks
+// membership on its own at every keep-alive round.
+type MembershipNotifier interface {
+	Removed(ctx context.Context, conv conversation.ID, user conversation.UserID) error
 }
 
-func NewChangeParticipantsHandler(repo conversation.Repository) ChangeParticipantsHandler {
-	if repo == nil {
-		panic("command.NewChangeParticipantsHandler: nil repository")
+type ChangeParticipantsHandler struct {
+	repo     conversation.Repository
+	notifier MembershipNotifier
+	now      func() time.Time
+}
+
+func NewChangeParticipantsHandler(repo conversation.Repository, notifier MembershipNotifier) ChangeParticipantsHandler {
+	if repo == nil || notifier == nil {
+		panic("command.NewChangeParticipantsHandler: nil dependency")
 	}
-	return ChangeParticipantsHandler{repo: repo, now: time.Now}
+	return ChangeParticipantsHandler{repo: repo, notifier: notifier, now: time.Now}
 }
 
 func (h ChangeParticipantsHandler) Add(ctx context.Context, cmd AddParticipant) (conversation.Snapshot, error) {
@@ -43,8 +51,14 @@ func (h ChangeParticipantsHandler) Add(ctx context.Context, cmd AddParticipant) 
 	return s, err
 }
 
+// Remove takes the user out and then tells the instances, so their live subscriptions end at
+// once (a failed notice is not an error: the removal is stored, and keep-alive rounds catch up).
 func (h ChangeParticipantsHandler) Remove(ctx context.Context, cmd RemoveParticipant) error {
-	return h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
+	if err := h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
 		return c.RemoveParticipant(cmd.By, cmd.User, h.now())
-	})
+	}); err != nil {
+		return err
+	}
+	_ = h.notifier.Removed(ctx, cmd.ConversationID, cmd.User)
+	return nil
 }

@@ -13,7 +13,13 @@ import (
 // LiveFeed is the Redis side of interest-based delivery: it carries the live messages of the
 // conversations the hub follows and confirms each channel subscription (redisstream.LiveChannels).
 type LiveFeed interface {
-	Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID)) error
+	Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID),
+		onRemoved func(conversation.ID, conversation.UserID)) error
+}
+
+// Revoker ends a user's live subscriptions to a conversation they left (the WebSocket port).
+type Revoker interface {
+	Revoke(conv conversation.ID, user conversation.UserID)
 }
 
 // StreamTops reads the newest seq of conversation streams (redisstream.Backlog).
@@ -39,6 +45,7 @@ const fullRecheckRounds = 12
 // every fullRecheckRounds rounds).
 type LiveListener struct {
 	feed    LiveFeed
+	revoker Revoker
 	tops    StreamTops
 	hub     *delivery.Hub
 	every   time.Duration
@@ -54,11 +61,11 @@ type LiveListener struct {
 // LiveEnabled is false when an A/B run delivers from the fan-out stream instead.
 type LiveEnabled bool
 
-func NewLiveListener(feed LiveFeed, tops StreamTops, hub *delivery.Hub, every LiveRecheck, enabled LiveEnabled, log *slog.Logger) *LiveListener {
-	if feed == nil || tops == nil || hub == nil || log == nil || every <= 0 {
+func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, hub *delivery.Hub, every LiveRecheck, enabled LiveEnabled, log *slog.Logger) *LiveListener {
+	if feed == nil || revoker == nil || tops == nil || hub == nil || log == nil || every <= 0 {
 		panic("messaging.NewLiveListener: nil dependency")
 	}
-	return &LiveListener{feed: feed, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
+	return &LiveListener{feed: feed, revoker: revoker, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
 		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, active: map[conversation.ID]struct{}{},
 		kick: make(chan struct{}, 1)}
 }
@@ -70,7 +77,7 @@ func (l *LiveListener) Run(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); l.recheckLoop(ctx) }()
-	err := l.feed.Run(ctx, l.deliver, l.recheck)
+	err := l.feed.Run(ctx, l.deliver, l.recheck, l.revoker.Revoke)
 	<-done
 	return err
 }

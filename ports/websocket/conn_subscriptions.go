@@ -75,7 +75,19 @@ func (c *conn) revalidate() {
 		if err != nil || member {
 			continue // when in doubt (Postgres down) keep it; the next ping looks again
 		}
-		c.dropSubscription(conv)
-		c.sendError("", apierror.NotFound)
+		c.endSubscription(conv)
 	}
+}
+
+// endSubscription ends conv's subscription because the user is no longer a participant: nothing
+// more is delivered for it, and the client is told with an "unsubscribed" frame.
+func (c *conn) endSubscription(conv conversation.ID) {
+	c.subsMu.Lock()
+	_, ok := c.subs[conv]
+	c.subsMu.Unlock()
+	if !ok {
+		return
+	}
+	c.dropSubscription(conv)
+	c.sendJSON(unsubscribedFrame{Type: "unsubscribed", ConversationID: string(conv), Reason: "not_found"})
 }

@@ -102,6 +102,13 @@ type subscribedFrame struct {
 	LastSeq        int64  `json:"last_seq"`
 }
 
+// unsubscribedFrame: the server ended a subscription (PROTOCOL.md section 4).
+type unsubscribedFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+	Reason         string `json:"reason"`
+}
+
 type sentFrame struct {
 	Type    string `json:"type"`
 	ID      string `json:"id,omitempty"`

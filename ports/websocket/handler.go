@@ -221,6 +221,23 @@ func (h *Handler) untrack(c *conn) {
 	}
 }
 
+// Revoke ends user's live subscriptions to conv on this instance at once (they were removed
+// from it; messaging.Revoker). The membership the connections share is forgotten too.
+func (h *Handler) Revoke(conv conversation.ID, user conversation.UserID) {
+	h.members.forget(conv)
+	h.mu.Lock()
+	var theirs []*conn
+	for c := range h.conns {
+		if c.user == user {
+			theirs = append(theirs, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range theirs {
+		c.endSubscription(conv)
+	}
+}
+
 // Shutdown closes every connection with 1001 (going away) and waits for them to finish, within
 // ctx: each one first finishes the frame it is handling (a send is stored and answered), writes
 // what is queued, and after the close stores its last acknowledged cursors.

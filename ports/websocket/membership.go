@@ -46,3 +46,10 @@ func (m *memberships) isMember(ctx context.Context, conv conversation.ID, user c
 	}
 	return slices.Contains(e.participants, user), nil
 }
+
+// forget drops conv's cached participants (someone left it), so the next check asks again.
+func (m *memberships) forget(conv conversation.ID) {
+	m.mu.Lock()
+	delete(m.entries, conv)
+	m.mu.Unlock()
+}

@@ -3,6 +3,7 @@ package websocket_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,10 +30,15 @@ func TestRemovedParticipantsLiveSubscriptionEnds(t *testing.T) {
 		t.Fatalf("remove: %d %s", status, body)
 	}
 
-	// then, by the next keep-alive round (20 s), his subscription ends with not_found ...
-	f := ws.Next(30 * time.Second)
-	if f.Type != "error" || f.Code != "not_found" {
-		t.Fatalf("after removal got %s, want an error frame not_found", f.Raw)
+	// then his subscription ends at once (a membership notice on the live channel), with the
+	// protocol's "unsubscribed" frame ...
+	start := time.Now()
+	f := ws.Next(5 * time.Second)
+	if f.Type != "unsubscribed" || f.ConversationID != string(conv) || !strings.Contains(string(f.Raw), `"reason":"not_found"`) {
+		t.Fatalf("after removal got %s, want {\"type\":\"unsubscribed\",...,\"reason\":\"not_found\"}", f.Raw)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the subscription ended %s after the removal, want at once", d)
 	}
 	// ... and later messages do not reach him
 	alice.Send(conv, "after", 2)
