@@ -250,29 +250,7 @@ func (b *Bench) startCentrifugoNode(ctx context.Context, c *cfCluster, name stri
 	go func() { n.exitErr = cmd.Wait(); _ = logf.Close(); close(n.done) }()
 	b.env.onClose(n.Stop)
 
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(n.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return n, nil
-			}
-		}
-		select {
-		case <-n.done:
-			data, _ := os.ReadFile(logPath)
-			return n, fmt.Errorf("centrifugo %s exited at start: %v\n%s", name, n.exitErr, tail(data, 3000))
-		case <-ctx.Done():
-			return n, ctx.Err()
-		default:
-		}
-		if time.Now().After(deadline) {
-			return n, fmt.Errorf("centrifugo %s not healthy after 30s (log %s)", name, logPath)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return n, waitReady(ctx, "centrifugo "+name, n.URL+"/health", n.done, func() error { return n.exitErr }, logPath)
 }
 
 // Stop stops every node (in parallel is not needed: there are two and they stop fast).

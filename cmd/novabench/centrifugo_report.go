@@ -63,23 +63,6 @@ func (b *Bench) centrifugoNotMeasured() []Row {
 	return []Row{{"  vs Centrifugo v" + centrifugoVersion + " (same run)", "NOT MEASURED", "<= 2x / 3x", "Centrifugo: " + firstLine(why), blank, info}}
 }
 
-// centrifugoComparisonRows are the main table's "vs Centrifugo" rows: Nova's latency and CPU
-// per delivered message over Centrifugo's of the same shape in the same run, shape by shape.
-func (b *Bench) centrifugoComparisonRows() []Row {
-	c := b.res.Centrifugo
-	if c == nil || b.res.Latency == nil {
-		return nil
-	}
-	if rows := b.centrifugoNotMeasured(); rows != nil {
-		return rows
-	}
-	var rows []Row
-	for _, l := range b.novaShapeRuns() {
-		rows = append(rows, comparisonRows(l, b.centrifugoRunFor(l))...)
-	}
-	return rows
-}
-
 // comparisonRows compare one Nova run with Centrifugo's of the same shape: p50 within 2x,
 // p99 within 3x, CPU per delivered message (every server process) within 1.5x.
 func comparisonRows(l *LatencyResult, r *CentrifugoRun) []Row {

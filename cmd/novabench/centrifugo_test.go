@@ -361,7 +361,7 @@ func TestCentrifugoReport(t *testing.T) {
 	if cf.CPUPerMsgMs < 0.399 || cf.CPUPerMsgMs > 0.401 {
 		t.Fatalf("cpu per message %v", cf.CPUPerMsgMs)
 	}
-	rows := b.centrifugoComparisonRows()
+	rows := b.shapeRows()
 	if len(rows) != 3 { // p50, p99, CPU of the shape Nova ran; none for one-conn
 		t.Fatalf("comparison rows: %+v", rows)
 	}
@@ -380,7 +380,7 @@ func TestCentrifugoReport(t *testing.T) {
 	if sec := b.centrifugoSection(); !strings.Contains(sec, "NOT RUN") || !strings.Contains(sec, "no network") {
 		t.Errorf("not-run section: %q", sec)
 	}
-	if rows := b.centrifugoComparisonRows(); len(rows) != 1 || rows[0].Measured != "NOT MEASURED" {
+	if rows := b.shapeRows(); len(rows) != 1 || rows[0].Measured != "NOT MEASURED" {
 		t.Errorf("not-run rows: %+v", rows)
 	}
 	if b.res.failed() {

@@ -111,11 +111,6 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 	return s
 }
 
-// cpuSince is the average cores each group used from a to now.
-func (b *Bench) cpuSince(a cpuSnap) CPUUse {
-	return cpuBetween(a, b.cpuSnapshot())
-}
-
 // nodeCPUBetween is the average cores each nova node (by name) used from a to z; a node that
 // was not running at both snapshots is left out.
 func nodeCPUBetween(a, z cpuSnap) map[string]float64 {

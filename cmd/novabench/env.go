@@ -382,26 +382,32 @@ func (e *Env) startNode(ctx context.Context, name string, extra map[string]strin
 	go func() { n.exitErr = cmd.Wait(); _ = logf.Close(); close(n.done) }()
 	e.onClose(func() { n.Stop() })
 
+	return n, waitReady(ctx, "nova serve "+name, n.URL+"/readyz", n.done, func() error { return n.exitErr }, logPath)
+}
+
+// waitReady polls url until it answers 200, for at most 30 s; a process that exits meanwhile
+// (done closed) is reported with the end of its log.
+func waitReady(ctx context.Context, what, url string, done <-chan struct{}, exitErr func() error, logPath string) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := client.Get(n.URL + "/readyz")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return n, nil
+				return nil
 			}
 		}
 		select {
-		case <-n.done:
+		case <-done:
 			data, _ := os.ReadFile(logPath)
-			return n, fmt.Errorf("nova serve %s exited at start: %v\n%s", name, n.exitErr, tail(data, 3000))
+			return fmt.Errorf("%s exited at start: %v\n%s", what, exitErr(), tail(data, 3000))
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return ctx.Err()
 		default:
 		}
 		if time.Now().After(deadline) {
-			return n, fmt.Errorf("nova serve %s not ready after 30s (log %s)", name, logPath)
+			return fmt.Errorf("%s not ready after 30s (log %s)", what, logPath)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -465,37 +465,11 @@ func (b *Bench) buildTable() []Row {
 }
 
 func formatTable(rows []Row) string {
-	head := Row{"figure", "measured", "target", "baseline (same run)", "ratio", "verdict"}
-	all := append([]Row{head}, rows...)
-	cols := func(r Row) []string { return []string{r.Figure, r.Measured, r.Target, r.Baseline, r.Ratio, r.Verdict} }
-	widths := make([]int, 6)
-	for _, r := range all {
-		for i, c := range cols(r) {
-			widths[i] = max(widths[i], len(c))
-		}
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{r.Figure, r.Measured, r.Target, r.Baseline, r.Ratio, r.Verdict}
 	}
-	var sb strings.Builder
-	line := func(r Row) {
-		for i, c := range cols(r) {
-			if i > 0 {
-				sb.WriteString(" | ")
-			}
-			sb.WriteString(c + strings.Repeat(" ", widths[i]-len(c)))
-		}
-		sb.WriteString("\n")
-	}
-	line(head)
-	for i, w := range widths {
-		if i > 0 {
-			sb.WriteString("-+-")
-		}
-		sb.WriteString(strings.Repeat("-", w))
-	}
-	sb.WriteString("\n")
-	for _, r := range rows {
-		line(r)
-	}
-	return sb.String()
+	return formatGrid([]string{"figure", "measured", "target", "baseline (same run)", "ratio", "verdict"}, cells)
 }
 
 func (b *Bench) sweepTable() string {

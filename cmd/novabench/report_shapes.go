@@ -176,7 +176,7 @@ func (b *Bench) shapesSection() string {
 	return sb.String()
 }
 
-// formatGrid aligns a table of cells under head, like formatTable.
+// formatGrid aligns a table of cells under head (formatTable is this with the report's columns).
 func formatGrid(head []string, rows [][]string) string {
 	widths := make([]int, len(head))
 	for _, r := range append([][]string{head}, rows...) {

@@ -252,11 +252,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	defer stopProgress()
 
 	hc := b.api.http
-	paceSends(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
-		if time.Since(intended) > maxSendLag {
-			lr.nSkipped.Add(1)
-			return
-		}
+	lr.pace(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
 		err := cl.apiCall(ctx, hc, pub, "publish", publishBody(channels[k%n], intended, k), nil)
 		lr.sent(ctx, k, intended, time.Now(), err)
 	})
@@ -264,10 +260,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for lr.nRecv.Load() < lr.nSentOK.Load() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	lr.awaitArrivals()
 	stopProgress()
 	stopReaders()
 	for _, s := range subs {
@@ -277,11 +270,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = lr.nSentOK.Load(), lr.nErr.Load(), lr.nRecv.Load(), lr.nOrder.Load()
 	res.Skipped = lr.nSkipped.Load()
-	for i := range total {
-		if lr.sentOK[i].Load() && !lr.received[i].Load() {
-			res.Lost++
-		}
-	}
+	res.Lost = lr.lost()
 	if v, ok := lr.firstErr.Load().(string); ok {
 		res.FirstSendError = v
 	}
@@ -353,6 +342,37 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 			}
 		}
 	}
+}
+
+// pace runs send for k = 0..total-1 at its intended time (paceSends), skipping (and counting)
+// a send that would start more than maxSendLag late.
+func (r *latencyRun) pace(ctx context.Context, senders, total, rate int, start time.Time, send func(k int, intended time.Time)) {
+	paceSends(ctx, senders, total, rate, start, func(k int, intended time.Time) {
+		if time.Since(intended) > maxSendLag {
+			r.nSkipped.Add(1)
+			return
+		}
+		send(k, intended)
+	})
+}
+
+// awaitArrivals waits up to 5 s after the last send for what is still on its way.
+func (r *latencyRun) awaitArrivals() {
+	deadline := time.Now().Add(5 * time.Second)
+	for r.nRecv.Load() < r.nSentOK.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lost counts the sends that were acknowledged and never delivered.
+func (r *latencyRun) lost() int64 {
+	var n int64
+	for i := range r.sentOK {
+		if r.sentOK[i].Load() && !r.received[i].Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // sent accounts one finished send (the bookkeeping of latencyRun.send, for any transport).

@@ -305,33 +305,21 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 	// Open loop: the k-th send is due at start + k/rate whatever happened to the ones before,
 	// stamped with its intended time; the shape says how many goroutines send (paceSends).
 	runID := randomHex(4)
-	paceSends(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
-		if time.Since(intended) > maxSendLag {
-			run.nSkipped.Add(1)
-			return
-		}
+	run.pace(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
 		run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
 	})
 	res.CPU, res.NodeCPU = cpuWait()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	// Wait up to 5 s after the end for what is still on its way.
-	deadline := time.Now().Add(5 * time.Second)
-	for run.nRecv.Load() < run.nSentOK.Load() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	run.awaitArrivals()
 	stopProgress()
 	closeAll()
 
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = run.nSentOK.Load(), run.nErr.Load(), run.nRecv.Load(), run.nOrder.Load()
 	res.Skipped = run.nSkipped.Load()
 	res.IdleFrames = run.nIdleFrames.Load()
-	for i := range total {
-		if run.sentOK[i].Load() && !run.received[i].Load() {
-			res.Lost++
-		}
-	}
+	res.Lost = run.lost()
 	if v, ok := run.firstErr.Load().(string); ok {
 		res.FirstSendError = v
 	}
@@ -415,22 +403,7 @@ func (b *Bench) openIdle(ctx context.Context, res *LatencyResult, via, node *Nod
 func (r *latencyRun) send(ctx context.Context, api *API, base string, u User, conv, runID string, k int, intended time.Time) {
 	body := `{"t":` + strconv.FormatInt(intended.UnixNano(), 10) + `,"k":` + strconv.Itoa(k) + `,"text":"novabench latency probe"}`
 	_, err := api.Send(ctx, base, u, conv, runID+"-"+strconv.Itoa(k), []byte(body))
-	done := time.Now()
-	if err != nil {
-		if ctx.Err() == nil {
-			r.nErr.Add(1)
-			r.firstErr.CompareAndSwap(nil, err.Error())
-		}
-		return
-	}
-	r.sentOK[k].Store(true)
-	r.nSentOK.Add(1)
-	if k >= r.warmK {
-		r.http.Record(done.Sub(intended))
-	}
-	if r.inWindow(done) {
-		r.winSends.Add(1)
-	}
+	r.sent(ctx, k, intended, time.Now(), err)
 }
 
 // read takes message frames off one subscriber connection until ctx ends.
