@@ -59,13 +59,14 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 	return loadConversation(ctx, r.pool, id)
 }
 
-// Update runs fn on the conversation and appends what it recorded. When this instance wrote the
-// conversation last, fn runs on the state it remembers and the append is one round trip, made
-// at that version: the events primary key (aggregate id, version) refuses it if anyone else
-// wrote since. Otherwise, and after any failure on remembered state (stale, or a decision that
-// fresh state might change: a sender no longer a participant, a repeated client_msg_id), the
-// conversation is loaded under a row lock, so concurrent senders queue instead of failing, and a
-// conflict is retried with a fresh aggregate a bounded number of times.
+// Update runs fn on the conversation and appends what it recorded. When fn posts one message and
+// this instance wrote the conversation last, fn runs on the state it remembers and the append is
+// one round trip, conditional on the state row still being at that version (postStatement
+// writes nothing if anyone else wrote since). Otherwise, and after any failure on remembered
+// state (stale, or a decision that fresh state might change: a sender no longer a participant, a
+// repeated client_msg_id), the conversation is loaded under a row lock, so concurrent senders
+// queue instead of failing, and a conflict is retried with a fresh aggregate a bounded number
+// of times.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
 	if done, err := r.updateRemembered(ctx, id, fn); done {
 		return err
@@ -258,10 +259,8 @@ func scanConversation(row pgx.Row, id conversation.ID) (*conversation.Conversati
 
 // queueAppend queues the recorded events, the state row, the read models and the outbox.
 func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]CommittedMessage) error {
-	if changes := c.Changes(); !isNew && len(changes) == 1 {
-		if posted, ok := changes[0].(conversation.MessagePosted); ok {
-			return queuePost(b, c, posted, out)
-		}
+	if !isNew && isOnePost(c) {
+		return queuePost(b, c, c.Changes()[0].(conversation.MessagePosted), out)
 	}
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {

@@ -19,12 +19,12 @@ import (
 
 // LiveStats are the live channels' running totals (read them with Snapshot).
 type LiveStats struct {
-	Messages, Malformed, Confirmations, Subscribes, Unsubscribes atomic.Int64
+	Messages, Malformed, Confirmations atomic.Int64
 }
 
 // LiveSnapshot is a read-only copy of the live channels' totals.
 type LiveSnapshot struct {
-	Following, Messages, Malformed, Confirmations, Subscribes, Unsubscribes int64
+	Following, Messages, Malformed, Confirmations int64
 }
 
 // subscribeChunk bounds the channels named in one SSUBSCRIBE, so a burst of first
@@ -83,7 +83,7 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 	following := int64(len(l.want))
 	l.mu.Unlock()
 	return LiveSnapshot{Following: following, Messages: l.stats.Messages.Load(), Malformed: l.stats.Malformed.Load(),
-		Confirmations: l.stats.Confirmations.Load(), Subscribes: l.stats.Subscribes.Load(), Unsubscribes: l.stats.Unsubscribes.Load()}
+		Confirmations: l.stats.Confirmations.Load()}
 }
 
 // Run holds the Pub/Sub connection until ctx ends, handing each live message to onMessage and
@@ -165,13 +165,11 @@ func (l *LiveChannels) reconcile(ctx context.Context, ps *redis.PubSub, sharded 
 		}
 		l.mu.Unlock()
 		for chunk := range slices.Chunk(add, subscribeChunk) {
-			l.stats.Subscribes.Add(int64(len(chunk)))
 			if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
 				l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
 			}
 		}
 		for chunk := range slices.Chunk(drop, subscribeChunk) {
-			l.stats.Unsubscribes.Add(int64(len(chunk)))
 			if err := unsub(ctx, chunk...); err != nil && ctx.Err() == nil {
 				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
 			}

@@ -3,7 +3,7 @@ package command_test
 import (
 	"context"
 	"errors"
-	"slices"
+	"maps"
 	"testing"
 	"time"
 
@@ -81,7 +81,7 @@ func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
 	}
 
 	// then only the offline one is counted, once, and no conversation was read
-	if !maps(counts.counts, map[conversation.UserID]int{"offline": 1}) {
+	if !maps.Equal(counts.counts, map[conversation.UserID]int{"offline": 1}) {
 		t.Fatalf("counts %v", counts.counts)
 	}
 	if repo.reads != 0 {
@@ -110,21 +110,7 @@ func TestCountOfflineReadsTheConversationWhenTheEventHasNoParticipants(t *testin
 	}
 
 	// then the others were counted from the stored participants
-	if !maps(counts.counts, map[conversation.UserID]int{"b": 1, "c": 1}) {
+	if !maps.Equal(counts.counts, map[conversation.UserID]int{"b": 1, "c": 1}) {
 		t.Fatalf("counts %v", counts.counts)
 	}
-}
-
-func maps(a, b map[conversation.UserID]int) bool {
-	ka, kb := make([]conversation.UserID, 0, len(a)), make([]conversation.UserID, 0, len(b))
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-		ka = append(ka, k)
-	}
-	for k := range b {
-		kb = append(kb, k)
-	}
-	return len(ka) == len(kb) && slices.Equal(slices.Sorted(slices.Values(ka)), slices.Sorted(slices.Values(kb)))
 }

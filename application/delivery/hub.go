@@ -151,13 +151,6 @@ func (h *Hub) Publish(conv conversation.ID, it Item) {
 	}
 }
 
-// HasSubscribers reports whether any local subscription follows conv.
-func (h *Hub) HasSubscribers(conv conversation.ID) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.subs[conv]) > 0
-}
-
 // Following lists the conversations that have a local subscription.
 func (h *Hub) Following() []conversation.ID {
 	h.mu.RLock()

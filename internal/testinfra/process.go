@@ -120,9 +120,6 @@ func (p *Process) start() {
 	}
 }
 
-// Restart starts the process again (same ports) after Kill or Stop.
-func (p *Process) Restart() { p.start() }
-
 // Kill sends SIGKILL and waits for the exit.
 func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
 
