@@ -3,6 +3,7 @@ package nova
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,6 +38,27 @@ func NewApplication(repo conversation.Repository, rm *postgres.ReadModel, hot *r
 			Cursors:       query.NewCursors(hot, cursors, rm),
 		},
 	}
+}
+
+// NewMembershipNotifier publishes membership notices on the live channels. A notice is best
+// effort (keep-alive rounds re-check membership), so the command goes on without it; a failed
+// one is logged here rather than lost.
+func NewMembershipNotifier(pub *redisstream.DualStreamPublisher, log *slog.Logger) command.MembershipNotifier {
+	return loggedNotifier{pub: pub, log: log.With("component", "membership-notices")}
+}
+
+type loggedNotifier struct {
+	pub *redisstream.DualStreamPublisher
+	log *slog.Logger
+}
+
+func (n loggedNotifier) Removed(ctx context.Context, conv conversation.ID, user conversation.UserID) error {
+	err := n.pub.Removed(ctx, conv, user)
+	if err != nil {
+		n.log.Warn("removal notice not published; live subscriptions end at the next keep-alive round instead",
+			"conversation_id", conv, "error", err)
+	}
+	return err
 }
 
 // NewReadinessChecks are what /readyz asks: Postgres, Redis, that migrations are applied, and

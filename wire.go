@@ -14,7 +14,6 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
-	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/conversation"
@@ -57,7 +56,7 @@ var adapterSet = wire.NewSet(
 	redisstream.NewClient,
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
-	wire.Bind(new(command.MembershipNotifier), new(*redisstream.DualStreamPublisher)),
+	NewMembershipNotifier,
 	outbox.NewRelay,
 	outbox.NewFastPath,
 	wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)),

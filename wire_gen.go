@@ -14,7 +14,6 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
-	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/conversation"
@@ -60,7 +59,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	clientSyncCache := redisstream.NewClientSyncCache(universalClient)
 	clientSyncRepository := postgres.NewClientSyncRepository(pool)
 	offlineCounter := redisstream.NewOfflineCounter(universalClient)
-	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository, offlineCounter, dualStreamPublisher)
+	membershipNotifier := NewMembershipNotifier(dualStreamPublisher, log)
+	application := NewApplication(conversationRepository, readModel, clientSyncCache, clientSyncRepository, offlineCounter, membershipNotifier)
 	secret := cfg.JWTSecret
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
@@ -127,7 +127,7 @@ var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
 
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
-	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(command.MembershipNotifier), new(*redisstream.DualStreamPublisher)), outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
+	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), NewMembershipNotifier, outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,

@@ -233,7 +233,13 @@ func (r *Relay) relayIfLeaderStalls(ctx context.Context) {
 	var stalled bool
 	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT created_at FROM outbox ORDER BY id LIMIT 1) o
 		WHERE o.created_at < now() - make_interval(secs => $1))`, leaderStallBound.Seconds()).Scan(&stalled)
-	if err != nil || !stalled {
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Debug("cannot see whether the leader stalls; looking again in a second", "error", err)
+		}
+		return
+	}
+	if !stalled {
 		return
 	}
 	r.Stats.TakenOver.Add(1)

@@ -52,7 +52,8 @@ func (h ChangeParticipantsHandler) Add(ctx context.Context, cmd AddParticipant) 
 }
 
 // Remove takes the user out and then tells the instances, so their live subscriptions end at
-// once (a failed notice is not an error: the removal is stored, and keep-alive rounds catch up).
+// once. A failed notice does not fail the removal, which is stored: the notifier reports it,
+// and keep-alive rounds catch up.
 func (h ChangeParticipantsHandler) Remove(ctx context.Context, cmd RemoveParticipant) error {
 	if err := h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
 		return c.RemoveParticipant(cmd.By, cmd.User, h.now())
