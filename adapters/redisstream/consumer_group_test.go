@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,4 +198,154 @@ type noHistory struct{}
 
 func (noHistory) MessagesAfter(context.Context, conversation.ID, int64, int) ([]conversation.Message, error) {
 	return nil, nil
+}
+
+// addConversationEntries writes perConv entries for each of convs conversations, interleaved,
+// with the seq of each in its payload.
+func addConversationEntries(t *testing.T, rdb *redis.Client, convs, perConv int) {
+	t.Helper()
+	pipe := rdb.Pipeline()
+	for seq := 1; seq <= perConv; seq++ {
+		for c := 0; c < convs; c++ {
+			conv := fmt.Sprintf("c%02d", c)
+			pipe.XAdd(context.Background(), &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+				"_watermill_message_uuid": fmt.Sprintf("%s-%04d", conv, seq), "payload": fmt.Sprint(seq),
+				"conversation_id": conv, "stream_key": "stream:conversation:" + conv, "entry_id": fmt.Sprintf("%d-0", seq),
+			}})
+		}
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int {
+	t.Helper()
+	info := rdb.Info(context.Background(), "commandstats").Val()
+	var n int
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "cmdstat_"+cmd+":") {
+			_, _ = fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_"+cmd+":"), "calls=%d", &n)
+		}
+	}
+	return n
+}
+
+func TestAGroupReadsAndAcksInBatchesAndKeepsEachConversationsOrder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	const convs, perConv = 20, 50
+	// given 1,000 entries of 20 conversations already in the stream
+	addConversationEntries(t, rdb, convs, perConv)
+
+	// when one consumer handles them, each handler taking a moment
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "only",
+		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
+	sub, err := subs.For(ctx, "batched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(ctx, redisstream.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		last     = map[string]int{}
+		inFlight atomic.Int32
+		overlap  atomic.Int32
+		handled  int
+	)
+	deadline := time.After(30 * time.Second)
+	for handled < convs*perConv {
+		select {
+		case m := <-ch:
+			go func() {
+				if n := inFlight.Add(1); n > overlap.Load() {
+					overlap.Store(n)
+				}
+				time.Sleep(time.Millisecond)
+				conv, seq := m.Metadata.Get("conversation_id"), 0
+				_, _ = fmt.Sscan(string(m.Payload), &seq)
+				mu.Lock()
+				if seq != last[conv]+1 {
+					t.Errorf("%s: seq %d after %d", conv, seq, last[conv])
+				}
+				last[conv] = seq
+				mu.Unlock()
+				inFlight.Add(-1)
+				m.Ack()
+			}()
+			handled++
+		case <-deadline:
+			t.Fatalf("handled %d of %d", handled, convs*perConv)
+		}
+	}
+
+	// then every conversation's entries came in order, conversations were handled side by side,
+	// and the reads and acks took a few round trips, not one per entry
+	waitFor(t, 5*time.Second, func() bool {
+		p, err := rdb.XPending(ctx, redisstream.FanoutStream, "batched").Result()
+		return err == nil && p.Count == 0
+	}, "pending list empties after the acks")
+	if overlap.Load() < 2 {
+		t.Errorf("at most %d message in the handlers at once, want conversations side by side", overlap.Load())
+	}
+	if reads, acks := commandCalls(t, rdb, "xreadgroup"), commandCalls(t, rdb, "xack"); reads > 30 || acks > 20 {
+		t.Errorf("%d XREADGROUP and %d XACK calls for %d entries, want batches of up to 128", reads, acks, convs*perConv)
+	}
+}
+
+func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
+	ctx := context.Background()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	cfg := redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour}
+	ids := addFanoutEntries(t, rdb, 5)
+	// given a consumer that took the entries and stopped before acking them
+	first, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "n1", cfg,
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := first.Subscribe(ctx, redisstream.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch // holds the first, never acks it
+	_ = first.Close()
+	if p := rdb.XPending(ctx, redisstream.FanoutStream, "g").Val(); p.Count != 5 {
+		t.Fatalf("pending after the stop: %d, want 5", p.Count)
+	}
+
+	// when it starts again under the same name (claims would wait an hour)
+	again, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "n1", cfg,
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	ch, err = again.Subscribe(ctx, redisstream.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// then it handles them again at once, in order
+	for i, want := range ids {
+		select {
+		case m := <-ch:
+			if m.UUID != want {
+				t.Fatalf("entry %d: %s, want %s", i, m.UUID, want)
+			}
+			m.Ack()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("entry %d (%s) not handled again", i, want)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { return rdb.XPending(ctx, redisstream.FanoutStream, "g").Val().Count == 0 },
+		"nothing pending after the restart")
 }

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -21,9 +20,16 @@ type GroupConfig struct {
 	ClaimIdle       time.Duration
 	ClaimInterval   time.Duration
 	ConsumerTimeout time.Duration
-	// NackResendSleep paces redelivery of a nacked message (the router nacks only when even the
-	// dead-letter write failed, e.g. Redis is down); zero means 250 ms.
+	// NackResendSleep paces redelivery of a nacked message (the router nacks a transient
+	// failure that outlasted its retries, e.g. Postgres is down); zero means 250 ms.
 	NackResendSleep time.Duration
+	// BatchSize is the most entries one read takes (zero: 128); BatchWait is the pause after a
+	// read that found fewer, so that entries arriving meanwhile are read and acked together
+	// (zero: none; NOVA_GROUP_BATCH_WAIT); BlockTime is how long a read waits for new entries
+	// (zero: 500 ms).
+	BatchSize int
+	BatchWait time.Duration
+	BlockTime time.Duration
 }
 
 // GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream.
@@ -50,39 +56,27 @@ func NewGroupSubscribers(url URL, consumer ConsumerName, cfg GroupConfig, decode
 	return &GroupSubscribers{url: url, decode: decode, history: history, consumer: string(consumer), cfg: cfg, log: log}
 }
 
-// For returns a subscriber for group. Each has its own Redis client, since closing a
-// watermill-redisstream subscriber closes its client.
+// For returns a subscriber for group (batchSubscriber), with its own Redis client: its
+// blocking reads hold a connection each.
 func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subscriber, error) {
 	client, _, err := NewClient(ctx, g.url)
 	if err != nil {
 		return nil, err
 	}
 	log := g.log.With("consumer_group", group)
-	client.AddHook(claimCounter{g.claimsOf(group)})
-	// the library's hooks get no context: theirs is the one the subscriber was made for
-	hookCtx := context.WithoutCancel(ctx)
-	return wredis.NewSubscriber(wredis.SubscriberConfig{
-		Client:                        client,
-		Unmarshaller:                  g.decode,
-		NackResendSleep:               cmp.Or(g.cfg.NackResendSleep, 250*time.Millisecond),
-		Consumer:                      g.consumer,
-		ConsumerGroup:                 group,
-		OldestId:                      "0",
-		ClaimInterval:                 g.cfg.ClaimInterval,
-		MaxIdleTime:                   g.cfg.ClaimIdle,
-		CheckConsumersInterval:        g.cfg.ConsumerTimeout / 4,
-		ConsumerTimeout:               g.cfg.ConsumerTimeout, // the library only removes consumers with nothing pending
-		BlockTime:                     500 * time.Millisecond,
-		DisableIndefiniteInitialBlock: true,
-		ShouldClaimPendingMessage: func(xp redis.XPendingExt) bool {
-			return redriver{client: client, history: g.history, stats: &g.Redrive, log: log}.
-				shouldClaim(hookCtx, group, xp)
+	cfg := g.cfg
+	cfg.NackResendSleep = cmp.Or(cfg.NackResendSleep, 250*time.Millisecond)
+	cfg.BatchSize = cmp.Or(cfg.BatchSize, 128)
+	cfg.BlockTime = cmp.Or(cfg.BlockTime, 500*time.Millisecond)
+	rd := redriver{client: client, history: g.history, stats: &g.Redrive, log: log}
+	return &batchSubscriber{
+		client: client, group: group, consumer: g.consumer, cfg: cfg, decode: g.decode, log: log,
+		claims:  g.claimsOf(group),
+		closing: make(chan struct{}),
+		shouldClaim: func(ctx context.Context, xp redis.XPendingExt) bool {
+			return rd.shouldClaim(ctx, group, xp)
 		},
-		ShouldStopOnReadErrors: func(err error) bool {
-			recreateGroupIfLost(hookCtx, client, group, err, log)
-			return false
-		},
-	}, watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	}, nil
 }
 
 // recreateGroupIfLost handles NOGROUP: Redis came back empty (or the group was deleted), and
@@ -114,24 +108,4 @@ func (g *GroupSubscribers) Claims() map[string]int64 {
 func (g *GroupSubscribers) claimsOf(group string) *atomic.Int64 {
 	n, _ := g.claims.LoadOrStore(group, new(atomic.Int64))
 	return n.(*atomic.Int64)
-}
-
-// claimCounter counts the entries that XCLAIM calls on a subscriber's client hand over; the
-// library offers no other hook into its claim loop.
-type claimCounter struct{ n *atomic.Int64 }
-
-func (claimCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h claimCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if c, ok := cmd.(*redis.XMessageSliceCmd); ok && err == nil && cmd.Name() == "xclaim" {
-			h.n.Add(int64(len(c.Val())))
-		}
-		return err
-	}
-}
-
-func (claimCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,7 +25,26 @@ var countOffline = redis.NewScript(countOfflineLua)
 
 // OfflineCounter keeps offline:{user_id}:{conversation_id}: messages that arrived while the user
 // had no connection anywhere.
-type OfflineCounter struct{ client redis.UniversalClient }
+//
+// Calls that overlap are sent together: the first caller runs the script for every call queued
+// meanwhile in one pipeline (one round trip), the others wait for their result. The consumer
+// group hands a batch of messages to the router at once, so under load one round trip counts
+// many messages. (go-redis has no automatic pipelining; this is the few lines it takes.)
+type OfflineCounter struct {
+	client redis.UniversalClient
+
+	mu       sync.Mutex
+	queued   []*offlineCall
+	flushing bool
+}
+
+type offlineCall struct {
+	keys []string
+	now  int64
+	n    int
+	err  error
+	done chan struct{}
+}
 
 func NewOfflineCounter(client redis.UniversalClient) *OfflineCounter {
 	if client == nil {
@@ -50,12 +70,56 @@ func (o *OfflineCounter) CountOffline(ctx context.Context, group, eventID string
 	for _, u := range recipients {
 		keys = append(keys, OfflineKey(u, conv), presenceKey(u))
 	}
-	n, err := countOffline.Run(ctx, o.client, keys, int64(handledTTL/time.Second), int64(OfflineTTL/time.Second),
-		time.Now().UnixMilli()).Int()
-	if err != nil {
-		return false, fmt.Errorf("count offline messages: %w", err)
+	call := &offlineCall{keys: keys, now: time.Now().UnixMilli(), done: make(chan struct{})}
+	o.mu.Lock()
+	o.queued = append(o.queued, call)
+	if o.flushing {
+		o.mu.Unlock()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	} else {
+		o.flushing = true
+		for len(o.queued) > 0 {
+			batch := o.queued
+			o.queued = nil
+			o.mu.Unlock()
+			o.run(ctx, batch)
+			o.mu.Lock()
+		}
+		o.flushing = false
+		o.mu.Unlock()
 	}
-	return n >= 1, nil
+	if call.err != nil {
+		return false, fmt.Errorf("count offline messages: %w", call.err)
+	}
+	return call.n >= 1, nil
+}
+
+// run sends the calls' scripts in one pipeline and completes each call. It runs for other
+// callers too, so it does not stop when ctx (one caller's) ends, only after a bound.
+func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	args := func(c *offlineCall) []any {
+		return []any{int64(handledTTL / time.Second), int64(OfflineTTL / time.Second), c.now}
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = countOffline.EvalSha(ctx, p, c.keys, args(c)...)
+		}
+		return nil
+	})
+	for i, c := range calls {
+		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") { // Redis restarted: load it again
+			cmds[i] = countOffline.Run(ctx, o.client, c.keys, args(c)...)
+		}
+		c.n, c.err = cmds[i].Int()
+		close(c.done)
+	}
 }
 
 // Clear resets a user's counter for a conversation (they subscribed or acknowledged it).

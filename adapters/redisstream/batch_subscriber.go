@@ -1,0 +1,303 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// batchSubscriber is a Watermill subscriber for one consumer group of one stream. It replaces
+// watermill-redisstream's subscriber, which reads one entry per XREADGROUP and acks each with
+// its own XACK (three round trips per entry, the largest cost of an instance that only takes
+// its share of a group's work; see ARCHITECTURE.md). This one reads up to BatchSize entries
+// per XREADGROUP, hands them to the router together, and acks what was handled with one XACK.
+//
+// Order: entries of one ordering key (the conversation, OrderKey) go to the router one at a
+// time, in stream order, each after the previous one was acked; different keys run side by
+// side (Watermill's router handles each message in its own goroutine). Entries without a key
+// share one: a stream without keys is consumed strictly in order, as before.
+//
+// The rest mirrors the library: entries pending longer than ClaimIdle are claimed from their
+// (presumed dead) consumer every ClaimInterval, a nacked message is handed over again after
+// NackResendSleep, consumers idle past ConsumerTimeout with nothing pending are removed, and a
+// lost group (NOGROUP: Redis came back empty) is created again. In addition, entries this
+// consumer held when it stopped are handled again at once on start (XREADGROUP from "0").
+type batchSubscriber struct {
+	client   redis.UniversalClient
+	group    string
+	consumer string
+	cfg      GroupConfig
+	decode   wredis.Unmarshaller
+	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
+	shouldClaim func(ctx context.Context, xp redis.XPendingExt) bool
+	claims      *atomic.Int64
+	log         *slog.Logger
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// OrderKey is the metadata key whose value orders a group's messages: entries with the same
+// value are handled one after the other, in stream order.
+const OrderKey = "conversation_id"
+
+var _ message.Subscriber = (*batchSubscriber)(nil)
+
+func (s *batchSubscriber) Subscribe(ctx context.Context, stream string) (<-chan *message.Message, error) {
+	select {
+	case <-s.closing:
+		return nil, errors.New("subscriber closed")
+	default:
+	}
+	err := s.client.XGroupCreateMkStream(ctx, stream, s.group, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan *message.Message)
+	var loops sync.WaitGroup
+	for _, loop := range []func(context.Context, string, chan<- *message.Message){s.read, s.claim, s.removeIdleConsumers} {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			loop(ctx, stream, out)
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-s.closing:
+		case <-ctx.Done():
+		}
+		cancel()
+		loops.Wait()
+		close(out)
+	}()
+	return out, nil
+}
+
+// Close stops every loop (messages not yet acked stay pending, to be handled again) and closes
+// the client.
+func (s *batchSubscriber) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		err = s.client.Close()
+	})
+	return err
+}
+
+// read hands over this consumer's own pending entries first, then new ones, batch by batch.
+// After a batch smaller than BatchSize it waits BatchWait, so entries arriving at a moderate
+// rate are read and acked together instead of one round trip each.
+func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message) {
+	from := "0" // own pending entries (held when this consumer stopped)
+	for ctx.Err() == nil {
+		res, err := s.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer,
+			Streams: []string{stream, from}, Count: int64(s.cfg.BatchSize), Block: s.cfg.BlockTime}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			recreateGroupIfLost(ctx, s.client, s.group, err, s.log)
+			s.log.Warn("reading the consumer group failed; retrying", "error", err)
+			sleep(ctx, 500*time.Millisecond)
+			continue
+		}
+		var entries []redis.XMessage
+		if len(res) == 1 {
+			entries = res[0].Messages
+		}
+		if from == "0" && len(entries) == 0 {
+			from = ">"
+			continue
+		}
+		s.handle(ctx, stream, entries, out)
+		if len(entries) < s.cfg.BatchSize {
+			sleep(ctx, s.cfg.BatchWait)
+		}
+	}
+}
+
+// handle gives entries to the router (one key's entries one at a time, keys side by side) and
+// acks the handled ones with one XACK. It returns when each was acked or the subscriber stops.
+func (s *batchSubscriber) handle(ctx context.Context, stream string, entries []redis.XMessage, out chan<- *message.Message) {
+	byKey := map[string][]*message.Message{}
+	var keys []string
+	ids := map[*message.Message]string{}
+	for _, e := range entries {
+		if e.Values == nil {
+			continue // pending, but deleted from the stream: acked below
+		}
+		msg, err := s.decode.Unmarshal(e.Values)
+		if err != nil {
+			s.log.Error("cannot read a consumer-group entry; left pending", "entry_id", e.ID, "error", err)
+			continue
+		}
+		k := msg.Metadata.Get(OrderKey)
+		if _, seen := byKey[k]; !seen {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], msg)
+		ids[msg] = e.ID
+	}
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	for _, e := range entries {
+		if e.Values == nil {
+			acked = append(acked, e.ID)
+		}
+	}
+	for _, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, msg := range byKey[k] {
+				if !s.deliver(ctx, msg, out) {
+					return
+				}
+				mu.Lock()
+				acked = append(acked, ids[msg])
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	s.ack(ctx, stream, acked)
+}
+
+// deliver hands msg to the router until it is acked (true) or the subscriber stops (false).
+func (s *batchSubscriber) deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message) bool {
+	for {
+		msgCtx, cancel := context.WithCancel(ctx)
+		msg.SetContext(msgCtx)
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			cancel()
+			return false
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			return true
+		case <-msg.Nacked():
+			cancel()
+			msg = msg.Copy()
+			sleep(ctx, s.cfg.NackResendSleep)
+		case <-ctx.Done():
+			cancel()
+			return false
+		}
+	}
+}
+
+// ack acknowledges ids in one XACK, retrying while Redis is away; if the subscriber stops
+// first they stay pending and are handled again (every handler is idempotent by event id).
+func (s *batchSubscriber) ack(ctx context.Context, stream string, ids []string) {
+	for len(ids) > 0 && ctx.Err() == nil {
+		err := s.client.XAck(ctx, stream, s.group, ids...).Err()
+		if err == nil {
+			return
+		}
+		s.log.Warn("acknowledging consumer-group entries failed; retrying", "entries", len(ids), "error", err)
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// claim takes over entries pending longer than ClaimIdle (their consumer died or hangs), at
+// start and every ClaimInterval.
+func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *message.Message) {
+	const page = 100
+	t := time.NewTicker(s.cfg.ClaimInterval)
+	defer t.Stop()
+	for {
+		for ctx.Err() == nil {
+			pending, err := s.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: s.group,
+				Idle: s.cfg.ClaimIdle, Start: "-", End: "+", Count: page}).Result()
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, redis.Nil) {
+					s.log.Warn("listing pending consumer-group entries failed", "error", err)
+				}
+				break
+			}
+			var ids []string
+			for _, xp := range pending {
+				if s.shouldClaim(ctx, xp) {
+					ids = append(ids, xp.ID)
+				}
+			}
+			if len(ids) > 0 {
+				// MinIdle makes sure two survivors never take the same entry
+				claimed, err := s.client.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: s.group,
+					Consumer: s.consumer, MinIdle: s.cfg.ClaimIdle, Messages: ids}).Result()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					s.log.Warn("claiming pending consumer-group entries failed", "error", err)
+					break
+				}
+				s.claims.Add(int64(len(claimed)))
+				s.handle(ctx, stream, claimed, out)
+			}
+			if len(pending) < page {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// removeIdleConsumers drops consumers of the group idle past ConsumerTimeout with nothing
+// pending (instances gone for good), so the group's consumer list does not grow forever.
+func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string, _ chan<- *message.Message) {
+	t := time.NewTicker(max(s.cfg.ConsumerTimeout/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		consumers, err := s.client.XInfoConsumers(ctx, stream, s.group).Result()
+		if err != nil {
+			continue
+		}
+		for _, c := range consumers {
+			if c.Name != s.consumer && c.Pending == 0 && c.Idle >= s.cfg.ConsumerTimeout {
+				_ = s.client.XGroupDelConsumer(ctx, stream, s.group, c.Name).Err()
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,90 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+func TestOverlappingOfflineCountsShareRoundTripsAndCountEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	var roundTrips atomic.Int64
+	client := rds.Client()
+	client.AddHook(tripCounter{&roundTrips})
+	counter := redisstream.NewOfflineCounter(client)
+	const events = 300
+	count := func() (fresh int) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		start := make(chan struct{})
+		for i := range events {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				isNew, err := counter.CountOffline(ctx, "g", fmt.Sprintf("event-%d", i), "c", []conversation.UserID{"alice", "bob"})
+				if err != nil {
+					t.Error(err)
+				}
+				if isNew {
+					mu.Lock()
+					fresh++
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		return fresh
+	}
+
+	// given 300 events counted at the same time
+	if fresh := count(); fresh != events {
+		t.Fatalf("%d of %d events reported new", fresh, events)
+	}
+	// when the same events come again (a redelivery)
+	if fresh := count(); fresh != 0 {
+		t.Fatalf("%d redelivered events reported new", fresh)
+	}
+
+	// then each recipient's counter holds each event once, and calls that overlapped shared
+	// round trips
+	for _, u := range []conversation.UserID{"alice", "bob"} {
+		if n, _ := rdb.Get(ctx, redisstream.OfflineKey(u, "c")).Int(); n != events {
+			t.Errorf("%s's counter: %d, want %d", u, n, events)
+		}
+	}
+	t.Logf("%d round trips for %d calls", roundTrips.Load(), 2*events)
+	if trips := roundTrips.Load(); trips > events {
+		t.Errorf("%d round trips for %d calls, want overlapping calls to share them", trips, 2*events)
+	}
+}
+
+// tripCounter counts a client's round trips: each single command and each pipeline is one.
+type tripCounter struct{ n *atomic.Int64 }
+
+func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
