@@ -168,7 +168,7 @@ var settings = []setting{
 	{"NOVA_CLAIM_INTERVAL", "5s", "how often each instance looks for such entries", func(c *Config, v string) error {
 		return parseDuration(v, &c.Groups.ClaimInterval)
 	}},
-	{"NOVA_GROUP_BATCH_WAIT", "20ms", "after a consumer-group read that found less than a full batch (128), wait this long before the next, so entries arriving meanwhile are read, handled and acknowledged together; the delay of offline counters and other group work, never of live delivery", func(c *Config, v string) error {
+	{"NOVA_GROUP_BATCH_WAIT", "100ms", "after a consumer-group read that found less than a full batch (128), wait this long before the next, so entries arriving meanwhile are read, handled and acknowledged together; the delay of offline counters and other group work, never of live delivery", func(c *Config, v string) error {
 		return parseDuration(v, &c.Groups.BatchWait)
 	}},
 	{"NOVA_CONSUMER_TIMEOUT", "10m", "an idle consumer with nothing pending is removed from its group after this", func(c *Config, v string) error {

@@ -184,18 +184,17 @@ func isOnePost(c *conversation.Conversation) bool {
 	return ok
 }
 
-// appendRemembered appends a send decided on remembered state: BEGIN, postStatement and COMMIT
-// in one pipelined round trip. When the state row has moved on, nothing is written (errStale);
-// other errors are returned as Postgres reported them.
+// appendRemembered appends a send decided on remembered state: postStatement alone, in one
+// round trip. One statement is its own transaction (committed, with synchronous_commit, before
+// the reply), so it needs no BEGIN and COMMIT around it. When the state row has moved on,
+// nothing is written (errStale); other errors are returned as Postgres reported them.
 func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
 	var committed []CommittedMessage
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
 	if err := queueAppend(b, c, false, &committed); err != nil {
 		return err
 	}
-	b.Queue("COMMIT")
-	if err := SendTransaction(ctx, r.pool, b); err != nil {
+	if err := r.pool.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
 	r.committed(c, committed)

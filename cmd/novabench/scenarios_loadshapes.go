@@ -80,7 +80,7 @@ func (b *Bench) runInstances(ctx context.Context) []*LatencyResult {
 		from := time.Now()
 		_, noLoad := b.cpuDuringByNode(ctx, from, from.Add(instancesNoLoad))()
 		b.log.Printf("%s: each node's CPU without load for %s: %s", name, instancesNoLoad, formatNodeCPU(noLoad))
-		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, false)
+		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, true)
 		l.NodeCPUNoLoad = noLoad
 		if l.Error == "" {
 			var idle []string
