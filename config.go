@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,24 @@ var settings = []setting{
 			return fmt.Errorf("must be at least %d bytes", auth.MinSecretLen)
 		}
 		c.JWTSecret = auth.Secret(v)
+		return nil
+	}},
+	{"NOVA_JWT_SECRET_FILE", "", "a file holding the HS256 secret instead of NOVA_JWT_SECRET (which would show in the environment of the process); one trailing newline is ignored", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		if c.JWTSecret != "" {
+			return errors.New("set NOVA_JWT_SECRET or NOVA_JWT_SECRET_FILE, not both")
+		}
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return fmt.Errorf("cannot read it: %w", err)
+		}
+		secret := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if len(secret) < auth.MinSecretLen {
+			return fmt.Errorf("the file must hold at least %d bytes", auth.MinSecretLen)
+		}
+		c.JWTSecret = auth.Secret(secret)
 		return nil
 	}},
 	{"NOVA_INSTANCE_ID", "", "consumer name in consumer groups and logs (default random)", func(c *Config, v string) error {

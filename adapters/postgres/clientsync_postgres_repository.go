@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 const aggregateClientSync = "client_sync"
@@ -82,7 +82,7 @@ func (r *ClientSyncRepository) append(ctx context.Context, tx pgx.Tx, c *clients
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {
 		version++
-		data, err := json.Marshal(e)
+		data, err := jsonenc.Marshal(e)
 		if err != nil {
 			return err
 		}

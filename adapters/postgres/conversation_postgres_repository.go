@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 const (
@@ -264,7 +264,7 @@ func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {
 		version++
-		data, err := json.Marshal(e)
+		data, err := jsonenc.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", e.EventType(), err)
 		}
@@ -308,11 +308,11 @@ SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM st
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
 func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
 	m := posted.Message
-	data, err := json.Marshal(posted)
+	data, err := jsonenc.Marshal(posted)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", posted.EventType(), err)
 	}
-	payload, err := json.Marshal(m)
+	payload, err := jsonenc.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
@@ -357,7 +357,7 @@ func queueProjection(b *pgx.Batch, e conversation.Event, participants []string, 
 			string(e.UserID), string(e.ConversationID))
 	case conversation.MessagePosted:
 		m := e.Message
-		payload, err := json.Marshal(m)
+		payload, err := jsonenc.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encode message: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 // ClientSyncTTL is how long an idle client's hot cursors live (renewed on every write).
@@ -47,7 +48,7 @@ type cursorJSON struct {
 
 // Advance moves the cursor forward (never back) and renews the hash's TTL, atomically.
 func (c *ClientSyncCache) Advance(ctx context.Context, key clientsync.Key, seq int64, at time.Time) error {
-	value, err := json.Marshal(cursorJSON{ClientID: key.Client, UserID: key.User, ConversationID: key.Conversation,
+	value, err := jsonenc.Marshal(cursorJSON{ClientID: key.Client, UserID: key.User, ConversationID: key.Conversation,
 		LastMessageID: conversation.StreamID(seq), LastSeq: seq, LastSyncAt: at.UTC()})
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 // RedriveStats count pending fan-out entries found trimmed away before their group acked them.
@@ -85,7 +85,7 @@ func (r redriver) republish(ctx context.Context, conv conversation.ID, seq int64
 		return fmt.Errorf("message %s seq %d is not in Postgres", conv, seq)
 	}
 	m := msgs[0]
-	payload, err := json.Marshal(m)
+	payload, err := jsonenc.Marshal(m)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		if cfg.JWTSecret == "" {
-			fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes)")
+			fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes; or NOVA_JWT_SECRET_FILE)")
 			return 2
 		}
 		return exitCode(log, serve(ctx, cfg, log))
@@ -109,7 +109,7 @@ func migrate(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
 
 func token(cfg nova.Config, user string, ttl time.Duration, stdout, stderr io.Writer) int {
 	if cfg.JWTSecret == "" {
-		fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes)")
+		fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes; or NOVA_JWT_SECRET_FILE)")
 		return 2
 	}
 	u, err := conversation.ParseUserID(user)

@@ -162,15 +162,15 @@ func TestBodyMustBeValidJSONOfAtMost64KiB(t *testing.T) {
 	cases := []struct {
 		name    string
 		body    string
-		wantErr bool
+		wantErr error
 	}{
-		{"64 KiB", jsonString(conversation.MaxBodyBytes), false},
-		{"64 KiB + 1", jsonString(conversation.MaxBodyBytes + 1), true},
-		{"missing", "", true},
-		{"invalid JSON", `{"text":`, true},
-		{"two values", `1 2`, true},
-		{"null", `null`, false},
-		{"number", `42`, false},
+		{"64 KiB", jsonString(conversation.MaxBodyBytes), nil},
+		{"64 KiB + 1", jsonString(conversation.MaxBodyBytes + 1), conversation.ErrTooLarge},
+		{"missing", "", conversation.ErrInvalidArgument},
+		{"invalid JSON", `{"text":`, conversation.ErrInvalidArgument},
+		{"two values", `1 2`, conversation.ErrInvalidArgument},
+		{"null", `null`, nil},
+		{"number", `42`, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,11 +181,8 @@ func TestBodyMustBeValidJSONOfAtMost64KiB(t *testing.T) {
 			_, err := c.PostMessage(draft(alice, "a-1", tc.body))
 
 			// then only valid JSON up to 64 KiB is accepted
-			if tc.wantErr && !errors.Is(err, conversation.ErrInvalidArgument) {
-				t.Fatalf("err = %v, want ErrInvalidArgument", err)
-			}
-			if !tc.wantErr && err != nil {
-				t.Fatalf("err = %v, want nil", err)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 		})
 	}
@@ -510,5 +507,35 @@ func TestIsRepeatOfIgnoresWhitespaceButNotContent(t *testing.T) {
 				t.Errorf("IsRepeatOf(%q) = %v, want %v", tc.body, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestIsRepeatOfComparesNumbersExactly(t *testing.T) {
+	cases := []struct {
+		stored, body string
+		want         bool
+	}{
+		{`{"id":9007199254740993}`, `{"id":9007199254740992}`, false}, // equal as float64
+		{`{"id":9007199254740993}`, `{"id":9007199254740993}`, true},
+		{`{"n":1000}`, `{"n":1e3}`, true},
+		{`{"n":0.1}`, `{"n":1E-1}`, true},
+		{`{"n":0.30000000000000004}`, `{"n":0.3}`, false},
+		{`[1e999999999]`, `[1e999999999]`, true}, // written the same
+		{`[1e999999999]`, `[10e999999998]`, false},
+		{`{"n":1}`, `{"n":"1"}`, false},
+	}
+	for _, tc := range cases {
+		m := conversation.Message{Body: json.RawMessage(tc.stored)}
+		if got := m.IsRepeatOf(json.RawMessage(tc.body)); got != tc.want {
+			t.Errorf("stored %s, sent %s: IsRepeatOf = %v, want %v", tc.stored, tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestADraftWhoseBodyIsNotUTF8IsInvalid(t *testing.T) {
+	d := conversation.NewMessageDraft{ID: "m", SenderID: "u", ClientMsgID: "c-1", Body: json.RawMessage("{\"text\":\"\xff\xfe\"}")}
+	err := d.Validate()
+	if !errors.Is(err, conversation.ErrInvalidArgument) {
+		t.Fatalf("Validate() = %v, want ErrInvalidArgument", err)
 	}
 }

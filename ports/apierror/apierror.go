@@ -40,6 +40,7 @@ var mapping = []struct {
 }{
 	{conversation.ErrNotFound, http.StatusNotFound, "not_found"},
 	{conversation.ErrInvalidArgument, http.StatusBadRequest, "invalid_argument"},
+	{conversation.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large"},
 	{conversation.ErrConflict, http.StatusConflict, "conflict"},
 	// Retries ran out against concurrent writers: the client did nothing wrong and may retry.
 	{conversation.ErrConcurrentUpdate, http.StatusServiceUnavailable, "unavailable"},

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func TestHTTPAPI(t *testing.T) {
 		{"404 not_found", testNotFound},
 		{"409 conflict", testConflict},
 		{"413 payload_too_large", testPayloadTooLarge},
+		{"bodies as sent", testBodiesAsSent},
 		{"conversations", testConversations},
 		{"messages", testMessages},
 	}
@@ -368,10 +370,10 @@ func testPayloadTooLarge(t *testing.T, base string) {
 		status, body := alice.Do("POST", "/v1/conversations", map[string]any{"title": text(97 << 10)})
 		requireError(t, status, body, http.StatusRequestEntityTooLarge, "payload_too_large")
 	})
-	t.Run("a body over 64 KiB in a request under 96 KiB is 400", func(t *testing.T) {
+	t.Run("a body over 64 KiB in a request under 96 KiB", func(t *testing.T) {
 		alice := bind(t, alice)
 		status, body := alice.Do("POST", path, map[string]any{"client_msg_id": "65k", "body": text(64<<10 + 1)})
-		requireError(t, status, body, http.StatusBadRequest, "invalid_argument")
+		requireError(t, status, body, http.StatusRequestEntityTooLarge, "payload_too_large")
 	})
 	t.Run("a body of exactly 64 KiB is stored", func(t *testing.T) {
 		alice := bind(t, alice)
@@ -423,6 +425,54 @@ func testRateLimited(t *testing.T, base string) {
 }
 
 // ---------------------------------------------------------------------------
+// bodies: stored and answered as sent, compared exactly, UTF-8 only
+// ---------------------------------------------------------------------------
+
+func testBodiesAsSent(t *testing.T, base string) {
+	alice := testinfra.NewUser(t, base)
+	conv := alice.CreateConversation()
+	url := fmt.Sprintf("%s/v1/conversations/%s/messages", base, conv)
+
+	t.Run("angle brackets and ampersands are not escaped", func(t *testing.T) {
+		// given a body of 1,000 '<', '>' and '&'
+		text := strings.Repeat("<>&", 1000)
+		req := []byte(`{"client_msg_id":"html","body":{"text":"` + text + `"}}`)
+		// when it is sent
+		status, answer := call(t, "POST", url, bearer(alice.Token), req)
+		if status != http.StatusCreated {
+			t.Fatalf("status %d %s", status, answer)
+		}
+		// then the answer holds it as sent (encoding/json would write \u003c, six times larger)
+		if !bytes.Contains(answer, []byte(text)) || len(answer) > len(text)+400 {
+			t.Errorf("answer is %d bytes for a %d-byte text, escaped: %.80s", len(answer), len(text), answer)
+		}
+		// and so does history, which is what was stored
+		status, page := call(t, "GET", url+"?after_seq=0", bearer(alice.Token), nil)
+		if status != http.StatusOK || !bytes.Contains(page, []byte(text)) {
+			t.Errorf("history: %d, %d bytes, text as sent: %v", status, len(page), bytes.Contains(page, []byte(text)))
+		}
+	})
+	t.Run("a body that is not UTF-8 is 400", func(t *testing.T) {
+		status, answer := call(t, "POST", url, bearer(alice.Token), []byte("{\"client_msg_id\":\"utf8\",\"body\":{\"text\":\"\xff\xfe\"}}"))
+		requireError(t, status, answer, http.StatusBadRequest, "invalid_argument")
+	})
+	t.Run("a repeat with another large integer is a conflict", func(t *testing.T) {
+		send := func(n string) (int, []byte) {
+			return call(t, "POST", url, bearer(alice.Token), []byte(`{"client_msg_id":"big-int","body":{"id":`+n+`}}`))
+		}
+		if status, answer := send("9007199254740993"); status != http.StatusCreated {
+			t.Fatalf("first send: %d %s", status, answer)
+		}
+		// (the two numbers are the same float64)
+		status, answer := send("9007199254740992")
+		requireError(t, status, answer, http.StatusConflict, "conflict")
+		if status, answer := send("9007199254740993"); status != http.StatusOK {
+			t.Errorf("the same number again: %d %s, want 200 (a repeat)", status, answer)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
 // 503
 // ---------------------------------------------------------------------------
 
@@ -445,6 +495,11 @@ func testReadiness(t *testing.T, db string) {
 	e := requireError(t, status, body, http.StatusServiceUnavailable, "unavailable")
 	if !strings.Contains(e.Message, "redis") || strings.Contains(e.Message, "postgres") {
 		t.Errorf("message %q should name redis and only redis", e.Message)
+	}
+	// and does not tell the public what the backend said (addresses, users)
+	if port := strconv.Itoa(rds.Port); strings.Contains(e.Message, port) || strings.Contains(e.Message, "127.0.0.1") ||
+		strings.Contains(e.Message, "refused") {
+		t.Errorf("message %q echoes the backend's error", e.Message)
 	}
 	// and /healthz still answers, the process runs
 	if status, body := call(t, "GET", base+"/healthz", nil, nil); status != http.StatusOK {

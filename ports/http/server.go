@@ -32,6 +32,7 @@ type handlers struct {
 	limiter *ratelimit.PerUser
 	ready   []ReadinessCheck
 	obs     monitoring.Observer
+	log     *slog.Logger
 }
 
 // Routes are more routes on the public router, from another port (the WebSocket one).
@@ -43,9 +44,10 @@ func NewEcho(app application.Application, authn *auth.Authenticator, limiter *ra
 	if authn == nil || limiter == nil || obs == nil || log == nil {
 		panic("http.NewEcho: nil dependency")
 	}
-	h := &handlers{app: app, limiter: limiter, ready: ready, obs: obs}
+	h := &handlers{app: app, limiter: limiter, ready: ready, obs: obs, log: log}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = jsonSerializer{}
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(middleware.Recover())
 
@@ -73,11 +75,13 @@ func (h *handlers) readyz(c echo.Context) error {
 	var down []string
 	for _, rc := range h.ready {
 		if err := rc.Check(ctx); err != nil {
-			down = append(down, rc.Name+": "+err.Error())
+			// the cause (hosts, users, addresses) goes to the log, not to whoever asks
+			h.log.Warn("not ready", "dependency", rc.Name, "error", err)
+			down = append(down, rc.Name)
 		}
 	}
 	if len(down) > 0 {
-		return apierror.New(http.StatusServiceUnavailable, "unavailable", "not ready: "+strings.Join(down, "; "))
+		return apierror.New(http.StatusServiceUnavailable, "unavailable", "not ready: "+strings.Join(down, ", "))
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

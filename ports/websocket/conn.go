@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/jsonenc"
 	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 )
@@ -229,7 +229,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) sendJSON(v any) {
-	data, err := json.Marshal(v)
+	data, err := jsonenc.Marshal(v)
 	if err != nil {
 		c.h.log.Error("encode frame", "error", err)
 		return

@@ -1,0 +1,55 @@
+package nova
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func loadConfig(env map[string]string, args ...string) (Config, error) {
+	c, _, err := LoadConfig(flag.NewFlagSet("test", flag.ContinueOnError), args, func(k string) string { return env[k] })
+	return c, err
+}
+
+func TestTheJWTSecretCanComeFromAFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := strings.Repeat("s", 40)
+	good := filepath.Join(dir, "secret")
+	if err := os.WriteFile(good, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := loadConfig(map[string]string{"NOVA_JWT_SECRET_FILE": good})
+	if err != nil || string(c.JWTSecret) != secret {
+		t.Fatalf("from a file: secret %q, error %v; want the file's content without its newline", c.JWTSecret, err)
+	}
+	c, err = loadConfig(nil, "--nova-jwt-secret-file", good)
+	if err != nil || string(c.JWTSecret) != secret {
+		t.Fatalf("from the flag: secret %q, error %v", c.JWTSecret, err)
+	}
+
+	for name, env := range map[string]map[string]string{
+		"both":       {"NOVA_JWT_SECRET": secret, "NOVA_JWT_SECRET_FILE": good},
+		"too short":  {"NOVA_JWT_SECRET_FILE": short},
+		"no file":    {"NOVA_JWT_SECRET_FILE": filepath.Join(dir, "missing")},
+		"short env":  {"NOVA_JWT_SECRET": "short"},
+		"bad number": {"NOVA_STREAM_MAXLEN": "lots"},
+	} {
+		_, err := loadConfig(env)
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s: error %v, want a ConfigError", name, err)
+			continue
+		}
+		if _, named := env[ce.Variable]; !named {
+			t.Errorf("%s: the error names %s, want one of %v", name, ce.Variable, env)
+		}
+	}
+}
