@@ -17,6 +17,7 @@ import (
 	"github.com/nova-chat/nova/domain/conversation"
 	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
+	"github.com/nova-chat/nova/ports/ratelimit"
 	"github.com/nova-chat/nova/ports/websocket"
 )
 
@@ -107,3 +108,12 @@ func NewConsumerName(cfg Config) redisstream.ConsumerName {
 
 // NewFanoutUnmarshaller is how consumer groups read fan-out entries (it never fails; see the type).
 func NewFanoutUnmarshaller() wredis.Unmarshaller { return messaging.FanoutUnmarshaller{} }
+
+// NewSharedSendRate counts sends across the deployment in Redis; nil (per instance only) when
+// NOVA_SEND_RATE is 0, the limit being off.
+func NewSharedSendRate(rdb redis.UniversalClient, r ratelimit.SendRate) ratelimit.Shared {
+	if r <= 0 {
+		return nil
+	}
+	return redisstream.NewSendRateLimiter(rdb, float64(r), r.Burst())
+}

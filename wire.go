@@ -80,6 +80,7 @@ var portSet = wire.NewSet(
 	wire.Struct(new(Background), "*"),
 	auth.NewAuthenticator,
 	ratelimit.NewPerUser,
+	NewSharedSendRate,
 	NewReadinessChecks,
 	nhttp.NewEcho,
 	nhttp.NewServer,

@@ -64,7 +64,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	secret := cfg.JWTSecret
 	authenticator := auth.NewAuthenticator(secret)
 	sendRate := cfg.SendRate
-	perUser := ratelimit.NewPerUser(sendRate)
+	shared := NewSharedSendRate(universalClient, sendRate)
+	perUser := ratelimit.NewPerUser(sendRate, shared, log)
 	keys := NewMessagingKeys()
 	consumerName := NewConsumerName(cfg)
 	groupConfig := cfg.Groups
@@ -132,7 +133,8 @@ var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.Ne
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
 	NewLiveEnabled,
-	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewLiveListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, wire.Bind(new(messaging.Revoker), new(*websocket.Handler)), NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewReadinessChecks, http.NewEcho, http.NewServer,
+	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewLiveListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, wire.Bind(new(messaging.Revoker), new(*websocket.Handler)), NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewSharedSendRate,
+	NewReadinessChecks, http.NewEcho, http.NewServer,
 )
 
 var adminSet = wire.NewSet(admin.NewRegistry, wire.Bind(new(prometheus.Registerer), new(*prometheus.Registry)), admin.NewMetrics, wire.Bind(new(monitoring.Observer), new(*admin.Metrics)), NewCounterSource,

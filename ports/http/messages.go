@@ -23,7 +23,7 @@ func (h *handlers) postMessage(c echo.Context) error {
 		return conversation.ErrNotFound
 	}
 	user := currentUser(c)
-	if !h.limiter.Allow(string(user)) {
+	if !h.limiter.Allow(c.Request().Context(), string(user)) {
 		return apierror.RateLimited
 	}
 	var req struct {

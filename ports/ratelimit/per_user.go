@@ -2,6 +2,8 @@
 package ratelimit
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -11,10 +13,23 @@ import (
 // SendRate is NOVA_SEND_RATE: messages per second per user (burst 5x); 0 turns the limit off.
 type SendRate float64
 
-// PerUser keeps one token bucket per user and forgets users idle for a while.
+// Burst is how many sends a user may make at once.
+func (r SendRate) Burst() int { return max(1, int(5*r)) }
+
+// Shared counts a user's sends on every instance (Redis); false means over the rate.
+type Shared interface {
+	Allow(ctx context.Context, user string) (bool, error)
+}
+
+// PerUser limits each user's sends across the deployment. A token bucket per user on this
+// instance answers first (a user over the rate here is over it everywhere, and no round trip
+// is spent on them); then the shared bucket, which sees every instance's sends. When the shared
+// one cannot be asked (Redis away), the local answer stands: sends go on, limited per instance.
 type PerUser struct {
-	limit rate.Limit
-	burst int
+	limit  rate.Limit
+	burst  int
+	shared Shared
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -28,15 +43,35 @@ type bucket struct {
 
 const idleAfter = 10 * time.Minute
 
-func NewPerUser(r SendRate) *PerUser {
-	return &PerUser{limit: rate.Limit(r), burst: max(1, int(5*r)), buckets: map[string]*bucket{}, lastSweep: time.Now()}
+// NewPerUser limits sends to r per user; shared may be nil (per instance only).
+func NewPerUser(r SendRate, shared Shared, log *slog.Logger) *PerUser {
+	if log == nil {
+		panic("ratelimit.NewPerUser: nil logger")
+	}
+	return &PerUser{limit: rate.Limit(r), burst: r.Burst(), shared: shared, log: log,
+		buckets: map[string]*bucket{}, lastSweep: time.Now()}
 }
 
 // Allow reports whether user may send one more message now.
-func (p *PerUser) Allow(user string) bool {
+func (p *PerUser) Allow(ctx context.Context, user string) bool {
 	if p.limit <= 0 {
 		return true
 	}
+	if !p.allowLocal(user) {
+		return false
+	}
+	if p.shared == nil {
+		return true
+	}
+	ok, err := p.shared.Allow(ctx, user)
+	if err != nil {
+		p.log.Warn("the shared send rate could not be checked; limiting per instance", "error", err)
+		return true
+	}
+	return ok
+}
+
+func (p *PerUser) allowLocal(user string) bool {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -151,7 +151,7 @@ func (c *conn) send(f inFrame) {
 		c.sendError(f.ID, apierror.NotFound)
 		return
 	}
-	if !c.h.limiter.Allow(string(c.user)) {
+	if !c.h.limiter.Allow(c.ctx, string(c.user)) {
 		c.sendError(f.ID, apierror.RateLimited)
 		return
 	}

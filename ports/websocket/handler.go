@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -39,10 +40,16 @@ type Options struct {
 	MaxConnsPerUser int
 }
 
-// PresenceRecorder tells other instances which users hold a connection here (heartbeats with a TTL).
+// PresenceRecorder tells other instances which users hold how many connections here
+// (heartbeats with a TTL), and keeps each user's connections on all instances within a limit.
 type PresenceRecorder interface {
-	Vouch(ctx context.Context, users []conversation.UserID) error
-	Leave(ctx context.Context, user conversation.UserID) error
+	// Admit records one more connection of user here unless the user's connections on every
+	// instance would exceed limit (false: refused).
+	Admit(ctx context.Context, user conversation.UserID, limit int) (bool, error)
+	// Vouch renews this instance's claims: each user with a connection here, and how many.
+	Vouch(ctx context.Context, conns map[conversation.UserID]int) error
+	// Release records that user holds left connections here (0: the claim is withdrawn).
+	Release(ctx context.Context, user conversation.UserID, left int) error
 }
 
 // presenceHeartbeat renews this instance's presence claims well within their TTL.
@@ -143,6 +150,9 @@ func (h *Handler) authenticate(r *http.Request) (auth.Claims, error) {
 	return h.authn.Verify(token)
 }
 
+// admit decides whether u may open one more connection: refused at once when u holds the
+// limit here, else asked of every instance's counts (presence). While Redis cannot be asked,
+// the limit holds per instance.
 func (h *Handler) admit(ctx context.Context, u conversation.UserID) bool {
 	h.mu.Lock()
 	if h.perUser[u] >= h.opts.MaxConnsPerUser {
@@ -150,28 +160,36 @@ func (h *Handler) admit(ctx context.Context, u conversation.UserID) bool {
 		return false
 	}
 	h.perUser[u]++
-	first := h.perUser[u] == 1
 	h.mu.Unlock()
-	if first {
-		if err := h.presence.Vouch(ctx, []conversation.UserID{u}); err != nil {
-			h.log.Warn("presence not recorded; the next heartbeat retries", "error", err)
-		}
+	ok, err := h.presence.Admit(ctx, u, h.opts.MaxConnsPerUser)
+	if err != nil {
+		h.log.Warn("connection limit checked on this instance only; presence is retried by the next heartbeat", "error", err)
+		return true
 	}
-	return true
+	if !ok {
+		h.mu.Lock()
+		h.forget(u)
+		h.mu.Unlock()
+	}
+	return ok
+}
+
+// forget takes one connection of u off the local count, and returns how many are left.
+func (h *Handler) forget(u conversation.UserID) int {
+	h.perUser[u]--
+	left := h.perUser[u]
+	if left <= 0 {
+		delete(h.perUser, u)
+	}
+	return left
 }
 
 func (h *Handler) release(ctx context.Context, u conversation.UserID) {
 	h.mu.Lock()
-	h.perUser[u]--
-	last := h.perUser[u] <= 0
-	if last {
-		delete(h.perUser, u)
-	}
+	left := h.forget(u)
 	h.mu.Unlock()
-	if last {
-		if err := h.presence.Leave(ctx, u); err != nil {
-			h.log.Warn("presence not withdrawn; it expires by itself", "error", err)
-		}
+	if err := h.presence.Release(ctx, u, max(left, 0)); err != nil {
+		h.log.Warn("presence not updated; it is corrected by the next heartbeat or expires by itself", "error", err)
 	}
 }
 
@@ -186,14 +204,11 @@ func (h *Handler) RunPresence(ctx context.Context) error {
 		case <-t.C:
 		}
 		h.mu.Lock()
-		users := make([]conversation.UserID, 0, len(h.perUser))
-		for u := range h.perUser {
-			users = append(users, u)
-		}
+		conns := maps.Clone(h.perUser)
 		h.mu.Unlock()
-		if len(users) > 0 {
-			if err := h.presence.Vouch(ctx, users); err != nil && ctx.Err() == nil {
-				h.log.Warn("presence heartbeat failed", "users", len(users), "error", err)
+		if len(conns) > 0 {
+			if err := h.presence.Vouch(ctx, conns); err != nil && ctx.Err() == nil {
+				h.log.Warn("presence heartbeat failed", "users", len(conns), "error", err)
 			}
 		}
 	}

@@ -643,3 +643,49 @@ func TestConnectionIsClosedWhenItsTokenExpires(t *testing.T) {
 		t.Fatalf("closed after %s, before the token expired", d)
 	}
 }
+
+func TestConnectionAndSendLimitsHoldAcrossInstances(t *testing.T) {
+	// given two instances of one deployment, each allowing two connections per user and one
+	// send a second (burst 5)
+	rds := testinfra.StartRedis(t)
+	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL(),
+		Settings: map[string]string{"NOVA_MAX_CONNS_PER_USER": "2", "NOVA_SEND_RATE": "1"}}
+	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
+	alice := testinfra.NewUser(t, a.URL)
+	onB := testinfra.NewUser(t, b.URL)
+	onB.User, onB.Token = alice.User, alice.Token
+
+	// when alice holds one connection on each
+	alice.DialWS("", "")
+	onB.DialWS("", "")
+
+	// then a third is refused on either instance
+	for _, c := range []*testinfra.Client{alice, onB} {
+		_, resp, err := c.TryDialWS("", "", nil)
+		requireRefused(t, resp, err, http.StatusTooManyRequests, "rate_limited")
+	}
+
+	// when she sends 10 messages at once, alternating between the instances
+	conv := alice.CreateConversation()
+	created := 0
+	for i := range 10 {
+		c := alice
+		if i%2 == 1 {
+			c = onB
+		}
+		status, body := c.Do("POST", "/v1/conversations/"+string(conv)+"/messages",
+			map[string]any{"client_msg_id": fmt.Sprintf("r-%d", i), "body": i})
+		switch status {
+		case http.StatusCreated:
+			created++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("send %d: %d %s", i, status, body)
+		}
+	}
+
+	// then the burst of 5 is the deployment's, not each instance's (one more may have refilled)
+	if created < 5 || created > 6 {
+		t.Errorf("%d of 10 sends accepted across two instances, want the burst of 5 (or 6)", created)
+	}
+}
