@@ -266,7 +266,9 @@ func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
 	// when Postgres is away for 10 s (longer than the handler's retries, about 7 s) and an event arrives whose
 	// handling needs it (written like an older entry, without participants in its metadata)
 	proxy.Cut()
-	payload, err := json.Marshal(msg)
+	next := msg
+	next.ID, next.Seq, next.StreamID = uuid.NewString(), msg.Seq+1, conversation.StreamID(msg.Seq+1)
+	payload, err := json.Marshal(next)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,11 @@ import (
 
 const (
 	OfflineTTL = 24 * time.Hour
-	// handledTTL is how long an event id is remembered as handled by a consumer group.
+	// handledTTL is how long a conversation's handled marks are kept after its last message.
 	handledTTL = 7 * 24 * time.Hour
+	// maxMarkedSeq bounds the bitmap of handled marks (512 MiB is Redis' limit for one string;
+	// a conversation never gets near 2^32 messages)
+	maxMarkedSeq = 1<<32 - 1
 )
 
 //go:embed count_offline.lua
@@ -40,6 +43,7 @@ type OfflineCounter struct {
 
 type offlineCall struct {
 	keys []string
+	seq  int64
 	now  int64
 	n    int
 	err  error
@@ -57,20 +61,27 @@ func OfflineKey(u conversation.UserID, c conversation.ID) string {
 	return "offline:" + string(u) + ":" + string(c)
 }
 
-// HandledKey remembers that a consumer group applied an event's effect.
-func HandledKey(group, eventID string) string { return "nova:handled:" + group + ":" + eventID }
+// HandledKey holds which of a conversation's messages a consumer group has applied: a bitmap
+// indexed by seq.
+func HandledKey(group string, c conversation.ID) string {
+	return "nova:handled:" + group + ":" + string(c)
+}
 
 // CountOffline adds one to the counter of each recipient who has no live connection anywhere
-// (their presence hash, see Presence), once per event id: the mark, the presence check and the
-// increments are one script, so a redelivered event (claimed after a crash, or read twice)
-// changes nothing, and a message costs one round trip. It reports whether the event was new.
-func (o *OfflineCounter) CountOffline(ctx context.Context, group, eventID string, conv conversation.ID, recipients []conversation.UserID) (bool, error) {
+// (their presence hash, see Presence), once per (group, conversation, seq): the mark, the
+// presence check and the increments are one script, so a redelivered event (claimed after a
+// crash, or read twice, or redriven with a new entry) changes nothing. It reports whether the
+// message was new.
+func (o *OfflineCounter) CountOffline(ctx context.Context, group string, conv conversation.ID, seq int64, recipients []conversation.UserID) (bool, error) {
+	if seq < 1 || seq > maxMarkedSeq {
+		return false, fmt.Errorf("count offline messages: seq %d out of range", seq)
+	}
 	keys := make([]string, 0, 1+2*len(recipients))
-	keys = append(keys, HandledKey(group, eventID))
+	keys = append(keys, HandledKey(group, conv))
 	for _, u := range recipients {
 		keys = append(keys, OfflineKey(u, conv), presenceKey(u))
 	}
-	call := &offlineCall{keys: keys, now: time.Now().UnixMilli(), done: make(chan struct{})}
+	call := &offlineCall{keys: keys, seq: seq, now: time.Now().UnixMilli(), done: make(chan struct{})}
 	o.mu.Lock()
 	o.queued = append(o.queued, call)
 	if o.flushing {
@@ -104,7 +115,7 @@ func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	args := func(c *offlineCall) []any {
-		return []any{int64(handledTTL / time.Second), int64(OfflineTTL / time.Second), c.now}
+		return []any{int64(handledTTL / time.Second), int64(OfflineTTL / time.Second), c.now, c.seq}
 	}
 	cmds := make([]*redis.Cmd, len(calls))
 	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -2,7 +2,6 @@ package redisstream_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,7 +31,7 @@ func TestOverlappingOfflineCountsShareRoundTripsAndCountEachEventOnce(t *testing
 			go func() {
 				defer wg.Done()
 				<-start
-				isNew, err := counter.CountOffline(ctx, "g", fmt.Sprintf("event-%d", i), "c", []conversation.UserID{"alice", "bob"})
+				isNew, err := counter.CountOffline(ctx, "g", "c", int64(i+1), []conversation.UserID{"alice", "bob"})
 				if err != nil {
 					t.Error(err)
 				}
@@ -86,5 +85,32 @@ func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.n.Add(1)
 		return next(ctx, cmds)
+	}
+}
+
+func TestHandledMarksTakeOneBitPerMessage(t *testing.T) {
+	ctx := context.Background()
+	rdb := testinfra.StartRedis(t).Client()
+	counter := redisstream.NewOfflineCounter(rdb)
+	// given 10,000 messages of one conversation counted
+	for seq := int64(1); seq <= 10_000; seq++ {
+		if _, err := counter.CountOffline(ctx, "g", "c", seq, []conversation.UserID{"alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// then their marks are one key of about 10,000 bits, with a TTL
+	keys := rdb.Keys(ctx, "nova:handled:*").Val()
+	if len(keys) != 1 {
+		t.Fatalf("handled keys: %v, want one for the conversation", keys)
+	}
+	if n := rdb.StrLen(ctx, keys[0]).Val(); n > 10_000/8+1 {
+		t.Errorf("marks take %d bytes, want about 1,250", n)
+	}
+	if ttl := rdb.TTL(ctx, keys[0]).Val(); ttl <= 0 {
+		t.Errorf("marks TTL %v, want one", ttl)
+	}
+	// and a seq outside the bitmap's range is refused, not allocated
+	if _, err := counter.CountOffline(ctx, "g", "c", 1<<40, nil); err == nil {
+		t.Error("seq 2^40 accepted")
 	}
 }

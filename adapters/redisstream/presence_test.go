@@ -34,7 +34,7 @@ func TestConnectionsCountOnEveryInstanceUntilOneStopsVouching(t *testing.T) {
 	}
 	// and she counts as online for offline counting (the count fields are no online marks)
 	counter := redisstream.NewOfflineCounter(rdb)
-	if _, err := counter.CountOffline(ctx, "g", "e1", "c", []conversation.UserID{alice}); err != nil {
+	if _, err := counter.CountOffline(ctx, "g", "c", 1, []conversation.UserID{alice}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rdb.Get(ctx, redisstream.OfflineKey(alice, "c")).Int(); n != 0 {

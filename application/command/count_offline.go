@@ -11,8 +11,8 @@ import (
 // had no connection.
 type OfflineCounts interface {
 	// CountOffline adds one for each of recipients who holds no live connection on any instance,
-	// at most once per (group, eventID), and reports whether the event was new.
-	CountOffline(ctx context.Context, group, eventID string, conv conversation.ID, recipients []conversation.UserID) (bool, error)
+	// at most once per (group, conversation, seq), and reports whether the message was new.
+	CountOffline(ctx context.Context, group string, conv conversation.ID, seq int64, recipients []conversation.UserID) (bool, error)
 	Clear(ctx context.Context, user conversation.UserID, conv conversation.ID) error
 }
 
@@ -29,10 +29,10 @@ func NewCountOfflineHandler(conversations conversation.Repository, counts Offlin
 	return CountOfflineHandler{conversations: conversations, counts: counts}
 }
 
-// Handle is idempotent per (group, eventID): a redelivered event changes nothing. participants
+// Handle is idempotent per (group, message): a redelivered event changes nothing. participants
 // are the conversation's when the message was posted, as the event carries them; when the event
 // does not (older entries, redrives), they are read from the conversation.
-func (h CountOfflineHandler) Handle(ctx context.Context, group, eventID string, m conversation.Message, participants []conversation.UserID) error {
+func (h CountOfflineHandler) Handle(ctx context.Context, group string, m conversation.Message, participants []conversation.UserID) error {
 	if participants == nil {
 		c, err := h.conversations.Get(ctx, m.ConversationID)
 		if errors.Is(err, conversation.ErrNotFound) {
@@ -49,6 +49,6 @@ func (h CountOfflineHandler) Handle(ctx context.Context, group, eventID string, 
 			recipients = append(recipients, p)
 		}
 	}
-	_, err := h.counts.CountOffline(ctx, group, eventID, m.ConversationID, recipients)
+	_, err := h.counts.CountOffline(ctx, group, m.ConversationID, m.Seq, recipients)
 	return err
 }

@@ -3,6 +3,7 @@ package command_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -50,11 +51,12 @@ func newCounts(online ...conversation.UserID) *countsInMemory {
 	return c
 }
 
-func (c *countsInMemory) CountOffline(_ context.Context, group, eventID string, _ conversation.ID, recipients []conversation.UserID) (bool, error) {
-	if c.seen[group+"/"+eventID] {
+func (c *countsInMemory) CountOffline(_ context.Context, group string, conv conversation.ID, seq int64, recipients []conversation.UserID) (bool, error) {
+	key := fmt.Sprintf("%s/%s/%d", group, conv, seq)
+	if c.seen[key] {
 		return false, nil
 	}
-	c.seen[group+"/"+eventID] = true
+	c.seen[key] = true
 	for _, u := range recipients {
 		if !c.online[u] {
 			c.counts[u]++
@@ -75,7 +77,7 @@ func TestCountOfflineUsesTheParticipantsTheEventCarries(t *testing.T) {
 
 	// when an event names its participants (sender, one online, one offline) and is handled twice
 	for range 2 {
-		if err := h.Handle(context.Background(), "g", "event-1", m, []conversation.UserID{"sender", "online", "offline"}); err != nil {
+		if err := h.Handle(context.Background(), "g", m, []conversation.UserID{"sender", "online", "offline"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,10 +104,10 @@ func TestCountOfflineReadsTheConversationWhenTheEventHasNoParticipants(t *testin
 	_ = repo.Create(context.Background(), c)
 
 	// when an older event without participants arrives, and one of a conversation that is gone
-	if err := h.Handle(context.Background(), "g", "e1", conversation.Message{ConversationID: c.ID(), Seq: 1, SenderID: "a"}, nil); err != nil {
+	if err := h.Handle(context.Background(), "g", conversation.Message{ConversationID: c.ID(), Seq: 1, SenderID: "a"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Handle(context.Background(), "g", "e2", conversation.Message{ConversationID: "gone", Seq: 1, SenderID: "a"}, nil); err != nil {
+	if err := h.Handle(context.Background(), "g", conversation.Message{ConversationID: "gone", Seq: 1, SenderID: "a"}, nil); err != nil {
 		t.Fatalf("a vanished conversation is nothing to count, not an error: %v", err)
 	}
 

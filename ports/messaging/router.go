@@ -124,7 +124,7 @@ func handlers(app application.Application) []Handler {
 					participants = append(participants, conversation.UserID(p))
 				}
 			}
-			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, msg.UUID, m, participants)
+			return app.Commands.CountOffline.Handle(msg.Context(), GroupMessagingService, m, participants)
 		},
 	}}
 }
