@@ -31,22 +31,23 @@ type (
 
 // Config is everything an instance is told from outside (PROTOCOL.md section 1).
 type Config struct {
-	DatabaseURL     postgres.DSN
-	RedisURL        redisstream.URL
-	HTTPAddr        nhttp.Addr
-	AdminAddr       AdminAddr
-	JWTSecret       auth.Secret
-	InstanceID      InstanceID
-	AllowedOrigins  AllowedOrigins
-	StreamMaxLen    redisstream.StreamMaxLen
-	PubSubCompat    redisstream.PubSubCompat
-	SendRate        ratelimit.SendRate
-	MaxConnsPerUser MaxConnsPerUser
-	LogFormat       string // "text" or "json"; "" picks by whether stderr is a terminal
-	LogLevel        string // debug, info, warn or error
-	LiveFeed        string // which Redis feed drives live delivery: interest (live channels) or fanout (A/B only)
-	LiveRecheck     messaging.LiveRecheck
-	Groups          redisstream.GroupConfig
+	DatabaseURL      postgres.DSN
+	RedisURL         redisstream.URL
+	HTTPAddr         nhttp.Addr
+	AdminAddr        AdminAddr
+	JWTSecret        auth.Secret
+	InstanceID       InstanceID
+	AllowedOrigins   AllowedOrigins
+	StreamMaxLen     redisstream.StreamMaxLen
+	PubSubCompat     redisstream.PubSubCompat
+	SendRate         ratelimit.SendRate
+	MaxConnsPerUser  MaxConnsPerUser
+	MaxSubscriptions int
+	LogFormat        string // "text" or "json"; "" picks by whether stderr is a terminal
+	LogLevel         string // debug, info, warn or error
+	LiveFeed         string // which Redis feed drives live delivery: interest (live channels) or fanout (A/B only)
+	LiveRecheck      messaging.LiveRecheck
+	Groups           redisstream.GroupConfig
 }
 
 // ConfigError names the variable that was wrong; cmd/nova prints it on one line and exits 2.
@@ -158,7 +159,15 @@ var settings = []setting{
 		c.SendRate = ratelimit.SendRate(f)
 		return nil
 	}},
-	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once", func(c *Config, v string) error {
+	{"NOVA_MAX_SUBSCRIPTIONS", "1000", "subscriptions one WebSocket connection may hold at once; a subscribe beyond them is answered with a rate_limited error frame", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		c.MaxSubscriptions = n
+		return nil
+	}},
+	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once, across all instances", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return errors.New("must be a positive integer")

@@ -80,7 +80,8 @@ func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgr
 }
 
 func NewWebSocketOptions(cfg Config) websocket.Options {
-	return websocket.Options{OriginPatterns: cfg.AllowedOrigins, MaxConnsPerUser: int(cfg.MaxConnsPerUser)}
+	return websocket.Options{OriginPatterns: cfg.AllowedOrigins, MaxConnsPerUser: int(cfg.MaxConnsPerUser),
+		MaxSubscriptions: cfg.MaxSubscriptions}
 }
 
 // NewPublicRoutes are the routes other ports add to the public router.

@@ -31,10 +31,13 @@ func (r *ReadModel) Conversation(ctx context.Context, id conversation.ID) (conve
 	return c.Snapshot(), nil
 }
 
-func (r *ReadModel) ConversationsOf(ctx context.Context, user conversation.UserID) ([]conversation.Snapshot, error) {
+// ConversationsOf lists at most limit of user's conversations with ids above after ("": from
+// the first), by id (UUIDv7: creation order), along the members table's primary key.
+func (r *ReadModel) ConversationsOf(ctx context.Context, user conversation.UserID, after conversation.ID, limit int) ([]conversation.Snapshot, error) {
 	rows, err := r.pool.Query(ctx, `SELECT c.id, c.title, c.participants, c.created_at, c.last_seq, c.version
 		FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.user_id = $1 ORDER BY c.created_at, c.id`, string(user))
+		WHERE m.user_id = $1 AND ($2::uuid IS NULL OR m.conversation_id > $2::uuid)
+		ORDER BY m.conversation_id LIMIT $3`, string(user), nullIfEmpty(string(after)), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
 	}
@@ -101,4 +104,11 @@ func scanMessage(row pgx.CollectableRow) (conversation.Message, error) {
 	m.StreamID = conversation.StreamID(m.Seq)
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, nil
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -66,10 +66,21 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 // state (stale, or a decision that fresh state might change: a sender no longer a participant, a
 // repeated client_msg_id), the conversation is loaded under a row lock, so concurrent senders
 // queue instead of failing, and a conflict is retried with a fresh aggregate a bounded number
-// of times.
+// of times. Before taking the lock, unless the conversation is contended, fn decides on a
+// fresh read without it: a request that fresh state refuses (a non-participant, a bad
+// argument) never holds the row lock, so it cannot slow the conversation's real senders down.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
 	if done, err := r.updateRemembered(ctx, id, fn); done {
 		return err
+	}
+	if !r.cache.isContended(id) {
+		fresh, err := r.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(fresh); err != nil {
+			return err
+		}
 	}
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {

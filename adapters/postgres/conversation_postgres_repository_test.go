@@ -110,17 +110,17 @@ func TestUpdateRetriesWithAFreshAggregateAfterAConflict(t *testing.T) {
 	alice := conversation.UserID(uuid.NewString())
 	c := startConversation(t, repo, alice)
 
-	// given another writer takes version 2 while the first attempt runs, and lets go before the second
+	// given another writer took version 2, and lets go only while the second locked try decides
+	if _, err := pool.Exec(ctx, `INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
+		VALUES ($1, 2, 'conversation', $2, 'test.intruder.v1', '{}', now())`, string(c.ID()), uuid.NewString()); err != nil {
+		t.Fatal(err)
+	}
 	calls := 0
 	err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+		// calls: 1 on remembered state (refused by the events key), 2 on a fresh read before the
+		// row lock, 3 the first locked try (refused again), 4 the second
 		calls++
-		switch calls {
-		case 1:
-			if _, err := pool.Exec(ctx, `INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
-				VALUES ($1, 2, 'conversation', $2, 'test.intruder.v1', '{}', now())`, string(c.ID()), uuid.NewString()); err != nil {
-				t.Fatal(err)
-			}
-		case 2:
+		if calls == 4 {
 			if _, err := pool.Exec(ctx, `DELETE FROM events WHERE aggregate_id = $1 AND event_type = 'test.intruder.v1'`, string(c.ID())); err != nil {
 				t.Fatal(err)
 			}
@@ -129,9 +129,9 @@ func TestUpdateRetriesWithAFreshAggregateAfterAConflict(t *testing.T) {
 		return err
 	})
 
-	// then the update succeeded on its second try, with seq 1
-	if err != nil || calls != 2 {
-		t.Fatalf("update: err %v after %d calls, want success after 2", err, calls)
+	// then the update succeeded on its second locked try, with seq 1
+	if err != nil || calls != 4 {
+		t.Fatalf("update: err %v after %d calls, want success after 4", err, calls)
 	}
 	loaded, _ := repo.Get(ctx, c.ID())
 	if loaded.LastSeq() != 1 || loaded.Version() != 2 {
@@ -365,5 +365,35 @@ func TestConcurrentSendsToManyConversationsKeepTheirOwnOutcomes(t *testing.T) {
 	}
 	if got := sig.n.Load(); got != convs*perConv {
 		t.Fatalf("the outbox signal heard of %d messages, want %d", got, convs*perConv)
+	}
+}
+
+func TestARefusedWriterNeverTakesTheRowLock(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice, mallory := conversation.UserID(uuid.NewString()), conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+
+	// given another session holds the conversation's row lock
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, string(c.ID())); err != nil {
+		t.Fatal(err)
+	}
+
+	// when a non-participant posts (this instance remembers no state for the conversation)
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err = repo.Update(short, c.ID(), func(c *conversation.Conversation) error {
+		_, err := c.PostMessage(post("m-1", mallory))
+		return err
+	})
+
+	// then the refusal comes at once, without waiting for the lock
+	if !errors.Is(err, conversation.ErrNotFound) {
+		t.Fatalf("a non-participant's post: %v, want ErrNotFound without waiting for the row lock", err)
 	}
 }

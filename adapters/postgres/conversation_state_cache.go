@@ -67,6 +67,14 @@ func (s *stateCache) put(st conversation.Snapshot) {
 	s.states[st.ID] = st
 }
 
+// isContended reports whether id was found written by another writer lately.
+func (s *stateCache) isContended(id conversation.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.contended[id]
+	return ok && time.Now().Before(until)
+}
+
 // stale forgets id's state after another writer changed it.
 func (s *stateCache) stale(id conversation.ID) {
 	s.mu.Lock()

@@ -10,7 +10,7 @@ import (
 // ReadModel is what the queries need from the stored read models.
 type ReadModel interface {
 	Conversation(ctx context.Context, id conversation.ID) (conversation.Snapshot, error)
-	ConversationsOf(ctx context.Context, user conversation.UserID) ([]conversation.Snapshot, error)
+	ConversationsOf(ctx context.Context, user conversation.UserID, after conversation.ID, limit int) ([]conversation.Snapshot, error)
 	MessagesAfter(ctx context.Context, id conversation.ID, afterSeq int64, limit int) ([]conversation.Message, error)
 	MessagesBefore(ctx context.Context, id conversation.ID, beforeSeq int64, limit int) ([]conversation.Message, error)
 }
@@ -37,8 +37,36 @@ func (q Conversations) Get(ctx context.Context, user conversation.UserID, id con
 	return s, nil
 }
 
-func (q Conversations) ListFor(ctx context.Context, user conversation.UserID) ([]conversation.Snapshot, error) {
-	return q.rm.ConversationsOf(ctx, user)
+// Page asks for at most Limit items after the item named After ("": from the first).
+type Page struct {
+	After conversation.ID
+	Limit int
+}
+
+// MaxPageLimit is the most items one page holds, and a page's size when none is asked for.
+const MaxPageLimit = 1000
+
+// ConversationPage is one page of a user's conversations, in creation order; HasMore says
+// another page follows (ask for it with After = the last one's id).
+type ConversationPage struct {
+	Conversations []conversation.Snapshot
+	HasMore       bool
+}
+
+// ListFor returns one page of the conversations user takes part in.
+func (q Conversations) ListFor(ctx context.Context, user conversation.UserID, p Page) (ConversationPage, error) {
+	limit := p.Limit
+	if limit < 1 || limit > MaxPageLimit {
+		limit = MaxPageLimit
+	}
+	list, err := q.rm.ConversationsOf(ctx, user, p.After, limit+1)
+	if err != nil {
+		return ConversationPage{}, err
+	}
+	if len(list) > limit {
+		return ConversationPage{Conversations: list[:limit], HasMore: true}, nil
+	}
+	return ConversationPage{Conversations: list}, nil
 }
 
 func isParticipant(s conversation.Snapshot, user conversation.UserID) bool {

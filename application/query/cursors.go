@@ -48,19 +48,26 @@ type Unread struct {
 	AckedSeq       int64           `json:"acked_seq"`
 }
 
-func (q Cursors) Unread(ctx context.Context, user conversation.UserID, client clientsync.ClientID) ([]Unread, error) {
-	convs, err := q.convs.ListFor(ctx, user)
+// UnreadPage is Unread for one page of the user's conversations (see ConversationPage).
+type UnreadPage struct {
+	Conversations []Unread
+	HasMore       bool
+}
+
+// Unread counts, for one page of user's conversations, the messages after client's cursor.
+func (q Cursors) Unread(ctx context.Context, user conversation.UserID, client clientsync.ClientID, p Page) (UnreadPage, error) {
+	page, err := q.convs.ListFor(ctx, user, p)
 	if err != nil {
-		return nil, err
+		return UnreadPage{}, err
 	}
 	acked, err := q.AckedSeqs(ctx, user, client)
 	if err != nil {
-		return nil, err
+		return UnreadPage{}, err
 	}
-	out := make([]Unread, len(convs))
-	for i, c := range convs {
+	out := make([]Unread, len(page.Conversations))
+	for i, c := range page.Conversations {
 		a := min(acked[c.ID], c.LastSeq)
 		out[i] = Unread{ConversationID: c.ID, Unread: c.LastSeq - a, LastSeq: c.LastSeq, AckedSeq: a}
 	}
-	return out, nil
+	return UnreadPage{Conversations: out, HasMore: page.HasMore}, nil
 }

@@ -1,13 +1,16 @@
 package http
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nova-chat/nova/application/command"
+	"github.com/nova-chat/nova/application/query"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/apierror"
 )
 
 type conversationResponse struct {
@@ -23,6 +26,9 @@ func toConversationResponse(s conversation.Snapshot) conversationResponse {
 }
 
 func (h *handlers) createConversation(c echo.Context) error {
+	if !h.limiter.Allow(c.Request().Context(), string(currentUser(c))) {
+		return apierror.RateLimited
+	}
 	var req struct {
 		Participants []string `json:"participants"`
 		Title        string   `json:"title"`
@@ -48,15 +54,37 @@ func (h *handlers) createConversation(c echo.Context) error {
 }
 
 func (h *handlers) listConversations(c echo.Context) error {
-	list, err := h.app.Queries.Conversations.ListFor(c.Request().Context(), currentUser(c))
+	p, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	out := make([]conversationResponse, len(list))
-	for i, s := range list {
+	page, err := h.app.Queries.Conversations.ListFor(c.Request().Context(), currentUser(c), p)
+	if err != nil {
+		return err
+	}
+	out := make([]conversationResponse, len(page.Conversations))
+	for i, s := range page.Conversations {
 		out[i] = toConversationResponse(s)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"conversations": out})
+	return c.JSON(http.StatusOK, map[string]any{"conversations": out, "has_more": page.HasMore})
+}
+
+// pageParams reads ?after=<conversation id>&limit=L (1..1000, default 1000) of the list calls.
+func pageParams(c echo.Context) (query.Page, error) {
+	var p query.Page
+	if s := c.QueryParam("after"); s != "" {
+		id, err := conversation.ParseID(s)
+		if err != nil {
+			return p, apierror.InvalidArgument("after must be a conversation id")
+		}
+		p.After = id
+	}
+	limit, err := intParam(c, "limit", query.MaxPageLimit)
+	if err != nil || limit < 1 || limit > query.MaxPageLimit {
+		return p, apierror.InvalidArgument(fmt.Sprintf("limit must be 1 to %d", query.MaxPageLimit))
+	}
+	p.Limit = limit
+	return p, nil
 }
 
 func (h *handlers) getConversation(c echo.Context) error {
@@ -75,6 +103,9 @@ func (h *handlers) addParticipant(c echo.Context) error {
 	id, err := conversation.ParseID(c.Param("id"))
 	if err != nil {
 		return conversation.ErrNotFound
+	}
+	if !h.limiter.Allow(c.Request().Context(), string(currentUser(c))) {
+		return apierror.RateLimited
 	}
 	var req struct {
 		UserID string `json:"user_id"`
@@ -99,6 +130,9 @@ func (h *handlers) removeParticipant(c echo.Context) error {
 	id, err := conversation.ParseID(c.Param("id"))
 	if err != nil {
 		return conversation.ErrNotFound
+	}
+	if !h.limiter.Allow(c.Request().Context(), string(currentUser(c))) {
+		return apierror.RateLimited
 	}
 	user, err := conversation.ParseUserID(c.Param("user_id"))
 	if err != nil {

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -406,9 +407,9 @@ func testRateLimited(t *testing.T, base string) {
 		}
 	}
 
-	// then the burst of 5 goes through and at least one of the rest is 429 rate_limited
-	if !slices.Equal(statuses[:5], []int{201, 201, 201, 201, 201}) {
-		t.Errorf("first five statuses = %v, want all 201", statuses[:5])
+	// then the burst of 5, less the create, goes through and at least one of the rest is 429 rate_limited
+	if !slices.Equal(statuses[:4], []int{201, 201, 201, 201}) {
+		t.Errorf("first four statuses = %v, want all 201", statuses[:4])
 	}
 	if limited == 0 {
 		t.Errorf("statuses = %v, want at least one 429", statuses)
@@ -417,6 +418,9 @@ func testRateLimited(t *testing.T, base string) {
 	if got := getConversation(t, alice, conv).LastSeq; got != int64(10-limited) {
 		t.Errorf("last_seq = %d, want %d (one per 201)", got, 10-limited)
 	}
+	// and creating conversations takes from the same bucket (alice's is empty now)
+	status, body := alice.Do("POST", "/v1/conversations", map[string]any{"title": "one more"})
+	requireError(t, status, body, http.StatusTooManyRequests, "rate_limited")
 	// and another user has a bucket of their own
 	bob := testinfra.NewUser(t, base)
 	if _, status := bob.Send(bob.CreateConversation(), "b-1", "hi"); status != http.StatusCreated {
@@ -552,8 +556,55 @@ func testConversations(t *testing.T, base string) {
 			}
 		}
 		status, body := carol.Do("GET", "/v1/conversations", nil)
-		if status != http.StatusOK || !jsonEqual(body, `{"conversations":[]}`) {
-			t.Errorf("carol's list: %d %s, want 200 {\"conversations\":[]}", status, body)
+		if status != http.StatusOK || !jsonEqual(body, `{"conversations":[],"has_more":false}`) {
+			t.Errorf("carol's list: %d %s, want 200 {\"conversations\":[],\"has_more\":false}", status, body)
+		}
+	})
+
+	t.Run("lists come in pages", func(t *testing.T) {
+		dave := testinfra.NewUser(t, base)
+		var made []conversation.ID
+		for range 5 {
+			made = append(made, dave.CreateConversation())
+		}
+		slices.Sort(made) // UUIDv7: creation order
+		client := uuid.NewString()
+		for _, path := range []string{"/v1/conversations?limit=2", "/v1/unread?client_id=" + client + "&limit=2"} {
+			// when dave pages through his five conversations two at a time
+			var seen []conversation.ID
+			next := path
+			for pages := 0; ; pages++ {
+				if pages > 3 {
+					t.Fatalf("%s: more than 3 pages for 5 conversations", path)
+				}
+				status, body := dave.Do("GET", next, nil)
+				var page struct {
+					Conversations []struct {
+						ID             conversation.ID `json:"id"`
+						ConversationID conversation.ID `json:"conversation_id"`
+					} `json:"conversations"`
+					HasMore *bool `json:"has_more"`
+				}
+				mustDecode(t, body, &page)
+				if status != http.StatusOK || page.HasMore == nil || len(page.Conversations) > 2 {
+					t.Fatalf("%s: %d %s", next, status, body)
+				}
+				for _, c := range page.Conversations {
+					seen = append(seen, cmp.Or(c.ID, c.ConversationID))
+				}
+				if !*page.HasMore {
+					break
+				}
+				next = path + "&after=" + string(seen[len(seen)-1])
+			}
+			// then he sees each once, in creation order
+			if !slices.Equal(seen, made) {
+				t.Errorf("%s: pages gave %v, want %v", path, seen, made)
+			}
+		}
+		for _, bad := range []string{"?limit=0", "?limit=1001", "?after=nope"} {
+			status, body := dave.Do("GET", "/v1/conversations"+bad, nil)
+			requireError(t, status, body, http.StatusBadRequest, "invalid_argument")
 		}
 	})
 

@@ -101,9 +101,13 @@ func (h *handlers) unread(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := h.app.Queries.Cursors.Unread(c.Request().Context(), currentUser(c), client)
+	p, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"conversations": list})
+	page, err := h.app.Queries.Cursors.Unread(c.Request().Context(), currentUser(c), client, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"conversations": page.Conversations, "has_more": page.HasMore})
 }

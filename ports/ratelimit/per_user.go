@@ -1,4 +1,5 @@
-// Package ratelimit limits how fast each user may send, shared by the HTTP and WebSocket ports.
+// Package ratelimit limits how fast each user may write (send a message, create a conversation,
+// change its participants), shared by the HTTP and WebSocket ports.
 package ratelimit
 
 import (
@@ -52,7 +53,7 @@ func NewPerUser(r SendRate, shared Shared, log *slog.Logger) *PerUser {
 		buckets: map[string]*bucket{}, lastSweep: time.Now()}
 }
 
-// Allow reports whether user may send one more message now.
+// Allow reports whether user may make one more write now.
 func (p *PerUser) Allow(ctx context.Context, user string) bool {
 	if p.limit <= 0 {
 		return true

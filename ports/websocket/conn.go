@@ -3,11 +3,13 @@ package websocket
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/delivery"
@@ -55,6 +57,8 @@ type conn struct {
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 
+	frames *rate.Limiter // frames this connection may send
+
 	closeOnce sync.Once
 
 	handling sync.Mutex  // held while a frame is handled, so a shutdown lets it finish
@@ -63,7 +67,7 @@ type conn struct {
 
 func newConn(h *Handler, ws *websocket.Conn, claims auth.Claims, client clientsync.ClientID) *conn {
 	return &conn{h: h, ws: ws, user: claims.User, client: client, expiry: claims.ExpiresAt,
-		room: make(chan struct{}),
+		room: make(chan struct{}), frames: rate.NewLimiter(framesPerSecond, framesBurst),
 		subs: map[conversation.ID]*delivery.Subscription{}, acks: map[conversation.ID]int64{}}
 }
 
@@ -122,6 +126,10 @@ func (c *conn) readLoop() {
 		}
 		if c.leaving.Load() {
 			return // the server is shutting down; the client sends it again after reconnecting
+		}
+		if !c.frames.Allow() {
+			c.sendError(f.ID, apierror.New(http.StatusTooManyRequests, "rate_limited", "too many frames; slow down"))
+			continue
 		}
 		c.handling.Lock()
 		c.handle(f)

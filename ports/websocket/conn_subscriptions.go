@@ -1,6 +1,9 @@
 package websocket
 
 import (
+	"fmt"
+	"net/http"
+
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/apierror"
 )
@@ -11,6 +14,15 @@ func (c *conn) subscribe(f inFrame) {
 	conv, err := conversation.ParseID(f.ConversationID)
 	if err != nil {
 		c.sendError(f.ID, apierror.NotFound)
+		return
+	}
+	c.subsMu.Lock()
+	_, again := c.subs[conv]
+	full := !again && len(c.subs) >= c.h.opts.MaxSubscriptions
+	c.subsMu.Unlock()
+	if full {
+		c.sendError(f.ID, apierror.New(http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("at most %d subscriptions per connection; unsubscribe from one first", c.h.opts.MaxSubscriptions)))
 		return
 	}
 	snap, err := c.h.app.Queries.Conversations.Get(c.ctx, c.user, conv)

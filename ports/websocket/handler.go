@@ -38,7 +38,17 @@ const (
 type Options struct {
 	OriginPatterns  []string // empty: same host only
 	MaxConnsPerUser int
+	// MaxSubscriptions is the most subscriptions one connection holds at once (default 1000).
+	MaxSubscriptions int
 }
+
+// Frames a connection may send: framesPerSecond sustained, framesBurst at once (enough to
+// subscribe to MaxSubscriptions conversations right after connecting). Sends are limited per
+// user besides (NOVA_SEND_RATE).
+const (
+	framesPerSecond = 100
+	framesBurst     = 1000
+)
 
 // PresenceRecorder tells other instances which users hold how many connections here
 // (heartbeats with a TTL), and keeps each user's connections on all instances within a limit.
@@ -83,6 +93,9 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 	}
 	if opts.MaxConnsPerUser < 1 {
 		opts.MaxConnsPerUser = 32
+	}
+	if opts.MaxSubscriptions < 1 {
+		opts.MaxSubscriptions = 1000
 	}
 	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log.With("component", "websocket"),
 		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{},
