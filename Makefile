@@ -34,7 +34,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 
 build:
 	@echo "==> go build -o bin/nova ./cmd/nova"
-	@$(GO) build -o bin/nova ./cmd/nova
+	@$(GO) build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/nova ./cmd/nova
 
 # Everything (services, database nova, JWT secret, build, migrate, token) is in
 # scripts/services.sh run, which ends in `exec bin/nova serve`.

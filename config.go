@@ -151,7 +151,7 @@ var settings = []setting{
 		c.PubSubCompat = redisstream.PubSubCompat(b)
 		return nil
 	}},
-	{"NOVA_SEND_RATE", "20", "messages per second each user may send (burst 5x); 0 turns the limit off", func(c *Config, v string) error {
+	{"NOVA_SEND_RATE", "20", "writes (sends, conversations created, participant changes) per second each user may make, across all instances (burst 5x); 0 turns the limit off", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 {
 			return errors.New("must be a number >= 0")
@@ -263,10 +263,11 @@ func flagName(env string) string { return strings.ReplaceAll(strings.ToLower(env
 // Usage lists the settings for --help.
 func Usage(w io.Writer) {
 	for _, s := range settings {
-		def := s.def
-		if def == "" {
-			def = "-"
+		// a default is shown once: in the usage text when it needs words, else from def
+		if strings.Contains(s.usage, "(default") || s.def == "" {
+			fmt.Fprintf(w, "  --%-26s %-24s %s\n", flagName(s.env), s.env, s.usage)
+			continue
 		}
-		fmt.Fprintf(w, "  --%-26s %-24s %s (default %s)\n", flagName(s.env), s.env, s.usage, def)
+		fmt.Fprintf(w, "  --%-26s %-24s %s (default %s)\n", flagName(s.env), s.env, s.usage, s.def)
 	}
 }

@@ -441,7 +441,7 @@ cmd_run() {
     export NOVA_JWT_SECRET
 
     log "go build -o bin/nova ./cmd/nova"
-    go build -o bin/nova ./cmd/nova
+    go build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/nova ./cmd/nova
     log "bin/nova migrate"
     bin/nova migrate
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -30,19 +31,30 @@ commands:
   streams   print the fan-out and busiest conversation streams with their consumer groups
             (length, first/last id, consumers, pending, lag, oldest pending idle) and the
             outbox backlog: nova streams [--busiest 5]
+  version   print the version
+  help      print this help (also: nova <command> --help)
 
 flags (each also read from the environment variable named beside it):
 `
 
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); else the module's.
+var version = ""
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		nova.Usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		nova.Usage(stdout)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, "nova", versionString())
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
@@ -56,6 +68,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "streams" {
 		fs.IntVar(&busiest, "busiest", 5, "how many of the busiest conversation streams to show")
+	}
+	if wantsHelp(rest) {
+		fmt.Fprintf(stdout, "usage: nova %s [flags]\n\n", cmd)
+		own := 0
+		fs.VisitAll(func(*flag.Flag) { own++ })
+		if own > 0 {
+			fmt.Fprintln(stdout, "flags:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintln(stdout, "settings (each also read from the environment variable named beside it):")
+		nova.Usage(stdout)
+		return 0
 	}
 	cfg, _, err := nova.LoadConfig(fs, rest, os.Getenv)
 	if err != nil {
@@ -156,4 +182,36 @@ func newLogger(cfg nova.Config, w io.Writer) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h).With("instance_id", string(cfg.InstanceID))
+}
+
+// wantsHelp reports a -h, -help or --help among a command's arguments.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+// versionString is the build's version: set with -ldflags, else the module version and VCS
+// revision the Go toolchain recorded, else "devel".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return "devel"
+	}
+	return v
 }
