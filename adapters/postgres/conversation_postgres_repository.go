@@ -73,14 +73,8 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	if done, err := r.updateRemembered(ctx, id, fn); done {
 		return err
 	}
-	if !r.cache.isContended(id) {
-		fresh, err := r.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(fresh); err != nil {
-			return err
-		}
+	if done, err := r.updateFresh(ctx, id, fn); done {
+		return err
 	}
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
@@ -178,6 +172,35 @@ func (r *ConversationRepository) updateRemembered(ctx context.Context, id conver
 		r.cache.stale(id)
 	} else {
 		r.cache.forget(id)
+	}
+	return false, nil
+}
+
+// updateFresh decides on a fresh read of the state row, without the row lock, unless the
+// conversation is contended (then the locked way queues in Postgres at once). A refusal is
+// final (done): a non-participant or a bad argument never takes the lock. A send is appended
+// by the same conditional statement as on remembered state; if the state moved on meanwhile,
+// or anything else is not decided here, the locked way follows (done is false).
+func (r *ConversationRepository) updateFresh(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) (done bool, err error) {
+	if r.cache.isContended(id) {
+		return false, nil
+	}
+	fresh, err := r.Get(ctx, id)
+	if err != nil {
+		return true, err
+	}
+	if err := fn(fresh); err != nil {
+		return true, err
+	}
+	if !isOnePost(fresh) {
+		return false, nil
+	}
+	err = r.appendRemembered(ctx, fresh)
+	if err == nil || ctx.Err() != nil {
+		return true, err
+	}
+	if errors.Is(err, errStale) {
+		r.cache.stale(id)
 	}
 	return false, nil
 }
