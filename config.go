@@ -43,6 +43,8 @@ type Config struct {
 	SendRate         ratelimit.SendRate
 	MaxConnsPerUser  MaxConnsPerUser
 	MaxSubscriptions int
+	FanoutGroups     []string
+	PingInterval     time.Duration
 	LogFormat        string // "text" or "json"; "" picks by whether stderr is a terminal
 	LogLevel         string // debug, info, warn or error
 	LiveFeed         string // which Redis feed drives live delivery: interest (live channels) or fanout (A/B only)
@@ -167,6 +169,9 @@ var settings = []setting{
 		c.MaxSubscriptions = n
 		return nil
 	}},
+	{"NOVA_WS_PING_INTERVAL", "20s", "how often the server pings each WebSocket (a peer silent for 10 s more is dropped) and re-checks its subscriptions' membership; when membership cannot be checked for 3 rounds (Postgres away) the connection is closed with 1001", func(c *Config, v string) error {
+		return parseDuration(v, &c.PingInterval)
+	}},
 	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once, across all instances", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -201,6 +206,20 @@ var settings = []setting{
 	}},
 	{"NOVA_CONSUMER_TIMEOUT", "10m", "an idle consumer with nothing pending is removed from its group after this", func(c *Config, v string) error {
 		return parseDuration(v, &c.Groups.ConsumerTimeout)
+	}},
+	{"NOVA_FANOUT_GROUPS", "", "comma-separated consumer groups of other services on the fan-out stream that Nova creates when missing (at start, after Redis restarted empty) and never trims past (see docs/EVENTS.md)", func(c *Config, v string) error {
+		c.FanoutGroups = nil
+		for _, g := range strings.Split(v, ",") {
+			g = strings.TrimSpace(g)
+			if g == "" {
+				continue
+			}
+			if strings.ContainsAny(g, " \t\r\n") || len(g) > 200 {
+				return fmt.Errorf("%q is not a group name", g)
+			}
+			c.FanoutGroups = append(c.FanoutGroups, g)
+		}
+		return nil
 	}},
 	{"NOVA_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", func(c *Config, v string) error {
 		if v != "" && v != "text" && v != "json" {

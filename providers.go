@@ -81,7 +81,7 @@ func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgr
 
 func NewWebSocketOptions(cfg Config) websocket.Options {
 	return websocket.Options{OriginPatterns: cfg.AllowedOrigins, MaxConnsPerUser: int(cfg.MaxConnsPerUser),
-		MaxSubscriptions: cfg.MaxSubscriptions}
+		MaxSubscriptions: cfg.MaxSubscriptions, PingInterval: cfg.PingInterval}
 }
 
 // NewPublicRoutes are the routes other ports add to the public router.
@@ -118,3 +118,6 @@ func NewSharedSendRate(rdb redis.UniversalClient, r ratelimit.SendRate) ratelimi
 	}
 	return redisstream.NewSendRateLimiter(rdb, float64(r), r.Burst())
 }
+
+// NewDeclaredGroups are the consumer groups of other services Nova keeps (NOVA_FANOUT_GROUPS).
+func NewDeclaredGroups(cfg Config) redisstream.DeclaredGroups { return cfg.FanoutGroups }

@@ -53,6 +53,7 @@ var adapterSet = wire.NewSet(
 	wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)),
 	redisstream.NewOfflineCounter,
 	redisstream.NewFanoutTrimmer,
+	NewDeclaredGroups,
 	redisstream.NewClient,
 	redisstream.NewDualStreamPublisher,
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),

@@ -97,7 +97,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	liveRecheck := cfg.LiveRecheck
 	liveEnabled := NewLiveEnabled(cfg)
 	liveListener := messaging.NewLiveListener(liveChannels, handler, backlog, hub, liveRecheck, liveEnabled, log)
-	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient)
+	declaredGroups := NewDeclaredGroups(cfg)
+	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient, declaredGroups)
 	background := Background{
 		Relay:    relay,
 		FastPath: fastPath,
@@ -128,7 +129,7 @@ var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
 
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
-	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), NewMembershipNotifier, outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
+	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, NewDeclaredGroups, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), NewMembershipNotifier, outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,

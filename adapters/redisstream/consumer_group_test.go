@@ -139,7 +139,7 @@ func TestTrimmingNeverRemovesWhatASlowGroupHasNotAcked(t *testing.T) {
 	}
 
 	// when the trimmer runs
-	trimmer := redisstream.NewFanoutTrimmer(rdb)
+	trimmer := redisstream.NewFanoutTrimmer(rdb, nil)
 	if _, err := trimmer.Trim(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -348,4 +348,44 @@ func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() bool { return rdb.XPending(ctx, redisstream.FanoutStream, "g").Val().Count == 0 },
 		"nothing pending after the restart")
+}
+
+func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *testing.T) {
+	ctx := context.Background()
+	rdb := testinfra.StartRedis(t).Client()
+	// given Redis came back empty: Nova's own group is back at once and has read and acked
+	// the 50 events published since, while the search service has not noticed yet
+	if err := rdb.XGroupCreateMkStream(ctx, redisstream.FanoutStream, "messaging-service", "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	addFanoutEntries(t, rdb, 50)
+	read := readGroup(t, rdb, "messaging-service", 50)
+	if err := rdb.XAck(ctx, redisstream.FanoutStream, "messaging-service", read...).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// when the trimmer of an instance that declares the search group runs
+	trimmer := redisstream.NewFanoutTrimmer(rdb, redisstream.DeclaredGroups{"search"})
+	if _, err := trimmer.Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the search group exists again, from the stream's start, and all 50 events wait for it
+	if n := rdb.XLen(ctx, redisstream.FanoutStream).Val(); n != 50 {
+		t.Fatalf("%d entries left, want the 50 the search group has not read", n)
+	}
+	if got := readGroup(t, rdb, "search", 100); len(got) != 50 {
+		t.Fatalf("the search group reads %d entries, want 50", len(got))
+	}
+
+	// and without the declaration the same trim drops them (what happened before)
+	if err := rdb.XGroupDestroy(ctx, redisstream.FanoutStream, "search").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redisstream.NewFanoutTrimmer(rdb, nil).Trim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.XLen(ctx, redisstream.FanoutStream).Val(); n != 0 {
+		t.Fatalf("%d entries left without the declaration, want 0", n)
+	}
 }

@@ -12,18 +12,43 @@ import (
 // FanoutTrimmer trims the fan-out stream, but never past an entry some consumer group has not
 // acknowledged: it keeps everything from the oldest pending entry, or from the first entry a
 // group has not been delivered yet, whichever is older. MAXLEN alone could drop unread work.
-type FanoutTrimmer struct{ client redis.UniversalClient }
+//
+// Groups of other services declared in NOVA_FANOUT_GROUPS are created (from the stream's
+// start) before each trim when missing: after Redis restarted empty, Nova recreates its own
+// group at once, and trimming behind it alone would drop what those services have not read.
+type FanoutTrimmer struct {
+	client   redis.UniversalClient
+	declared []string
+}
 
-func NewFanoutTrimmer(client redis.UniversalClient) *FanoutTrimmer {
+// DeclaredGroups are NOVA_FANOUT_GROUPS: consumer groups of other services that Nova keeps.
+type DeclaredGroups []string
+
+func NewFanoutTrimmer(client redis.UniversalClient, declared DeclaredGroups) *FanoutTrimmer {
 	if client == nil {
 		panic("redisstream.NewFanoutTrimmer: nil client")
 	}
-	return &FanoutTrimmer{client: client}
+	return &FanoutTrimmer{client: client, declared: declared}
+}
+
+// EnsureDeclaredGroups creates every declared group that does not exist, reading from the
+// stream's start (BUSYGROUP: it exists, which is the usual answer).
+func (t *FanoutTrimmer) EnsureDeclaredGroups(ctx context.Context) error {
+	for _, g := range t.declared {
+		err := t.client.XGroupCreateMkStream(ctx, FanoutStream, g, "0").Err()
+		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("create declared consumer group %s: %w", g, err)
+		}
+	}
+	return nil
 }
 
 // Trim removes acknowledged entries older than every group's position; it returns how many.
 // With no group at all it keeps the stream as it is (nothing says what was consumed).
 func (t *FanoutTrimmer) Trim(ctx context.Context) (int64, error) {
+	if err := t.EnsureDeclaredGroups(ctx); err != nil {
+		return 0, err
+	}
 	minID, err := t.SafeMinID(ctx)
 	if err != nil || minID == "" {
 		return 0, err

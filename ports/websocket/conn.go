@@ -52,6 +52,7 @@ type conn struct {
 	subs   map[conversation.ID]*delivery.Subscription
 
 	revalidating atomic.Bool
+	verifiedAt   atomic.Int64 // when every subscription's membership was last confirmed (Unix ns)
 
 	amu        sync.Mutex
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
@@ -77,7 +78,8 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	// One long-lived goroutine per idle connection (this reader): idle connections are what an
 	// instance holds most of, so the writer runs only while frames are queued, and keep-alive,
 	// token expiry and ack flushes are timers.
-	c.keepAlive = time.AfterFunc(pingInterval, c.keepAliveRound)
+	c.verifiedAt.Store(time.Now().UnixNano())
+	c.keepAlive = time.AfterFunc(c.h.opts.PingInterval, c.keepAliveRound)
 	expiry := time.AfterFunc(time.Until(c.expiry), func() { c.closeWith(statusTokenExpired, "token_expired") })
 
 	if initial != "" {
@@ -176,7 +178,7 @@ func (c *conn) send(f inFrame) {
 	c.h.obs.SendHandled("ws", time.Since(start), monitoring.Outcome(created, nil, false))
 }
 
-// keepAliveRound pings every pingInterval (dropping a peer that does not answer within
+// keepAliveRound pings every PingInterval (dropping a peer that does not answer within
 // pingTimeout) and re-checks the live subscriptions' membership, then arms the next round.
 func (c *conn) keepAliveRound() {
 	if c.ctx.Err() != nil {
@@ -187,13 +189,13 @@ func (c *conn) keepAliveRound() {
 	}
 	c.ping()
 	if c.ctx.Err() == nil {
-		c.keepAlive.Reset(pingInterval)
+		c.keepAlive.Reset(c.h.opts.PingInterval)
 	}
 }
 
 // ping waits for the pong (in the keep-alive timer's goroutine, so frames keep flowing meanwhile).
 func (c *conn) ping() {
-	pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+	pctx, cancel := context.WithTimeout(c.ctx, min(pingTimeout, c.h.opts.PingInterval))
 	defer cancel()
 	if err := c.ws.Ping(pctx); err != nil {
 		c.cancel()

@@ -1,6 +1,10 @@
 package websocket
 
 import (
+	"time"
+
+	"github.com/coder/websocket"
+
 	"fmt"
 	"net/http"
 
@@ -73,7 +77,9 @@ func (c *conn) dropSubscription(conv conversation.ID) {
 }
 
 // revalidate ends the subscriptions of conversations the user was removed from meanwhile
-// (checked at every ping, from a membership cache shared by the instance's connections).
+// (checked at every ping, from a membership cache shared by the instance's connections). While
+// membership cannot be checked (Postgres away) subscriptions go on, for failClosedRounds
+// rounds; then the connection is closed with 1001 (fail closed).
 func (c *conn) revalidate() {
 	defer c.revalidating.Store(false)
 	c.subsMu.Lock()
@@ -82,12 +88,25 @@ func (c *conn) revalidate() {
 		convs = append(convs, conv)
 	}
 	c.subsMu.Unlock()
+	checked := true
 	for _, conv := range convs {
 		member, err := c.h.members.isMember(c.ctx, conv, c.user)
-		if err != nil || member {
-			continue // when in doubt (Postgres down) keep it; the next ping looks again
+		if err != nil {
+			checked = false // in doubt (Postgres away): keep it for now; the next round looks again
+			continue
 		}
-		c.endSubscription(conv)
+		if !member {
+			c.endSubscription(conv)
+		}
+	}
+	if checked {
+		c.verifiedAt.Store(time.Now().UnixNano())
+		return
+	}
+	if doubt := time.Since(time.Unix(0, c.verifiedAt.Load())); doubt > failClosedRounds*c.h.opts.PingInterval {
+		c.h.log.Warn("membership cannot be checked; closing the connection (the client reconnects)",
+			"user_id", c.user, "unchecked_for", doubt.Round(time.Second))
+		c.closeWith(websocket.StatusGoingAway, "membership cannot be checked; reconnect")
 	}
 }
 

@@ -26,7 +26,6 @@ const (
 	maxFrameBytes   = 128 << 10
 	maxQueuedBytes  = 1 << 20   // a client that lets this much pile up is cut off with 1008
 	backlogHighMark = 256 << 10 // backlog paging waits while more than this is queued
-	pingInterval    = 20 * time.Second
 	// statusTokenExpired closes a connection whose token expired (PROTOCOL.md section 4).
 	statusTokenExpired websocket.StatusCode = 4001
 	pingTimeout                             = 10 * time.Second
@@ -40,7 +39,16 @@ type Options struct {
 	MaxConnsPerUser int
 	// MaxSubscriptions is the most subscriptions one connection holds at once (default 1000).
 	MaxSubscriptions int
+	// PingInterval paces the keep-alive rounds: a ping, and a re-check of the subscriptions'
+	// membership (default 20 s, PROTOCOL.md section 4).
+	PingInterval time.Duration
 }
+
+// failClosedRounds: when membership could not be checked for this many keep-alive rounds in a
+// row (Postgres away), the connection is closed with 1001 rather than go on delivering to a
+// user who may have been removed meanwhile; the client reconnects, and its subscribes are
+// checked afresh.
+const failClosedRounds = 3
 
 // Frames a connection may send: framesPerSecond sustained, framesBurst at once (enough to
 // subscribe to MaxSubscriptions conversations right after connecting). Sends are limited per
@@ -96,6 +104,9 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 	}
 	if opts.MaxSubscriptions < 1 {
 		opts.MaxSubscriptions = 1000
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 20 * time.Second
 	}
 	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log.With("component", "websocket"),
 		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{},

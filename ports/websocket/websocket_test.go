@@ -751,3 +751,32 @@ func waitRefill(ws *testinfra.WS) *testinfra.WS {
 	ws.Write(map[string]any{"type": "ping", "id": "after"})
 	return ws
 }
+
+func TestAConnectionWhoseMembershipCannotBeCheckedIsClosedAfterABound(t *testing.T) {
+	// given an instance pinging every 300 ms that reaches Postgres through a proxy the test can
+	// cut, and alice subscribed to her conversation
+	rds := testinfra.StartRedis(t)
+	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, testinfra.NewDatabase(t))
+	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL(),
+		Settings: map[string]string{"NOVA_WS_PING_INTERVAL": "300ms"}})
+	alice := testinfra.NewUser(t, inst.URL)
+	conv := alice.CreateConversation()
+	ws := alice.DialWS("", "")
+	ws.Subscribe(conv, nil)
+
+	// (control: while membership can be checked, rounds come and go and the connection stays)
+	if code, closed := ws.Closed(1500 * time.Millisecond); closed {
+		t.Fatalf("closed with %d while Postgres was there", code)
+	}
+
+	// when Postgres can no longer be reached
+	proxy.Cut()
+	defer proxy.Restore()
+
+	// then, once the shared membership view (5 s) is too old and three rounds could not check
+	// it, the connection is closed with 1001: fail closed, the client reconnects
+	code, closed := ws.Closed(15 * time.Second)
+	if !closed || code != websocket.StatusGoingAway {
+		t.Fatalf("closed=%v code=%d, want closed with 1001 (going away)", closed, code)
+	}
+}
