@@ -79,6 +79,18 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	}, nil
 }
 
+// Reachable pings Redis with a client of its own (closed again), within 2 s.
+func (g *GroupSubscribers) Reachable(ctx context.Context) error {
+	client, closeClient, err := NewClient(ctx, g.url)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return client.Ping(ctx).Err()
+}
+
 // recreateGroupIfLost handles NOGROUP: Redis came back empty (or the group was deleted), and
 // watermill-redisstream only creates its group when it subscribes. Recreating it from "0"
 // reads the new stream from its start; BUSYGROUP means another instance was faster.

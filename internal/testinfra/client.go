@@ -36,6 +36,14 @@ func (c *Client) As(base string) *Client {
 	return &cp
 }
 
+// WithTimeout returns a client for the same user whose requests give up after d (a frozen
+// instance answers nothing; the default is 30 s).
+func (c *Client) WithTimeout(d time.Duration) *Client {
+	cp := *c
+	cp.http = &http.Client{Timeout: d}
+	return &cp
+}
+
 // Do sends a request with the user's token; body is JSON-encoded unless it is []byte or nil.
 func (c *Client) Do(method, path string, body any) (int, []byte) {
 	c.t.Helper()

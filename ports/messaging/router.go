@@ -28,6 +28,9 @@ const GroupMessagingService = "messaging-service"
 // SubscriberFactory gives a subscriber reading the fan-out stream as one consumer group.
 type SubscriberFactory interface {
 	For(ctx context.Context, group string) (message.Subscriber, error)
+	// Reachable answers whether Redis answers now: the router is built only then, since a
+	// Watermill router that fails to start takes its whole close timeout to stop.
+	Reachable(ctx context.Context) error
 }
 
 // RouterStats are the router's running totals (exported as metrics).
@@ -39,9 +42,10 @@ type RouterStats struct{ Handled, DeadLettered, Malformed atomic.Int64 }
 // router cannot start or stops (Redis unreachable when the instance starts), it is built again
 // after a backoff; meanwhile Ready reports why, and nothing else in the instance stops.
 type Router struct {
-	build func(ctx context.Context) (*message.Router, error)
-	log   *slog.Logger
-	Stats *RouterStats
+	build     func(ctx context.Context) (*message.Router, error)
+	reachable func(ctx context.Context) error
+	log       *slog.Logger
+	Stats     *RouterStats
 
 	mu      sync.Mutex
 	lastErr error // nil while a router runs
@@ -54,6 +58,11 @@ type Handler struct {
 }
 
 var errNotStarted = errors.New("consumer groups not started yet")
+
+// maxRebuildBackoff bounds the wait between attempts to build the router: an attempt is one
+// connection to Redis, cheap to repeat, and consumer groups (and /readyz) should be back within
+// a few seconds of Redis.
+const maxRebuildBackoff = 2 * time.Second
 
 // NewRouter prepares the router with its middleware: poisoned and malformed messages go to the
 // dead-letter stream; panics become errors; failures are retried with backoff first. The
@@ -106,7 +115,7 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 		}
 		return r, nil
 	}
-	return &Router{build: build, log: log, Stats: stats, lastErr: errNotStarted}
+	return &Router{build: build, reachable: subs.Reachable, log: log, Stats: stats, lastErr: errNotStarted}
 }
 
 // handlers lists every consumer group of this service. To add one, see docs/EVENTS.md.
@@ -148,7 +157,10 @@ func postedMessage(msg *message.Message) (conversation.Message, error) {
 func (r *Router) Run(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
-		err := r.runOnce(ctx)
+		err := r.reachable(ctx)
+		if err == nil {
+			err = r.runOnce(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -164,7 +176,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, maxRebuildBackoff)
 	}
 	return nil
 }
