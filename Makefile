@@ -67,8 +67,9 @@ fmt:
 	@files='$(GO_FILES)'; [ -z "$$files" ] || gofmt -w $$files
 
 vet:
-	@echo "==> go vet ./..."
+	@echo "==> go vet ./... (and the chaos build tag's files)"
 	@$(GO) vet ./...
+	@$(GO) vet -tags chaos ./systemtest/
 
 # wire diff exits 0 (same), 1 (wire_gen.go is stale) or 2 (error); skipped
 # while no injector file (//go:build wireinject) exists.
