@@ -34,6 +34,12 @@ import (
 // Stream is the fan-out stream: one entry per stored message (PROTOCOL.md section 5).
 const Stream = "stream:fanout:all-conversations"
 
+// ReplayStream is where `nova replay --group <group>` writes stored messages again, from
+// Postgres, for that group alone: the same entry format as Stream, without participants. Read
+// it with a second handler of the same group (NewSubscriber works for it), and delete it when
+// done (DEL); Nova never trims it.
+func ReplayStream(group string) string { return "stream:fanout:replay:" + group }
+
 // Event types, in the metadata key MetaEventType. A new version gets a new name.
 const TypeMessagePosted = "conversation.message_posted.v1"
 
@@ -97,7 +103,8 @@ type SubscriberOptions struct {
 // restarts (a hostname, a pod name), so that what it held when it stopped comes back to it.
 // The group is created from the stream's start when missing, also after Redis restarted
 // empty (NOGROUP). Declare the group in Nova's NOVA_FANOUT_GROUPS too, so that Nova never
-// trims past what it has not read (docs/EVENTS.md).
+// trims past what it has not read (docs/EVENTS.md). The same subscriber reads a replay stream
+// (ReplayStream): its group is created when the handler subscribes to it.
 func NewSubscriber(client redis.UniversalClient, group, consumer string, logger watermill.LoggerAdapter, opts ...SubscriberOptions) (message.Subscriber, error) {
 	if client == nil || group == "" || consumer == "" {
 		return nil, errors.New("events.NewSubscriber: client, group and consumer are required")

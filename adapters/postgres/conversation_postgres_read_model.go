@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -111,4 +112,18 @@ func nullIfEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// MessagesCreatedSince pages through every conversation's messages stored at or after since,
+// in (created_at, conversation, seq) order, after the message after (nil: from the start). It
+// scans the messages table (no index on created_at: the send path does not pay for one), so it
+// serves rare jobs such as `nova replay`, not requests.
+func (r *ReadModel) MessagesCreatedSince(ctx context.Context, since time.Time, after *conversation.Message, limit int) ([]conversation.Message, error) {
+	if after == nil {
+		return queryMessages(ctx, r.pool, `SELECT `+messageColumns+` FROM messages
+			WHERE created_at >= $1 ORDER BY created_at, conversation_id, seq LIMIT $2`, since, limit)
+	}
+	return queryMessages(ctx, r.pool, `SELECT `+messageColumns+` FROM messages
+		WHERE (created_at, conversation_id, seq) > ($1, $2::uuid, $3)
+		ORDER BY created_at, conversation_id, seq LIMIT $4`, after.CreatedAt, string(after.ConversationID), after.Seq, limit)
 }

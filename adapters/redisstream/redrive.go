@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/domain/conversation"
-	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 // RedriveStats count pending fan-out entries found trimmed away before their group acked them.
@@ -84,15 +83,9 @@ func (r redriver) republish(ctx context.Context, conv conversation.ID, seq int64
 	if len(msgs) != 1 || msgs[0].Seq != seq {
 		return fmt.Errorf("message %s seq %d is not in Postgres", conv, seq)
 	}
-	m := msgs[0]
-	payload, err := jsonenc.Marshal(m)
+	values, err := fanoutEntry(msgs[0], nil)
 	if err != nil {
 		return err
 	}
-	entryID := conversation.StreamID(seq)
-	return r.client.XAdd(ctx, &redis.XAddArgs{Stream: FanoutStream, Values: map[string]any{
-		"_watermill_message_uuid": m.ID, "payload": payload,
-		"conversation_id": string(conv), "stream_key": ConversationStream(string(conv)), "entry_id": entryID,
-		"timestamp": m.CreatedAt.UnixMilli(),
-	}}).Err()
+	return r.client.XAdd(ctx, &redis.XAddArgs{Stream: FanoutStream, Values: values}).Err()
 }

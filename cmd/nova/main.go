@@ -31,6 +31,9 @@ commands:
   streams   print the fan-out and busiest conversation streams with their consumer groups
             (length, first/last id, consumers, pending, lag, oldest pending idle) and the
             outbox backlog: nova streams [--busiest 5]
+  replay    write the messages stored since a time to one consumer group's replay stream
+            (stream:fanout:replay:<group>), from Postgres, for another service to backfill:
+            nova replay --group G --since 2026-11-01T00:00:00Z [--until T]
   version   print the version
   help      print this help (also: nova <command> --help)
 
@@ -65,6 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "token" {
 		fs.StringVar(&user, "user", "", "user UUID the token names")
 		fs.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	}
+	var group, since, until string
+	if cmd == "replay" {
+		fs.StringVar(&group, "group", "", "the consumer group the replay is for (its stream: stream:fanout:replay:<group>)")
+		fs.StringVar(&since, "since", "", "replay messages stored at or after this time (RFC 3339)")
+		fs.StringVar(&until, "until", "", "and before this time (RFC 3339; default: up to now)")
 	}
 	if cmd == "streams" {
 		fs.IntVar(&busiest, "busiest", 5, "how many of the busiest conversation streams to show")
@@ -109,6 +118,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return token(cfg, user, ttl, stdout, stderr)
 	case "streams":
 		return streams(ctx, cfg, busiest, stdout, stderr)
+	case "replay":
+		return replay(ctx, cfg, group, since, until, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "nova: unknown command %q\n\n%s", cmd, usage)
 		return 2
