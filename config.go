@@ -35,6 +35,7 @@ type Config struct {
 	RedisURL         redisstream.URL
 	HTTPAddr         nhttp.Addr
 	AdminAddr        AdminAddr
+	PprofAddr        string
 	JWTSecret        auth.Secret
 	InstanceID       InstanceID
 	AllowedOrigins   AllowedOrigins
@@ -88,8 +89,15 @@ var settings = []setting{
 		c.HTTPAddr = nhttp.Addr(v)
 		return checkAddr(v)
 	}},
-	{"NOVA_ADMIN_ADDR", "127.0.0.1:9090", "admin listener: /metrics, /debug/pprof/", func(c *Config, v string) error {
+	{"NOVA_ADMIN_ADDR", "127.0.0.1:9090", "admin listener: /metrics, /admin, and /debug/pprof/ while it is loopback and NOVA_PPROF_ADDR is unset", func(c *Config, v string) error {
 		c.AdminAddr = AdminAddr(v)
+		return checkAddr(v)
+	}},
+	{"NOVA_PPROF_ADDR", "", "a listener of its own for /debug/pprof/ (default: on the admin listener while that one is loopback, else off)", func(c *Config, v string) error {
+		c.PprofAddr = v
+		if v == "" {
+			return nil
+		}
 		return checkAddr(v)
 	}},
 	{"NOVA_JWT_SECRET", "", "HS256 secret, at least 32 bytes (required by serve and token)", func(c *Config, v string) error {

@@ -125,8 +125,24 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = publicLn.Close()
 		return err
 	}
-	adminSrv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	onAdmin := pprofPlacement(string(s.cfg.AdminAddr), s.cfg.PprofAddr)
+	adminSrv := &http.Server{Handler: s.AdminHandler(onAdmin), ReadHeaderTimeout: 5 * time.Second}
 	s.log.Info("nova serving", "http", publicLn.Addr().String(), "admin", adminLn.Addr().String())
+	var pprofLn net.Listener
+	pprofSrv := &http.Server{ReadHeaderTimeout: 5 * time.Second}
+	switch {
+	case s.cfg.PprofAddr != "":
+		if pprofLn, err = net.Listen("tcp", s.cfg.PprofAddr); err != nil {
+			_, _ = publicLn.Close(), adminLn.Close()
+			return err
+		}
+		mux := http.NewServeMux()
+		registerPprof(mux)
+		pprofSrv.Handler = mux
+		s.log.Info("profiler on its own listener", "pprof", pprofLn.Addr().String())
+	case !onAdmin:
+		s.log.Info("profiler off: the admin listener is not loopback; set NOVA_PPROF_ADDR to serve it on a listener of its own")
+	}
 
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -136,13 +152,16 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.public.Serve(publicLn)) })
 	g.Go(func() error { return ignoreClosed(adminSrv.Serve(adminLn)) })
+	if pprofLn != nil {
+		g.Go(func() error { return ignoreClosed(pprofSrv.Serve(pprofLn)) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
 		s.ws.Shutdown(sctx)
-		err := errors.Join(s.public.Shutdown(sctx), adminSrv.Shutdown(sctx))
+		err := errors.Join(s.public.Shutdown(sctx), adminSrv.Shutdown(sctx), pprofSrv.Shutdown(sctx))
 		stopBackground()
 		<-bgDone
 		return err
@@ -157,15 +176,42 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// AdminHandler serves the admin listener: /metrics, /admin, /admin/api/*, /debug/pprof/.
-// It is for operators only (NOVA_ADMIN_ADDR is loopback by default): nothing here authenticates.
-func (s *Server) AdminHandler() http.Handler {
+// AdminHandler serves the admin listener: /metrics, /admin, /admin/api/*, and /debug/pprof/
+// when withPprof. It is for operators only (NOVA_ADMIN_ADDR is loopback by default): nothing
+// here authenticates.
+func (s *Server) AdminHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	s.admin.Register(mux)
+	if withPprof {
+		registerPprof(mux)
+	}
+	return mux
+}
+
+func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+}
+
+// pprofPlacement decides where the profiler is served. It exposes memory contents and stack
+// traces, so it never shares a listener that is reachable from elsewhere (the one Prometheus
+// scrapes, once NOVA_ADMIN_ADDR is opened up): with NOVA_PPROF_ADDR it has a listener of its
+// own; without, it stays on the admin listener (PROTOCOL.md section 1) only while that one is
+// bound to loopback, and is off otherwise.
+func pprofPlacement(adminAddr, pprofAddr string) (onAdmin bool) {
+	if pprofAddr != "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
