@@ -71,7 +71,7 @@ var settings = []setting{
 		c.DatabaseURL = postgres.DSN(v)
 		return nil
 	}},
-	{"REDIS_URL", "redis://localhost:6379/0", "Redis: a redis:// URL, or comma-separated host:port cluster seeds", func(c *Config, v string) error {
+	{"REDIS_URL", "redis://localhost:6379/0", "Redis: a redis:// URL (Redis Cluster seeds are refused until it is supported, issue #10)", func(c *Config, v string) error {
 		if strings.Contains(v, "://") && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
 			return errors.New("must be a redis:// URL or host:port seeds")
 		}
@@ -81,6 +81,7 @@ var settings = []setting{
 					return fmt.Errorf("seed %q is not host:port", seed)
 				}
 			}
+			return redisstream.ErrClusterUnsupported
 		}
 		c.RedisURL = redisstream.URL(v)
 		return nil

@@ -67,7 +67,7 @@ func (n loggedNotifier) Removed(ctx context.Context, conv conversation.ID, user 
 func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgres.Migrator, router *messaging.Router) []nhttp.ReadinessCheck {
 	return []nhttp.ReadinessCheck{
 		{Name: "postgres", Check: pool.Ping},
-		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		{Name: "redis", Check: func(ctx context.Context) error { return redisstream.CheckSupported(ctx, rdb) }},
 		{Name: "migrations", Check: func(ctx context.Context) error {
 			pending, err := m.Pending(ctx)
 			if err == nil && pending {

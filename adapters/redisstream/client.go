@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -38,4 +39,25 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// ErrClusterUnsupported: Nova cannot run on Redis Cluster yet. It would accept sends and then
+// fail every publish with CROSSSLOT (the publish script writes the conversation stream and the
+// fan-out stream, which live in different hash slots), so the outbox would grow without end.
+var ErrClusterUnsupported = errors.New("Redis Cluster is not supported yet (issue #10: the publish script writes " +
+	"keys of several hash slots); use a single Redis primary, with replicas and failover if you need them")
+
+// CheckSupported refuses a Redis that Nova cannot use: a cluster node (cluster_enabled:1).
+func CheckSupported(ctx context.Context, client redis.UniversalClient) error {
+	if _, ok := client.(*redis.ClusterClient); ok {
+		return ErrClusterUnsupported
+	}
+	info, err := client.Info(ctx, "cluster").Result()
+	if err != nil {
+		return err
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		return ErrClusterUnsupported
+	}
+	return nil
 }

@@ -108,6 +108,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "nova: NOVA_JWT_SECRET: required (at least 32 bytes; or NOVA_JWT_SECRET_FILE)")
 			return 2
 		}
+		if err := refuseUnsupportedRedis(ctx, cfg); err != nil {
+			fmt.Fprintf(stderr, "nova: REDIS_URL: %v\n", err)
+			return 2
+		}
 		return exitCode(log, serve(ctx, cfg, log))
 	case "migrate":
 		if cfg.JWTSecret == "" {
@@ -225,4 +229,21 @@ func versionString() string {
 		return "devel"
 	}
 	return v
+}
+
+// refuseUnsupportedRedis asks Redis, if it answers within 2 s, whether Nova can use it (not a
+// cluster node). An unreachable Redis is no reason to refuse: Nova starts and waits for it,
+// and /readyz reports the same check once it answers.
+func refuseUnsupportedRedis(ctx context.Context, cfg nova.Config) error {
+	rdb, closeRedis, err := redisstream.NewClient(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := redisstream.CheckSupported(ctx, rdb); errors.Is(err, redisstream.ErrClusterUnsupported) {
+		return err
+	}
+	return nil
 }

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 func TestHelpAndVersionPrintToStdoutAndExitZero(t *testing.T) {
@@ -44,5 +48,21 @@ func TestMistakesExitTwoWithAOneLineReason(t *testing.T) {
 		if stderr.Len() == 0 {
 			t.Errorf("nova %v: nothing on stderr", args)
 		}
+	}
+}
+
+func TestServeRefusesARedisClusterNodeWithAOneLineError(t *testing.T) {
+	// given a Redis that is a cluster node (Nova would take sends and then fail every publish
+	// with CROSSSLOT, letting the outbox grow without end)
+	rds := testinfra.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"))
+	env := append(os.Environ(), "REDIS_URL="+rds.URL(), "DATABASE_URL=postgres://127.0.0.1:1/none",
+		"NOVA_JWT_SECRET="+strings.Repeat("s", 40), "NOVA_HTTP_ADDR=127.0.0.1:0", "NOVA_ADMIN_ADDR=127.0.0.1:0")
+
+	// when nova serve starts against it
+	_, stderr, code := runNova(t, env, "serve")
+
+	// then it refuses at once, exit 2, saying why in one line
+	if code != 2 || !strings.Contains(stderr, "Redis Cluster is not supported") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q; want 2 and one line about Redis Cluster", code, stderr)
 	}
 }
