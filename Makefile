@@ -109,7 +109,9 @@ go-test:
 	export NOVA_TEST_DATABASE_URL="$$url"; \
 	if [ -n "$$pgbin" ]; then export PATH="$$PATH:$$pgbin"; fi; \
 	echo "==> go test $(GO_TEST_FLAGS) ./...   (NOVA_TEST_DATABASE_URL=$$url)"; \
-	$(GO) test $(GO_TEST_FLAGS) ./...
+	$(GO) test $(GO_TEST_FLAGS) ./... && \
+	echo "==> deploy/check: the Dockerfile and compose file, with their own parsers (a module of its own)" && \
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The benchmark suite (docs/BENCHMARKS.md): like go-test it uses the Postgres in use
 # (NOVA_TEST_DATABASE_URL, a fresh database per run) and starts its own redis-server and

@@ -66,3 +66,16 @@ func TestServeRefusesARedisClusterNodeWithAOneLineError(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 2 and one line about Redis Cluster", code, stderr)
 	}
 }
+
+func TestHealthcheckAsksTheLocalInstance(t *testing.T) {
+	rds := testinfra.StartRedis(t)
+	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()})
+	addr := strings.TrimPrefix(inst.URL, "http://")
+	var stderr bytes.Buffer
+	if code := healthcheck(addr, &stderr); code != 0 {
+		t.Fatalf("healthcheck of a running instance: exit %d, %s", code, stderr.String())
+	}
+	if code := healthcheck("127.0.0.1:1", &stderr); code != 1 {
+		t.Fatalf("healthcheck of nothing: exit %d, want 1", code)
+	}
+}
