@@ -30,7 +30,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
 
 .PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
-	go-test bench bench-quick bench-outbox chaos clean stop arch-lint-bin
+	go-test bench bench-quick bench-outbox chaos clean stop arch-lint-bin demo-assets
 
 build:
 	@echo "==> go build -o bin/nova ./cmd/nova"
@@ -143,6 +143,12 @@ bench-outbox: test-tools
 
 bench-quick: test-tools
 	@mode="-quick"; $(BENCH_RUN)
+
+# The demo page (ports/demo) embeds the compiled TypeScript client; make test checks it is current.
+demo-assets:
+	@cd clients/ts && npm ci --no-audit --no-fund >/dev/null && npx tsc -p .
+	@cp clients/ts/dist/src/index.js ports/demo/assets/nova-client.js
+	@echo "==> ports/demo/assets/nova-client.js updated from clients/ts"
 
 clean:
 	@echo "==> rm -rf bin artifacts (private servers and their data in .data/ are kept: scripts/services.sh stop, then rm -rf .data)"

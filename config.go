@@ -46,6 +46,7 @@ type Config struct {
 	MaxSubscriptions int
 	FanoutGroups     []string
 	PingInterval     time.Duration
+	Demo             bool
 	LogFormat        string // "text" or "json"; "" picks by whether stderr is a terminal
 	LogLevel         string // debug, info, warn or error
 	LiveFeed         string // which Redis feed drives live delivery: interest (live channels) or fanout (A/B only)
@@ -228,6 +229,14 @@ var settings = []setting{
 			}
 			c.FanoutGroups = append(c.FanoutGroups, g)
 		}
+		return nil
+	}},
+	{"NOVA_DEMO", "false", "serve the demo chat page at /demo/ with a development token endpoint that signs a token for any test user name: never in production", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.Demo = b
 		return nil
 	}},
 	{"NOVA_LOG_FORMAT", "", "text or json (default: text on a terminal, else json)", func(c *Config, v string) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/nova-chat/nova/application/command"
 	"github.com/nova-chat/nova/application/query"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/ports/demo"
 	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
@@ -85,7 +86,12 @@ func NewWebSocketOptions(cfg Config) websocket.Options {
 }
 
 // NewPublicRoutes are the routes other ports add to the public router.
-func NewPublicRoutes(ws *websocket.Handler) []nhttp.Routes { return []nhttp.Routes{ws} }
+func NewPublicRoutes(ws *websocket.Handler, page *demo.Page) []nhttp.Routes {
+	return []nhttp.Routes{ws, page}
+}
+
+// NewDemoEnabled is NOVA_DEMO: the demo page and its development token endpoint.
+func NewDemoEnabled(cfg Config) demo.Enabled { return demo.Enabled(cfg.Demo) }
 
 // NewMessagingKeys hands the listeners the key names the Redis adapter writes.
 func NewMessagingKeys() messaging.Keys {

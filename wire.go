@@ -19,6 +19,7 @@ import (
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/admin"
 	"github.com/nova-chat/nova/ports/auth"
+	"github.com/nova-chat/nova/ports/demo"
 	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
@@ -78,6 +79,8 @@ var portSet = wire.NewSet(
 	websocket.NewHandler,
 	wire.Bind(new(messaging.Revoker), new(*websocket.Handler)),
 	NewPublicRoutes,
+	demo.New,
+	NewDemoEnabled,
 	wire.Struct(new(Background), "*"),
 	auth.NewAuthenticator,
 	ratelimit.NewPerUser,

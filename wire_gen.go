@@ -19,6 +19,7 @@ import (
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/admin"
 	"github.com/nova-chat/nova/ports/auth"
+	"github.com/nova-chat/nova/ports/demo"
 	"github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/ratelimit"
@@ -88,7 +89,9 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	options := NewWebSocketOptions(cfg)
 	metrics := admin.NewMetrics()
 	handler := websocket.NewHandler(application, hub, presence, authenticator, perUser, options, metrics, log)
-	v2 := NewPublicRoutes(handler)
+	enabled := NewDemoEnabled(cfg)
+	page := demo.New(enabled, authenticator)
+	v2 := NewPublicRoutes(handler, page)
 	echo := http.NewEcho(application, authenticator, perUser, v, v2, metrics, log)
 	server := http.NewServer(addr, echo)
 	instanceID := NewAdminInstanceID(cfg)
@@ -134,7 +137,7 @@ var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.Ne
 
 var portSet = wire.NewSet(delivery.NewHub, NewMessagingKeys,
 	NewLiveEnabled,
-	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewLiveListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, wire.Bind(new(messaging.Revoker), new(*websocket.Handler)), NewPublicRoutes, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewSharedSendRate,
+	NewFanoutEnabled, messaging.NewFanoutListener, messaging.NewLiveListener, messaging.NewRouter, NewWebSocketOptions, websocket.NewHandler, wire.Bind(new(messaging.Revoker), new(*websocket.Handler)), NewPublicRoutes, demo.New, NewDemoEnabled, wire.Struct(new(Background), "*"), auth.NewAuthenticator, ratelimit.NewPerUser, NewSharedSendRate,
 	NewReadinessChecks, http.NewEcho, http.NewServer,
 )
 

@@ -439,6 +439,9 @@ cmd_run() {
     export REDIS_URL="$REDIS_URL_IN_USE"
     NOVA_JWT_SECRET="$(jwt_secret)"
     export NOVA_JWT_SECRET
+    # the demo chat page is on for local runs (its token endpoint is for development only)
+    NOVA_DEMO="${NOVA_DEMO:-true}"
+    export NOVA_DEMO
 
     log "go build -o bin/nova ./cmd/nova"
     go build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/nova ./cmd/nova
@@ -461,6 +464,7 @@ cmd_run() {
     cat >&2 <<EOF
 ==> Nova is starting
     URL:        $url
+    demo page:  $url/demo/?user=alice   (and ?user=bob in another window; NOVA_DEMO=$NOVA_DEMO)
     database:   ${DATABASE_URL}
     redis:      ${REDIS_URL}
     user id:    $user

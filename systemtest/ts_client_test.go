@@ -33,6 +33,12 @@ func TestTheTypeScriptClient(t *testing.T) {
 		run("npm", "ci", "--no-audit", "--no-fund")
 	}
 	run("npx", "tsc", "-p", ".")
+	// the demo page embeds the compiled client: it must be this build
+	built, _ := os.ReadFile(filepath.Join(dir, "dist", "src", "index.js"))
+	embedded, _ := os.ReadFile(filepath.Join(dir, "..", "..", "ports", "demo", "assets", "nova-client.js"))
+	if string(built) != string(embedded) {
+		t.Errorf("ports/demo/assets/nova-client.js is not the current build of clients/ts: run make demo-assets")
+	}
 
 	rds := testinfra.StartRedis(t)
 	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}

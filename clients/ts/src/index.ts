@@ -136,8 +136,10 @@ export class NovaClient {
     clearInterval(this.ackTimer);
     clearTimeout(this.retryTimer);
     this.flushAcks();
-    this.ws?.close(1000, "bye");
+    const ws = this.ws;
     this.ws = undefined;
+    ws?.close(1000, "bye");
+    this.opts.onStatus?.("offline");
   }
 
   /** Records that the application durably handled conversationId up to seq (manualAck). */
@@ -206,7 +208,10 @@ export class NovaClient {
       this.opts.onStatus?.("online");
       for (const conv of this.subs.keys()) ws.send(JSON.stringify(this.subscribeFrame(conv)));
     };
-    ws.onmessage = (ev: MessageEvent) => this.onFrame(String(ev.data));
+    // a socket being closed (stop(), a replaced connection) delivers nothing more
+    ws.onmessage = (ev: MessageEvent) => {
+      if (this.ws === ws) this.onFrame(String(ev.data));
+    };
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
@@ -239,7 +244,7 @@ export class NovaClient {
       const m = f.message;
       // handled one at a time, in arrival order; a seq at or below the cursor is a re-send
       this.queue = this.queue.then(async () => {
-        if (!this.subs.has(m.conversation_id) || m.seq <= (this.subs.get(m.conversation_id) ?? 0)) return;
+        if (this.stopped || !this.subs.has(m.conversation_id) || m.seq <= (this.subs.get(m.conversation_id) ?? 0)) return;
         await this.opts.onMessage(m);
         this.subs.set(m.conversation_id, m.seq);
         this.opts.store.set(m.conversation_id, m.seq);

@@ -1,0 +1,240 @@
+// Nova's TypeScript client (no runtime dependencies; browsers and Node.js with a WebSocket
+// implementation). It keeps one WebSocket to one of the instances it is given, subscribes to
+// conversations and resumes each from its cursor after any reconnect (exponential backoff with
+// full jitter, the next instance), drops re-sent messages by seq, acks what the application
+// handled (coalesced), and sends with a client_msg_id made once, so a retry is safe.
+/** Cursors in memory (the default): a new run resumes from the cursor Nova keeps instead. */
+export class MemoryCursorStore {
+    cursors = new Map();
+    get(conversationId) {
+        return this.cursors.get(conversationId);
+    }
+    set(conversationId, seq) {
+        this.cursors.set(conversationId, seq);
+    }
+}
+/** Cursors in a Web Storage area (localStorage in browsers), under prefix. */
+export class StorageCursorStore {
+    storage;
+    prefix;
+    constructor(storage, prefix = "nova:cursor:") {
+        this.storage = storage;
+        this.prefix = prefix;
+    }
+    get(conversationId) {
+        const v = this.storage.getItem(this.prefix + conversationId);
+        return v === null ? undefined : Number(v);
+    }
+    set(conversationId, seq) {
+        this.storage.setItem(this.prefix + conversationId, String(seq));
+    }
+}
+/** An error answer of the HTTP API: code is invalid_argument, not_found, conflict, ... */
+export class NovaApiError extends Error {
+    status;
+    code;
+    constructor(status, code, message) {
+        super(`nova: ${status} ${code}: ${message}`);
+        this.status = status;
+        this.code = code;
+    }
+    /** Whether retrying (with the same client_msg_id) may succeed. */
+    get retryable() {
+        return this.status >= 500 || this.status === 429;
+    }
+}
+/** Nova's client; see the file comment. */
+export class NovaClient {
+    opts;
+    subs = new Map(); // conversation -> last seq handled
+    toAck = new Map();
+    ws;
+    next = 0;
+    stopped = true;
+    backoff;
+    queue = Promise.resolve();
+    ackTimer;
+    retryTimer;
+    constructor(options) {
+        if (!options.urls?.length || !options.clientId || !options.token || !options.onMessage) {
+            throw new Error("NovaClient: urls, clientId, token and onMessage are required");
+        }
+        const webSocket = options.webSocket ?? globalThis.WebSocket;
+        if (!webSocket)
+            throw new Error("NovaClient: no WebSocket implementation; pass options.webSocket");
+        this.opts = {
+            store: new MemoryCursorStore(),
+            fetch: globalThis.fetch.bind(globalThis),
+            manualAck: false,
+            ackEveryMs: 200,
+            minBackoffMs: 100,
+            maxBackoffMs: 10_000,
+            ...options,
+            webSocket,
+        };
+        this.backoff = this.opts.minBackoffMs;
+    }
+    /** Follows a conversation from its stored cursor (or, without one, the cursor Nova keeps). */
+    subscribe(conversationId) {
+        if (!this.subs.has(conversationId))
+            this.subs.set(conversationId, this.opts.store.get(conversationId));
+        this.sendFrame(this.subscribeFrame(conversationId));
+    }
+    /** Connects and keeps connecting until stop(). */
+    start() {
+        if (!this.stopped)
+            return;
+        this.stopped = false;
+        this.ackTimer = setInterval(() => this.flushAcks(), this.opts.ackEveryMs);
+        unref(this.ackTimer); // in Node.js, a forgotten client does not keep the process alive
+        void this.connect();
+    }
+    stop() {
+        this.stopped = true;
+        clearInterval(this.ackTimer);
+        clearTimeout(this.retryTimer);
+        this.flushAcks();
+        const ws = this.ws;
+        this.ws = undefined;
+        ws?.close(1000, "bye");
+        this.opts.onStatus?.("offline");
+    }
+    /** Records that the application durably handled conversationId up to seq (manualAck). */
+    ack(conversationId, seq) {
+        if (seq > (this.toAck.get(conversationId) ?? 0))
+            this.toAck.set(conversationId, seq);
+    }
+    /**
+     * Posts body and returns the stored message. The client_msg_id is made once, so retries
+     * (a network error, 5xx, 429, the next instance) never store it twice; they go on until
+     * signal aborts. Answers retrying cannot change throw NovaApiError at once.
+     */
+    async send(conversationId, body, signal) {
+        const payload = JSON.stringify({ client_msg_id: crypto.randomUUID(), body });
+        let backoff = this.opts.minBackoffMs;
+        for (let attempt = 0;; attempt++) {
+            signal?.throwIfAborted();
+            const base = this.opts.urls[attempt % this.opts.urls.length];
+            try {
+                const resp = await this.opts.fetch(`${base}/v1/conversations/${conversationId}/messages`, {
+                    method: "POST",
+                    headers: { "content-type": "application/json", authorization: `Bearer ${await this.opts.token()}` },
+                    body: payload,
+                    signal,
+                });
+                const data = await resp.json().catch(() => ({}));
+                if (resp.status === 200 || resp.status === 201)
+                    return data;
+                const err = new NovaApiError(resp.status, data?.error?.code ?? "", data?.error?.message ?? "");
+                if (!err.retryable)
+                    throw err;
+            }
+            catch (e) {
+                if (e instanceof NovaApiError && !e.retryable)
+                    throw e;
+                if (signal?.aborted)
+                    throw e;
+            }
+            await sleep(backoff);
+            backoff = Math.min(2 * backoff, this.opts.maxBackoffMs);
+        }
+    }
+    subscribeFrame(conversationId) {
+        const since = this.subs.get(conversationId);
+        return since === undefined
+            ? { type: "subscribe", conversation_id: conversationId }
+            : { type: "subscribe", conversation_id: conversationId, since_seq: since };
+    }
+    sendFrame(frame) {
+        if (this.ws?.readyState === 1)
+            this.ws.send(JSON.stringify(frame));
+    }
+    async connect() {
+        if (this.stopped)
+            return;
+        this.opts.onStatus?.("connecting");
+        const base = this.opts.urls[this.next++ % this.opts.urls.length];
+        let token;
+        try {
+            token = await this.opts.token();
+        }
+        catch {
+            return this.retry();
+        }
+        const url = `${base.replace(/^http/, "ws")}/v1/ws?client_id=${encodeURIComponent(this.opts.clientId)}` +
+            `&access_token=${encodeURIComponent(token)}`;
+        const ws = new this.opts.webSocket(url);
+        this.ws = ws;
+        ws.onopen = () => {
+            this.backoff = this.opts.minBackoffMs;
+            this.opts.onStatus?.("online");
+            for (const conv of this.subs.keys())
+                ws.send(JSON.stringify(this.subscribeFrame(conv)));
+        };
+        // a socket being closed (stop(), a replaced connection) delivers nothing more
+        ws.onmessage = (ev) => {
+            if (this.ws === ws)
+                this.onFrame(String(ev.data));
+        };
+        ws.onclose = (ev) => {
+            if (this.ws !== ws)
+                return;
+            this.ws = undefined;
+            this.opts.onStatus?.("offline");
+            if (ev.code === 4001) { // token expired: at once, with a fresh token
+                void this.connect();
+                return;
+            }
+            this.retry();
+        };
+        ws.onerror = () => { };
+    }
+    retry() {
+        if (this.stopped)
+            return;
+        const wait = Math.random() * this.backoff; // full jitter
+        this.backoff = Math.min(2 * this.backoff, this.opts.maxBackoffMs);
+        this.retryTimer = setTimeout(() => void this.connect(), wait);
+        unref(this.retryTimer);
+    }
+    onFrame(data) {
+        let f;
+        try {
+            f = JSON.parse(data);
+        }
+        catch {
+            return;
+        }
+        if (f.type === "message" && f.message) {
+            const m = f.message;
+            // handled one at a time, in arrival order; a seq at or below the cursor is a re-send
+            this.queue = this.queue.then(async () => {
+                if (this.stopped || !this.subs.has(m.conversation_id) || m.seq <= (this.subs.get(m.conversation_id) ?? 0))
+                    return;
+                await this.opts.onMessage(m);
+                this.subs.set(m.conversation_id, m.seq);
+                this.opts.store.set(m.conversation_id, m.seq);
+                if (!this.opts.manualAck)
+                    this.ack(m.conversation_id, m.seq);
+            }).catch(() => { });
+        }
+        else if (f.type === "unsubscribed" && f.conversation_id) {
+            this.subs.delete(f.conversation_id);
+            this.opts.onUnsubscribed?.(f.conversation_id, f.reason ?? "");
+        }
+    }
+    flushAcks() {
+        for (const [conv, seq] of this.toAck) {
+            if (this.ws?.readyState !== 1)
+                return;
+            this.ws.send(JSON.stringify({ type: "ack", conversation_id: conv, seq }));
+            this.toAck.delete(conv);
+        }
+    }
+}
+function unref(timer) {
+    timer.unref?.();
+}
+function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
