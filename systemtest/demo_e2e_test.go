@@ -15,17 +15,7 @@ import (
 // chromium) on the demo page of two instances: messages flow both ways, and a page that was
 // offline while the other sent shows each message once, in order. Screenshots: artifacts/.
 func TestTheDemoPageInTwoBrowsers(t *testing.T) {
-	dir, err := filepath.Abs("../clients/ts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	dir := tsClientDir(t)
 	rds := testinfra.StartRedis(t)
 	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL(), Settings: map[string]string{"NOVA_DEMO": "true"}}
 	a, b := testinfra.StartProcess(t, env), testinfra.StartProcess(t, env)

@@ -15,10 +15,7 @@ import (
 // TestTheTypeScriptClient builds clients/ts (npm ci and tsc on a fresh clone) and runs its
 // node:test suite against two real `nova serve` instances sharing one database and one Redis.
 func TestTheTypeScriptClient(t *testing.T) {
-	dir, err := filepath.Abs("../clients/ts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := tsClientDir(t)
 	run := func(name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(name, args...)
@@ -28,9 +25,6 @@ func TestTheTypeScriptClient(t *testing.T) {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 		}
 		return string(out)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "typescript")); err != nil {
-		run("npm", "ci", "--no-audit", "--no-fund")
 	}
 	run("npx", "tsc", "-p", ".")
 	// the demo page embeds the compiled client: it must be this build
@@ -65,4 +59,22 @@ func lastLinesOf(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// tsClientDir is clients/ts with its npm packages installed (npm ci on a fresh clone: the
+// TypeScript compiler, ws and playwright-core, all development dependencies).
+func tsClientDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../clients/ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	return dir
 }
