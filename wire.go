@@ -106,3 +106,10 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	wire.Build(configSet, adapterSet, NewApplication, portSet, adminSet, NewServer)
 	return nil, nil, nil
 }
+
+// InitializeMigrator builds only what `nova migrate` needs: the pool and the migrator (no
+// Redis, no JWT secret, none of the serving graph).
+func InitializeMigrator(ctx context.Context, dsn postgres.DSN) (*postgres.Migrator, func(), error) {
+	wire.Build(postgres.NewPool, postgres.NewMigrator)
+	return nil, nil, nil
+}

@@ -126,6 +126,24 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	}, nil
 }
 
+// InitializeMigrator builds only what `nova migrate` needs: the pool and the migrator (no
+// Redis, no JWT secret, none of the serving graph).
+func InitializeMigrator(ctx context.Context, dsn postgres.DSN) (*postgres.Migrator, func(), error) {
+	pool, cleanup, err := postgres.NewPool(ctx, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator, cleanup2, err := postgres.NewMigrator(pool)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return migrator, func() {
+		cleanup2()
+		cleanup()
+	}, nil
+}
+
 // wire.go:
 
 var configSet = wire.FieldsOf(new(Config),

@@ -119,9 +119,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitCode(log, serve(ctx, cfg, log))
 	case "migrate":
-		if cfg.JWTSecret == "" {
-			cfg.JWTSecret = "migrate-needs-no-secret-but-wiring-does!"
-		}
 		return exitCode(log, migrate(ctx, cfg, log))
 	case "token":
 		return token(cfg, user, ttl, stdout, stderr)
@@ -145,12 +142,12 @@ func serve(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
 }
 
 func migrate(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
-	srv, cleanup, err := nova.InitializeServer(ctx, cfg, log)
+	m, cleanup, err := nova.InitializeMigrator(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	return srv.Migrate(ctx)
+	return m.Up(ctx, log)
 }
 
 func token(cfg nova.Config, user string, ttl time.Duration, stdout, stderr io.Writer) int {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/nova-chat/nova/internal/testinfra"
 )
@@ -77,5 +80,30 @@ func TestHealthcheckAsksTheLocalInstance(t *testing.T) {
 	}
 	if code := healthcheck("127.0.0.1:1", &stderr); code != 1 {
 		t.Fatalf("healthcheck of nothing: exit %d, want 1", code)
+	}
+}
+
+func TestMigrateNeedsOnlyPostgres(t *testing.T) {
+	// given a fresh database, no JWT secret and no Redis at all
+	db := testinfra.NewDatabase(t)
+	env := []string{"DATABASE_URL=" + db, "REDIS_URL=redis://127.0.0.1:1/0", "PATH=" + os.Getenv("PATH")}
+
+	// when nova migrate runs, then it applies the migrations and exits 0
+	if _, stderr, code := runNova(t, env, "migrate"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// and serve's tables are there
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var table *string
+	if err := conn.QueryRow(context.Background(), `SELECT to_regclass('public.messages')::text`).Scan(&table); err != nil || table == nil {
+		t.Fatalf("no messages table after migrate (%v)", err)
+	}
+	// and a second run has nothing to do and exits 0
+	if _, stderr, code := runNova(t, env, "migrate"); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
 	}
 }
