@@ -3,6 +3,8 @@
 #   make build        go build -o bin/nova ./cmd/nova
 #   make run          Postgres + Redis (reused or private), migrate, print a token, serve
 #   make test         gofmt, go vet, wire diff, go-arch-lint, go test (what CI runs)
+#   make chaos        the whole-system fault run (systemtest/chaos_test.go, about 2 min)
+#   make demo-assets  rebuild the TypeScript client the demo page embeds
 #   make fmt | vet | lint-arch | wire | bench | bench-quick | clean
 #   make stop         stop the private Postgres/Redis started under .data/
 
