@@ -15,6 +15,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 const (
@@ -97,7 +98,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			break
 		}
 		r.log.Warn("relay lost its Postgres session; retrying", "error", err, "retry_in", backoff)
-		_ = sleep(ctx, backoff)
+		_ = ctxsleep.Sleep(ctx, backoff)
 		backoff = min(backoff*2, maxBackoff)
 	}
 	return nil
@@ -139,7 +140,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			break
 		}
 		r.relayIfLeaderStalls(ctx)
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 	}
@@ -419,15 +420,4 @@ func (r *Relay) moveAside(ctx context.Context, rows []outboxRow) error {
 			"outbox_id", o.OutboxID, "conversation_id", o.ConversationID, "seq", o.Seq)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

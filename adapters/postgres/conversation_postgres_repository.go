@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/ctxsleep"
 	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
@@ -84,7 +85,7 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
 			return err
 		}
-		if err := sleepCtx(ctx, time.Duration(rand.IntN(1+attempt*2))*time.Millisecond); err != nil {
+		if err := ctxsleep.Sleep(ctx, time.Duration(rand.IntN(1+attempt*2))*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -421,15 +422,4 @@ func userIDs(us []conversation.UserID) []string {
 		out[i] = string(u)
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,6 +12,8 @@ import (
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // batchSubscriber is a Watermill subscriber for one consumer group of one stream. It replaces
@@ -115,7 +117,7 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 			}
 			recreateGroupIfLost(ctx, s.client, s.group, err, s.log)
 			s.log.Warn("reading the consumer group failed; retrying", "error", err)
-			sleep(ctx, 500*time.Millisecond)
+			ctxsleep.Sleep(ctx, 500*time.Millisecond)
 			continue
 		}
 		var entries []redis.XMessage
@@ -128,7 +130,7 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 		}
 		s.handle(ctx, stream, entries, out)
 		if len(entries) < s.cfg.BatchSize {
-			sleep(ctx, s.cfg.BatchWait)
+			ctxsleep.Sleep(ctx, s.cfg.BatchWait)
 		}
 	}
 }
@@ -201,7 +203,7 @@ func (s *batchSubscriber) deliver(ctx context.Context, msg *message.Message, out
 		case <-msg.Nacked():
 			cancel()
 			msg = msg.Copy()
-			sleep(ctx, s.cfg.NackResendSleep)
+			ctxsleep.Sleep(ctx, s.cfg.NackResendSleep)
 		case <-ctx.Done():
 			cancel()
 			return false
@@ -218,7 +220,7 @@ func (s *batchSubscriber) ack(ctx context.Context, stream string, ids []string) 
 			return
 		}
 		s.log.Warn("acknowledging consumer-group entries failed; retrying", "entries", len(ids), "error", err)
-		sleep(ctx, 100*time.Millisecond)
+		ctxsleep.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 
@@ -287,17 +289,5 @@ func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string
 				_ = s.client.XGroupDelConsumer(ctx, stream, s.group, c.Name).Err()
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // Item is one message as delivered: its seq and its Message JSON (encoded once, at the source).
@@ -244,7 +245,7 @@ func (s *Subscription) catchUp() {
 			if s.ctx.Err() == nil {
 				s.hub.log.Warn("backlog read failed; retrying", "conversation_id", s.conv, "after_seq", after, "error", err)
 			}
-			sleep(s.ctx, backoff)
+			ctxsleep.Sleep(s.ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
@@ -273,14 +274,5 @@ func (s *Subscription) catchUp() {
 			return
 		}
 		s.mu.Unlock()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // Centrifugo v6 (two nodes, Redis engine on the bench's private redis-server, history on) is
@@ -218,7 +220,7 @@ func (b *Bench) startCentrifugo(ctx context.Context, bin string, n int) (*cfClus
 		if time.Now().After(deadline) {
 			return c, fmt.Errorf("centrifugo nodes do not see each other through Redis after 15s (info: %d nodes, %v)", nodes, err)
 		}
-		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+		if ctxsleep.Sleep(ctx, 100*time.Millisecond) != nil {
 			return c, ctx.Err()
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // The machine is shared (Postgres serves other databases, other work may run), so every run
@@ -211,11 +213,11 @@ func (b *Bench) cpuDuringByNode(ctx context.Context, from, to time.Time) (wait f
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if sleepCtx(ctx, time.Until(from)) != nil {
+		if ctxsleep.Sleep(ctx, time.Until(from)) != nil {
 			return
 		}
 		snap := b.cpuSnapshot()
-		if sleepCtx(ctx, time.Until(to)) != nil {
+		if ctxsleep.Sleep(ctx, time.Until(to)) != nil {
 			return
 		}
 		z := b.cpuSnapshot()

@@ -10,6 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // BacklogResult is the time a reconnecting client takes to receive N missed messages, from
@@ -144,7 +146,7 @@ func waitStreamLen(ctx context.Context, rdb *redis.Client, key string, n int64, 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s holds %d entries, want %d, after %s (err %v)", key, l, n, within, err)
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := ctxsleep.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -210,15 +212,4 @@ func messageSeq(data []byte) (int64, bool) {
 	}
 	seq, err := strconv.ParseInt(string(rest[:j]), 10, 64)
 	return seq, err == nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

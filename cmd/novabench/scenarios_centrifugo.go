@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // CentrifugoResult is the same-run comparison: Centrifugo v6.9.1 measured with the paced
@@ -310,7 +312,7 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 				defer wg.Done()
 				for k := g; k < total; k += senders {
 					intended := start.Add(time.Duration(k) * interval)
-					if sleepCtx(ctx, time.Until(intended)) != nil {
+					if ctxsleep.Sleep(ctx, time.Until(intended)) != nil {
 						return
 					}
 					send(k, intended)

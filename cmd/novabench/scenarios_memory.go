@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // MemoryResult is what idle subscribed WebSocket connections cost one node.
@@ -145,7 +147,7 @@ func (b *Bench) memory(ctx context.Context, res *MemoryResult) error {
 			_ = c.CloseNow()
 		}
 	}
-	_ = sleepCtx(ctx, 2*time.Second)
+	_ = ctxsleep.Sleep(ctx, 2*time.Second)
 	if rss, err := node.RSSKiB(); err == nil {
 		res.RSSAfterCloseKiB = rss
 	}
@@ -161,7 +163,7 @@ type memSample struct {
 // gc=1 runs a GC) a few times, and reads its RSS and runtime figures.
 func (b *Bench) settledMemory(ctx context.Context, node *Node) (memSample, error) {
 	var s memSample
-	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+	if err := ctxsleep.Sleep(ctx, 2*time.Second); err != nil {
 		return s, err
 	}
 	// Several collections: each one also halves goroutine stacks that use under a quarter of
@@ -171,11 +173,11 @@ func (b *Bench) settledMemory(ctx context.Context, node *Node) (memSample, error
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := ctxsleep.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return s, err
 		}
 	}
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
 		return s, err
 	}
 	rss, err := node.RSSKiB()

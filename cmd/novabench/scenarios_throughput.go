@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // Baselines are the machine's own limits, measured in the same run.
@@ -343,7 +345,7 @@ func (b *Bench) drainGroups(ctx context.Context, limit time.Duration) (int64, fl
 	start := time.Now()
 	first := b.groupBacklog(ctx)
 	for n := first; n > 0 && time.Since(start) < limit; n = b.groupBacklog(ctx) {
-		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+		if ctxsleep.Sleep(ctx, 50*time.Millisecond) != nil {
 			break
 		}
 	}
