@@ -94,6 +94,7 @@ export class NovaClient {
   private stopped = true;
   private backoff: number;
   private queue: Promise<void> = Promise.resolve();
+  private failed = new WeakSet<WebSocket>(); // connections whose messages the app failed on
   private ackTimer: ReturnType<typeof setInterval> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -210,7 +211,7 @@ export class NovaClient {
     };
     // a socket being closed (stop(), a replaced connection) delivers nothing more
     ws.onmessage = (ev: MessageEvent) => {
-      if (this.ws === ws) this.onFrame(String(ev.data));
+      if (this.ws === ws) this.onFrame(String(ev.data), ws);
     };
     ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;
@@ -233,7 +234,7 @@ export class NovaClient {
     unref(this.retryTimer);
   }
 
-  private onFrame(data: string): void {
+  private onFrame(data: string, ws: WebSocket): void {
     let f: { type?: string; conversation_id?: string; reason?: string; message?: Message };
     try {
       f = JSON.parse(data);
@@ -244,12 +245,18 @@ export class NovaClient {
       const m = f.message;
       // handled one at a time, in arrival order; a seq at or below the cursor is a re-send
       this.queue = this.queue.then(async () => {
-        if (this.stopped || !this.subs.has(m.conversation_id) || m.seq <= (this.subs.get(m.conversation_id) ?? 0)) return;
+        if (this.stopped || this.failed.has(ws) || !this.subs.has(m.conversation_id) ||
+          m.seq <= (this.subs.get(m.conversation_id) ?? 0)) return;
         await this.opts.onMessage(m);
         this.subs.set(m.conversation_id, m.seq);
         this.opts.store.set(m.conversation_id, m.seq);
         if (!this.opts.manualAck) this.ack(m.conversation_id, m.seq);
-      }).catch(() => { /* the application's error: the message stays unacked and comes again */ });
+      }).catch(() => {
+        // the application failed on a message: nothing after it from this connection is handed
+        // over (that would skip it); the reconnect resumes after the last message handled
+        this.failed.add(ws);
+        ws.close();
+      });
     } else if (f.type === "unsubscribed" && f.conversation_id) {
       this.subs.delete(f.conversation_id);
       this.opts.onUnsubscribed?.(f.conversation_id, f.reason ?? "");

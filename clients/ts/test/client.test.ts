@@ -90,3 +90,27 @@ test("a send is retried on the next instance with the same client_msg_id, and er
   assert.deepEqual(m.body, { text: "<retried>" });
   await assert.rejects(writer.send(randomUUID(), "x"), (e: unknown) => e instanceof NovaApiError && e.status === 404 && e.code === "not_found");
 });
+
+test("a message the application fails on comes again, and nothing after it is skipped", async () => {
+  const store = new MemoryCursorStore();
+  store.set(conv, 81); // after the earlier tests' messages
+  const seen: number[] = [];
+  let failOnce = true;
+  const reader = client(bob, (m) => {
+    if (m.seq === 84 && failOnce) {
+      failOnce = false;
+      throw new Error("the app's database was busy");
+    }
+    seen.push(m.seq);
+  }, { store });
+  reader.subscribe(conv);
+  reader.start();
+  const writer = client(alice, () => {});
+  try {
+    for (let i = 0; i < 6; i++) await writer.send(conv, { n: i });
+    await until(() => seen.length >= 6);
+  } finally {
+    reader.stop();
+  }
+  assert.deepEqual(seen, [82, 83, 84, 85, 86, 87]);
+});

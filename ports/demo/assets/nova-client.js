@@ -53,6 +53,7 @@ export class NovaClient {
     stopped = true;
     backoff;
     queue = Promise.resolve();
+    failed = new WeakSet(); // connections whose messages the app failed on
     ackTimer;
     retryTimer;
     constructor(options) {
@@ -174,7 +175,7 @@ export class NovaClient {
         // a socket being closed (stop(), a replaced connection) delivers nothing more
         ws.onmessage = (ev) => {
             if (this.ws === ws)
-                this.onFrame(String(ev.data));
+                this.onFrame(String(ev.data), ws);
         };
         ws.onclose = (ev) => {
             if (this.ws !== ws)
@@ -197,7 +198,7 @@ export class NovaClient {
         this.retryTimer = setTimeout(() => void this.connect(), wait);
         unref(this.retryTimer);
     }
-    onFrame(data) {
+    onFrame(data, ws) {
         let f;
         try {
             f = JSON.parse(data);
@@ -209,14 +210,20 @@ export class NovaClient {
             const m = f.message;
             // handled one at a time, in arrival order; a seq at or below the cursor is a re-send
             this.queue = this.queue.then(async () => {
-                if (this.stopped || !this.subs.has(m.conversation_id) || m.seq <= (this.subs.get(m.conversation_id) ?? 0))
+                if (this.stopped || this.failed.has(ws) || !this.subs.has(m.conversation_id) ||
+                    m.seq <= (this.subs.get(m.conversation_id) ?? 0))
                     return;
                 await this.opts.onMessage(m);
                 this.subs.set(m.conversation_id, m.seq);
                 this.opts.store.set(m.conversation_id, m.seq);
                 if (!this.opts.manualAck)
                     this.ack(m.conversation_id, m.seq);
-            }).catch(() => { });
+            }).catch(() => {
+                // the application failed on a message: nothing after it from this connection is handed
+                // over (that would skip it); the reconnect resumes after the last message handled
+                this.failed.add(ws);
+                ws.close();
+            });
         }
         else if (f.type === "unsubscribed" && f.conversation_id) {
             this.subs.delete(f.conversation_id);
