@@ -282,11 +282,16 @@ func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string
 		}
 		consumers, err := s.client.XInfoConsumers(ctx, stream, s.group).Result()
 		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("listing the group's consumers failed; retrying next round", "error", err)
+			}
 			continue
 		}
 		for _, c := range consumers {
 			if c.Name != s.consumer && c.Pending == 0 && c.Idle >= s.cfg.ConsumerTimeout {
-				_ = s.client.XGroupDelConsumer(ctx, stream, s.group, c.Name).Err()
+				if err := s.client.XGroupDelConsumer(ctx, stream, s.group, c.Name).Err(); err != nil && ctx.Err() == nil {
+					s.log.Warn("removing an idle consumer failed; retrying next round", "consumer", c.Name, "error", err)
+				}
 			}
 		}
 	}

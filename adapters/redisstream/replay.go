@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,7 +45,7 @@ func Replay(ctx context.Context, client redis.UniversalClient, stored StoredMess
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: events.ReplayStream(group), Values: values})
 			n++
 		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return n, fmt.Errorf("write the replay stream: %w", err)
 		}
 		if progress != nil {
