@@ -59,10 +59,7 @@ func TestTheDockerfileBuildsAStaticBinaryRunAsNonRootWithAHealthCheck(t *testing
 }
 
 func nodeArgs(n *parser.Node) []string {
-	var out []string
-	for _, f := range n.Flags {
-		out = append(out, f)
-	}
+	out := append([]string(nil), n.Flags...)
 	for a := n.Next; a != nil; a = a.Next {
 		out = append(out, a.Value)
 	}

@@ -47,7 +47,10 @@ func (p *Page) Register(e *echo.Echo) {
 	if !p.enabled {
 		return
 	}
-	sub, _ := fs.Sub(assets, "assets")
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil { // the embedded folder is fixed at build time: this is a programming error
+		panic("demo: " + err.Error())
+	}
 	e.GET("/demo", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/demo/") })
 	e.GET("/demo/*", echo.WrapHandler(http.StripPrefix("/demo/", http.FileServer(http.FS(sub)))))
 	e.POST("/demo/token", p.token)
