@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -67,7 +68,8 @@ type Client struct {
 
 	mu    sync.Mutex
 	subs  map[string]int64 // conversation -> last seq delivered (-1: resume from the stored cursor)
-	acked map[string]int64 // conversation -> last seq acked
+	acked map[string]int64 // conversation -> last seq acked to Nova
+	toAck map[string]int64 // conversation -> seq to ack at the next round
 	conn  *websocket.Conn
 	next  int // index of the URL to try next
 }
@@ -89,7 +91,8 @@ func New(cfg Config) (*Client, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	// unbuffered: a message counts as delivered (and is acked) only once the application took it
-	return &Client{cfg: cfg, msgs: make(chan Message), subs: map[string]int64{}, acked: map[string]int64{}}, nil
+	return &Client{cfg: cfg, msgs: make(chan Message), subs: map[string]int64{}, acked: map[string]int64{},
+		toAck: map[string]int64{}}, nil
 }
 
 // Messages delivers each message once, in seq order per conversation. It is closed when Run
@@ -122,8 +125,12 @@ func (c *Client) subscribe(conv string, since int64) {
 func (c *Client) Ack(conversationID string, seq int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if seq > abs(c.acked[conversationID]) {
-		c.acked[conversationID] = -seq // negative: not yet sent
+	c.ackLocked(conversationID, seq)
+}
+
+func (c *Client) ackLocked(conv string, seq int64) {
+	if seq > max(c.acked[conv], c.toAck[conv]) {
+		c.toAck[conv] = seq
 	}
 }
 
@@ -302,8 +309,8 @@ func (c *Client) delivered(m Message) {
 	if m.Seq > c.subs[m.ConversationID] {
 		c.subs[m.ConversationID] = m.Seq
 	}
-	if !c.cfg.ManualAck && m.Seq > abs(c.acked[m.ConversationID]) {
-		c.acked[m.ConversationID] = -m.Seq
+	if !c.cfg.ManualAck {
+		c.ackLocked(m.ConversationID, m.Seq)
 	}
 }
 
@@ -318,28 +325,21 @@ func (c *Client) ackLoop(ctx context.Context, conn *websocket.Conn) {
 		case <-t.C:
 		}
 		c.mu.Lock()
-		var frames [][]byte
-		for conv, seq := range c.acked {
-			if seq < 0 {
-				data, _ := json.Marshal(map[string]any{"type": "ack", "conversation_id": conv, "seq": -seq})
-				frames = append(frames, data)
-				c.acked[conv] = -seq
-			}
-		}
+		pending := maps.Clone(c.toAck)
 		c.mu.Unlock()
-		for _, f := range frames {
-			if c.write(ctx, conn, f) != nil {
-				return
+		for conv, seq := range pending {
+			data, _ := json.Marshal(map[string]any{"type": "ack", "conversation_id": conv, "seq": seq})
+			if c.write(ctx, conn, data) != nil {
+				return // what was not sent stays pending for the next connection
 			}
+			c.mu.Lock()
+			c.acked[conv] = max(c.acked[conv], seq)
+			if c.toAck[conv] <= seq {
+				delete(c.toAck, conv)
+			}
+			c.mu.Unlock()
 		}
 	}
-}
-
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 func or(d, def time.Duration) time.Duration {
