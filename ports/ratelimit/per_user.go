@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,10 +28,11 @@ type Shared interface {
 // is spent on them); then the shared bucket, which sees every instance's sends. When the shared
 // one cannot be asked (Redis away), the local answer stands: sends go on, limited per instance.
 type PerUser struct {
-	limit  rate.Limit
-	burst  int
-	shared Shared
-	log    *slog.Logger
+	limit    rate.Limit
+	burst    int
+	shared   Shared
+	log      *slog.Logger
+	degraded atomic.Bool // the shared bucket failed last time (logged once)
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -66,8 +68,14 @@ func (p *PerUser) Allow(ctx context.Context, user string) bool {
 	}
 	ok, err := p.shared.Allow(ctx, user)
 	if err != nil {
-		p.log.Warn("the shared send rate could not be checked; limiting per instance", "error", err)
+		// once per outage, not once per send
+		if p.degraded.CompareAndSwap(false, true) {
+			p.log.Warn("the shared send rate cannot be checked; limiting per instance until it can", "error", err)
+		}
 		return true
+	}
+	if p.degraded.CompareAndSwap(true, false) {
+		p.log.Info("the shared send rate is checked again")
 	}
 	return ok
 }
