@@ -117,32 +117,16 @@ func (r *Relay) forwardNotifications(ctx context.Context) {
 	}
 }
 
-// lead holds one session: LISTEN, wait for the leader lock, then relay until the session breaks.
+// lead holds one session: it waits for the leader lock, LISTENs, then relays until the session
+// breaks or ctx ends.
 func (r *Relay) lead(ctx context.Context) error {
-	cfg := r.pool.Config().ConnConfig.Copy()
-	// a leader whose host vanished without a reset must lose its session, and with it the lock,
-	// in seconds rather than after the kernel's TCP timeout
-	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2",
-		"tcp_keepalives_count": "3", "tcp_user_timeout": "10000"} {
-		cfg.RuntimeParams[k] = v
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := r.leaderSession(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
-			return err
-		}
-		if got {
-			break
-		}
-		r.relayIfLeaderStalls(ctx)
-		if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
-			return err
-		}
+	if err := r.awaitLock(ctx, conn); err != nil {
+		return err
 	}
 	// LISTEN only while leading: a session that listens queues every notification for a reader
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
@@ -164,7 +148,42 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 	}()
 	defer func() { stop(); <-lost }()
+	return r.relayWhileLeading(ctx, lost)
+}
 
+// leaderSession opens the dedicated session that holds the advisory lock. A leader whose host
+// vanished without a reset must lose its session, and with it the lock, in seconds rather than
+// after the kernel's TCP timeout.
+func (r *Relay) leaderSession(ctx context.Context) (*pgx.Conn, error) {
+	cfg := r.pool.Config().ConnConfig.Copy()
+	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2",
+		"tcp_keepalives_count": "3", "tcp_user_timeout": "10000"} {
+		cfg.RuntimeParams[k] = v
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// awaitLock returns once conn holds the leader lock; meanwhile it relays in the leader's place
+// whenever the leader stalls.
+func (r *Relay) awaitLock(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
+			return err
+		}
+		if got {
+			return nil
+		}
+		r.relayIfLeaderStalls(ctx)
+		if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+// relayWhileLeading relays on every notification, and on the timer as a safety net, until ctx
+// ends (it drains first) or the listening session is lost (lost receives its error).
+func (r *Relay) relayWhileLeading(ctx context.Context, lost chan error) error {
 	backoff := 50 * time.Millisecond
 	woken := true // the first pass after taking the lead relays whatever it finds
 	for {
