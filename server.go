@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -125,7 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = publicLn.Close()
 		return err
 	}
-	onAdmin := pprofPlacement(string(s.cfg.AdminAddr), s.cfg.PprofAddr)
+	onAdmin := admin.PprofOnAdmin(string(s.cfg.AdminAddr), s.cfg.PprofAddr)
 	adminSrv := &http.Server{Handler: s.AdminHandler(onAdmin), ReadHeaderTimeout: 5 * time.Second}
 	s.log.Info("nova serving", "http", publicLn.Addr().String(), "admin", adminLn.Addr().String())
 	var pprofLn net.Listener
@@ -137,7 +136,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		mux := http.NewServeMux()
-		registerPprof(mux)
+		admin.RegisterPprof(mux)
 		pprofSrv.Handler = mux
 		s.log.Info("profiler on its own listener", "pprof", pprofLn.Addr().String())
 	case !onAdmin:
@@ -183,35 +182,7 @@ func (s *Server) AdminHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	s.admin.Register(mux)
 	if withPprof {
-		registerPprof(mux)
+		admin.RegisterPprof(mux)
 	}
 	return mux
-}
-
-func registerPprof(mux *http.ServeMux) {
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-}
-
-// pprofPlacement decides where the profiler is served. It exposes memory contents and stack
-// traces, so it never shares a listener that is reachable from elsewhere (the one Prometheus
-// scrapes, once NOVA_ADMIN_ADDR is opened up): with NOVA_PPROF_ADDR it has a listener of its
-// own; without, it stays on the admin listener (PROTOCOL.md section 1) only while that one is
-// bound to loopback, and is off otherwise.
-func pprofPlacement(adminAddr, pprofAddr string) (onAdmin bool) {
-	if pprofAddr != "" {
-		return false
-	}
-	host, _, err := net.SplitHostPort(adminAddr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -1,4 +1,4 @@
-package nova
+package admin
 
 import (
 	"net/http"
@@ -20,14 +20,14 @@ func TestTheProfilerNeverSharesAListenerReachableFromElsewhere(t *testing.T) {
 		{"127.0.0.1:9090", "127.0.0.1:6060", false}, // a listener of its own
 	}
 	for _, c := range cases {
-		if got := pprofPlacement(c.admin, c.pprof); got != c.onAdmin {
+		if got := PprofOnAdmin(c.admin, c.pprof); got != c.onAdmin {
 			t.Errorf("admin %q, pprof %q: on the admin listener = %v, want %v", c.admin, c.pprof, got, c.onAdmin)
 		}
 	}
 
 	// and the profiler's routes answer where they are registered
 	mux := http.NewServeMux()
-	registerPprof(mux)
+	RegisterPprof(mux)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
 	if rec.Code != http.StatusOK {
