@@ -6,10 +6,11 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/nova-chat/nova/internal/outagelog"
 )
 
 // SendRate is NOVA_SEND_RATE: messages per second per user (burst 5x); 0 turns the limit off.
@@ -28,11 +29,10 @@ type Shared interface {
 // is spent on them); then the shared bucket, which sees every instance's sends. When the shared
 // one cannot be asked (Redis away), the local answer stands: sends go on, limited per instance.
 type PerUser struct {
-	limit    rate.Limit
-	burst    int
-	shared   Shared
-	log      *slog.Logger
-	degraded atomic.Bool // the shared bucket failed last time (logged once)
+	limit  rate.Limit
+	burst  int
+	shared Shared
+	outage *outagelog.Log // the shared bucket cannot be asked (logged once per outage)
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -51,7 +51,9 @@ func NewPerUser(r SendRate, shared Shared, log *slog.Logger) *PerUser {
 	if log == nil {
 		panic("ratelimit.NewPerUser: nil logger")
 	}
-	return &PerUser{limit: rate.Limit(r), burst: r.Burst(), shared: shared, log: log,
+	return &PerUser{limit: rate.Limit(r), burst: r.Burst(), shared: shared,
+		outage: outagelog.New(log, "the shared send rate cannot be checked; limiting per instance until it can",
+			"the shared send rate is checked again"),
 		buckets: map[string]*bucket{}, lastSweep: time.Now()}
 }
 
@@ -68,15 +70,10 @@ func (p *PerUser) Allow(ctx context.Context, user string) bool {
 	}
 	ok, err := p.shared.Allow(ctx, user)
 	if err != nil {
-		// once per outage, not once per send
-		if p.degraded.CompareAndSwap(false, true) {
-			p.log.Warn("the shared send rate cannot be checked; limiting per instance until it can", "error", err)
-		}
+		p.outage.Failed(err)
 		return true
 	}
-	if p.degraded.CompareAndSwap(true, false) {
-		p.log.Info("the shared send rate is checked again")
-	}
+	p.outage.OK()
 	return ok
 }
 

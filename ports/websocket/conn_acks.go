@@ -26,7 +26,9 @@ func (c *conn) ack(f inFrame) {
 		return
 	}
 	if err != nil {
-		c.h.log.Warn("hot cursor not written; the durable copy follows", "conversation_id", conv, "error", err)
+		c.h.cursorDown.Failed(err, "conversation_id", conv)
+	} else {
+		c.h.cursorDown.OK()
 	}
 	c.amu.Lock()
 	c.acks[conv] = max(c.acks[conv], *f.Seq)

@@ -58,7 +58,9 @@ func (c *conn) subscribe(f inFrame) {
 	c.subs[conv] = sub
 	c.subsMu.Unlock()
 	if err := c.h.app.Commands.AcknowledgeSync.Synced(c.ctx, c.user, conv); err != nil {
-		c.h.log.Warn("offline counter not cleared", "conversation_id", conv, "error", err)
+		c.h.offlineDown.Failed(err, "conversation_id", conv)
+	} else {
+		c.h.offlineDown.OK()
 	}
 	if from < snap.LastSeq {
 		c.h.log.Info("delivering offline messages", "conversation_id", conv, "user_id", c.user,

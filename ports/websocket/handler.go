@@ -16,6 +16,7 @@ import (
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/outagelog"
 	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 	"github.com/nova-chat/nova/ports/ratelimit"
@@ -88,6 +89,9 @@ type Handler struct {
 
 	members *memberships
 
+	// Redis outages are logged once each, not once per connection, ack or subscribe
+	presenceDown, cursorDown, offlineDown *outagelog.Log
+
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
 	conns   map[*conn]struct{}
@@ -108,9 +112,15 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = 20 * time.Second
 	}
-	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log.With("component", "websocket"),
+	log = log.With("component", "websocket")
+	return &Handler{app: app, hub: hub, presence: presence, authn: authn, limiter: limiter, opts: opts, obs: obs, log: log,
 		perUser: map[conversation.UserID]int{}, conns: map[*conn]struct{}{},
-		members: &memberships{convs: app.Queries.Conversations, entries: map[conversation.ID]membershipEntry{}}}
+		members: &memberships{convs: app.Queries.Conversations, entries: map[conversation.ID]membershipEntry{}},
+		presenceDown: outagelog.New(log, "presence cannot be written: connection limits hold per instance, "+
+			"and presence is corrected by the next heartbeat or expires by itself", "presence is written again"),
+		cursorDown: outagelog.New(log, "hot cursors cannot be written; the durable copies follow", "hot cursors are written again"),
+		offlineDown: outagelog.New(log, "offline counters cannot be cleared; they expire by themselves",
+			"offline counters are cleared again")}
 }
 
 // Register adds the WebSocket routes to the public router.
@@ -187,9 +197,10 @@ func (h *Handler) admit(ctx context.Context, u conversation.UserID) bool {
 	h.mu.Unlock()
 	ok, err := h.presence.Admit(ctx, u, h.opts.MaxConnsPerUser)
 	if err != nil {
-		h.log.Warn("connection limit checked on this instance only; presence is retried by the next heartbeat", "error", err)
+		h.presenceDown.Failed(err)
 		return true
 	}
+	h.presenceDown.OK()
 	if !ok {
 		h.mu.Lock()
 		h.forget(u)
@@ -213,7 +224,9 @@ func (h *Handler) release(ctx context.Context, u conversation.UserID) {
 	left := h.forget(u)
 	h.mu.Unlock()
 	if err := h.presence.Release(ctx, u, max(left, 0)); err != nil {
-		h.log.Warn("presence not updated; it is corrected by the next heartbeat or expires by itself", "error", err)
+		h.presenceDown.Failed(err)
+	} else {
+		h.presenceDown.OK()
 	}
 }
 
@@ -232,7 +245,9 @@ func (h *Handler) RunPresence(ctx context.Context) error {
 		h.mu.Unlock()
 		if len(conns) > 0 {
 			if err := h.presence.Vouch(ctx, conns); err != nil && ctx.Err() == nil {
-				h.log.Warn("presence heartbeat failed", "users", len(conns), "error", err)
+				h.presenceDown.Failed(err, "users", len(conns))
+			} else if err == nil {
+				h.presenceDown.OK()
 			}
 		}
 	}
