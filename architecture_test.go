@@ -1,7 +1,6 @@
 package nova_test
 
 import (
-	"errors"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -23,6 +22,9 @@ import (
 //	adapters     imports no ports
 //	ports        imports no adapters
 //
+// and, in every folder, only _test.go files import the test doubles (adapters/memory) and the
+// repository contract suite (adapters/repositorytest), so `nova serve` never runs on them.
+//
 // .go-arch-lint.yml (make lint-arch) holds the full allow-list; this test
 // keeps the core of it inside `go test` with messages that say how to fix a
 // violation.
@@ -35,6 +37,9 @@ var archInfraVendors = []string{
 	"github.com/coder/websocket",
 	"github.com/ThreeDotsLabs/watermill",
 }
+
+// archTestOnly are the module's packages only _test.go files may import.
+var archTestOnly = []string{"adapters/memory", "adapters/repositorytest"}
 
 type archViolation struct {
 	File   string // slash-separated, relative to the module root
@@ -56,6 +61,8 @@ const (
 		"Move the shared type into application or domain, or connect the two in wire.go."
 	archPortsHint = "ports must not depend on adapters (nor adapters on ports). " +
 		"Depend on an interface declared in application and let wire.go supply the adapter."
+	archTestOnlyHint = "in-memory repositories and the repository contract suite are for _test.go files only; " +
+		"Nova runs on the Postgres adapters (wire.go)."
 )
 
 // archIsStdlib reports whether an import path names a standard library package:
@@ -72,6 +79,11 @@ func archWithin(imp, prefix string) bool {
 // archCheckImport returns the reason an import is not allowed for a file in the
 // given top-level folder, or "" if it is allowed.
 func archCheckImport(module, layer, imp string) string {
+	for _, p := range archTestOnly {
+		if archWithin(imp, module+"/"+p) {
+			return archTestOnlyHint
+		}
+	}
 	switch layer {
 	case "domain":
 		if archIsStdlib(imp) || archWithin(imp, module+"/domain") {
@@ -104,54 +116,50 @@ func archCheckImport(module, layer, imp string) string {
 	return ""
 }
 
-// checkArchitecture parses the imports of every non-test .go file under the
-// layered folders of root and returns the forbidden ones, sorted. Folders that
-// do not exist have nothing to check.
+// checkArchitecture parses the imports of every non-test .go file under root and returns the
+// forbidden ones, sorted. A file's layer is its top-level folder; folders that are no layer
+// are held to the test-only rule alone.
 func checkArchitecture(root, module string) ([]archViolation, error) {
 	var out []archViolation
 	fset := token.NewFileSet()
-	for _, layer := range []string{"domain", "application", "adapters", "ports"} {
-		dir := filepath.Join(root, layer)
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			continue
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			name := d.Name()
-			if d.IsDir() {
-				// The go tool ignores these folders too.
-				if p != dir && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-				return nil
-			}
-			f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			for _, spec := range f.Imports {
-				imp, err := strconv.Unquote(spec.Path.Value)
-				if err != nil {
-					return fmt.Errorf("%s: bad import %s: %w", rel, spec.Path.Value, err)
-				}
-				if reason := archCheckImport(module, layer, imp); reason != "" {
-					out = append(out, archViolation{File: filepath.ToSlash(rel), Import: imp, Reason: reason})
-				}
+		name := d.Name()
+		if d.IsDir() {
+			// The go tool ignores these folders too.
+			if p != root && (name == "testdata" || name == "node_modules" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
 			}
 			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		layer, _, _ := strings.Cut(rel, "/")
+		for _, spec := range f.Imports {
+			imp, err := strconv.Unquote(spec.Path.Value)
+			if err != nil {
+				return fmt.Errorf("%s: bad import %s: %w", rel, spec.Path.Value, err)
+			}
+			if reason := archCheckImport(module, layer, imp); reason != "" {
+				out = append(out, archViolation{File: rel, Import: imp, Reason: reason})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].File != out[j].File {
@@ -211,6 +219,8 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		"application/infra/i.go": `import "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"`,
 		"adapters/bad/bad.go":    `import "github.com/nova-chat/nova/ports/httpapi"`,
 		"ports/bad/bad.go":       `import "github.com/nova-chat/nova/adapters/redisstream"`,
+		"cmd/nova/doubles.go":    `import "github.com/nova-chat/nova/adapters/memory"`,
+		"application/x/x.go":     `import "github.com/nova-chat/nova/adapters/repositorytest"`,
 		// allowed
 		"domain/good/good.go":       "import (\n\"context\"\n\"github.com/nova-chat/nova/domain/bad\"\n)",
 		"domain/good/good_test.go":  `import "github.com/jackc/pgx/v5"`,
@@ -222,6 +232,8 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		"wire.go":                   `import "github.com/nova-chat/nova/adapters/good"`,
 		"domain/notgo/readme.md":    "import pgx",
 		"adapters/good/queries.sql": "select 1",
+		"application/x/x_test.go":   `import "github.com/nova-chat/nova/adapters/memory"`,
+		"adapters/memory/memory.go": `import "github.com/nova-chat/nova/domain/good"`,
 	}
 	root := t.TempDir()
 	for name, body := range files {
@@ -231,7 +243,11 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		}
 		src := body
 		if strings.HasSuffix(name, ".go") {
-			src = "package " + path.Base(path.Dir(name)) + "\n\n" + body + "\n"
+			pkg := path.Base(path.Dir(name))
+			if pkg == "." {
+				pkg = "nova"
+			}
+			src = "package " + pkg + "\n\n" + body + "\n"
 		}
 		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -247,6 +263,8 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		{"application/bad/bad.go", "github.com/nova-chat/nova", archApplicationHint},
 		{"application/bad/bad.go", "github.com/nova-chat/nova/adapters/postgres", archApplicationHint},
 		{"application/infra/i.go", "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream", archApplicationHint},
+		{"application/x/x.go", "github.com/nova-chat/nova/adapters/repositorytest", archTestOnlyHint},
+		{"cmd/nova/doubles.go", "github.com/nova-chat/nova/adapters/memory", archTestOnlyHint},
 		{"domain/bad/bad.go", "github.com/jackc/pgx/v5", archDomainHint},
 		{"ports/bad/bad.go", "github.com/nova-chat/nova/adapters/redisstream", archPortsHint},
 	}
@@ -254,7 +272,7 @@ func TestArchitectureCheckerCatchesViolations(t *testing.T) {
 		t.Fatalf("violations:\n got  %v\n want %v", got, want)
 	}
 
-	msg := got[4].String()
+	msg := got[6].String()
 	const wantMsg = "domain/bad/bad.go imports github.com/jackc/pgx/v5: domain must stay pure Go " +
 		"(standard library only). Define the interface in domain and implement it in adapters/."
 	if msg != wantMsg {
