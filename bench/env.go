@@ -244,7 +244,8 @@ func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, grace 
 	}
 }
 
-// BuildNova compiles cmd/nova into the temporary folder: from the working tree, or from the
+// BuildNova compiles cmd/nova into the temporary folder: from the working tree (the parent of
+// the bench module, where make bench runs it), or from the
 // git revision ref (exported with git archive, so the working tree is left alone). A prebuilt
 // binary (bin) is used as it is.
 func (e *Env) BuildNova(ctx context.Context, ref, bin string) error {
@@ -260,7 +261,7 @@ func (e *Env) BuildNova(ctx context.Context, ref, bin string) error {
 		return nil
 	}
 	e.NovaBin = filepath.Join(e.Dir, "nova")
-	dir := "."
+	dir := ".."
 	if ref != "" {
 		dir = filepath.Join(e.Dir, "src")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
