@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/auth"
 )
 
@@ -40,7 +41,7 @@ func newAPI() *API {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &API{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, authn: auth.NewAuthenticator(jwtSecret)}
+	return &API{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, authn: auth.NewAuthenticator(testinfra.JWTSecret)}
 }
 
 func (a *API) NewUser() User {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 // Config is what a run does and at which size.
@@ -243,7 +245,7 @@ func (b *Bench) setup(ctx context.Context) error {
 	if err := b.env.CreateDatabase(ctx); err != nil {
 		return err
 	}
-	b.log.Printf("database %s created on %s", b.env.DBName, redactURL(b.env.AdminURL))
+	b.log.Printf("database %s created on %s", b.env.DBName, testinfra.Redacted(b.env.AdminURL))
 	if err := b.env.StartRedis(ctx); err != nil {
 		return err
 	}
