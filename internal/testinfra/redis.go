@@ -78,9 +78,6 @@ func newRedis(opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	r := &Redis{Port: port, dir: opts.Dir, logPath: opts.LogPath, attr: opts.SysProcAttr}
-	if r.logPath == "" {
-		r.logPath = filepath.Join(opts.Dir, "redis.log")
-	}
 	r.args = append([]string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port), "--save", "", "--appendonly", "no",
 		"--dir", r.dir, "--maxmemory-policy", "noeviction"}, opts.Extra...)
 	return r, nil
@@ -115,6 +112,9 @@ func (r *Redis) Start() {
 }
 
 func (r *Redis) start(ctx context.Context) error {
+	if r.logPath == "" {
+		r.logPath = filepath.Join(r.dir, "redis.log")
+	}
 	logf, err := os.Create(r.logPath)
 	if err != nil {
 		return err
