@@ -120,7 +120,8 @@ go-test:
 
 # The benchmark suite (docs/BENCHMARKS.md; bench/, a module of its own): like go-test it uses the Postgres in use
 # (NOVA_TEST_DATABASE_URL, a fresh database per run) and starts its own redis-server and
-# `nova serve` processes. Output in artifacts/bench (BENCH_FLAGS="-out DIR" elsewhere).
+# `nova serve` processes. Output in artifacts/bench (BENCH_FLAGS="-out DIR" elsewhere; a relative
+# DIR is taken from bench/, where it runs).
 BENCH_FLAGS ?=
 BENCH_RUN = url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}"; \
 	pgbin="$$(bash $(SERVICES) pg-bindir)"; \

@@ -1,9 +1,10 @@
-// Command novabench is Nova's benchmark suite (issue 6): it starts a private Postgres database,
+// Command novabench (module github.com/nova-chat/nova/bench) is Nova's benchmark suite (issue 6):
+// with internal/testinfra it starts a private Postgres database,
 // a private redis-server and N `nova serve` processes, drives them over HTTP and WebSocket,
 // measures each DESIGN.md performance target next to a baseline taken in the same run
 // (pgbench, redis-benchmark, raw reads), and writes a table, a JSON file and SVG charts.
 //
-//	go run ./cmd/novabench [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
+//	cd bench && go run . [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
 package main
 
 import (
