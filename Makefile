@@ -69,9 +69,10 @@ fmt:
 	@files='$(GO_FILES)'; [ -z "$$files" ] || gofmt -w $$files
 
 vet:
-	@echo "==> go vet ./... (and the chaos build tag's files)"
+	@echo "==> go vet ./... (and the chaos build tag's files, and the bench module)"
 	@$(GO) vet ./...
 	@$(GO) vet -tags chaos ./systemtest/
+	@cd bench && $(GO) vet ./...
 
 # wire diff exits 0 (same), 1 (wire_gen.go is stale) or 2 (error); skipped
 # while no injector file (//go:build wireinject) exists.
@@ -113,18 +114,21 @@ go-test:
 	echo "==> go test $(GO_TEST_FLAGS) ./...   (NOVA_TEST_DATABASE_URL=$$url)"; \
 	$(GO) test $(GO_TEST_FLAGS) ./... && \
 	echo "==> deploy/check: the Dockerfile and compose file, with their own parsers (a module of its own)" && \
-	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+	(cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...) && \
+	echo "==> bench: the benchmark's own unit tests (a module of its own)" && \
+	cd bench && $(GO) test -count=1 ./...
 
-# The benchmark suite (docs/BENCHMARKS.md): like go-test it uses the Postgres in use
+# The benchmark suite (docs/BENCHMARKS.md; bench/, a module of its own): like go-test it uses the Postgres in use
 # (NOVA_TEST_DATABASE_URL, a fresh database per run) and starts its own redis-server and
-# `nova serve` processes. Output in artifacts/bench (BENCH_FLAGS="-out DIR" elsewhere).
+# `nova serve` processes. Output in artifacts/bench (BENCH_FLAGS="-out DIR" elsewhere; a relative
+# DIR is taken from bench/, where it runs).
 BENCH_FLAGS ?=
 BENCH_RUN = url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}"; \
 	pgbin="$$(bash $(SERVICES) pg-bindir)"; \
 	export NOVA_TEST_DATABASE_URL="$$url"; \
 	if [ -n "$$pgbin" ]; then export PATH="$$PATH:$$pgbin"; fi; \
-	echo "==> go run ./cmd/novabench $$mode $(BENCH_FLAGS)   (NOVA_TEST_DATABASE_URL=$$url)"; \
-	$(GO) run ./cmd/novabench $$mode $(BENCH_FLAGS)
+	echo "==> (cd bench && go run . $$mode -out $(CURDIR)/artifacts/bench $(BENCH_FLAGS))   (NOVA_TEST_DATABASE_URL=$$url)"; \
+	cd bench && $(GO) run . $$mode -out "$(CURDIR)/artifacts/bench" $(BENCH_FLAGS)
 
 bench: test-tools
 	@mode=""; $(BENCH_RUN)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -32,29 +33,45 @@ func NewDatabase(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, AdminURL())
+	dbURL, drop, err := CreateDatabase(ctx, AdminURL(), "nova_test_")
 	if err != nil {
-		t.Fatalf("connect to test Postgres %s (run tests with `make test`, which starts it): %v", redact(AdminURL()), err)
-	}
-	defer admin.Close(ctx)
-	name := "nova_test_" + randomHex(6)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
+		t.Fatalf("%v (run tests with `make test`, which starts Postgres)", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if c, err := pgx.Connect(ctx, AdminURL()); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			_ = c.Close(ctx)
-		}
+		_ = drop(ctx)
 	})
-	u, err := url.Parse(AdminURL())
+	return dbURL
+}
+
+// CreateDatabase creates an empty database named prefix + a random suffix on the Postgres at
+// admin, and returns its URL and the function that drops it (closing its sessions).
+func CreateDatabase(ctx context.Context, admin, prefix string) (dbURL string, drop func(context.Context) error, err error) {
+	u, err := url.Parse(admin)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, fmt.Errorf("admin URL: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to Postgres %s: %w", Redacted(admin), err)
+	}
+	defer conn.Close(ctx)
+	name := prefix + randomHex(6)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	drop = func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		return err
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
 
 func randomHex(n int) string {
@@ -63,7 +80,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func redact(s string) string {
+// Redacted is the URL s with its password hidden, for messages.
+func Redacted(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparseable URL)"

@@ -1,11 +1,15 @@
 package testinfra
 
 import (
+	"cmp"
+	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,10 +32,7 @@ func NovaBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nova")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/nova-chat/nova/cmd/nova")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = buildNova(context.Background(), "", "github.com/nova-chat/nova/cmd/nova", binPath)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -39,13 +40,31 @@ func NovaBinary(t testing.TB) string {
 	return binPath
 }
 
+// BuildNova compiles the cmd/nova of the Nova source tree at srcDir into out (for the
+// benchmark, which builds the working tree or an exported git revision).
+func BuildNova(ctx context.Context, srcDir, out string) error {
+	return buildNova(ctx, srcDir, "./cmd/nova", out)
+}
+
+func buildNova(ctx context.Context, dir, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if data, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, data)
+	}
+	return nil
+}
+
 // Process is a `nova serve` running as its own OS process.
 type Process struct {
-	t        testing.TB
+	t        testing.TB // nil for a process the benchmark launched
 	URL      string
 	AdminURL string
+	binary   string
 	cmd      *exec.Cmd
 	env      []string
+	attr     *syscall.SysProcAttr
+	ready    time.Duration
 	logPath  string
 	done     chan struct{}
 	exitErr  error
@@ -54,25 +73,11 @@ type Process struct {
 // StartProcess runs `nova serve` against env and waits until /readyz answers 200.
 func StartProcess(t testing.TB, env Env) *Process {
 	t.Helper()
-	httpPort, adminPort := freePort(t), freePort(t)
-	vars := map[string]string{
-		"DATABASE_URL":    env.DatabaseURL,
-		"REDIS_URL":       env.RedisURL,
-		"NOVA_JWT_SECRET": JWTSecret,
-		"NOVA_SEND_RATE":  "0",
-		"NOVA_HTTP_ADDR":  fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"NOVA_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", adminPort),
-		"NOVA_LOG_FORMAT": "json",
+	p, err := newProcess(ProcessOptions{Binary: NovaBinary(t), Env: env, LogPath: filepath.Join(t.TempDir(), "nova.log")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for k, v := range env.Settings {
-		vars[k] = v
-	}
-	p := &Process{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-		AdminURL: fmt.Sprintf("http://127.0.0.1:%d", adminPort), logPath: filepath.Join(t.TempDir(), "nova.log")}
-	for k, v := range vars {
-		p.env = append(p.env, k+"="+v)
-	}
-	p.start()
+	p.t = t
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
@@ -81,49 +86,124 @@ func StartProcess(t testing.TB, env Env) *Process {
 			}
 		}
 	})
+	if err := p.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
-func (p *Process) start() {
-	p.t.Helper()
+// ProcessOptions says how to run `nova serve` outside a test (the benchmark does).
+type ProcessOptions struct {
+	Binary  string // the nova binary (see BuildNova)
+	Env     Env    // its database, Redis and more NOVA_* settings (JWTSecret is the secret)
+	LogPath string // where its output goes
+	// SysProcAttr, if set, is the child's (the benchmark's own process group, a parent-death signal).
+	SysProcAttr *syscall.SysProcAttr
+	ReadyWithin time.Duration // how long /readyz may take to answer 200 (20 s)
+}
+
+// LaunchProcess runs `nova serve` and waits until /readyz answers 200; Stop or Kill ends it.
+func LaunchProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
+	p, err := newProcess(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.start(ctx); err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+func newProcess(opts ProcessOptions) (*Process, error) {
+	httpPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	adminPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{
+		"DATABASE_URL":    opts.Env.DatabaseURL,
+		"REDIS_URL":       opts.Env.RedisURL,
+		"NOVA_JWT_SECRET": JWTSecret,
+		"NOVA_SEND_RATE":  "0",
+		"NOVA_HTTP_ADDR":  fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"NOVA_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", adminPort),
+		"NOVA_LOG_FORMAT": "json",
+	}
+	maps.Copy(vars, opts.Env.Settings)
+	p := &Process{URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), AdminURL: fmt.Sprintf("http://127.0.0.1:%d", adminPort),
+		binary: opts.Binary, attr: opts.SysProcAttr, ready: cmp.Or(opts.ReadyWithin, 20*time.Second), logPath: opts.LogPath}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		p.env = append(p.env, k+"="+vars[k])
+	}
+	return p, nil
+}
+
+func (p *Process) start(ctx context.Context) error {
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
-	p.cmd = exec.Command(NovaBinary(p.t), "serve")
+	p.cmd = exec.Command(p.binary, "serve")
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = p.attr
 	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
+		_ = logf.Close()
+		return fmt.Errorf("start nova serve: %w", err)
 	}
 	p.done = make(chan struct{})
 	go func() { p.exitErr = p.cmd.Wait(); _ = logf.Close(); close(p.done) }()
-	deadline := time.Now().Add(20 * time.Second)
+	return p.waitReady(ctx)
+}
+
+// waitReady polls /readyz until it answers 200; a process that exits meanwhile is reported
+// with the end of its log.
+func (p *Process) waitReady(ctx context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(p.ready)
 	for {
-		resp, err := http.Get(p.URL + "/readyz")
+		resp, err := client.Get(p.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.done:
 			data, _ := os.ReadFile(p.logPath)
-			p.t.Fatalf("nova serve exited early: %v\n%s", p.exitErr, tail(data, 4000))
+			return fmt.Errorf("nova serve exited early: %v\n%s", p.exitErr, tail(data, 4000))
+		case <-ctx.Done():
+			return ctx.Err()
 		default:
 		}
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(p.logPath)
-			p.t.Fatalf("nova serve at %s not ready after 20s; its log ends:\n%s", p.URL, tail(data, 3000))
+			return fmt.Errorf("nova serve at %s not ready after %s; its log ends:\n%s", p.URL, p.ready, tail(data, 3000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
+// PID is the process id of the running process.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// LogPath is the file its stdout and stderr go to.
+func (p *Process) LogPath() string { return p.logPath }
+
 // Restart starts the process again (after Kill or Stop) with the same settings and ports, and
-// waits until it is ready. (make chaos uses it: the chaos build tag hides that use from vet.)
-func (p *Process) Restart() { p.start() }
+// waits until it is ready; for a test's process (StartProcess). (make chaos uses it: the chaos build
+// tag hides that use from vet.)
+func (p *Process) Restart() {
+	p.t.Helper()
+	if err := p.start(context.Background()); err != nil {
+		p.t.Fatal(err)
+	}
+}
 
 // Kill sends SIGKILL and waits for the exit.
 func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
@@ -159,7 +239,7 @@ func tail(b []byte, n int) string {
 // Logs returns what the process has written to stdout and stderr so far.
 func (p *Process) Logs() string {
 	data, err := os.ReadFile(p.logPath)
-	if err != nil {
+	if err != nil && p.t != nil {
 		p.t.Fatal(err)
 	}
 	return string(data)

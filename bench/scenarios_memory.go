@@ -10,11 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/nova-chat/nova/internal/ctxsleep"
 )
@@ -75,45 +71,15 @@ func (b *Bench) memory(ctx context.Context, res *MemoryResult) error {
 	res.HeapInuseBefore, res.StackInuseBefore, res.GoroutinesBefore = before.heap, before.stack, before.goroutines
 
 	n := res.Conns
-	conns := make([]*websocket.Conn, n)
-	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
-	var readers sync.WaitGroup
-	defer func() {
-		stopReaders()
-		for _, c := range conns {
-			if c != nil {
-				_ = c.CloseNow()
-			}
-		}
-		readers.Wait()
-	}()
-	var opened atomic.Int64
 	t := time.Now()
+	ic := newIdleConns(ctx, n)
+	defer ic.close()
 	stop := b.log.Every(2*time.Second, func() string {
-		return fmt.Sprintf("memory: %d/%d connections open and subscribed on %s", opened.Load(), n, node.Name)
+		return fmt.Sprintf("memory: %d/%d connections open and subscribed on %s", ic.opened.Load(), n, node.Name)
 	})
 	// Connection j is user j/100 (mod 100) in conversation j mod 100: each pair once.
-	err = parallel(ctx, n, 64, func(j int) error {
-		u, conv := users[(j/len(convs))%len(users)], convs[j%len(convs)]
-		c, err := DialWS(ctx, node.URL, u)
-		if err != nil {
-			return fmt.Errorf("connection %d: %w", j, err)
-		}
-		conns[j] = c
-		if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
-			return fmt.Errorf("connection %d: %w", j, err)
-		}
-		readers.Add(1)
-		go func() { // idle, but answering the server's pings
-			defer readers.Done()
-			for {
-				if _, _, err := c.Read(rctx); err != nil {
-					return
-				}
-			}
-		}()
-		opened.Add(1)
-		return nil
+	err = ic.open(ctx, node.URL, func(j int) (User, string) {
+		return users[(j/len(convs))%len(users)], convs[j%len(convs)]
 	})
 	stop()
 	if err != nil {
@@ -141,12 +107,7 @@ func (b *Bench) memory(ctx context.Context, res *MemoryResult) error {
 		res.RSSBeforeKiB, res.RSSAfterKiB, res.KiBPerConn,
 		(after.heap-before.heap)/1024/float64(n), (after.stack-before.stack)/1024/float64(n), (after.goroutines-before.goroutines)/float64(n))
 
-	stopReaders()
-	for _, c := range conns {
-		if c != nil {
-			_ = c.CloseNow()
-		}
-	}
+	ic.close()
 	_ = ctxsleep.Sleep(ctx, 2*time.Second)
 	if rss, err := node.RSSKiB(); err == nil {
 		res.RSSAfterCloseKiB = rss

@@ -69,8 +69,8 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 	for _, pid := range b.cf.pids() {
 		known[pid] = "centrifugo"
 	}
-	if b.env.Redis != nil && b.env.Redis.cmd.Process != nil {
-		known[b.env.Redis.cmd.Process.Pid] = "redis"
+	if b.env.Redis != nil && b.env.Redis.PID() != 0 {
+		known[b.env.Redis.PID()] = "redis"
 	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

@@ -153,7 +153,9 @@ func waitStreamLen(ctx context.Context, rdb *redis.Client, key string, n int64, 
 }
 
 // catchUp connects, then times subscribe(since_seq 0) until message seq n has arrived, and
-// checks that 1..n came once each, in order.
+// checks that 1..n came once each, in order. A bare connection, not the Go client: the timing
+// starts at the subscribe frame (the client subscribes inside its own dial), a repeated frame
+// must fail the check (the client drops it), and frames are not decoded whole (messageSeq).
 func (b *Bench) catchUp(ctx context.Context, node *Node, u User, conv string, n int) (time.Duration, error) {
 	c, err := DialWS(ctx, node.URL, u)
 	if err != nil {

@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/auth"
 )
 
@@ -26,7 +29,10 @@ type User struct {
 	Token string
 }
 
-// API calls Nova's HTTP API; one keep-alive pool serves every goroutine of the bench.
+// API calls Nova's HTTP API; one keep-alive pool serves every goroutine of the bench. It stays
+// a local piece beside the Go client (client/): that client has no call to create a
+// conversation, and its Send retries a failed send until its context ends, which would turn
+// send errors into latency in the measured runs; a send here is one request, timed as it is.
 type API struct {
 	http  *http.Client
 	authn *auth.Authenticator
@@ -40,7 +46,7 @@ func newAPI() *API {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &API{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, authn: auth.NewAuthenticator(jwtSecret)}
+	return &API{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, authn: auth.NewAuthenticator(testinfra.JWTSecret)}
 }
 
 func (a *API) NewUser() User {
@@ -140,7 +146,8 @@ type frame struct {
 	Message        json.RawMessage `json:"message"`
 }
 
-// DialWS opens /v1/ws as u on the node at base.
+// DialWS opens /v1/ws as u on the node at base: a bare connection for the idle connections
+// and the backlog scenario (the latency subscribers are Go clients, see subscribers).
 func DialWS(ctx context.Context, base string, u User) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -197,4 +204,64 @@ func SubscribeAndWait(ctx context.Context, c *websocket.Conn, conv string, since
 		return f, errors.New("expected subscribed, got " + f.Type)
 	}
 	return f, nil
+}
+
+// idleConns holds raw subscribed WebSockets that only answer the server's pings: the memory
+// scenario's 10,000 connections and a latency shape's idle ones. They stay raw, not the Go
+// client (client/): each client.Client runs an ack ticker and a reconnect loop of its own,
+// 10,000 of them would load the bench process during the measurement, and what is measured is
+// the server's cost of a bare subscribed connection.
+type idleConns struct {
+	conns   []*websocket.Conn
+	opened  atomic.Int64 // connected and subscribed so far
+	frames  atomic.Int64 // frames received after the subscribe answer
+	readers sync.WaitGroup
+	stop    context.CancelFunc
+	rctx    context.Context
+}
+
+// newIdleConns makes room for count connections; close them with close, also after an error.
+func newIdleConns(ctx context.Context, count int) *idleConns {
+	ic := &idleConns{conns: make([]*websocket.Conn, count)}
+	ic.rctx, ic.stop = context.WithCancel(context.WithoutCancel(ctx))
+	return ic
+}
+
+// open opens the connections on base, 64 at a time; pick says connection j's user and
+// conversation.
+func (ic *idleConns) open(ctx context.Context, base string, pick func(j int) (User, string)) error {
+	return parallel(ctx, len(ic.conns), 64, func(j int) error {
+		u, conv := pick(j)
+		c, err := DialWS(ctx, base, u)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", j, err)
+		}
+		ic.conns[j] = c
+		if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
+			return fmt.Errorf("connection %d: %w", j, err)
+		}
+		ic.readers.Add(1)
+		go func() {
+			defer ic.readers.Done()
+			for {
+				if _, _, err := c.Read(ic.rctx); err != nil {
+					return
+				}
+				ic.frames.Add(1)
+			}
+		}()
+		ic.opened.Add(1)
+		return nil
+	})
+}
+
+// close closes every connection and waits for their readers. Safe to call twice.
+func (ic *idleConns) close() {
+	ic.stop()
+	for _, c := range ic.conns {
+		if c != nil {
+			_ = c.CloseNow()
+		}
+	}
+	ic.readers.Wait()
 }

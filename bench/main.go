@@ -1,9 +1,10 @@
-// Command novabench is Nova's benchmark suite (issue 6): it starts a private Postgres database,
+// Command novabench (module github.com/nova-chat/nova/bench) is Nova's benchmark suite (issue 6):
+// with internal/testinfra it starts a private Postgres database,
 // a private redis-server and N `nova serve` processes, drives them over HTTP and WebSocket,
 // measures each DESIGN.md performance target next to a baseline taken in the same run
 // (pgbench, redis-benchmark, raw reads), and writes a table, a JSON file and SVG charts.
 //
-//	go run ./cmd/novabench [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
+//	cd bench && go run . [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
 package main
 
 import (
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 // Config is what a run does and at which size.
@@ -243,7 +246,7 @@ func (b *Bench) setup(ctx context.Context) error {
 	if err := b.env.CreateDatabase(ctx); err != nil {
 		return err
 	}
-	b.log.Printf("database %s created on %s", b.env.DBName, redactURL(b.env.AdminURL))
+	b.log.Printf("database %s created on %s", b.env.DBName, testinfra.Redacted(b.env.AdminURL))
 	if err := b.env.StartRedis(ctx); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/nova-chat/nova/internal/ctxsleep"
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 // Centrifugo v6 (two nodes, Redis engine on the bench's private redis-server, history on) is
@@ -186,12 +187,12 @@ func (b *Bench) startCentrifugo(ctx context.Context, bin string, n int) (*cfClus
 	c := &cfCluster{Bin: bin, APIKey: randomHex(16), HMACSecret: randomHex(24)}
 	b.cf = c
 	for i := range n {
-		port, err := freePort()
+		port, err := testinfra.FreePort()
 		if err != nil {
 			return c, err
 		}
 		name := fmt.Sprintf("c%d", i+1)
-		data, err := centrifugoConfig(centrifugoParams{Name: name, Port: port, RedisAddr: fmt.Sprintf("127.0.0.1:%d", b.env.Redis.Port),
+		data, err := centrifugoConfig(centrifugoParams{Name: name, Port: port, RedisAddr: b.env.Redis.Addr(),
 			APIKey: c.APIKey, HMACSecret: c.HMACSecret})
 		if err != nil {
 			return c, err

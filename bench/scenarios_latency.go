@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // LatencyResult is one open-loop send-to-deliver run: HTTP sends to one node at a fixed
@@ -84,6 +81,9 @@ type TimelinePoint struct {
 type latencyBody struct {
 	T int64 `json:"t"`
 	K int   `json:"k"`
+	// Probe marks the message sent into each conversation before the run, to know its
+	// subscriber is live (subscribers.awaitProbes); it is not measured.
+	Probe bool `json:"probe,omitempty"`
 }
 
 type latencyRun struct {
@@ -95,7 +95,7 @@ type latencyRun struct {
 	http     *Hist
 
 	nSentOK, nErr, nRecv, nOrder atomic.Int64
-	nSkipped, nIdleFrames        atomic.Int64
+	nSkipped                     atomic.Int64
 	winStart, winEnd             time.Time
 	winSends, winRecv            atomic.Int64
 	firstErr                     atomic.Value
@@ -163,16 +163,54 @@ func (b *Bench) runLatencyPlan(ctx context.Context, name, feed string, plan late
 }
 
 func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPlan, rate int, warmup, measure time.Duration, profile bool) error {
-	// The sender is a node whose relay does not lead: with N nodes that is where (N-1)/N of the
-	// sends land, and their commits reach the relay through a NOTIFY. Subscribers are on the others.
-	all := b.env.Nodes
-	if len(all) == 0 {
+	if len(b.env.Nodes) == 0 {
 		return fmt.Errorf("no nodes running")
 	}
+	sender, others := b.latencyNodes(res, plan)
 	sh := plan.shape
-	sender := all[0]
-	leader := b.env.Leader(2 * time.Second)
-	if leader != nil {
+	senders, receivers, convs, err := b.latencyConversations(ctx, sender, sh.ConnPerConversation)
+	if err != nil {
+		return err
+	}
+	run := newLatencyRun(rate, warmup, measure)
+	res.Scheduled = len(run.received)
+
+	// Idle subscribed connections first (they take the longest to open), each on a quiet
+	// conversation, all on the first subscriber node.
+	var idle *idleConns
+	if sh.IdleConns > 0 {
+		idle, err = b.openIdle(ctx, res, sender, others[0], sh.IdleConns)
+		defer idle.close()
+		if err != nil {
+			return fmt.Errorf("idle connections: %w", err)
+		}
+	}
+	subs, err := b.openSubscribers(ctx, res, run, others, receivers, convs, sh.ConnPerConversation)
+	defer subs.close()
+	if err != nil {
+		return fmt.Errorf("subscribers: %w", err)
+	}
+	if err := subs.awaitProbes(ctx, b.api, sender.URL, senders, convs); err != nil {
+		return fmt.Errorf("subscribers: %w", err)
+	}
+	if err := b.measureLatency(ctx, res, run, sender, senders, convs, warmup, measure, profile); err != nil {
+		return err
+	}
+	run.awaitArrivals()
+	subs.close()
+	if idle != nil {
+		idle.close()
+		res.IdleFrames = idle.frames.Load()
+	}
+	b.summarizeLatency(ctx, res, run, measure)
+	return nil
+}
+
+// latencyNodes picks the run's sender node and subscriber nodes and notes them in res.
+func (b *Bench) latencyNodes(res *LatencyResult, plan latencyPlan) (sender *Node, others []*Node) {
+	all := b.env.Nodes
+	sender = all[0]
+	if leader := b.env.Leader(2 * time.Second); leader != nil {
 		res.RelayLeader = leader.Name
 		for _, n := range all {
 			if (n == leader) == b.cfg.SendToLeader {
@@ -185,7 +223,7 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 		sender = plan.sender
 	}
 	res.SenderNode = sender.Name
-	others := plan.subs
+	others = plan.subs
 	if len(others) == 0 {
 		for _, n := range all {
 			if n != sender {
@@ -196,102 +234,57 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 	if len(others) == 0 {
 		others = all
 	}
-	subNode := func(i int) *Node { return others[i%len(others)] }
 	for _, n := range others {
 		res.SubscriberNodes = append(res.SubscriberNodes, n.Name)
 	}
+	if !plan.shape.ConnPerConversation {
+		res.SubscriberNodes = res.SubscriberNodes[:1]
+	}
+	return sender, others
+}
 
-	// 100 conversations, each between a sender user and a receiver user; with one connection
-	// for all of them, the receiver is the same user in every conversation.
+// latencyConversations makes the run's conversations (b.cfg.Conversations), each between a
+// sender user and a receiver user; with one connection for all of them, the receiver is the
+// same user in every conversation.
+func (b *Bench) latencyConversations(ctx context.Context, sender *Node, perConv bool) (senders, receivers []User, convs []string, err error) {
 	n := b.cfg.Conversations
-	senders, receivers := b.api.NewUsers(n), b.api.NewUsers(n)
-	if !sh.ConnPerConversation {
+	senders, receivers = b.api.NewUsers(n), b.api.NewUsers(n)
+	if !perConv {
 		for i := range receivers {
 			receivers[i] = receivers[0]
 		}
 	}
-	convs := make([]string, n)
-	if err := parallel(ctx, n, 16, func(i int) error {
+	convs = make([]string, n)
+	err = parallel(ctx, n, 16, func(i int) error {
 		var err error
 		convs[i], err = b.api.CreateConversation(ctx, sender.URL, senders[i], []string{receivers[i].ID})
 		return err
-	}); err != nil {
-		return fmt.Errorf("create conversations: %w", err)
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("create conversations: %w", err)
 	}
+	return senders, receivers, convs, nil
+}
 
+func newLatencyRun(rate int, warmup, measure time.Duration) *latencyRun {
 	total := rate * int((warmup+measure)/time.Second)
 	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
 		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist()}
 	secs := total/rate + 1
 	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
-	res.Scheduled = total
+	return run
+}
 
-	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopReaders()
-	var conns []*websocket.Conn
-	var readers sync.WaitGroup
-	closeAll := func() {
-		stopReaders()
-		for _, c := range conns {
-			if c != nil {
-				_ = c.CloseNow()
-			}
-		}
-		readers.Wait()
-	}
-	defer closeAll()
-
-	// Idle subscribed connections first (they take the longest to open), each on a quiet
-	// conversation, all on the first subscriber node.
-	if sh.IdleConns > 0 {
-		idle, err := b.openIdle(ctx, res, sender, others[0], sh.IdleConns, rctx, &readers, &run.nIdleFrames)
-		conns = append(conns, idle...)
-		if err != nil {
-			return fmt.Errorf("idle connections: %w", err)
-		}
-	}
-
-	// The active subscribers, on nodes other than the sender's: one per conversation, or one
-	// for all of them.
-	active := make([]*websocket.Conn, n)
-	if !sh.ConnPerConversation {
-		active = active[:1]
-	}
-	err := parallel(ctx, len(active), 16, func(i int) error {
-		c, err := DialWS(ctx, subNode(i).URL, receivers[i])
-		if err != nil {
-			return err
-		}
-		active[i] = c
-		if sh.ConnPerConversation {
-			_, err = SubscribeAndWait(ctx, c, convs[i], 0)
-			return err
-		}
-		for _, conv := range convs {
-			if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	conns = append(conns, active...)
-	if err != nil {
-		return fmt.Errorf("subscribers: %w", err)
-	}
-	res.SubscriberConns = len(active)
-	if !sh.ConnPerConversation {
-		res.SubscriberNodes = res.SubscriberNodes[:1]
-	}
-	for _, c := range active {
-		readers.Add(1)
-		go func() { defer readers.Done(); run.read(rctx, c) }()
-	}
-
+// measureLatency sends open loop for warmup+measure: the k-th send is due at start + k/rate
+// whatever happened to the ones before, stamped with its intended time; the shape says how
+// many goroutines send (pace).
+func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *latencyRun, sender *Node, senders []User, convs []string,
+	warmup, measure time.Duration, profile bool) error {
 	start := time.Now().Add(20 * time.Millisecond)
 	run.winStart, run.winEnd = start.Add(warmup), start.Add(warmup+measure)
 	if profile && b.cfg.Profile {
 		secs := int(min(measure, 20*time.Second) / time.Second)
-		for _, node := range all {
+		for _, node := range b.env.Nodes {
 			res.Profiles = append(res.Profiles, b.captureProfile(ctx, node, secs, warmup, res.Name))
 		}
 	}
@@ -301,24 +294,19 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load(), run.nSkipped.Load())
 	})
 	defer stopProgress()
-
-	// Open loop: the k-th send is due at start + k/rate whatever happened to the ones before,
-	// stamped with its intended time; the shape says how many goroutines send (paceSends).
 	runID := randomHex(4)
-	run.pace(ctx, sh.Senders, total, rate, start, func(k int, intended time.Time) {
+	n := len(convs)
+	run.pace(ctx, res.ShapeSpec.Senders, len(run.received), run.rate, start, func(k int, intended time.Time) {
 		run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
 	})
 	res.CPU, res.NodeCPU = cpuWait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	run.awaitArrivals()
-	stopProgress()
-	closeAll()
+	return ctx.Err()
+}
 
+// summarizeLatency fills res from the finished run, logs it, and waits for the consumer groups.
+func (b *Bench) summarizeLatency(ctx context.Context, res *LatencyResult, run *latencyRun, measure time.Duration) {
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = run.nSentOK.Load(), run.nErr.Load(), run.nRecv.Load(), run.nOrder.Load()
 	res.Skipped = run.nSkipped.Load()
-	res.IdleFrames = run.nIdleFrames.Load()
 	res.Lost = run.lost()
 	if v, ok := run.firstErr.Load().(string); ok {
 		res.FirstSendError = v
@@ -338,16 +326,15 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 	if res.GroupBacklog > 0 {
 		b.log.Printf("%s: consumer groups were %d entries behind at the end; drained in %.1fs", res.Name, res.GroupBacklog, res.GroupDrainS)
 	}
-	return nil
 }
 
 // openIdle opens count idle WebSockets on node, spread over idleConversations(count) quiet
 // conversations (created on via) whose participants are as many users: connection j is user
 // (j / conversations) mod users in conversation j mod conversations, each pair once for up to
-// 10,000 connections. Their readers (which answer the server's pings and count any frame but
-// the subscribe answer into frames) run until rctx ends; the returned connections are closed by the caller.
-func (b *Bench) openIdle(ctx context.Context, res *LatencyResult, via, node *Node, count int, rctx context.Context, readers *sync.WaitGroup, frames *atomic.Int64) ([]*websocket.Conn, error) {
+// 10,000 connections. They count any frame but the subscribe answer; the caller closes them.
+func (b *Bench) openIdle(ctx context.Context, res *LatencyResult, via, node *Node, count int) (*idleConns, error) {
 	res.IdleConns, res.IdleNode = count, node.Name
+	ic := newIdleConns(ctx, count)
 	nconv := idleConversations(count)
 	users := b.api.NewUsers(nconv)
 	ids := make([]string, len(users))
@@ -360,82 +347,29 @@ func (b *Bench) openIdle(ctx context.Context, res *LatencyResult, via, node *Nod
 		convs[i], err = b.api.CreateConversation(ctx, via.URL, users[i], ids)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("create quiet conversations: %w", err)
+		return ic, fmt.Errorf("create quiet conversations: %w", err)
 	}
-	conns := make([]*websocket.Conn, count)
-	var opened atomic.Int64
 	t := time.Now()
 	stop := b.log.Every(2*time.Second, func() string {
-		return fmt.Sprintf("%s: %d/%d idle connections open and subscribed on %s", res.Name, opened.Load(), count, node.Name)
+		return fmt.Sprintf("%s: %d/%d idle connections open and subscribed on %s", res.Name, ic.opened.Load(), count, node.Name)
 	})
 	defer stop()
-	err := parallel(ctx, count, 64, func(j int) error {
-		u, conv := users[(j/nconv)%len(users)], convs[j%nconv]
-		c, err := DialWS(ctx, node.URL, u)
-		if err != nil {
-			return fmt.Errorf("connection %d: %w", j, err)
-		}
-		conns[j] = c
-		if _, err := SubscribeAndWait(ctx, c, conv, 0); err != nil {
-			return fmt.Errorf("connection %d: %w", j, err)
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				if _, _, err := c.Read(rctx); err != nil {
-					return
-				}
-				frames.Add(1)
-			}
-		}()
-		opened.Add(1)
-		return nil
-	})
+	err := ic.open(ctx, node.URL, func(j int) (User, string) { return users[(j/nconv)%len(users)], convs[j%nconv] })
 	stop()
 	res.IdleOpenS = time.Since(t).Seconds()
 	if err == nil {
 		b.log.Printf("%s: %d idle connections open and subscribed on %s (%d quiet conversations) in %.1fs", res.Name, count, node.Name, nconv, res.IdleOpenS)
 	}
-	return conns, err
+	return ic, err
 }
 
+// send is the k-th send of the run. It goes through the bench's own HTTP call, not the Go
+// client's Send: that one retries a failed send (5xx, 429, timeouts) until ctx ends, which would
+// turn a send error into latency and hide it from the send_errors count.
 func (r *latencyRun) send(ctx context.Context, api *API, base string, u User, conv, runID string, k int, intended time.Time) {
 	body := `{"t":` + strconv.FormatInt(intended.UnixNano(), 10) + `,"k":` + strconv.Itoa(k) + `,"text":"novabench latency probe"}`
 	_, err := api.Send(ctx, base, u, conv, runID+"-"+strconv.Itoa(k), []byte(body))
 	r.sent(ctx, k, intended, time.Now(), err)
-}
-
-// read takes message frames off one subscriber connection until ctx ends.
-func (r *latencyRun) read(ctx context.Context, c *websocket.Conn) {
-	last := map[string]int64{} // by conversation: one connection may carry all of them
-	for {
-		_, data, err := c.Read(ctx)
-		now := time.Now()
-		if err != nil {
-			return
-		}
-		var f struct {
-			Type    string          `json:"type"`
-			Message json.RawMessage `json:"message"`
-		}
-		if json.Unmarshal(data, &f) != nil || f.Type != "message" {
-			continue
-		}
-		var m struct {
-			ConversationID string      `json:"conversation_id"`
-			Seq            int64       `json:"seq"`
-			Body           latencyBody `json:"body"`
-		}
-		if json.Unmarshal(f.Message, &m) != nil {
-			continue
-		}
-		if m.Seq != last[m.ConversationID]+1 {
-			r.nOrder.Add(1)
-		}
-		last[m.ConversationID] = max(last[m.ConversationID], m.Seq)
-		r.delivered(m.Body, now)
-	}
 }
 
 // parallel runs f(0..n-1) with at most width at once and returns the first error.
