@@ -261,7 +261,18 @@ func thousands(v float64) string {
 	return s
 }
 
+// buildTable is the report's table: one section per scenario, in the order they are read.
 func (b *Bench) buildTable() []Row {
+	var rows []Row
+	for _, section := range []func() []Row{b.latencyRows, b.instancesRows, b.throughputRows, b.redisBaselineRows,
+		b.bigConversationRows, b.backlogRows, b.memoryRows, b.abRows} {
+		rows = append(rows, section()...)
+	}
+	return rows
+}
+
+// latencyRows are the commit baseline, the send-to-deliver figures and the load shapes.
+func (b *Bench) latencyRows() []Row {
 	r := b.res
 	var rows []Row
 	add := func(row Row) { rows = append(rows, row) }
@@ -304,8 +315,14 @@ func (b *Bench) buildTable() []Row {
 		}
 		rows = append(rows, b.shapeRows()...)
 	}
-	rows = append(rows, b.instancesRows()...)
+	return rows
+}
 
+// throughputRows are the durable sends against pgbench, with what each send costs.
+func (b *Bench) throughputRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	if t := r.Throughput; t != nil {
 		best := t.Best()
 		var pg *PGBenchResult
@@ -379,6 +396,14 @@ func (b *Bench) buildTable() []Row {
 			}
 		}
 	}
+	return rows
+}
+
+// redisBaselineRows is redis-benchmark's XADD rate, for scale.
+func (b *Bench) redisBaselineRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	if r.Baselines != nil && r.Baselines.RedisXADD != nil {
 		x := r.Baselines.RedisXADD
 		m := thousands(x.RequestsPerS) + " req/s"
@@ -387,7 +412,14 @@ func (b *Bench) buildTable() []Row {
 		}
 		add(Row{"  redis-benchmark XADD, -c 50", m, blank, "(baseline)", blank, info})
 	}
+	return rows
+}
 
+// bigConversationRows compare sends into a 100,000-message conversation with a new one.
+func (b *Bench) bigConversationRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	if g := r.BigConversation; g != nil {
 		fig := fmt.Sprintf("send p50 at a %s-message conversation", thousands(float64(g.Messages)))
 		if g.Error != "" {
@@ -402,7 +434,14 @@ func (b *Bench) buildTable() []Row {
 			}
 		}
 	}
+	return rows
+}
 
+// backlogRows are the reconnect catch-up times from Redis and from Postgres.
+func (b *Bench) backlogRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	if k := r.Backlog; k != nil {
 		figR := fmt.Sprintf("reconnect: %s missed msgs from Redis (median of %d)", thousands(float64(k.Messages)), len(k.RedisMs))
 		figP := fmt.Sprintf("reconnect: %s missed msgs from Postgres (median of %d)", thousands(float64(k.Messages)), len(k.PostgresMs))
@@ -423,7 +462,14 @@ func (b *Bench) buildTable() []Row {
 			add(Row{"  sends/s into one conversation (filling it, 32 senders)", fmt.Sprintf("%.0f/s", k.FillPerS), blank, blank, blank, info})
 		}
 	}
+	return rows
+}
 
+// memoryRows is the resident memory per idle subscribed connection.
+func (b *Bench) memoryRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	if m := r.Memory; m != nil {
 		fig := fmt.Sprintf("RSS per idle subscribed WebSocket (%s conns, %s)", thousands(float64(m.Conns)), m.Node)
 		if m.Error != "" {
@@ -433,7 +479,14 @@ func (b *Bench) buildTable() []Row {
 				fmt.Sprintf("%.0f MiB RSS idle", float64(m.RSSBeforeKiB)/1024), fx(m.KiBPerConn / 25), verdict(m.KiBPerConn <= 25)})
 		}
 	}
+	return rows
+}
 
+// abRows compare the old fan-out reader with interest-based delivery.
+func (b *Bench) abRows() []Row {
+	r := b.res
+	var rows []Row
+	add := func(row Row) { rows = append(rows, row) }
 	for _, suffix := range []string{"", "@" + itoa(b.cfg.ABLowRate)} {
 		s, p := r.AB["fanout"+suffix], r.AB["interest"+suffix]
 		if s == nil && p == nil {
