@@ -84,17 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&busiest, "busiest", 5, "how many of the busiest conversation streams to show")
 	}
 	if wantsHelp(rest) {
-		fmt.Fprintf(stdout, "usage: nova %s [flags]\n\n", cmd)
-		own := 0
-		fs.VisitAll(func(*flag.Flag) { own++ })
-		if own > 0 {
-			fmt.Fprintln(stdout, "flags:")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			fmt.Fprintln(stdout)
-		}
-		fmt.Fprintln(stdout, "settings (each also read from the environment variable named beside it):")
-		nova.Usage(stdout)
+		commandHelp(cmd, fs, stdout)
 		return 0
 	}
 	cfg, _, err := nova.LoadConfig(fs, rest, os.Getenv)
@@ -130,6 +120,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nova: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+}
+
+// commandHelp prints `nova <cmd> --help`: the command's own flags, then every setting.
+func commandHelp(cmd string, fs *flag.FlagSet, stdout io.Writer) {
+	fmt.Fprintf(stdout, "usage: nova %s [flags]\n\n", cmd)
+	own := 0
+	fs.VisitAll(func(*flag.Flag) { own++ })
+	if own > 0 {
+		fmt.Fprintln(stdout, "flags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fmt.Fprintln(stdout)
+	}
+	fmt.Fprintln(stdout, "settings (each also read from the environment variable named beside it):")
+	nova.Usage(stdout)
 }
 
 func serve(ctx context.Context, cfg nova.Config, log *slog.Logger) error {
