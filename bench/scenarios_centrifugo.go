@@ -173,14 +173,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	pub, subNode := cl.Nodes[0], cl.Nodes[len(cl.Nodes)-1]
 	res.PublishNode, res.SubscriberNode = pub.Name, subNode.Name
 	n := b.cfg.Conversations
-	// Fresh channels per run: their history streams start empty, offsets at 0.
-	runID := randomHex(4)
-	channels := make([]string, n)
-	index := make(map[string]int, n)
-	for i := range channels {
-		channels[i] = cfChannel(i) + "-" + runID
-		index[channels[i]] = i
-	}
+	runID, channels, index := freshChannels(n)
 
 	total := rate * int((warmup+measure)/time.Second)
 	lr := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
@@ -189,20 +182,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	lr.secCount, lr.secSumUs, lr.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
 	res.Scheduled = total
 
-	// Subscribers on the node that does not receive the publishes.
-	var groups [][]string
-	if sh.ConnPerConversation {
-		for _, ch := range channels {
-			groups = append(groups, []string{ch})
-		}
-	} else {
-		groups = append(groups, channels)
-	}
-	// Idle connections spread over quiet channels as Nova's over quiet conversations.
-	for j := range sh.IdleConns {
-		groups = append(groups, []string{fmt.Sprintf("%s:idle%d-%s", centrifugoNamespace, j%idleConversations(sh.IdleConns), runID)})
-	}
-	subs := make([]*cfSubscriber, len(groups))
+	subs, err := b.openCentrifugoSubscribers(ctx, cl, subNode, res, sh, channels, runID)
 	defer func() {
 		for _, s := range subs {
 			if s != nil {
@@ -210,25 +190,9 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 			}
 		}
 	}()
-	var opened atomic.Int64
-	stopOpen := b.log.Every(2*time.Second, func() string {
-		return fmt.Sprintf("%s: %d/%d subscriber connections open on %s", res.Name, opened.Load(), len(groups), subNode.Name)
-	})
-	if err := parallel(ctx, len(groups), 16, func(i int) error {
-		tok, err := centrifugoToken(cl.HMACSecret, fmt.Sprintf("bench-%s-%d", runID, i), 6*time.Hour)
-		if err != nil {
-			return err
-		}
-		subs[i], err = cfDialSubscribe(ctx, subNode.URL, tok, groups[i])
-		if err == nil {
-			opened.Add(1)
-		}
+	if err != nil {
 		return err
-	}); err != nil {
-		stopOpen()
-		return fmt.Errorf("subscribers: %w", err)
 	}
-	stopOpen()
 	res.SubscriberConns = len(subs)
 	rctx, stopReaders := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReaders()
@@ -270,6 +234,73 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	}
 	readers.Wait()
 
+	lr.fillCentrifugoRun(res, &subErr, measure)
+	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
+		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
+		res.SentOK, res.Received, res.Lost, res.SendErrors, res.Skipped, res.OrderViolations, res.CPUPerMsgMs)
+	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
+	if res.SubscriberError != "" {
+		b.log.Printf("%s: a subscriber connection ended early: %s", res.Name, res.SubscriberError)
+	}
+	return nil
+}
+
+// freshChannels names n channels for one run (their history streams start empty, offsets at
+// 0) and indexes them.
+func freshChannels(n int) (runID string, channels []string, index map[string]int) {
+	runID = randomHex(4)
+	channels = make([]string, n)
+	index = make(map[string]int, n)
+	for i := range channels {
+		channels[i] = cfChannel(i) + "-" + runID
+		index[channels[i]] = i
+	}
+	return runID, channels, index
+}
+
+// openCentrifugoSubscribers opens the shape's subscriber connections on subNode (the node that
+// does not receive the publishes): one per channel or one for all, plus the idle ones. The
+// connections opened so far are returned also on an error, for the caller to close.
+func (b *Bench) openCentrifugoSubscribers(ctx context.Context, cl *cfCluster, subNode *cfNode, res *CentrifugoRun, sh loadShape,
+	channels []string, runID string) ([]*cfSubscriber, error) {
+	// Subscribers on the node that does not receive the publishes.
+	var groups [][]string
+	if sh.ConnPerConversation {
+		for _, ch := range channels {
+			groups = append(groups, []string{ch})
+		}
+	} else {
+		groups = append(groups, channels)
+	}
+	// Idle connections spread over quiet channels as Nova's over quiet conversations.
+	for j := range sh.IdleConns {
+		groups = append(groups, []string{fmt.Sprintf("%s:idle%d-%s", centrifugoNamespace, j%idleConversations(sh.IdleConns), runID)})
+	}
+	subs := make([]*cfSubscriber, len(groups))
+	var opened atomic.Int64
+	stopOpen := b.log.Every(2*time.Second, func() string {
+		return fmt.Sprintf("%s: %d/%d subscriber connections open on %s", res.Name, opened.Load(), len(groups), subNode.Name)
+	})
+	if err := parallel(ctx, len(groups), 16, func(i int) error {
+		tok, err := centrifugoToken(cl.HMACSecret, fmt.Sprintf("bench-%s-%d", runID, i), 6*time.Hour)
+		if err != nil {
+			return err
+		}
+		subs[i], err = cfDialSubscribe(ctx, subNode.URL, tok, groups[i])
+		if err == nil {
+			opened.Add(1)
+		}
+		return err
+	}); err != nil {
+		stopOpen()
+		return subs, fmt.Errorf("subscribers: %w", err)
+	}
+	stopOpen()
+	return subs, nil
+}
+
+// fillCentrifugoRun copies a finished run's counts and summaries into res.
+func (lr *latencyRun) fillCentrifugoRun(res *CentrifugoRun, subErr *atomic.Value, measure time.Duration) {
 	res.SentOK, res.SendErrors, res.Received, res.OrderViolations = lr.nSentOK.Load(), lr.nErr.Load(), lr.nRecv.Load(), lr.nOrder.Load()
 	res.Skipped = lr.nSkipped.Load()
 	res.Lost = lr.lost()
@@ -285,14 +316,6 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	res.HTTP = lr.http.Summary(false)
 	res.Timeline = lr.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, centrifugoServerGroups, res.DeliveredRate)
-	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
-		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
-		res.SentOK, res.Received, res.Lost, res.SendErrors, res.Skipped, res.OrderViolations, res.CPUPerMsgMs)
-	b.log.Printf("%s: cpu %s", res.Name, res.CPU)
-	if res.SubscriberError != "" {
-		b.log.Printf("%s: a subscriber connection ended early: %s", res.Name, res.SubscriberError)
-	}
-	return nil
 }
 
 // paceSends calls send(k, intended) for k = 0..total-1, the k-th due at start + k/rate,
