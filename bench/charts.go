@@ -43,6 +43,23 @@ const (
 )
 
 func (c chart) svg() string {
+	sc := c.scales()
+	var sb strings.Builder
+	c.writeFrame(&sb, sc)
+	c.writeSeries(&sb, sc)
+	sb.WriteString("</svg>\n")
+	return sb.String()
+}
+
+// scale maps data to the plot area, with the ticks of both axes.
+type scale struct {
+	xmin, xmax     float64
+	xmap, ymap     func(float64) float64
+	xticks, yticks []tick
+}
+
+// scales fits the axes to the data (or to XMin/XMax), linear or logarithmic in y.
+func (c chart) scales() scale {
 	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range c.Series {
 		for i := range s.X {
@@ -101,30 +118,38 @@ func (c chart) svg() string {
 		}
 	}
 	xmap := func(v float64) float64 { return padL + plotW*(v-xmin)/(xmax-xmin) }
+	return scale{xmin: xmin, xmax: xmax, xmap: xmap, ymap: ymap, xticks: xticks, yticks: yticks}
+}
 
-	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s" font-size="12">`+"\n",
+// writeFrame writes the canvas, title, grid, tick labels and axis labels.
+func (c chart) writeFrame(sb *strings.Builder, sc scale) {
+	xmin, xmax, xmap, ymap := sc.xmin, sc.xmax, sc.xmap, sc.ymap
+	fmt.Fprintf(sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s" font-size="12">`+"\n",
 		chartW, chartH, chartW, chartH, fontFamily)
-	fmt.Fprintf(&sb, `<rect x="0" y="0" width="%d" height="%d" fill="white"/>`+"\n", chartW, chartH)
-	fmt.Fprintf(&sb, `<text x="%d" y="26" font-size="16" font-weight="bold" fill="%s">%s</text>`+"\n", padL, textColour, esc(c.Title))
-	for _, t := range yticks {
+	fmt.Fprintf(sb, `<rect x="0" y="0" width="%d" height="%d" fill="white"/>`+"\n", chartW, chartH)
+	fmt.Fprintf(sb, `<text x="%d" y="26" font-size="16" font-weight="bold" fill="%s">%s</text>`+"\n", padL, textColour, esc(c.Title))
+	for _, t := range sc.yticks {
 		y := ymap(t.V)
-		fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", padL, y, padL+plotW, y, gridColor)
-		fmt.Fprintf(&sb, `<text x="%d" y="%.1f" text-anchor="end" fill="%s">%s</text>`+"\n", padL-6, y+4, textColour, esc(t.Label))
+		fmt.Fprintf(sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", padL, y, padL+plotW, y, gridColor)
+		fmt.Fprintf(sb, `<text x="%d" y="%.1f" text-anchor="end" fill="%s">%s</text>`+"\n", padL-6, y+4, textColour, esc(t.Label))
 	}
-	for _, t := range xticks {
+	for _, t := range sc.xticks {
 		if t.V < xmin-1e-9 || t.V > xmax+1e-9 {
 			continue
 		}
 		x := xmap(t.V)
-		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x, padT, x, padT+plotH, gridColor)
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle" fill="%s">%s</text>`+"\n", x, padT+plotH+18, textColour, esc(t.Label))
+		fmt.Fprintf(sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x, padT, x, padT+plotH, gridColor)
+		fmt.Fprintf(sb, `<text x="%.1f" y="%d" text-anchor="middle" fill="%s">%s</text>`+"\n", x, padT+plotH+18, textColour, esc(t.Label))
 	}
-	fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="%s"/>`+"\n", padL, padT, plotW, plotH, axisColor)
-	fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s">%s</text>`+"\n", padL+plotW/2, chartH-12, textColour, esc(c.XLabel))
-	fmt.Fprintf(&sb, `<text x="18" y="%d" text-anchor="middle" fill="%s" transform="rotate(-90 18 %d)">%s</text>`+"\n",
+	fmt.Fprintf(sb, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="%s"/>`+"\n", padL, padT, plotW, plotH, axisColor)
+	fmt.Fprintf(sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s">%s</text>`+"\n", padL+plotW/2, chartH-12, textColour, esc(c.XLabel))
+	fmt.Fprintf(sb, `<text x="18" y="%d" text-anchor="middle" fill="%s" transform="rotate(-90 18 %d)">%s</text>`+"\n",
 		padT+plotH/2, textColour, padT+plotH/2, esc(c.YLabel))
+}
 
+// writeSeries writes each series' line (and dots) and its legend entry.
+func (c chart) writeSeries(sb *strings.Builder, sc scale) {
+	xmap, ymap := sc.xmap, sc.ymap
 	for i, s := range c.Series {
 		color := palette[i%len(palette)]
 		if s.Color > 0 {
@@ -142,21 +167,19 @@ func (c chart) svg() string {
 			dash = ` stroke-dasharray="6,4"`
 		}
 		if len(pts) > 0 {
-			fmt.Fprintf(&sb, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, dash, strings.Join(pts, " "))
+			fmt.Fprintf(sb, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, dash, strings.Join(pts, " "))
 		}
 		if s.Dots {
 			for _, p := range pts {
 				x, y, _ := strings.Cut(p, ",")
-				fmt.Fprintf(&sb, `<circle cx="%s" cy="%s" r="3.5" fill="%s"/>`+"\n", x, y, color)
+				fmt.Fprintf(sb, `<circle cx="%s" cy="%s" r="3.5" fill="%s"/>`+"\n", x, y, color)
 			}
 		}
 		ly := padT + 10 + i*20
-		fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n",
+		fmt.Fprintf(sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n",
 			padL+plotW+14, ly, padL+plotW+38, ly, color, dash)
-		fmt.Fprintf(&sb, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", padL+plotW+44, ly+4, textColour, esc(s.Name))
+		fmt.Fprintf(sb, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", padL+plotW+44, ly+4, textColour, esc(s.Name))
 	}
-	sb.WriteString("</svg>\n")
-	return sb.String()
 }
 
 func esc(s string) string { return html.EscapeString(s) }
@@ -210,69 +233,83 @@ func percentileChart(title string, ss []series) chart {
 }
 
 // writeCharts writes the SVG charts and returns their paths.
+// namedChart is one chart and the file it goes to.
+type namedChart struct {
+	file string
+	chart
+}
+
+// writeCharts writes every chart the run has data for into the output folder.
 func (b *Bench) writeCharts() ([]string, error) {
+	charts := append(b.loadCharts(), b.abCharts()...)
+	if ss := b.shapeSeries(); len(ss) > 1 {
+		title := fmt.Sprintf("Send-to-deliver latency by load shape, %d msg/s: Nova (solid) and Centrifugo (dashed)", b.cfg.Rate)
+		charts = append(charts, namedChart{"latency_shapes.svg", percentileChart(title, ss)})
+	}
 	var written []string
-	write := func(name string, c chart) error {
-		path := filepath.Join(b.cfg.Out, name)
+	for _, c := range charts {
+		path := filepath.Join(b.cfg.Out, c.file)
 		if err := os.WriteFile(path, []byte(c.svg()), 0o644); err != nil {
-			return err
+			return written, err
 		}
 		written = append(written, path)
-		return nil
 	}
-	runs := b.loadRuns()
+	return written, nil
+}
+
+// loadCharts are the latency percentiles by offered load, throughput and latency against the
+// offered load, and the main run's latency per second.
+func (b *Bench) loadCharts() []namedChart {
 	var ok []*LatencyResult
-	for _, l := range runs {
+	for _, l := range b.loadRuns() {
 		if l.Error == "" && l.Delivery.Count > 0 {
 			ok = append(ok, l)
 		}
 	}
-	if len(ok) > 0 {
-		var ss []series
-		for _, l := range ok {
-			ss = append(ss, percentileSeries(fmt.Sprintf("%d msg/s", l.OfferedRate), l.Delivery))
-		}
-		title := fmt.Sprintf("Nova send-to-deliver latency by offered load (%d nodes, %d conversations)", b.res.Instances, ok[0].Conversations)
-		if err := write("latency_percentiles.svg", percentileChart(title, ss)); err != nil {
-			return written, err
-		}
-
-		offered := series{Name: "offered (ideal)", Dashed: true}
-		sent := series{Name: "sends completed/s", Dots: true}
-		deliv := series{Name: "delivered/s", Dots: true}
-		p50 := series{Name: "p50", Dots: true}
-		p99 := series{Name: "p99", Dots: true}
-		for _, l := range ok {
-			x := float64(l.OfferedRate)
-			offered.X, offered.Y = append(offered.X, x), append(offered.Y, x)
-			sent.X, sent.Y = append(sent.X, x), append(sent.Y, l.SendRate)
-			deliv.X, deliv.Y = append(deliv.X, x), append(deliv.Y, l.DeliveredRate)
-			p50.X, p50.Y = append(p50.X, x), append(p50.Y, l.Delivery.P50)
-			p99.X, p99.Y = append(p99.X, x), append(p99.Y, l.Delivery.P99)
-		}
-		xmax := offered.X[len(offered.X)-1] * 1.1
-		if err := write("throughput_vs_offered.svg", chart{Title: "Nova throughput against offered load (open loop)",
-			XLabel: "offered load (messages/s)", YLabel: "messages/s", Series: []series{offered, sent, deliv}, XMin: 0, XMax: xmax}); err != nil {
-			return written, err
-		}
-		if main := b.res.Latency; main != nil && len(main.Timeline) > 0 {
-			mean, worst := series{Name: "mean"}, series{Name: "max"}
-			for _, p := range main.Timeline {
-				if p.Delivered > 0 {
-					mean.X, mean.Y = append(mean.X, float64(p.Second)), append(mean.Y, p.MeanMs)
-					worst.X, worst.Y = append(worst.X, float64(p.Second)), append(worst.Y, p.MaxMs)
-				}
-			}
-			if err := write("latency_timeline.svg", chart{Title: fmt.Sprintf("Latency per second of the %d msg/s run (warm-up included)", main.OfferedRate),
-				XLabel: "second of the run (by intended send time)", YLabel: "latency (ms, log scale)", Series: []series{mean, worst}, LogY: true}); err != nil {
-				return written, err
-			}
-		}
-		if err := write("latency_vs_offered.svg", chart{Title: "Nova send-to-deliver latency against offered load",
-			XLabel: "offered load (messages/s)", YLabel: "latency (ms, log scale)", Series: []series{p50, p99}, LogY: true, XMin: 0, XMax: xmax}); err != nil {
-			return written, err
-		}
+	if len(ok) == 0 {
+		return nil
 	}
+	var ss []series
+	for _, l := range ok {
+		ss = append(ss, percentileSeries(fmt.Sprintf("%d msg/s", l.OfferedRate), l.Delivery))
+	}
+	title := fmt.Sprintf("Nova send-to-deliver latency by offered load (%d nodes, %d conversations)", b.res.Instances, ok[0].Conversations)
+	charts := []namedChart{{"latency_percentiles.svg", percentileChart(title, ss)}}
+
+	offered := series{Name: "offered (ideal)", Dashed: true}
+	sent := series{Name: "sends completed/s", Dots: true}
+	deliv := series{Name: "delivered/s", Dots: true}
+	p50 := series{Name: "p50", Dots: true}
+	p99 := series{Name: "p99", Dots: true}
+	for _, l := range ok {
+		x := float64(l.OfferedRate)
+		offered.X, offered.Y = append(offered.X, x), append(offered.Y, x)
+		sent.X, sent.Y = append(sent.X, x), append(sent.Y, l.SendRate)
+		deliv.X, deliv.Y = append(deliv.X, x), append(deliv.Y, l.DeliveredRate)
+		p50.X, p50.Y = append(p50.X, x), append(p50.Y, l.Delivery.P50)
+		p99.X, p99.Y = append(p99.X, x), append(p99.Y, l.Delivery.P99)
+	}
+	xmax := offered.X[len(offered.X)-1] * 1.1
+	charts = append(charts, namedChart{"throughput_vs_offered.svg", chart{Title: "Nova throughput against offered load (open loop)",
+		XLabel: "offered load (messages/s)", YLabel: "messages/s", Series: []series{offered, sent, deliv}, XMin: 0, XMax: xmax}})
+	if main := b.res.Latency; main != nil && len(main.Timeline) > 0 {
+		mean, worst := series{Name: "mean"}, series{Name: "max"}
+		for _, p := range main.Timeline {
+			if p.Delivered > 0 {
+				mean.X, mean.Y = append(mean.X, float64(p.Second)), append(mean.Y, p.MeanMs)
+				worst.X, worst.Y = append(worst.X, float64(p.Second)), append(worst.Y, p.MaxMs)
+			}
+		}
+		charts = append(charts, namedChart{"latency_timeline.svg", chart{Title: fmt.Sprintf("Latency per second of the %d msg/s run (warm-up included)", main.OfferedRate),
+			XLabel: "second of the run (by intended send time)", YLabel: "latency (ms, log scale)", Series: []series{mean, worst}, LogY: true}})
+	}
+	return append(charts, namedChart{"latency_vs_offered.svg", chart{Title: "Nova send-to-deliver latency against offered load",
+		XLabel: "offered load (messages/s)", YLabel: "latency (ms, log scale)", Series: []series{p50, p99}, LogY: true, XMin: 0, XMax: xmax}})
+}
+
+// abCharts put the old fan-out reader's percentiles beside interest-based delivery's, per A/B rate.
+func (b *Bench) abCharts() []namedChart {
+	var charts []namedChart
 	for _, rate := range []int{b.cfg.Rate, b.cfg.ABLowRate} {
 		suffix := ""
 		if rate != b.cfg.Rate {
@@ -280,11 +317,11 @@ func (b *Bench) writeCharts() ([]string, error) {
 		}
 		var ab []series
 		if rate == b.cfg.Rate && b.res.Latency != nil && b.res.Latency.Error == "" && b.res.Latency.Delivery.Count > 0 {
-			ab = append(ab, percentileSeries("both feeds (default)", b.res.Latency.Delivery))
+			ab = append(ab, percentileSeries("main run (interest-based)", b.res.Latency.Delivery))
 		}
 		for _, l := range b.res.Sweep {
 			if l.OfferedRate == rate && l.Error == "" && l.Delivery.Count > 0 {
-				ab = append(ab, percentileSeries("both feeds (default)", l.Delivery))
+				ab = append(ab, percentileSeries("main run (interest-based)", l.Delivery))
 			}
 		}
 		for _, feed := range []string{"fanout", "interest"} {
@@ -293,20 +330,11 @@ func (b *Bench) writeCharts() ([]string, error) {
 			}
 		}
 		if len(ab) > 1 {
-			title := fmt.Sprintf("A/B: live delivery through Streams vs Pub/Sub, %d msg/s", rate)
-			name := fmt.Sprintf("ab_latency_percentiles_%d.svg", rate)
-			if err := write(name, percentileChart(title, ab)); err != nil {
-				return written, err
-			}
+			title := fmt.Sprintf("A/B: the fan-out reader vs interest-based delivery, %d msg/s", rate)
+			charts = append(charts, namedChart{fmt.Sprintf("ab_latency_percentiles_%d.svg", rate), percentileChart(title, ab)})
 		}
 	}
-	if ss := b.shapeSeries(); len(ss) > 1 {
-		title := fmt.Sprintf("Send-to-deliver latency by load shape, %d msg/s: Nova (solid) and Centrifugo (dashed)", b.cfg.Rate)
-		if err := write("latency_shapes.svg", percentileChart(title, ss)); err != nil {
-			return written, err
-		}
-	}
-	return written, nil
+	return charts
 }
 
 // shapeSeries are the percentile curves of every shape, Nova's solid and Centrifugo's dashed
