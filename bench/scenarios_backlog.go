@@ -73,34 +73,8 @@ func (b *Bench) backlog(ctx context.Context, res *BacklogResult) error {
 	}
 	b.log.Printf("backlog: %d messages sent in %.1fs (%.0f/s, one conversation); the stream holds them all", n, res.FillS, res.FillPerS)
 
-	// Baselines: one XRANGE and one SELECT of the same messages, by the bench itself.
-	t = time.Now()
-	entries, err := b.env.RDB.XRange(ctx, key, "-", "+").Result()
-	if err != nil || len(entries) != n {
-		return fmt.Errorf("raw XRANGE: %d entries, %v", len(entries), err)
-	}
-	res.RawXRangeMs = msOf(time.Since(t))
-	t = time.Now()
-	rows, err := b.env.DB.Query(ctx, `SELECT id, conversation_id, seq, sender_id, client_msg_id, body, created_at
-		FROM messages WHERE conversation_id = $1 ORDER BY seq`, conv)
-	if err != nil {
+	if err := b.rawReads(ctx, res, key, conv, n); err != nil {
 		return err
-	}
-	count := 0
-	for rows.Next() {
-		var id, cid, sender, cmid, body string
-		var seq int64
-		var at time.Time
-		if err := rows.Scan(&id, &cid, &seq, &sender, &cmid, &body, &at); err != nil {
-			rows.Close()
-			return err
-		}
-		count++
-	}
-	rows.Close()
-	res.RawSelectMs = msOf(time.Since(t))
-	if count != n {
-		return fmt.Errorf("raw SELECT: %d rows", count)
 	}
 
 	var fromRedis, fromPG []time.Duration
@@ -133,6 +107,40 @@ func (b *Bench) backlog(ctx context.Context, res *BacklogResult) error {
 	res.RedisMed, res.PGMed = medianMs(fromRedis), medianMs(fromPG)
 	b.log.Printf("backlog: median %.0f ms from Redis (raw XRANGE %.0f ms), %.0f ms from Postgres (raw SELECT %.0f ms)",
 		res.RedisMed, res.RawXRangeMs, res.PGMed, res.RawSelectMs)
+	return nil
+}
+
+// rawReads are the baselines: one XRANGE and one SELECT of the same n messages, by the bench
+// itself.
+func (b *Bench) rawReads(ctx context.Context, res *BacklogResult, key, conv string, n int) error {
+	t := time.Now()
+	entries, err := b.env.RDB.XRange(ctx, key, "-", "+").Result()
+	if err != nil || len(entries) != n {
+		return fmt.Errorf("raw XRANGE: %d entries, %v", len(entries), err)
+	}
+	res.RawXRangeMs = msOf(time.Since(t))
+	t = time.Now()
+	rows, err := b.env.DB.Query(ctx, `SELECT id, conversation_id, seq, sender_id, client_msg_id, body, created_at
+		FROM messages WHERE conversation_id = $1 ORDER BY seq`, conv)
+	if err != nil {
+		return err
+	}
+	count := 0
+	for rows.Next() {
+		var id, cid, sender, cmid, body string
+		var seq int64
+		var at time.Time
+		if err := rows.Scan(&id, &cid, &seq, &sender, &cmid, &body, &at); err != nil {
+			rows.Close()
+			return err
+		}
+		count++
+	}
+	rows.Close()
+	res.RawSelectMs = msOf(time.Since(t))
+	if count != n {
+		return fmt.Errorf("raw SELECT: %d rows", count)
+	}
 	return nil
 }
 
