@@ -47,7 +47,7 @@ func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.
 			t.Fatal(err)
 		}
 	}
-	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false), quiet)
+	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false, 1), quiet)
 	if _, err := relay.RelayOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.
 	}
 
 	// and a live consumer of the group looks for abandoned entries
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "alive",
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "alive",
 		redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, postgres.NewReadModel(pool), quiet)
 	sub, err := subs.For(ctx, "slow")
