@@ -37,13 +37,13 @@ type GroupConfig struct {
 type GroupSubscribers struct {
 	url        URL
 	partitions FanoutPartitions
-	history  HistoryReader
-	Redrive  RedriveStats
-	decode   wredis.Unmarshaller
-	consumer string
-	cfg      GroupConfig
-	log      *slog.Logger
-	claims   sync.Map // group -> *atomic.Int64
+	history    HistoryReader
+	Redrive    RedriveStats
+	decode     wredis.Unmarshaller
+	consumer   string
+	cfg        GroupConfig
+	log        *slog.Logger
+	claims     sync.Map // group -> *atomic.Int64
 }
 
 // ConsumerName is this instance's consumer name inside every group (NOVA_INSTANCE_ID).

@@ -37,7 +37,9 @@ func (n FanoutPartitions) Count() int { return max(int(n), 1) }
 func (n FanoutPartitions) Split() bool { return n > 1 }
 
 // Of is the partition of a conversation.
-func (n FanoutPartitions) Of(conversationID string) int { return events.Partition(conversationID, n.Count()) }
+func (n FanoutPartitions) Of(conversationID string) int {
+	return events.Partition(conversationID, n.Count())
+}
 
 // Stream is partition p's fan-out stream.
 func (n FanoutPartitions) Stream(p int) string { return events.PartitionStream(p, n.Count()) }
@@ -55,4 +57,6 @@ func (n FanoutPartitions) LastSeq(p int, conv string) string {
 
 // fanoutIndexOf is the index kept beside a fan-out stream: FanoutIndex with the stream's
 // partition suffix, if any.
-func fanoutIndexOf(stream string) string { return FanoutIndex + strings.TrimPrefix(stream, FanoutStream) }
+func fanoutIndexOf(stream string) string {
+	return FanoutIndex + strings.TrimPrefix(stream, FanoutStream)
+}
