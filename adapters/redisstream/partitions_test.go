@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/messaging"
 )
@@ -365,5 +366,52 @@ func TestAGroupReadsEveryPartitionOnceAndInOrder(t *testing.T) {
 			p, err := rdb.XPending(ctx, stream, redisstream.ConsumerGroup).Result()
 			return err == nil && p.Count == 0
 		}, "everything acked in "+stream)
+	}
+}
+
+// `nova streams`, /admin and the stream metrics read every partition as a fan-out stream.
+func TestTheInspectorReportsEveryPartitionAndFindsTheBusiestConversationsInAll(t *testing.T) {
+	ctx := context.Background()
+	rdb := testinfra.StartRedis(t).Client()
+	pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, four)
+	var batch [][]redisstream.Entry
+	for i := range 6 {
+		batch = append(batch, convEntries(uuid.NewString(), 1, int64(i+1)))
+	}
+	if _, err := pub.Publish(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := redisstream.NewFanoutTrimmer(rdb, four, redisstream.DeclaredGroups{"g"}).EnsureDeclaredGroups(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	streams, err := redisstream.NewStreamInspector(rdb, four).Streams(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fanout, total int64
+	var busiest []string
+	for _, st := range streams {
+		switch st.Kind {
+		case monitoring.KindFanout:
+			if len(st.Groups) != 1 || st.Groups[0].Name != "g" {
+				t.Errorf("%s: groups %+v, want g", st.Key, st.Groups)
+			}
+			if st.Key != four.Stream(int(fanout)) {
+				t.Errorf("fan-out stream %d is %s, want %s", fanout, st.Key, four.Stream(int(fanout)))
+			}
+			fanout++
+			total += st.Length
+		case monitoring.KindConversation:
+			busiest = append(busiest, st.Key)
+		}
+	}
+	if fanout != 4 || total != 21 {
+		t.Fatalf("%d fan-out streams holding %d entries, want 4 holding 21", fanout, total)
+	}
+	want := []string{redisstream.ConversationStream(batch[5][0].ConversationID), redisstream.ConversationStream(batch[4][0].ConversationID),
+		redisstream.ConversationStream(batch[3][0].ConversationID)}
+	if fmt.Sprint(busiest) != fmt.Sprint(want) {
+		t.Fatalf("busiest %v, want %v", busiest, want)
 	}
 }
