@@ -16,6 +16,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/events"
 	"github.com/nova-chat/nova/ports/auth"
 	nhttp "github.com/nova-chat/nova/ports/http"
 	"github.com/nova-chat/nova/ports/messaging"
@@ -41,6 +42,7 @@ type Config struct {
 	AllowedOrigins   AllowedOrigins
 	StreamMaxLen     redisstream.StreamMaxLen
 	PubSubCompat     redisstream.PubSubCompat
+	FanoutPartitions redisstream.FanoutPartitions
 	SendRate         ratelimit.SendRate
 	MaxConnsPerUser  MaxConnsPerUser
 	MaxSubscriptions int
@@ -161,6 +163,14 @@ var settings = []setting{
 			return errors.New("must be true or false")
 		}
 		c.PubSubCompat = redisstream.PubSubCompat(b)
+		return nil
+	}},
+	{"NOVA_FANOUT_PARTITIONS", "1", "partitions of the fan-out stream (1..1024): 1 keeps the one stream stream:fanout:all-conversations; more split it into stream:fanout:all-conversations:{p} by conversation, so no Redis script spans hash slots (Redis Cluster); every instance and every consumer of the stream must use the same value", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > events.MaxPartitions {
+			return fmt.Errorf("must be an integer from 1 to %d", events.MaxPartitions)
+		}
+		c.FanoutPartitions = redisstream.FanoutPartitions(n)
 		return nil
 	}},
 	{"NOVA_SEND_RATE", "20", "writes (sends, conversations created, participant changes) per second each user may make, across all instances (burst 5x); 0 turns the limit off", func(c *Config, v string) error {
@@ -291,6 +301,10 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		if err := s.parse(&c, *values[s.env]); err != nil {
 			return Config{}, nil, &ConfigError{Variable: s.env, Problem: err.Error()}
 		}
+	}
+	if c.LiveFeed == "fanout" && c.FanoutPartitions > 1 {
+		return Config{}, nil, &ConfigError{Variable: "NOVA_LIVE_FEED",
+			Problem: "fanout (the A/B reader of the whole fan-out stream) needs NOVA_FANOUT_PARTITIONS=1"}
 	}
 	return c, fs.Args(), nil
 }

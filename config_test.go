@@ -3,6 +3,7 @@ package nova
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +53,30 @@ func TestTheJWTSecretCanComeFromAFile(t *testing.T) {
 		if _, named := env[ce.Variable]; !named {
 			t.Errorf("%s: the error names %s, want one of %v", name, ce.Variable, env)
 		}
+	}
+}
+
+func TestFanoutPartitionsAreAnIntegerFrom1To1024(t *testing.T) {
+	c, err := loadConfig(nil)
+	if err != nil || c.FanoutPartitions != 1 {
+		t.Fatalf("default: %d, %v; want 1", c.FanoutPartitions, err)
+	}
+	for _, v := range []string{"1", "4", "1024"} {
+		c, err := loadConfig(map[string]string{"NOVA_FANOUT_PARTITIONS": v})
+		if err != nil || fmt.Sprint(c.FanoutPartitions) != v {
+			t.Errorf("%s: got %d, %v", v, c.FanoutPartitions, err)
+		}
+	}
+	for _, v := range []string{"0", "-1", "1025", "four", "2.5"} {
+		_, err := loadConfig(map[string]string{"NOVA_FANOUT_PARTITIONS": v})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Variable != "NOVA_FANOUT_PARTITIONS" || !strings.Contains(ce.Problem, "1 to 1024") {
+			t.Errorf("%s: error %v, want a ConfigError naming NOVA_FANOUT_PARTITIONS and its range", v, err)
+		}
+	}
+	_, err = loadConfig(map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_LIVE_FEED": "fanout"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Variable != "NOVA_LIVE_FEED" {
+		t.Errorf("the A/B fan-out reader with partitions: %v, want a ConfigError naming NOVA_LIVE_FEED", err)
 	}
 }

@@ -94,8 +94,8 @@ func NewPublicRoutes(ws *websocket.Handler, page *demo.Page) []nhttp.Routes {
 func NewDemoEnabled(cfg Config) demo.Enabled { return demo.Enabled(cfg.Demo) }
 
 // NewMessagingKeys hands the listeners the key names the Redis adapter writes.
-func NewMessagingKeys() messaging.Keys {
-	return messaging.Keys{FanoutStream: redisstream.FanoutStream, DeadLetterStream: redisstream.DeadLetterStream,
+func NewMessagingKeys(partitions redisstream.FanoutPartitions) messaging.Keys {
+	return messaging.Keys{FanoutStream: redisstream.FanoutStream, FanoutStreams: partitions.Streams(), DeadLetterStream: redisstream.DeadLetterStream,
 		ChannelPrefix: redisstream.PubSubChannel("")}
 }
 

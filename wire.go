@@ -27,7 +27,7 @@ import (
 )
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "FanoutPartitions", "SendRate", "Groups", "LiveRecheck")
 
 var adapterSet = wire.NewSet(
 	postgres.NewPool,

@@ -52,7 +52,8 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	}
 	streamMaxLen := cfg.StreamMaxLen
 	pubSubCompat := cfg.PubSubCompat
-	dualStreamPublisher := redisstream.NewDualStreamPublisher(universalClient, streamMaxLen, pubSubCompat)
+	fanoutPartitions := cfg.FanoutPartitions
+	dualStreamPublisher := redisstream.NewDualStreamPublisher(universalClient, streamMaxLen, pubSubCompat, fanoutPartitions)
 	relay := outbox.NewRelay(pool, dualStreamPublisher, log)
 	fastPath := outbox.NewFastPath(pool, dualStreamPublisher, relay, log)
 	conversationRepository := postgres.NewConversationRepository(pool, fastPath)
@@ -67,11 +68,11 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	sendRate := cfg.SendRate
 	shared := NewSharedSendRate(universalClient, sendRate)
 	perUser := ratelimit.NewPerUser(sendRate, shared, log)
-	keys := NewMessagingKeys()
+	keys := NewMessagingKeys(fanoutPartitions)
 	consumerName := NewConsumerName(cfg)
 	groupConfig := cfg.Groups
 	unmarshaller := NewFanoutUnmarshaller()
-	groupSubscribers := redisstream.NewGroupSubscribers(url, consumerName, groupConfig, unmarshaller, readModel, log)
+	groupSubscribers := redisstream.NewGroupSubscribers(url, fanoutPartitions, consumerName, groupConfig, unmarshaller, readModel, log)
 	publisher, cleanup4, err := redisstream.NewDeadLetterPublisher(ctx, url)
 	if err != nil {
 		cleanup3()
@@ -101,7 +102,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	liveEnabled := NewLiveEnabled(cfg)
 	liveListener := messaging.NewLiveListener(liveChannels, handler, backlog, hub, liveRecheck, liveEnabled, log)
 	declaredGroups := NewDeclaredGroups(cfg)
-	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient, declaredGroups)
+	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient, fanoutPartitions, declaredGroups)
 	background := Background{
 		Relay:    relay,
 		FastPath: fastPath,
@@ -113,7 +114,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		Hub:      hub,
 	}
 	counterSource := NewCounterSource(background, handler, groupSubscribers)
-	streamInspector := redisstream.NewStreamInspector(universalClient)
+	streamInspector := redisstream.NewStreamInspector(universalClient, fanoutPartitions)
 	outboxInspector := postgres.NewOutboxInspector(pool)
 	inspector := NewInspector(streamInspector, outboxInspector)
 	adminAdmin := admin.New(ctx, instanceID, registry, counterSource, inspector, metrics)
@@ -147,7 +148,7 @@ func InitializeMigrator(ctx context.Context, dsn postgres.DSN) (*postgres.Migrat
 // wire.go:
 
 var configSet = wire.FieldsOf(new(Config),
-	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "SendRate", "Groups", "LiveRecheck")
+	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "FanoutPartitions", "SendRate", "Groups", "LiveRecheck")
 
 var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
 	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, NewDeclaredGroups, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), NewMembershipNotifier, outbox.NewRelay, outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,

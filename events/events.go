@@ -96,10 +96,14 @@ type SubscriberOptions struct {
 	ClaimIdle time.Duration
 	// ClaimInterval: how often to look for such entries (5 s).
 	ClaimInterval time.Duration
+	// Partitions is Nova's NOVA_FANOUT_PARTITIONS (1): after Redis came back empty the group is
+	// created again on every partition's stream (Streams).
+	Partitions int
 }
 
 // NewSubscriber is a watermill-redisstream subscriber for one consumer group of the fan-out
-// stream. consumer names this instance inside the group and must stay the same across its
+// stream (of every partition, when Nova runs with NOVA_FANOUT_PARTITIONS > 1: add one handler
+// per stream of Streams, all with this subscriber). consumer names this instance inside the group and must stay the same across its
 // restarts (a hostname, a pod name), so that what it held when it stopped comes back to it.
 // The group is created from the stream's start when missing, also after Redis restarted
 // empty (NOGROUP). Declare the group in Nova's NOVA_FANOUT_GROUPS too, so that Nova never
@@ -134,7 +138,9 @@ func NewSubscriber(client redis.UniversalClient, group, consumer string, logger 
 		DisableIndefiniteInitialBlock: true,
 		ShouldStopOnReadErrors: func(err error) bool {
 			if strings.Contains(err.Error(), "NOGROUP") { // Redis came back empty
-				_ = client.XGroupCreateMkStream(context.Background(), Stream, group, "0").Err()
+				for _, stream := range Streams(o.Partitions) {
+					_ = client.XGroupCreateMkStream(context.Background(), stream, group, "0").Err()
+				}
 			}
 			return false
 		},

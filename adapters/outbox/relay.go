@@ -316,6 +316,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		r.log.Warn("conversation streams had lost messages they were past; their fan-out entries were written again (catch-up reads them from Postgres)",
 			"messages", res.Behind)
 	}
+	if res.FanoutRepaired > 0 {
+		r.log.Warn("fan-out entries written for messages their conversation stream already held (a publish stopped between its two halves)",
+			"messages", res.FanoutRepaired)
+	}
 	if len(res.Done) > 0 && r.log.Enabled(ctx, slog.LevelDebug) {
 		r.logPublished(ctx, batch.byConversation, res)
 	}

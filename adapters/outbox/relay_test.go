@@ -33,7 +33,7 @@ func newFixture(t testing.TB) *fixture {
 	pool := testinfra.NewMigratedPool(t)
 	r := testinfra.StartRedis(t)
 	rdb := r.Client()
-	return &fixture{pool: pool, rdb: rdb, redis: r, pub: redisstream.NewDualStreamPublisher(rdb, 1000, true)}
+	return &fixture{pool: pool, rdb: rdb, redis: r, pub: redisstream.NewDualStreamPublisher(rdb, 1000, true, 1)}
 }
 
 func (f *fixture) relay() *outbox.Relay {

@@ -16,7 +16,8 @@ import (
 	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
-// batchSubscriber is a Watermill subscriber for one consumer group of one stream. It replaces
+// batchSubscriber is a Watermill subscriber for one consumer group; each stream it is subscribed
+// to (every partition of the fan-out stream) has its own loops. It replaces
 // watermill-redisstream's subscriber, which reads one entry per XREADGROUP and acks each with
 // its own XACK (three round trips per entry, the largest cost of an instance that only takes
 // its share of a group's work; see ARCHITECTURE.md). This one reads up to BatchSize entries
@@ -39,7 +40,7 @@ type batchSubscriber struct {
 	cfg      GroupConfig
 	decode   wredis.Unmarshaller
 	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
-	shouldClaim func(ctx context.Context, xp redis.XPendingExt) bool
+	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
 	claims      *atomic.Int64
 	log         *slog.Logger
 
@@ -115,7 +116,7 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 			if ctx.Err() != nil {
 				return
 			}
-			recreateGroupIfLost(ctx, s.client, s.group, err, s.log)
+			recreateGroupIfLost(ctx, s.client, stream, s.group, err, s.log)
 			s.log.Warn("reading the consumer group failed; retrying", "error", err)
 			ctxsleep.Sleep(ctx, 500*time.Millisecond)
 			continue
@@ -242,7 +243,7 @@ func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *
 			}
 			var ids []string
 			for _, xp := range pending {
-				if s.shouldClaim(ctx, xp) {
+				if s.shouldClaim(ctx, stream, xp) {
 					ids = append(ids, xp.ID)
 				}
 			}

@@ -20,8 +20,15 @@ type URL string
 // with testinfra's cluster: 56 s of refused commands after a failover at the default.
 const ClusterStateReload = 2 * time.Second
 
+const defaultPoolSize = 64
+
 // NewClient connects to Redis. A cluster is named by several comma-separated seeds.
 func NewClient(ctx context.Context, url URL) (redis.UniversalClient, func(), error) {
+	return newClient(ctx, url, defaultPoolSize)
+}
+
+// newClient connects with poolSize connections at most (to a single Redis).
+func newClient(_ context.Context, url URL, poolSize int) (redis.UniversalClient, func(), error) {
 	var client redis.UniversalClient
 	if s := string(url); strings.Contains(s, ",") || !strings.Contains(s, "://") {
 		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(s, ","), DialTimeout: 2 * time.Second,
@@ -32,7 +39,7 @@ func NewClient(ctx context.Context, url URL) (redis.UniversalClient, func(), err
 			return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		opts.DialTimeout = 2 * time.Second
-		opts.PoolSize = 64
+		opts.PoolSize = poolSize
 		client = redis.NewClient(opts)
 	}
 	return client, func() { _ = client.Close() }, nil

@@ -54,7 +54,7 @@ func TestConsumerGroupAck(t *testing.T) {
 	received := make(chan got, n*2)
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("consumer-%d", i)
-		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), redisstream.ConsumerName(name),
+		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, redisstream.ConsumerName(name),
 			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 		sub, err := subs.For(ctx, group)
@@ -139,7 +139,7 @@ func TestTrimmingNeverRemovesWhatASlowGroupHasNotAcked(t *testing.T) {
 	}
 
 	// when the trimmer runs
-	trimmer := redisstream.NewFanoutTrimmer(rdb, nil)
+	trimmer := redisstream.NewFanoutTrimmer(rdb, 1, nil)
 	if _, err := trimmer.Trim(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestAGroupReadsAndAcksInBatchesAndKeepsEachConversationsOrder(t *testing.T)
 	addConversationEntries(t, rdb, convs, perConv)
 
 	// when one consumer handles them, each handler taking a moment
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "only",
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "only",
 		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 	sub, err := subs.For(ctx, "batched")
@@ -307,7 +307,7 @@ func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
 	cfg := redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour}
 	ids := addFanoutEntries(t, rdb, 5)
 	// given a consumer that took the entries and stopped before acking them
-	first, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "n1", cfg,
+	first, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "n1", cfg,
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
 	}
 
 	// when it starts again under the same name (claims would wait an hour)
-	again, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "n1", cfg,
+	again, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "n1", cfg,
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +365,7 @@ func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *t
 	}
 
 	// when the trimmer of an instance that declares the search group runs
-	trimmer := redisstream.NewFanoutTrimmer(rdb, redisstream.DeclaredGroups{"search"})
+	trimmer := redisstream.NewFanoutTrimmer(rdb, 1, redisstream.DeclaredGroups{"search"})
 	if _, err := trimmer.Trim(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *t
 	if err := rdb.XGroupDestroy(ctx, redisstream.FanoutStream, "search").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := redisstream.NewFanoutTrimmer(rdb, nil).Trim(ctx); err != nil {
+	if _, err := redisstream.NewFanoutTrimmer(rdb, 1, nil).Trim(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := rdb.XLen(ctx, redisstream.FanoutStream).Val(); n != 0 {

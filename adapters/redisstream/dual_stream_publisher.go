@@ -33,27 +33,40 @@ type (
 	PubSubCompat bool
 )
 
-//go:embed publish_entries.lua
-var publishEntriesLua string
+var (
+	//go:embed publish_entries.lua
+	publishEntriesLua string
+	//go:embed publish_fanout.lua
+	publishFanoutLua string
 
-var publishEntries = redis.NewScript(publishEntriesLua)
+	publishEntries = redis.NewScript(publishEntriesLua)
+	publishFanout  = redis.NewScript(publishFanoutLua)
+)
+
+// fanoutLastSeqTTL is how long a partition remembers the last seq of a conversation it wrote:
+// far longer than an outbox row waits to be published again.
+const fanoutLastSeqTTL = 7 * 24 * time.Hour
 
 // DualStreamPublisher writes each message to its conversation stream with the explicit id
-// <seq>-0, to the fan-out stream, and (in compatibility mode) to the legacy Pub/Sub channel.
-// One Lua script per conversation does all three atomically and in seq order: Redis refuses an
-// id that is not above the stream's top, so a re-sent entry is recognised and written nowhere.
+// <seq>-0, to the fan-out stream, to the live channel and (in compatibility mode) to the legacy
+// Pub/Sub channel. With one fan-out partition, one Lua script per conversation does it all
+// atomically and in seq order: Redis refuses an id that is not above the stream's top, so a
+// re-sent entry is recognised and written nowhere. With more, the fan-out partition is in
+// another hash slot, and the publish is split (see publishSplit).
 type DualStreamPublisher struct {
-	client  redis.UniversalClient
-	maxLen  StreamMaxLen
-	pubsub  PubSubCompat
-	liveCmd atomic.Pointer[string] // SPUBLISH or PUBLISH, asked of Redis once
+	client     redis.UniversalClient
+	maxLen     StreamMaxLen
+	pubsub     PubSubCompat
+	partitions FanoutPartitions
+	liveCmd    atomic.Pointer[string] // SPUBLISH or PUBLISH, asked of Redis once
 }
 
-func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, pubsub PubSubCompat) *DualStreamPublisher {
+func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, pubsub PubSubCompat,
+	partitions FanoutPartitions) *DualStreamPublisher {
 	if client == nil {
 		panic("redisstream.NewDualStreamPublisher: nil client")
 	}
-	return &DualStreamPublisher{client: client, maxLen: maxLen, pubsub: pubsub}
+	return &DualStreamPublisher{client: client, maxLen: maxLen, pubsub: pubsub, partitions: partitions}
 }
 
 // PublishResult says which entries Redis now holds (Done) and how many of them were new.
@@ -65,6 +78,9 @@ type PublishResult struct {
 	// Behind counts messages the conversation stream had moved past without holding them (lost
 	// or trimmed): their fan-out entry and live copy were written; catch-up reads them from Postgres.
 	Behind int
+	// FanoutRepaired (split publish only) counts re-sent messages the conversation stream held
+	// whose fan-out entry was missing (a publish stopped between its halves): written now.
+	FanoutRepaired int
 }
 
 // Publish writes batches of entries. Each conversation's entries must be in seq order; a
@@ -81,13 +97,20 @@ func (p *DualStreamPublisher) PublishNext(ctx context.Context, byConversation []
 }
 
 func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry, strict bool) (PublishResult, error) {
-	res, err := p.publish(ctx, byConversation, strict)
+	publish := p.publish
+	if p.partitions.Split() {
+		publish = p.publishSplit
+	}
+	res, err := publish(ctx, byConversation, strict)
 	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
-		// Redis lost its script cache (a restart): load it and run the batch again.
-		if lerr := publishEntries.Load(ctx, p.client).Err(); lerr != nil {
-			return res, fmt.Errorf("load publish script: %w", lerr)
+		// Redis lost its script cache (a restart): load the scripts and run the batch again
+		// (what was written is recognised as such).
+		for _, s := range []*redis.Script{publishEntries, publishFanout} {
+			if lerr := s.Load(ctx, p.client).Err(); lerr != nil {
+				return res, fmt.Errorf("load publish script: %w", lerr)
+			}
 		}
-		return p.publish(ctx, byConversation, strict)
+		return publish(ctx, byConversation, strict)
 	}
 	return res, err
 }
@@ -126,21 +149,8 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(byConversation))
 	for i, entries := range byConversation {
-		conv := entries[0].ConversationID
-		channel := ""
-		if p.pubsub {
-			channel = PubSubChannel(conv)
-		}
-		args := make([]any, 0, 6+6*len(entries))
-		mode := "0"
-		if strict {
-			mode = "1"
-		}
-		args = append(args, int64(p.maxLen), channel, conv, mode, LiveChannel(conv), liveCmd)
-		for _, e := range entries {
-			args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload, strings.Join(e.Participants, ","))
-		}
-		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(conv), FanoutStream, FanoutIndex}, args...)
+		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(entries[0].ConversationID), FanoutStream, FanoutIndex},
+			p.conversationArgs(entries, strict, liveCmd)...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 
@@ -176,6 +186,26 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 		}
 	}
 	return res, firstErr
+}
+
+// conversationArgs are publish_entries.lua's arguments for one conversation's entries; liveCmd
+// "" leaves the live channel to the caller.
+func (p *DualStreamPublisher) conversationArgs(entries []Entry, strict bool, liveCmd string) []any {
+	conv := entries[0].ConversationID
+	channel := ""
+	if p.pubsub {
+		channel = PubSubChannel(conv)
+	}
+	mode := "0"
+	if strict {
+		mode = "1"
+	}
+	args := make([]any, 0, 6+6*len(entries))
+	args = append(args, int64(p.maxLen), channel, conv, mode, LiveChannel(conv), liveCmd)
+	for _, e := range entries {
+		args = append(args, e.Seq, e.SenderID, e.CreatedAt.UnixMilli(), e.MessageID, e.Payload, strings.Join(e.Participants, ","))
+	}
+	return args
 }
 
 func keepFirst(first, next error) error {

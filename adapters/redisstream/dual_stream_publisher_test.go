@@ -18,7 +18,7 @@ func entry(seq int64, payload string) redisstream.Entry {
 func TestAnIDBelowTheTopIsCheckedNotAssumed(t *testing.T) {
 	rdb := testinfra.StartRedis(t).Client()
 	ctx := context.Background()
-	pub := redisstream.NewDualStreamPublisher(rdb, 1000, false)
+	pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, 1)
 	one, two, three := entry(1, `{"seq":1}`), entry(2, `{"seq":2}`), entry(3, `{"seq":3}`)
 	if _, err := pub.Publish(ctx, [][]redisstream.Entry{{one, two, three}}); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,13 @@
 package redisstream
 
+import "context"
+
 // FanoutEntry lets the external tests compare the Go encoder with the Lua script.
 var FanoutEntry = fanoutEntry
+
+// PublishConversationHalf runs only the first half of a split publish (the conversation stream),
+// as a publisher that crashed before the partition half would have left it.
+func PublishConversationHalf(ctx context.Context, p *DualStreamPublisher, entries []Entry) error {
+	return publishEntries.Run(ctx, p.client, []string{ConversationStream(entries[0].ConversationID)},
+		p.conversationArgs(entries, false, "")...).Err()
+}

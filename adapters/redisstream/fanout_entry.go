@@ -20,24 +20,43 @@ func fanoutEntry(m conversation.Message, participants []string) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	conv, stream := string(m.ConversationID), ConversationStream(string(m.ConversationID))
-	msg := message.NewMessage(m.ID, payload)
-	msg.Metadata.Set(events.MetaEventType, events.TypeMessagePosted)
-	msg.Metadata.Set(events.MetaConversationID, conv)
-	msg.Metadata.Set(events.MetaStreamKey, stream)
-	msg.Metadata.Set(events.MetaEntryID, conversation.StreamID(m.Seq))
-	msg.Metadata.Set(events.MetaSeq, strconv.FormatInt(m.Seq, 10))
-	msg.Metadata.Set(events.MetaSenderID, string(m.SenderID))
-	if len(participants) > 0 {
-		msg.Metadata.Set(events.MetaParticipants, strings.Join(participants, ","))
-	}
-	values, err := wredis.DefaultMarshallerUnmarshaller{}.Marshal(FanoutStream, msg)
+	fields, err := fanoutFields(Entry{ConversationID: string(m.ConversationID), Seq: m.Seq, MessageID: m.ID,
+		SenderID: string(m.SenderID), CreatedAt: m.CreatedAt, Payload: payload, Participants: participants})
 	if err != nil {
 		return nil, err
 	}
-	values[events.MetaConversationID] = conv
-	values[events.MetaStreamKey] = stream
-	values[events.MetaEntryID] = conversation.StreamID(m.Seq)
-	values["timestamp"] = m.CreatedAt.UnixMilli()
+	values := make(map[string]any, len(fields)/2)
+	for i := 0; i < len(fields); i += 2 {
+		values[fields[i].(string)] = fields[i+1]
+	}
 	return values, nil
+}
+
+// fanoutFields is the fan-out entry of e as XADD field/value pairs, in a fixed order: what the
+// split publish hands publish_fanout.lua, and what fanoutEntry returns as a map.
+func fanoutFields(e Entry) ([]any, error) {
+	conv, stream, entryID := e.ConversationID, ConversationStream(e.ConversationID), conversation.StreamID(e.Seq)
+	msg := message.NewMessage(e.MessageID, e.Payload)
+	msg.Metadata.Set(events.MetaEventType, events.TypeMessagePosted)
+	msg.Metadata.Set(events.MetaConversationID, conv)
+	msg.Metadata.Set(events.MetaStreamKey, stream)
+	msg.Metadata.Set(events.MetaEntryID, entryID)
+	msg.Metadata.Set(events.MetaSeq, strconv.FormatInt(e.Seq, 10))
+	msg.Metadata.Set(events.MetaSenderID, e.SenderID)
+	if len(e.Participants) > 0 {
+		msg.Metadata.Set(events.MetaParticipants, strings.Join(e.Participants, ","))
+	}
+	envelope, err := wredis.DefaultMarshallerUnmarshaller{}.Marshal(FanoutStream, msg)
+	if err != nil {
+		return nil, err
+	}
+	return []any{
+		wredis.UUIDHeaderKey, envelope[wredis.UUIDHeaderKey],
+		"payload", envelope["payload"],
+		"metadata", envelope["metadata"],
+		events.MetaConversationID, conv,
+		events.MetaStreamKey, stream,
+		events.MetaEntryID, entryID,
+		"timestamp", e.CreatedAt.UnixMilli(),
+	}, nil
 }

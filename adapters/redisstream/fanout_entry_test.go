@@ -32,7 +32,7 @@ func TestTheGoAndLuaWritersOfTheFanoutEntryAgree(t *testing.T) {
 	participants := []string{string(m.SenderID), "0192d6a2-0000-7000-8000-0000000000b2"}
 
 	// the Lua script's entry
-	pub := redisstream.NewDualStreamPublisher(rdb, 1000, false)
+	pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, 1)
 	if _, err := pub.Publish(ctx, [][]redisstream.Entry{{{OutboxID: 1, ConversationID: string(m.ConversationID), Seq: 1, MessageID: m.ID,
 		SenderID: string(m.SenderID), CreatedAt: m.CreatedAt, Payload: payload, Participants: participants}}}); err != nil {
 		t.Fatal(err)

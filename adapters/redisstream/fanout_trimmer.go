@@ -9,61 +9,80 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// FanoutTrimmer trims the fan-out stream, but never past an entry some consumer group has not
-// acknowledged: it keeps everything from the oldest pending entry, or from the first entry a
-// group has not been delivered yet, whichever is older. MAXLEN alone could drop unread work.
+// FanoutTrimmer trims the fan-out stream, each partition on its own, but never past an entry
+// some consumer group has not acknowledged: it keeps everything from the oldest pending entry,
+// or from the first entry a group has not been delivered yet, whichever is older. MAXLEN alone
+// could drop unread work. Every command touches one partition's keys (one hash slot).
 //
 // Groups of other services declared in NOVA_FANOUT_GROUPS are created (from the stream's
 // start) before each trim when missing: after Redis restarted empty, Nova recreates its own
 // group at once, and trimming behind it alone would drop what those services have not read.
 type FanoutTrimmer struct {
-	client   redis.UniversalClient
-	declared []string
+	client     redis.UniversalClient
+	partitions FanoutPartitions
+	declared   []string
 }
 
 // DeclaredGroups are NOVA_FANOUT_GROUPS: consumer groups of other services that Nova keeps.
 type DeclaredGroups []string
 
-func NewFanoutTrimmer(client redis.UniversalClient, declared DeclaredGroups) *FanoutTrimmer {
+func NewFanoutTrimmer(client redis.UniversalClient, partitions FanoutPartitions, declared DeclaredGroups) *FanoutTrimmer {
 	if client == nil {
 		panic("redisstream.NewFanoutTrimmer: nil client")
 	}
-	return &FanoutTrimmer{client: client, declared: declared}
+	return &FanoutTrimmer{client: client, partitions: partitions, declared: declared}
 }
 
-// EnsureDeclaredGroups creates every declared group that does not exist, reading from the
-// stream's start (BUSYGROUP: it exists, which is the usual answer).
+// EnsureDeclaredGroups creates every declared group that does not exist on every partition,
+// reading from the stream's start (BUSYGROUP: it exists, which is the usual answer).
 func (t *FanoutTrimmer) EnsureDeclaredGroups(ctx context.Context) error {
-	for _, g := range t.declared {
-		err := t.client.XGroupCreateMkStream(ctx, FanoutStream, g, "0").Err()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-			return fmt.Errorf("create declared consumer group %s: %w", g, err)
+	for _, stream := range t.partitions.Streams() {
+		for _, g := range t.declared {
+			err := t.client.XGroupCreateMkStream(ctx, stream, g, "0").Err()
+			if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+				return fmt.Errorf("create declared consumer group %s on %s: %w", g, stream, err)
+			}
 		}
 	}
 	return nil
 }
 
-// Trim removes acknowledged entries older than every group's position; it returns how many.
-// With no group at all it keeps the stream as it is (nothing says what was consumed).
+// Trim removes, from every partition, the acknowledged entries older than every group's
+// position there; it returns how many. A partition with no group at all is kept as it is
+// (nothing says what was consumed). It goes on past a partition that fails and returns the
+// first error.
 func (t *FanoutTrimmer) Trim(ctx context.Context) (int64, error) {
 	if err := t.EnsureDeclaredGroups(ctx); err != nil {
 		return 0, err
 	}
-	minID, err := t.SafeMinID(ctx)
+	var total int64
+	var firstErr error
+	for _, stream := range t.partitions.Streams() {
+		n, err := t.trim(ctx, stream)
+		total += n
+		firstErr = keepFirst(firstErr, err)
+	}
+	return total, firstErr
+}
+
+// trim trims one partition's stream and its index.
+func (t *FanoutTrimmer) trim(ctx context.Context, stream string) (int64, error) {
+	minID, err := t.SafeMinID(ctx, stream)
 	if err != nil || minID == "" {
 		return 0, err
 	}
-	n, err := t.client.XTrimMinID(ctx, FanoutStream, minID).Result()
+	n, err := t.client.XTrimMinID(ctx, stream, minID).Result()
 	if err != nil {
-		return n, err
+		return n, fmt.Errorf("trim %s: %w", stream, err)
 	}
 	ms, _, _ := strings.Cut(minID, "-")
-	return n, t.client.ZRemRangeByScore(ctx, FanoutIndex, "-inf", "("+ms).Err()
+	return n, t.client.ZRemRangeByScore(ctx, fanoutIndexOf(stream), "-inf", "("+ms).Err()
 }
 
-// SafeMinID is the oldest id that must be kept, or "" when nothing can be trimmed.
-func (t *FanoutTrimmer) SafeMinID(ctx context.Context) (string, error) {
-	groups, err := t.client.XInfoGroups(ctx, FanoutStream).Result()
+// SafeMinID is the oldest id of stream (one partition) that must be kept, or "" when nothing
+// can be trimmed.
+func (t *FanoutTrimmer) SafeMinID(ctx context.Context, stream string) (string, error) {
+	groups, err := t.client.XInfoGroups(ctx, stream).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return "", nil
@@ -77,7 +96,7 @@ func (t *FanoutTrimmer) SafeMinID(ctx context.Context) (string, error) {
 	for _, g := range groups {
 		candidate := nextID(g.LastDeliveredID)
 		if g.Pending > 0 {
-			p, err := t.client.XPending(ctx, FanoutStream, g.Name).Result()
+			p, err := t.client.XPending(ctx, stream, g.Name).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return "", fmt.Errorf("xpending %s: %w", g.Name, err)
 			}

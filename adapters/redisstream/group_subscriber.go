@@ -32,34 +32,36 @@ type GroupConfig struct {
 	BlockTime time.Duration
 }
 
-// GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream.
+// GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream; the
+// router subscribes it to every partition.
 type GroupSubscribers struct {
-	url      URL
-	history  HistoryReader
-	Redrive  RedriveStats
-	decode   wredis.Unmarshaller
-	consumer string
-	cfg      GroupConfig
-	log      *slog.Logger
-	claims   sync.Map // group -> *atomic.Int64
+	url        URL
+	partitions FanoutPartitions
+	history    HistoryReader
+	Redrive    RedriveStats
+	decode     wredis.Unmarshaller
+	consumer   string
+	cfg        GroupConfig
+	log        *slog.Logger
+	claims     sync.Map // group -> *atomic.Int64
 }
 
 // ConsumerName is this instance's consumer name inside every group (NOVA_INSTANCE_ID).
 type ConsumerName string
 
 // NewGroupSubscribers makes subscribers that decode entries with decode (the port's unmarshaller).
-func NewGroupSubscribers(url URL, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller,
+func NewGroupSubscribers(url URL, partitions FanoutPartitions, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller,
 	history HistoryReader, log *slog.Logger) *GroupSubscribers {
 	if log == nil || consumer == "" || decode == nil || history == nil {
 		panic("redisstream.NewGroupSubscribers: nil dependency")
 	}
-	return &GroupSubscribers{url: url, decode: decode, history: history, consumer: string(consumer), cfg: cfg, log: log}
+	return &GroupSubscribers{url: url, partitions: partitions, decode: decode, history: history, consumer: string(consumer), cfg: cfg, log: log}
 }
 
 // For returns a subscriber for group (batchSubscriber), with its own Redis client: its
-// blocking reads hold a connection each.
+// blocking reads hold a connection each, one per partition, so its pool grows with them.
 func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subscriber, error) {
-	client, _, err := NewClient(ctx, g.url)
+	client, _, err := newClient(ctx, g.url, max(defaultPoolSize, 2*g.partitions.Count()+16))
 	if err != nil {
 		return nil, err
 	}
@@ -73,8 +75,8 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		client: client, group: group, consumer: g.consumer, cfg: cfg, decode: g.decode, log: log,
 		claims:  g.claimsOf(group),
 		closing: make(chan struct{}),
-		shouldClaim: func(ctx context.Context, xp redis.XPendingExt) bool {
-			return rd.shouldClaim(ctx, group, xp)
+		shouldClaim: func(ctx context.Context, stream string, xp redis.XPendingExt) bool {
+			return rd.shouldClaim(ctx, stream, group, xp)
 		},
 	}, nil
 }
@@ -94,16 +96,16 @@ func (g *GroupSubscribers) Reachable(ctx context.Context) error {
 // recreateGroupIfLost handles NOGROUP: Redis came back empty (or the group was deleted), and
 // watermill-redisstream only creates its group when it subscribes. Recreating it from "0"
 // reads the new stream from its start; BUSYGROUP means another instance was faster.
-func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, group string, readErr error, log *slog.Logger) {
+func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, stream, group string, readErr error, log *slog.Logger) {
 	if readErr == nil || !strings.Contains(readErr.Error(), "NOGROUP") {
 		return
 	}
-	err := client.XGroupCreateMkStream(ctx, FanoutStream, group, "0").Err()
+	err := client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		log.Warn("consumer group lost and not yet recreated", "error", err)
+		log.Warn("consumer group lost and not yet recreated", "stream", stream, "error", err)
 		return
 	}
-	log.Warn("consumer group was lost (Redis restarted empty?); recreated it", "stream", FanoutStream)
+	log.Warn("consumer group was lost (Redis restarted empty?); recreated it", "stream", stream)
 }
 
 // Claims returns, per consumer group, how many pending entries this instance has taken over

@@ -24,27 +24,32 @@ const (
 // StreamInspector reads the streams and their consumer groups for monitoring, in a few pipelined
 // round trips: XINFO STREAM and XINFO GROUPS per stream, then XINFO CONSUMERS and one XPENDING
 // entry per group.
-type StreamInspector struct{ client redis.UniversalClient }
+type StreamInspector struct {
+	client     redis.UniversalClient
+	partitions FanoutPartitions
+}
 
-func NewStreamInspector(client redis.UniversalClient) *StreamInspector {
+func NewStreamInspector(client redis.UniversalClient, partitions FanoutPartitions) *StreamInspector {
 	if client == nil {
 		panic("redisstream.NewStreamInspector: nil client")
 	}
-	return &StreamInspector{client: client}
+	return &StreamInspector{client: client, partitions: partitions}
 }
 
 var _ monitoring.StreamSource = (*StreamInspector)(nil)
 
-// Streams reads the fan-out and dead-letter streams and up to busiest conversation streams:
-// those with the most entries among the newest fan-out entries, else the longest found by SCAN.
+// Streams reads the fan-out stream (every partition), the dead-letter stream and up to busiest
+// conversation streams: those with the most entries among the newest fan-out entries, else the
+// longest found by SCAN.
 func (i *StreamInspector) Streams(ctx context.Context, busiest int) ([]monitoring.Stream, error) {
 	if err := i.client.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	list := []monitoring.Stream{
-		{Key: FanoutStream, Kind: monitoring.KindFanout},
-		{Key: DeadLetterStream, Kind: monitoring.KindDeadLetter},
+	var list []monitoring.Stream
+	for _, key := range i.partitions.Streams() {
+		list = append(list, monitoring.Stream{Key: key, Kind: monitoring.KindFanout})
 	}
+	list = append(list, monitoring.Stream{Key: DeadLetterStream, Kind: monitoring.KindDeadLetter})
 	convs, err := i.busiest(ctx, busiest)
 	if err != nil {
 		return nil, err
@@ -62,14 +67,24 @@ func (i *StreamInspector) busiest(ctx context.Context, n int) ([]monitoring.Stre
 	if n <= 0 {
 		return nil, nil
 	}
-	recent, err := i.client.XRevRangeN(ctx, FanoutStream, "+", "-", recentWindow).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read recent fan-out entries: %w", err)
+	// the newest entries of each partition, recentWindow in all (at least 16 of each)
+	window := max(int64(recentWindow/i.partitions.Count()), 16)
+	pipe := i.client.Pipeline()
+	var reads []*redis.XMessageSliceCmd
+	for _, stream := range i.partitions.Streams() {
+		reads = append(reads, pipe.XRevRangeN(ctx, stream, "+", "-", window))
 	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
 	counts := map[string]int{}
-	for _, m := range recent {
-		if key, _ := m.Values["stream_key"].(string); strings.HasPrefix(key, ConversationStream("")) {
-			counts[key]++
+	for _, read := range reads {
+		recent, err := read.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read recent fan-out entries: %w", err)
+		}
+		for _, m := range recent {
+			if key, _ := m.Values["stream_key"].(string); strings.HasPrefix(key, ConversationStream("")) {
+				counts[key]++
+			}
 		}
 	}
 	out := make([]monitoring.Stream, 0, len(counts))

@@ -40,7 +40,7 @@ func startLive(t *testing.T, recheck time.Duration) *liveRig {
 	go func() { defer close(done); _ = listener.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &liveRig{rdb: rdb, channels: channels, hub: hub, seqs: map[conversation.ID]int64{},
-		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false)}
+		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false, 1)}
 }
 
 // revocations ignores membership notices (these tests send none).

@@ -2,7 +2,10 @@
 -- Publishes one conversation's messages, in seq order, atomically.
 -- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
 -- of memory, so a conversation entry is never written without its fan-out entry.
--- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set)
+-- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set).
+-- With KEYS[1] alone (NOVA_FANOUT_PARTITIONS > 1: the fan-out partition is in another hash slot)
+-- the script writes the conversation stream and the legacy channel only, and the caller writes
+-- the fan-out entry (publish_fanout.lua) and the live channel (in another slot too) after it.
 -- ARGV: maxlen, legacy pubsub channel ('' = off), conversation_id, strict ('1' or '0'),
 --       live channel, live command ('SPUBLISH', 'PUBLISH' or '' = off), then per message:
 --       seq, sender_id, timestamp_ms, message_id, payload, participants (comma-separated, '' = unknown)
@@ -24,16 +27,18 @@ if strict then
     top = tonumber(string.match(last[1][1], '^(%d+)'))
   end
 end
--- emit writes what follows a new conversation-stream entry: the fan-out entry, its index, the
--- live channel and the legacy channel.
+-- emit writes what follows a new conversation-stream entry: the fan-out entry and its index
+-- (unless split), the live channel and the legacy channel.
 local function emit(seq, id, sender, ts, mid, payload, members)
-  local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
-    event_type = 'conversation.message_posted.v1', participants = members, sender_id = sender })
-  local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload,
-    'metadata', meta, 'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
-  -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
-  -- it can still be found by id and re-published from Postgres
-  redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
+  if KEYS[2] then
+    local meta = cmsgpack.pack({ conversation_id = conv, stream_key = KEYS[1], entry_id = id, seq = seq,
+      event_type = 'conversation.message_posted.v1', participants = members, sender_id = sender })
+    local fid = redis.call('XADD', KEYS[2], '*', '_watermill_message_uuid', mid, 'payload', payload,
+      'metadata', meta, 'conversation_id', conv, 'stream_key', KEYS[1], 'entry_id', id, 'timestamp', ts)
+    -- index the fan-out entry (scored by its time), so an entry trimmed before some group acked
+    -- it can still be found by id and re-published from Postgres
+    redis.call('ZADD', KEYS[3], tonumber(string.match(fid, '^(%d+)')), fid .. '|' .. conv .. '|' .. seq)
+  end
   if livecmd ~= '' then
     redis.call(livecmd, live, seq .. ' ' .. ts .. ' ' .. payload)
   end

@@ -31,23 +31,26 @@ type redriver struct {
 	log     *slog.Logger
 }
 
-// shouldClaim is watermill-redisstream's ShouldClaimPendingMessage: claim what still exists,
-// redrive what does not.
-func (r redriver) shouldClaim(ctx context.Context, group string, xp redis.XPendingExt) bool {
-	entries, err := r.client.XRangeN(ctx, FanoutStream, xp.ID, xp.ID, 1).Result()
+// shouldClaim is watermill-redisstream's ShouldClaimPendingMessage: claim what still exists in
+// stream (one partition of the fan-out stream), redrive what does not.
+func (r redriver) shouldClaim(ctx context.Context, stream, group string, xp redis.XPendingExt) bool {
+	entries, err := r.client.XRangeN(ctx, stream, xp.ID, xp.ID, 1).Result()
 	if err != nil || len(entries) == 1 {
 		return true
 	}
-	if err := r.redrive(ctx, group, xp.ID); err != nil {
+	if err := r.redrive(ctx, stream, group, xp.ID); err != nil {
 		r.log.Error("a pending fan-out entry was trimmed before it was acknowledged and could not be re-published",
 			"consumer_group", group, "entry_id", xp.ID, "error", err)
 	}
 	return false
 }
 
-func (r redriver) redrive(ctx context.Context, group, id string) error {
+// redrive finds id in the index kept beside stream (same partition, same hash slot) and
+// re-publishes its message to stream: the conversation's partition, since that is where its
+// entry was.
+func (r redriver) redrive(ctx context.Context, stream, group, id string) error {
 	ms, _, _ := strings.Cut(id, "-")
-	members, err := r.client.ZRangeByScore(ctx, FanoutIndex, &redis.ZRangeBy{Min: ms, Max: ms}).Result()
+	members, err := r.client.ZRangeByScore(ctx, fanoutIndexOf(stream), &redis.ZRangeBy{Min: ms, Max: ms}).Result()
 	if err != nil {
 		return err
 	}
@@ -60,22 +63,22 @@ func (r redriver) redrive(ctx context.Context, group, id string) error {
 		if err != nil {
 			return fmt.Errorf("bad index member %q", m)
 		}
-		if err := r.republish(ctx, conversation.ID(parts[1]), seq); err != nil {
+		if err := r.republish(ctx, stream, conversation.ID(parts[1]), seq); err != nil {
 			return err
 		}
 		r.stats.Republished.Add(1)
 		r.log.Warn("pending fan-out entry was trimmed before it was acknowledged; re-published it from Postgres",
 			"consumer_group", group, "entry_id", id, "conversation_id", parts[1], "seq", seq)
-		return r.client.XAck(ctx, FanoutStream, group, id).Err()
+		return r.client.XAck(ctx, stream, group, id).Err()
 	}
 	r.stats.Unrecoverable.Add(1)
-	if err := r.client.XAck(ctx, FanoutStream, group, id).Err(); err != nil {
+	if err := r.client.XAck(ctx, stream, group, id).Err(); err != nil {
 		return err
 	}
 	return fmt.Errorf("the fan-out index does not name it either; acknowledged it so it stops blocking the group")
 }
 
-func (r redriver) republish(ctx context.Context, conv conversation.ID, seq int64) error {
+func (r redriver) republish(ctx context.Context, stream string, conv conversation.ID, seq int64) error {
 	msgs, err := r.history.MessagesAfter(ctx, conv, seq-1, 1)
 	if err != nil {
 		return err
@@ -87,5 +90,5 @@ func (r redriver) republish(ctx context.Context, conv conversation.ID, seq int64
 	if err != nil {
 		return err
 	}
-	return r.client.XAdd(ctx, &redis.XAddArgs{Stream: FanoutStream, Values: values}).Err()
+	return r.client.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err()
 }

@@ -23,6 +23,12 @@ type noSignal struct{}
 func (noSignal) Committed([]postgres.CommittedMessage) {}
 
 func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.T) {
+	for _, n := range []redisstream.FanoutPartitions{1, 4} {
+		t.Run(fmt.Sprintf("%d partitions", n), func(t *testing.T) { trimmedEntriesAreRepublished(t, n) })
+	}
+}
+
+func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPartitions) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := testinfra.NewMigratedPool(t)
@@ -47,26 +53,27 @@ func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.
 			t.Fatal(err)
 		}
 	}
-	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false), quiet)
+	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions), quiet)
 	if _, err := relay.RelayOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
+	stream := partitions.Stream(partitions.Of(string(c.ID())))
 	// and a consumer of group "slow" that took them all and died without acking
-	if err := rdb.XGroupCreate(ctx, redisstream.FanoutStream, "slow", "0").Err(); err != nil {
+	if err := rdb.XGroupCreate(ctx, stream, "slow", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "slow", Consumer: "dead",
-		Streams: []string{redisstream.FanoutStream, ">"}, Count: 100}).Err(); err != nil {
+		Streams: []string{stream, ">"}, Count: 100}).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	// when someone trims the stream by hand past those pending entries
-	if err := rdb.XTrimMaxLen(ctx, redisstream.FanoutStream, 0).Err(); err != nil {
+	if err := rdb.XTrimMaxLen(ctx, stream, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	// and a live consumer of the group looks for abandoned entries
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), "alive",
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), partitions, "alive",
 		redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, postgres.NewReadModel(pool), quiet)
 	sub, err := subs.For(ctx, "slow")
@@ -74,7 +81,7 @@ func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	msgs, err := sub.Subscribe(ctx, redisstream.FanoutStream)
+	msgs, err := sub.Subscribe(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +103,7 @@ func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.
 	}
 	waitFor(t, 5*time.Second, func() bool { return subs.Redrive.Republished.Load() == 5 }, "5 counted as republished")
 	waitFor(t, 5*time.Second, func() bool {
-		p, err := rdb.XPending(ctx, redisstream.FanoutStream, "slow").Result()
+		p, err := rdb.XPending(ctx, stream, "slow").Result()
 		return err == nil && p.Count == 0
 	}, "the dead ids are acknowledged")
 	time.Sleep(time.Second) // two more claim rounds: nothing is re-published twice

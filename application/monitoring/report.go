@@ -80,8 +80,19 @@ type OutboxSource interface {
 	Outbox(ctx context.Context) (Outbox, error)
 }
 
-// Fanout returns the fan-out stream of s, if it was read.
+// Fanout returns the fan-out stream of s (its first partition), if it was read.
 func (s Snapshot) Fanout() (Stream, bool) { return s.stream(KindFanout) }
+
+// FanoutPartitions returns every partition of the fan-out stream that was read (one without partitions).
+func (s Snapshot) FanoutPartitions() []Stream {
+	var out []Stream
+	for _, st := range s.Streams {
+		if st.Kind == KindFanout {
+			out = append(out, st)
+		}
+	}
+	return out
+}
 
 // DeadLetters returns the dead-letter stream of s, if it was read.
 func (s Snapshot) DeadLetters() (Stream, bool) { return s.stream(KindDeadLetter) }

@@ -36,7 +36,7 @@ func streams(ctx context.Context, cfg nova.Config, busiest int, stdout, stderr i
 	if busiest == 0 {
 		busiest = -1 // none (0 would mean the default)
 	}
-	s := monitoring.NewInspector(redisstream.NewStreamInspector(rdb), outbox,
+	s := monitoring.NewInspector(redisstream.NewStreamInspector(rdb, cfg.FanoutPartitions), outbox,
 		monitoring.InspectorOptions{Busiest: busiest, Timeout: 5 * time.Second, MaxAge: -1}).Snapshot(ctx)
 	if !s.RedisUp {
 		fmt.Fprintf(stderr, "nova: cannot inspect Redis at %s: %s\n", redactURL(string(cfg.RedisURL)), s.RedisError)

@@ -163,7 +163,7 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 // ids), this one first even before it has joined a group.
 func instancesOf(self string, s monitoring.Snapshot) []instanceView {
 	idle := map[string]time.Duration{}
-	if fan, ok := s.Fanout(); ok {
+	for _, fan := range s.FanoutPartitions() {
 		for _, g := range fan.Groups {
 			for _, c := range g.Consumers {
 				if d, seen := idle[c.Name]; !seen || c.Idle < d {

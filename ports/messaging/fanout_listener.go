@@ -32,7 +32,11 @@ type FanoutStats struct{ Entries, Malformed, Outages atomic.Int64 }
 
 // Keys are the Redis names the listeners read (PROTOCOL.md section 5), given by the adapter that writes them.
 type Keys struct {
+	// FanoutStream is the unpartitioned fan-out stream, which the A/B fan-out listener reads
+	// (it refuses partitions); FanoutStreams are its partitions, which consumer groups read
+	// (just FanoutStream when there is one).
 	FanoutStream     string
+	FanoutStreams    []string
 	DeadLetterStream string
 	ChannelPrefix    string // the legacy Pub/Sub channel of a conversation is ChannelPrefix + its id
 }

@@ -69,7 +69,7 @@ const maxRebuildBackoff = 2 * time.Second
 // Watermill router itself is built by Run, and built again if it fails.
 func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 	app application.Application, reg prometheus.Registerer, log *slog.Logger) *Router {
-	if subs == nil || deadLetters == nil || reg == nil || log == nil {
+	if subs == nil || deadLetters == nil || reg == nil || log == nil || len(keys.FanoutStreams) == 0 {
 		panic("messaging.NewRouter: nil dependency")
 	}
 	stats := &RouterStats{}
@@ -104,18 +104,31 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 				_ = r.Close()
 				return nil, fmt.Errorf("subscriber for %s: %w", h.Group, err)
 			}
-			handle := h.Handle
-			r.AddConsumerHandler(h.Group, keys.FanoutStream, sub, func(msg *message.Message) error {
-				if err := handle(msg); err != nil {
+			handle := func(msg *message.Message) error {
+				if err := h.Handle(msg); err != nil {
 					return err
 				}
 				stats.Handled.Add(1)
 				return nil
-			})
+			}
+			// one handler per partition, the group's subscriber shared: a conversation is in one
+			// partition, so its messages keep their order
+			for p, stream := range keys.FanoutStreams {
+				r.AddConsumerHandler(handlerName(h.Group, p, len(keys.FanoutStreams)), stream, sub, handle)
+			}
 		}
 		return r, nil
 	}
 	return &Router{build: build, reachable: subs.Reachable, log: log, Stats: stats, lastErr: errNotStarted}
+}
+
+// handlerName names a group's handler of partition p of n: the group itself without partitions,
+// so the router's metrics keep their labels.
+func handlerName(group string, p, n int) string {
+	if n < 2 {
+		return group
+	}
+	return group + "-" + strconv.Itoa(p)
 }
 
 // handlers lists every consumer group of this service. To add one, see docs/EVENTS.md.

@@ -3,7 +3,8 @@
 // search index), idempotently, so an event delivered twice (after a crash, a claim) changes
 // nothing. Run it with REDIS_URL, GROUP and CONSUMER (a name that stays the same across
 // restarts); CLAIM_IDLE (default 30s) is how long a dead consumer's entries wait to be taken
-// over. Declare GROUP in Nova's NOVA_FANOUT_GROUPS so Nova never trims past it.
+// over; PARTITIONS (default 1) is Nova's NOVA_FANOUT_PARTITIONS: the group reads every
+// partition. Declare GROUP in Nova's NOVA_FANOUT_GROUPS so Nova never trims past it.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -42,11 +44,17 @@ func run() error {
 			return fmt.Errorf("CLAIM_IDLE: %w", err)
 		}
 	}
+	partitions := 1
+	if v := os.Getenv("PARTITIONS"); v != "" {
+		if partitions, err = strconv.Atoi(v); err != nil || partitions < 1 || partitions > events.MaxPartitions {
+			return fmt.Errorf("PARTITIONS: must be 1..%d", events.MaxPartitions)
+		}
+	}
 	rdb := redis.NewClient(opts)
 	logger := watermill.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	sub, err := events.NewSubscriber(rdb, group, consumer, logger,
-		events.SubscriberOptions{ClaimIdle: claimIdle, ClaimInterval: claimIdle / 2})
+		events.SubscriberOptions{ClaimIdle: claimIdle, ClaimInterval: claimIdle / 2, Partitions: partitions})
 	if err != nil {
 		return err
 	}
@@ -55,7 +63,7 @@ func run() error {
 		return err
 	}
 	router.AddMiddleware(middleware.Retry{MaxRetries: 3, InitialInterval: 100 * time.Millisecond, Logger: logger}.Middleware)
-	router.AddConsumerHandler(group, events.Stream, sub, func(msg *message.Message) error {
+	handle := func(msg *message.Message) error {
 		if reason := msg.Metadata.Get(events.MetaMalformed); reason != "" {
 			return rdb.RPush(msg.Context(), "example:"+group+":malformed", reason).Err()
 		}
@@ -70,7 +78,12 @@ func run() error {
 		_, err = pipe.Exec(msg.Context())
 		time.Sleep(5 * time.Millisecond) // indexing takes a moment
 		return err
-	})
+	}
+	// one handler per partition, all in the same group: a conversation's events are in one
+	// partition, so they still arrive in seq order
+	for p, stream := range events.Streams(partitions) {
+		router.AddConsumerHandler(fmt.Sprintf("%s-%d", group, p), stream, sub, handle)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return router.Run(ctx)

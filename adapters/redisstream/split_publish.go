@@ -1,0 +1,126 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/application/delivery"
+)
+
+// publishSplit publishes when the fan-out stream has partitions (FanoutPartitions.Split), in two
+// pipelined round trips whose every script stays in one hash slot:
+//
+//  1. per conversation, publish_entries.lua on the conversation stream alone: the entries in
+//     seq order, with the same checks and statuses as the atomic publish, and the legacy channel
+//     (plain PUBLISH, which a script may send anywhere);
+//  2. per conversation, publish_fanout.lua on its partition (the {p} slot) for every entry step 1
+//     holds, written now or before, and SPUBLISH on the live channel (its own slot) for those
+//     written now, after the stream entry as the live listener expects.
+//
+// A message is Done only when both halves hold it, so a crash between them leaves its outbox
+// row; publishing it again finds the conversation entry (status 0) and writes the fan-out entry
+// then, once: the partition's last-seq key of the conversation refuses a second copy.
+func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [][]Entry, strict bool) (PublishResult, error) {
+	liveCmd, err := p.liveCommand(ctx)
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("ask Redis for its Pub/Sub commands: %w", err)
+	}
+	pipe := p.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(byConversation))
+	for i, entries := range byConversation {
+		cmds[i] = publishEntries.EvalSha(ctx, pipe, []string{ConversationStream(entries[0].ConversationID)},
+			p.conversationArgs(entries, strict, "")...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+
+	var res PublishResult
+	var firstErr error
+	// held[i] are the statuses of conversation i's leading entries that its stream holds (1 new,
+	// 2 new but behind the top, 0 there before); the rest were deferred or failed.
+	held := make([][]int64, len(byConversation))
+	for i, cmd := range cmds {
+		statuses, err := cmd.Slice()
+		if err != nil {
+			firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s: %w", byConversation[i][0].ConversationID, err))
+			continue
+		}
+		for j, st := range statuses {
+			switch v := st.(type) {
+			case int64:
+				if v < 0 {
+					res.Deferred++
+					continue
+				}
+				held[i] = append(held[i], v)
+			case string:
+				firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
+					byConversation[i][j].ConversationID, byConversation[i][j].Seq, v))
+			}
+		}
+	}
+
+	pipe = p.client.Pipeline()
+	fanout := make([]*redis.Cmd, len(byConversation))
+	mode := "0"
+	if strict {
+		mode = "1"
+	}
+	for i, entries := range byConversation {
+		if len(held[i]) == 0 {
+			continue
+		}
+		conv := entries[0].ConversationID
+		args := make([]any, 0, 3+16*len(held[i]))
+		args = append(args, conv, mode, int64(fanoutLastSeqTTL/time.Second))
+		for j, e := range entries[:len(held[i])] {
+			fields, err := fanoutFields(e)
+			if err != nil {
+				return res, fmt.Errorf("encode the fan-out entry of %s seq %d: %w", conv, e.Seq, err)
+			}
+			args = append(args, e.Seq, len(fields)/2)
+			args = append(args, fields...)
+			if held[i][j] != 0 {
+				pipe.Do(ctx, liveCmd, LiveChannel(conv),
+					EncodeLive(delivery.Item{Seq: e.Seq, CreatedAtMs: e.CreatedAt.UnixMilli(), JSON: e.Payload}))
+			}
+		}
+		part := p.partitions.Of(conv)
+		fanout[i] = publishFanout.EvalSha(ctx, pipe,
+			[]string{p.partitions.Stream(part), p.partitions.Index(part), p.partitions.LastSeq(part, conv)}, args...)
+	}
+	_, _ = pipe.Exec(ctx) // a failed live publish is covered by the live re-checks; the rest below
+
+	for i, cmd := range fanout {
+		if cmd == nil {
+			continue
+		}
+		statuses, err := cmd.Slice()
+		if err != nil {
+			firstErr = keepFirst(firstErr, fmt.Errorf("publish the fan-out entries of conversation %s: %w", byConversation[i][0].ConversationID, err))
+			continue
+		}
+		for j, st := range statuses {
+			written, _ := st.(int64)
+			if written < 0 {
+				res.Deferred++
+				continue
+			}
+			res.Done = append(res.Done, byConversation[i][j].OutboxID)
+			switch {
+			case held[i][j] == 1:
+				res.Added++
+			case held[i][j] == 2:
+				res.Added++
+				res.Behind++
+			case written == 1:
+				res.FanoutRepaired++
+			default:
+				res.Duplicates++
+			}
+		}
+	}
+	return res, firstErr
+}
