@@ -79,32 +79,9 @@ func (s *Server) RunBackground(ctx context.Context) {
 	g.Go(func() error { return s.bg.Live.Run(ctx) })
 	g.Go(func() error { return s.bg.Router.Run(ctx) })
 	g.Go(func() error { return s.ws.RunPresence(ctx) })
-	g.Go(func() error { s.trimFanout(ctx); return nil })
+	g.Go(func() error { return s.bg.Trimmer.Run(ctx, s.bg.Relay.IsLeader, s.log) })
 	if err := g.Wait(); err != nil {
 		s.log.Error("background work stopped", "error", err)
-	}
-}
-
-const trimEvery = 10 * time.Second
-
-// trimFanout trims the fan-out stream behind the slowest consumer group (the relay leader does it).
-func (s *Server) trimFanout(ctx context.Context) {
-	t := time.NewTicker(trimEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if !s.bg.Relay.IsLeader() {
-			continue
-		}
-		if n, err := s.bg.Trimmer.Trim(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("fan-out trim failed", "error", err)
-		} else if n > 0 {
-			s.log.Debug("fan-out stream trimmed", "entries", n)
-		}
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -31,6 +33,32 @@ func NewFanoutTrimmer(client redis.UniversalClient, partitions FanoutPartitions,
 		panic("redisstream.NewFanoutTrimmer: nil client")
 	}
 	return &FanoutTrimmer{client: client, partitions: partitions, declared: declared}
+}
+
+// TrimEvery is how often Run trims.
+const TrimEvery = 10 * time.Second
+
+// Run trims the fan-out stream (every partition) behind its slowest consumer group every
+// TrimEvery, while leads says this instance is the one to do it (the relay leader), until ctx
+// ends.
+func (t *FanoutTrimmer) Run(ctx context.Context, leads func() bool, log *slog.Logger) error {
+	tick := time.NewTicker(TrimEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if !leads() {
+			continue
+		}
+		if n, err := t.Trim(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("fan-out trim failed", "error", err)
+		} else if n > 0 {
+			log.Debug("fan-out stream trimmed", "entries", n)
+		}
+	}
 }
 
 // EnsureDeclaredGroups creates every declared group that does not exist on every partition,
