@@ -1,7 +1,9 @@
 package nova_test
 
 import (
+	"errors"
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -312,5 +314,81 @@ func TestArchitectureCheckerEmptyTree(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("empty tree: want no violations, got %v", got)
+	}
+}
+
+const archTagHint = "domain and application types carry no struct tags: how a type is encoded " +
+	"belongs to the port or adapter that writes it. Declare a response or wire type there " +
+	"and map to it (the Message JSON: internal/messagejson; stored events: adapters/postgres/event_data.go)."
+
+// checkNoStructTags returns "file:line: field" for every tagged struct field in the non-test
+// .go files under domain/ and application/ of root.
+func checkNoStructTags(root string) ([]string, error) {
+	var out []string
+	fset := token.NewFileSet()
+	for _, layer := range []string{"domain", "application"} {
+		dir := filepath.Join(root, layer)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if field, ok := n.(*ast.Field); ok && field.Tag != nil {
+					pos := fset.Position(field.Pos())
+					rel, _ := filepath.Rel(root, pos.Filename)
+					out = append(out, fmt.Sprintf("%s:%d: %s", filepath.ToSlash(rel), pos.Line, field.Tag.Value))
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func TestDomainAndApplicationTypesCarryNoTags(t *testing.T) {
+	root, _ := archModuleRoot(t)
+	tagged, err := checkNoStructTags(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range tagged {
+		t.Errorf("%s: %s", v, archTagHint)
+	}
+}
+
+func TestTagCheckerCatchesATaggedField(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"domain/bad/bad.go":             "package bad\n\ntype M struct {\n\tID string `json:\"id\"`\n}\n",
+		"application/good/good.go":      "package good\n\ntype M struct{ ID string }\n",
+		"application/good/good_test.go": "package good\n\ntype T struct {\n\tID string `json:\"id\"`\n}\n",
+	}
+	for name, src := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := checkNoStructTags(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"domain/bad/bad.go:4: `json:\"id\"`"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("tagged fields:\n got  %v\n want %v", got, want)
 	}
 }

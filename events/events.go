@@ -2,7 +2,8 @@
 // its names, the event types, a decoder, and a consumer-group subscriber configured the way
 // docs/EVENTS.md asks (reads from the stream's start, claims a dead consumer's entries,
 // recreates its group when Redis came back empty). It depends on Watermill and go-redis only,
-// never on Nova's internals, so a service importing it pulls in nothing else of Nova.
+// never on Nova's internals (internal/jsonenc, standard library only, aside), so a service
+// importing it pulls in nothing else of Nova.
 //
 //	sub, _ := events.NewSubscriber(rdb, "search-indexer", hostname, logger)
 //	router.AddConsumerHandler("search-indexer", events.Stream, sub, func(msg *message.Message) error {
@@ -29,6 +30,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 // Stream is the fan-out stream: one entry per stored message (PROTOCOL.md section 5).
@@ -54,7 +57,11 @@ const (
 	MetaParticipants = "participants"
 )
 
-// MessagePosted is the payload of conversation.message_posted.v1: the Message of the HTTP API.
+// MessagePosted is the payload of conversation.message_posted.v1: the Message JSON of
+// PROTOCOL.md, field for field. It is that format's one Go type: Nova's HTTP answers, WebSocket
+// frames, outbox rows and Redis payloads are written with EncodeMessage and read with
+// DecodeMessage too (internal/messagejson maps it to and from Nova's domain), so a field
+// renamed inside Nova cannot change what goes out.
 type MessagePosted struct {
 	ID             string          `json:"id"`
 	ConversationID string          `json:"conversation_id"`
@@ -68,6 +75,18 @@ type MessagePosted struct {
 	Participants []string `json:"-"`
 }
 
+// EncodeMessage writes m as the Message JSON, without HTML escaping (a body of angle brackets
+// stays as sent; see internal/jsonenc).
+func EncodeMessage(m MessagePosted) ([]byte, error) { return jsonenc.Marshal(m) }
+
+// DecodeMessage reads the Message JSON. It checks the syntax only (see DecodeMessagePosted for
+// the fields an event must have).
+func DecodeMessage(data []byte) (MessagePosted, error) {
+	var m MessagePosted
+	err := json.Unmarshal(data, &m)
+	return m, err
+}
+
 // ErrMalformed marks an entry that claims to be a known event but cannot be read; retrying
 // will not help (send it to your poison queue).
 var ErrMalformed = errors.New("malformed event")
@@ -78,7 +97,8 @@ func DecodeMessagePosted(msg *message.Message) (posted MessagePosted, ok bool, e
 	if t := msg.Metadata.Get(MetaEventType); t != "" && t != TypeMessagePosted {
 		return MessagePosted{}, false, nil
 	}
-	if err := json.Unmarshal(msg.Payload, &posted); err != nil {
+	posted, err = DecodeMessage(msg.Payload)
+	if err != nil {
 		return MessagePosted{}, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if posted.ID == "" || posted.ConversationID == "" || posted.Seq < 1 {

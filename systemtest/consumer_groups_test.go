@@ -2,7 +2,6 @@ package systemtest_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/messaging"
 )
@@ -236,8 +236,8 @@ func TestPubSubSubscriberGetsEachMessageOnce(t *testing.T) {
 	for want := int64(1); want <= 20; want++ {
 		select {
 		case m := <-ch:
-			var msg conversation.Message
-			if err := jsonUnmarshal([]byte(m.Payload), &msg); err != nil || msg.Seq != want {
+			msg, err := messagejson.Decode([]byte(m.Payload))
+			if err != nil || msg.Seq != want {
 				t.Fatalf("pub/sub message %q, want seq %d", m.Payload, want)
 			}
 		case <-time.After(10 * time.Second):
@@ -268,7 +268,7 @@ func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
 	proxy.Cut()
 	next := msg
 	next.ID, next.Seq, next.StreamID = uuid.NewString(), msg.Seq+1, conversation.StreamID(msg.Seq+1)
-	payload, err := json.Marshal(next)
+	payload, err := messagejson.Encode(next)
 	if err != nil {
 		t.Fatal(err)
 	}

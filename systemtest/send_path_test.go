@@ -13,6 +13,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -88,7 +89,7 @@ func TestConcurrentRepeatsOfOneSendStoreOneMessage(t *testing.T) {
 			status, body := c.Do("POST", "/v1/conversations/"+string(conv)+"/messages",
 				map[string]any{"client_msg_id": "same", "body": map[string]int{"n": 1}})
 			results[i].status = status
-			_ = jsonUnmarshal(body, &results[i].msg)
+			results[i].msg, _ = messagejson.Decode(body)
 		}()
 	}
 	wg.Wait()
@@ -144,8 +145,7 @@ func TestConcurrentSendsGetGaplessSeqInStreamOrder(t *testing.T) {
 			}
 			status, body := c.Do("POST", "/v1/conversations/"+string(conv)+"/messages",
 				map[string]any{"client_msg_id": fmt.Sprintf("m-%d", i), "body": i})
-			var m conversation.Message
-			if status == http.StatusCreated && jsonUnmarshal(body, &m) == nil {
+			if m, err := messagejson.Decode(body); status == http.StatusCreated && err == nil {
 				seqs[i] = m.Seq
 			}
 		}()
@@ -193,8 +193,8 @@ func waitForStream(t *testing.T, rdb *redis.Client, key string, n int) []redis.X
 
 func assertPayloadIs(t *testing.T, payload any, want conversation.Message) {
 	t.Helper()
-	var got conversation.Message
-	if err := jsonUnmarshal([]byte(fmt.Sprint(payload)), &got); err != nil {
+	got, err := messagejson.Decode([]byte(fmt.Sprint(payload)))
+	if err != nil {
 		t.Fatalf("payload is not a Message: %v", err)
 	}
 	if got.ID != want.ID || got.Seq != want.Seq || got.ConversationID != want.ConversationID || string(got.Body) != string(want.Body) {
@@ -208,11 +208,15 @@ func listMessages(t *testing.T, c *testinfra.Client, conv conversation.ID) []con
 	if status != http.StatusOK {
 		t.Fatalf("list messages: %d %s", status, body)
 	}
-	var page struct{ Messages []conversation.Message }
+	var page struct{ Messages []messagejson.Message }
 	if err := jsonUnmarshal(body, &page); err != nil {
 		t.Fatal(err)
 	}
-	return page.Messages
+	out := make([]conversation.Message, len(page.Messages))
+	for i, m := range page.Messages {
+		out[i] = messagejson.To(m)
+	}
+	return out
 }
 
 func TestSendsSucceedWhileRedisIsDownAndFlowAfter(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -164,8 +166,12 @@ func shutdownTrySend(client *http.Client, c *testinfra.Client, conv conversation
 		return 0, false
 	}
 	defer resp.Body.Close()
-	var m conversation.Message
-	if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&m) != nil {
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return 0, false
+	}
+	m, err := messagejson.Decode(data)
+	if err != nil {
 		return 0, false
 	}
 	return m.Seq, true

@@ -14,6 +14,7 @@ import (
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -23,7 +24,7 @@ func (f *fixture) committedRow(t *testing.T, conv string, seq int64) postgres.Co
 	m := conversation.Message{ID: uuid.NewString(), ConversationID: conversation.ID(conv), Seq: seq,
 		StreamID: conversation.StreamID(seq), SenderID: conversation.UserID(uuid.NewString()), ClientMsgID: "c",
 		Body: json.RawMessage(`1`), CreatedAt: time.Now().UTC()}
-	payload, _ := json.Marshal(m)
+	payload, _ := messagejson.Encode(m)
 	cm := postgres.CommittedMessage{Message: m, Payload: payload}
 	if err := f.pool.QueryRow(context.Background(), `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, conv, seq, m.ID, string(m.SenderID), m.CreatedAt, payload).Scan(&cm.OutboxID); err != nil {

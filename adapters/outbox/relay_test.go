@@ -18,6 +18,7 @@ import (
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -46,7 +47,7 @@ func addRow(t testing.TB, tx pgx.Tx, conv string, seq int64) string {
 	id := uuid.NewString()
 	m := conversation.Message{ID: id, ConversationID: conversation.ID(conv), Seq: seq, StreamID: conversation.StreamID(seq),
 		SenderID: conversation.UserID(uuid.NewString()), ClientMsgID: id, Body: json.RawMessage(`{"n":1}`), CreatedAt: time.Now().UTC()}
-	payload, _ := json.Marshal(m)
+	payload, _ := messagejson.Encode(m)
 	if _, err := tx.Exec(context.Background(), `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
 		VALUES ($1, $2, $3, $4, $5, $6)`, conv, seq, id, string(m.SenderID), m.CreatedAt, payload); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
-	"github.com/nova-chat/nova/internal/jsonenc"
 )
 
 const aggregateClientSync = "client_sync"
@@ -82,7 +81,7 @@ func (r *ClientSyncRepository) append(ctx context.Context, tx pgx.Tx, c *clients
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {
 		version++
-		data, err := jsonenc.Marshal(e)
+		data, err := encodeAcknowledged(e)
 		if err != nil {
 			return err
 		}

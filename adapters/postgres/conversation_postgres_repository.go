@@ -14,7 +14,7 @@ import (
 
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/ctxsleep"
-	"github.com/nova-chat/nova/internal/jsonenc"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 const (
@@ -299,7 +299,7 @@ func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {
 		version++
-		data, err := jsonenc.Marshal(e)
+		data, err := encodeConversationEvent(e)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", e.EventType(), err)
 		}
@@ -343,11 +343,11 @@ SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM st
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
 func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
 	m := posted.Message
-	data, err := jsonenc.Marshal(posted)
+	data, err := encodeConversationEvent(posted)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", posted.EventType(), err)
 	}
-	payload, err := jsonenc.Marshal(m)
+	payload, err := messagejson.Encode(m)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
@@ -392,7 +392,7 @@ func queueProjection(b *pgx.Batch, e conversation.Event, participants []string, 
 			string(e.UserID), string(e.ConversationID))
 	case conversation.MessagePosted:
 		m := e.Message
-		payload, err := jsonenc.Marshal(m)
+		payload, err := messagejson.Encode(m)
 		if err != nil {
 			return fmt.Errorf("encode message: %w", err)
 		}

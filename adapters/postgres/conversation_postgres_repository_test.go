@@ -86,7 +86,7 @@ func TestStateRowEqualsReplayedHistory(t *testing.T) {
 		if err := rows.Scan(&typ, &data); err != nil {
 			t.Fatal(err)
 		}
-		e, err := conversation.DecodeEvent(typ, data)
+		e, err := postgres.DecodeConversationEvent(typ, data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
-	"github.com/nova-chat/nova/internal/jsonenc"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // HistoryReader is the Postgres side of the backlog (the read model).
@@ -66,7 +66,7 @@ func (b *Backlog) fromPostgres(ctx context.Context, conv conversation.ID, after 
 	}
 	items := make([]delivery.Item, len(msgs))
 	for i, m := range msgs {
-		data, err := jsonenc.Marshal(m)
+		data, err := messagejson.Encode(m)
 		if err != nil {
 			return nil, fmt.Errorf("encode message: %w", err)
 		}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/events"
-	"github.com/nova-chat/nova/internal/jsonenc"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // fanoutEntry encodes a message as a fan-out entry, field for field as publish_entries.lua
 // writes it (the Watermill envelope with its msgpack metadata, plus the plain fields), for the
 // entries Go writes: redrives and replays. participants may be nil (unknown).
 func fanoutEntry(m conversation.Message, participants []string) (map[string]any, error) {
-	payload, err := jsonenc.Marshal(m)
+	payload, err := messagejson.Encode(m)
 	if err != nil {
 		return nil, err
 	}

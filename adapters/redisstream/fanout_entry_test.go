@@ -13,7 +13,7 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/events"
-	"github.com/nova-chat/nova/internal/jsonenc"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -25,7 +25,7 @@ func TestTheGoAndLuaWritersOfTheFanoutEntryAgree(t *testing.T) {
 	m := conversation.Message{ID: "0192d6a2-0000-7000-8000-000000000001", ConversationID: "0192d6a2-0000-7000-8000-0000000000c1",
 		Seq: 1, StreamID: "1-0", SenderID: "0192d6a2-0000-7000-8000-0000000000a1", ClientMsgID: "c-1",
 		Body: []byte(`{"text":"<hi>"}`), CreatedAt: time.UnixMilli(1764500000123).UTC()}
-	payload, err := jsonenc.Marshal(m)
+	payload, err := messagejson.Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}

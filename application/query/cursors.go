@@ -42,10 +42,10 @@ func (q Cursors) AckedSeqs(ctx context.Context, user conversation.UserID, client
 
 // Unread is one conversation's count of messages after the client's cursor.
 type Unread struct {
-	ConversationID conversation.ID `json:"conversation_id"`
-	Unread         int64           `json:"unread"`
-	LastSeq        int64           `json:"last_seq"`
-	AckedSeq       int64           `json:"acked_seq"`
+	ConversationID conversation.ID
+	Unread         int64
+	LastSeq        int64
+	AckedSeq       int64
 }
 
 // UnreadPage is Unread for one page of the user's conversations (see ConversationPage).

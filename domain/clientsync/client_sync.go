@@ -35,9 +35,9 @@ type Key struct {
 
 // Acknowledged records that the client processed everything up to Seq.
 type Acknowledged struct {
-	Key Key       `json:"key"`
-	Seq int64     `json:"seq"`
-	At  time.Time `json:"at"`
+	Key Key
+	Seq int64
+	At  time.Time
 }
 
 func (Acknowledged) EventType() string { return EventAcknowledged }

@@ -377,37 +377,23 @@ func TestChangesAreRecordedUnderStableNames(t *testing.T) {
 }
 
 func TestReplayingTheHistoryEqualsTheStateRow(t *testing.T) {
-	// given a conversation with one change of every kind, and its history as stored (JSON by name)
+	// given a conversation with one change of every kind (how events are stored is
+	// adapters/postgres's business: its tests replay the stored rows the same way)
 	live := history(t)
-	var stored []conversation.Event
-	for _, e := range live.Changes() {
-		data, err := json.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		decoded, err := conversation.DecodeEvent(e.EventType(), data)
-		if err != nil {
-			t.Fatalf("DecodeEvent(%s): %v", e.EventType(), err)
-		}
-		stored = append(stored, decoded)
-	}
 
-	// when the conversation is rebuilt from its events, in memory and from storage
-	fromMemory := conversation.FromEvents(live.Changes())
-	fromStorage := conversation.FromEvents(stored)
+	// when the conversation is rebuilt from its events
+	replayed := conversation.FromEvents(live.Changes())
 
-	// then both equal the live aggregate's snapshot (the state row), version included
+	// then it equals the live aggregate's snapshot (the state row), version included
 	want := live.Snapshot()
 	if want.LastSeq != 3 || want.Version != 6 || !slices.Equal(want.Participants, []conversation.UserID{alice, carol}) {
 		t.Fatalf("unexpected live snapshot %+v", want)
 	}
-	for name, got := range map[string]conversation.Snapshot{"memory": fromMemory.Snapshot(), "storage": fromStorage.Snapshot()} {
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("replayed from %s:\n got  %+v\n want %+v", name, got, want)
-		}
+	if got := replayed.Snapshot(); !reflect.DeepEqual(got, want) {
+		t.Errorf("replayed:\n got  %+v\n want %+v", got, want)
 	}
-	if len(fromStorage.Changes()) != 0 || fromStorage.PersistedVersion() != 6 {
-		t.Errorf("a replayed conversation has changes=%d persisted=%d, want 0 and 6", len(fromStorage.Changes()), fromStorage.PersistedVersion())
+	if len(replayed.Changes()) != 0 || replayed.PersistedVersion() != 6 {
+		t.Errorf("a replayed conversation has changes=%d persisted=%d, want 0 and 6", len(replayed.Changes()), replayed.PersistedVersion())
 	}
 }
 
@@ -425,58 +411,6 @@ func TestFromSnapshotContinuesWhereTheStateRowLeftOff(t *testing.T) {
 	}
 	if got := eventTypes(c.Changes()); !slices.Equal(got, []string{conversation.EventMessagePosted}) {
 		t.Errorf("changes = %v, want only the new message", got)
-	}
-}
-
-func TestDecodeEventRoundTripsEveryEventType(t *testing.T) {
-	at := t0.Truncate(time.Microsecond)
-	events := []conversation.Event{
-		conversation.Started{ConversationID: convID, Title: "team", Participants: []conversation.UserID{alice, bob}, StartedBy: alice, At: at},
-		conversation.ParticipantAdded{ConversationID: convID, UserID: carol, AddedBy: alice, At: at},
-		conversation.ParticipantRemoved{ConversationID: convID, UserID: bob, RemovedBy: carol, At: at},
-		conversation.MessagePosted{Message: conversation.Message{
-			ID: "0195f0c2-7a3e-7000-8000-eeeeeeeeeeee", ConversationID: convID, Seq: 7, StreamID: "7-0",
-			SenderID: alice, ClientMsgID: "c-17", Body: json.RawMessage(`{"text":"hi"}`), CreatedAt: at,
-		}},
-	}
-	for _, e := range events {
-		t.Run(e.EventType(), func(t *testing.T) {
-			// given an event stored as JSON
-			data, err := json.Marshal(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-
-			// when it is decoded by its name
-			got, err := conversation.DecodeEvent(e.EventType(), data)
-
-			// then it is the same event, of the same Go type
-			if err != nil {
-				t.Fatalf("DecodeEvent: %v", err)
-			}
-			if !reflect.DeepEqual(got, e) {
-				t.Errorf("round trip:\n got  %#v\n want %#v", got, e)
-			}
-		})
-	}
-}
-
-func TestDecodeEventRejectsAnUnknownTypeAndBadData(t *testing.T) {
-	// given a name no version of Nova wrote
-	// when it is decoded
-	_, err := conversation.DecodeEvent("conversation.renamed.v1", []byte(`{}`))
-
-	// then it is an UnknownEventError naming the type, never a guess
-	var unknown *conversation.UnknownEventError
-	if !errors.As(err, &unknown) || unknown.Type != "conversation.renamed.v1" {
-		t.Fatalf("err = %v, want UnknownEventError for conversation.renamed.v1", err)
-	}
-
-	// and a known name with data that is not its JSON is an error too
-	for _, name := range []string{conversation.EventStarted, conversation.EventParticipantAdded, conversation.EventParticipantRemoved, conversation.EventMessagePosted} {
-		if _, err := conversation.DecodeEvent(name, []byte(`{"at":`)); err == nil {
-			t.Errorf("DecodeEvent(%s, truncated JSON) = nil error", name)
-		}
 	}
 }
 

@@ -1,11 +1,9 @@
 package conversation
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // Event names are stable, namespaced and versioned: renaming a Go type must not orphan history.
+// How events are stored (their JSON) is the event store's business: adapters/postgres.
 const (
 	EventStarted            = "conversation.started.v1"
 	EventParticipantAdded   = "conversation.participant_added.v1"
@@ -19,71 +17,33 @@ type Event interface {
 }
 
 type Started struct {
-	ConversationID ID        `json:"conversation_id"`
-	Title          string    `json:"title"`
-	Participants   []UserID  `json:"participants"`
-	StartedBy      UserID    `json:"started_by"`
-	At             time.Time `json:"at"`
+	ConversationID ID
+	Title          string
+	Participants   []UserID
+	StartedBy      UserID
+	At             time.Time
 }
 
 type ParticipantAdded struct {
-	ConversationID ID        `json:"conversation_id"`
-	UserID         UserID    `json:"user_id"`
-	AddedBy        UserID    `json:"added_by"`
-	At             time.Time `json:"at"`
+	ConversationID ID
+	UserID         UserID
+	AddedBy        UserID
+	At             time.Time
 }
 
 type ParticipantRemoved struct {
-	ConversationID ID        `json:"conversation_id"`
-	UserID         UserID    `json:"user_id"`
-	RemovedBy      UserID    `json:"removed_by"`
-	At             time.Time `json:"at"`
+	ConversationID ID
+	UserID         UserID
+	RemovedBy      UserID
+	At             time.Time
 }
 
 // MessagePosted carries the whole message; it is the payload of the outbox and the fan-out stream.
 type MessagePosted struct {
-	Message Message `json:"message"`
+	Message Message
 }
 
 func (Started) EventType() string            { return EventStarted }
 func (ParticipantAdded) EventType() string   { return EventParticipantAdded }
 func (ParticipantRemoved) EventType() string { return EventParticipantRemoved }
 func (MessagePosted) EventType() string      { return EventMessagePosted }
-
-// DecodeEvent turns a stored event back into its type; unknown names are an error, never guessed.
-func DecodeEvent(eventType string, data []byte) (Event, error) {
-	var e Event
-	switch eventType {
-	case EventStarted:
-		var v Started
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, err
-		}
-		e = v
-	case EventParticipantAdded:
-		var v ParticipantAdded
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, err
-		}
-		e = v
-	case EventParticipantRemoved:
-		var v ParticipantRemoved
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, err
-		}
-		e = v
-	case EventMessagePosted:
-		var v MessagePosted
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, err
-		}
-		e = v
-	default:
-		return nil, &UnknownEventError{Type: eventType}
-	}
-	return e, nil
-}
-
-type UnknownEventError struct{ Type string }
-
-func (e *UnknownEventError) Error() string { return "unknown conversation event type " + e.Type }

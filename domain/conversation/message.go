@@ -19,14 +19,14 @@ const (
 
 // Message is one post in a conversation; Seq is its gapless position, 1, 2, 3, ...
 type Message struct {
-	ID             string          `json:"id"`
-	ConversationID ID              `json:"conversation_id"`
-	Seq            int64           `json:"seq"`
-	StreamID       string          `json:"stream_id"`
-	SenderID       UserID          `json:"sender_id"`
-	ClientMsgID    string          `json:"client_msg_id"`
-	Body           json.RawMessage `json:"body"`
-	CreatedAt      time.Time       `json:"created_at"`
+	ID             string
+	ConversationID ID
+	Seq            int64
+	StreamID       string
+	SenderID       UserID
+	ClientMsgID    string
+	Body           json.RawMessage
+	CreatedAt      time.Time
 }
 
 // StreamID is the entry id of message seq in its conversation stream: the stream id and seq say the same thing.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // Client calls Nova's HTTP API as one user.
@@ -105,8 +106,10 @@ func (c *Client) Send(conv conversation.ID, clientMsgID string, body any) (conve
 	if status != http.StatusCreated && status != http.StatusOK {
 		c.t.Fatalf("send %s: %d %s", clientMsgID, status, data)
 	}
-	var m conversation.Message
-	mustUnmarshal(c.t, data, &m)
+	m, err := messagejson.Decode(data)
+	if err != nil {
+		c.t.Fatalf("decode %s: %v", data, err)
+	}
 	return m, status
 }
 

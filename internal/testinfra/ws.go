@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // Frame is any server frame, decoded loosely.
@@ -21,7 +22,7 @@ type Frame struct {
 	ConversationID string                `json:"conversation_id"`
 	FromSeq        int64                 `json:"from_seq"`
 	LastSeq        int64                 `json:"last_seq"`
-	Message        *conversation.Message `json:"message"`
+	Message        *conversation.Message `json:"-"` // read with messagejson, as the server wrote it
 	Code           string                `json:"code"`
 	Text           string                `json:"message_text"`
 	Raw            json.RawMessage       `json:"-"`
@@ -89,12 +90,16 @@ func (w *WS) readLoop() {
 		}
 		var f Frame
 		_ = json.Unmarshal(data, &f)
+		var inner struct {
+			Message json.RawMessage `json:"message"`
+		}
+		_ = json.Unmarshal(data, &inner)
 		if f.Type == "error" {
-			var s struct {
-				Message string `json:"message"`
+			_ = json.Unmarshal(inner.Message, &f.Text)
+		} else if len(inner.Message) > 0 && inner.Message[0] == '{' {
+			if m, err := messagejson.Decode(inner.Message); err == nil {
+				f.Message = &m
 			}
-			_ = json.Unmarshal(data, &s)
-			f.Text, f.Message = s.Message, nil
 		}
 		f.Raw = data
 		w.frames <- f

@@ -3,7 +3,6 @@ package http
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,18 +11,6 @@ import (
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/apierror"
 )
-
-type conversationResponse struct {
-	ID           conversation.ID       `json:"id"`
-	Title        string                `json:"title"`
-	Participants []conversation.UserID `json:"participants"`
-	CreatedAt    time.Time             `json:"created_at"`
-	LastSeq      int64                 `json:"last_seq"`
-}
-
-func toConversationResponse(s conversation.Snapshot) conversationResponse {
-	return conversationResponse{ID: s.ID, Title: s.Title, Participants: s.Participants, CreatedAt: s.CreatedAt, LastSeq: s.LastSeq}
-}
 
 func (h *handlers) createConversation(c echo.Context) error {
 	if !h.limiter.Allow(c.Request().Context(), string(currentUser(c))) {
@@ -62,11 +49,7 @@ func (h *handlers) listConversations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]conversationResponse, len(page.Conversations))
-	for i, s := range page.Conversations {
-		out[i] = toConversationResponse(s)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"conversations": out, "has_more": page.HasMore})
+	return c.JSON(http.StatusOK, toConversationPageResponse(page))
 }
 
 // pageParams reads ?after=<conversation id>&limit=L (1..1000, default 1000) of the list calls.

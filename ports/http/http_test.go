@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -319,8 +320,7 @@ func testConflict(t *testing.T, base string) {
 	t.Run("the same body with other JSON whitespace is 200 with the original message", func(t *testing.T) {
 		alice := bind(t, alice)
 		status, body := alice.Do("POST", path, []byte("{ \"client_msg_id\" : \"c-1\",\n \"body\" : {\n  \"n\" : 1 ,  \"text\" : \"hi\" }\n}"))
-		var again conversation.Message
-		mustDecode(t, body, &again)
+		again := mustDecodeMessage(t, body)
 		if status != http.StatusOK || again.ID != first.ID || again.Seq != first.Seq {
 			t.Errorf("spaced repeat: status %d %s, want 200 with id %s seq %d", status, body, first.ID, first.Seq)
 		}
@@ -328,8 +328,7 @@ func testConflict(t *testing.T, base string) {
 	t.Run("the same body with its keys in another order is 200 with the original message", func(t *testing.T) {
 		alice := bind(t, alice)
 		status, body := alice.Do("POST", path, []byte(`{"client_msg_id":"c-1","body":{"text":"hi","n":1}}`))
-		var again conversation.Message
-		mustDecode(t, body, &again)
+		again := mustDecodeMessage(t, body)
 		if status != http.StatusOK || again.ID != first.ID {
 			t.Errorf("reordered repeat: status %d %s, want 200 with id %s", status, body, first.ID)
 		}
@@ -662,8 +661,8 @@ func testConversations(t *testing.T, base string) {
 }
 
 type pageJSON struct {
-	Messages []conversation.Message `json:"messages"`
-	HasMore  bool                   `json:"has_more"`
+	Messages []messagejson.Message `json:"messages"`
+	HasMore  bool                  `json:"has_more"`
 }
 
 func testMessages(t *testing.T, base string) {
@@ -685,8 +684,7 @@ func testMessages(t *testing.T, base string) {
 			t.Fatalf("send: %d %s", status, body)
 		}
 		requireKeys(t, body, "id", "conversation_id", "seq", "stream_id", "sender_id", "client_msg_id", "body", "created_at")
-		var m conversation.Message
-		mustDecode(t, body, &m)
+		m := mustDecodeMessage(t, body)
 		if m.Seq != 6 || m.StreamID != "6-0" || m.ConversationID != conv || m.SenderID != alice.User ||
 			m.ClientMsgID != "shape" || !jsonEqual(m.Body, `{"text":"hi"}`) || m.CreatedAt.IsZero() {
 			t.Errorf("message = %+v", m)
@@ -723,7 +721,7 @@ func testMessages(t *testing.T, base string) {
 				t.Errorf("seqs = %v has_more = %v, want %v %v", got, page.HasMore, tc.want, tc.hasMore)
 			}
 			for _, m := range page.Messages {
-				if m.StreamID != conversation.StreamID(m.Seq) || m.ConversationID != conv || m.SenderID != alice.User {
+				if m.StreamID != conversation.StreamID(m.Seq) || m.ConversationID != string(conv) || m.SenderID != string(alice.User) {
 					t.Errorf("message %d malformed: %+v", m.Seq, m)
 				}
 			}
@@ -841,6 +839,16 @@ func mustDecode(t *testing.T, data []byte, v any) {
 	}
 }
 
+// mustDecodeMessage reads a Message as the server wrote it (the one Message JSON decoder).
+func mustDecodeMessage(t *testing.T, data []byte) conversation.Message {
+	t.Helper()
+	m, err := messagejson.Decode(data)
+	if err != nil {
+		t.Fatalf("decode message %.300s: %v", data, err)
+	}
+	return m
+}
+
 func jsonEqual(got []byte, want string) bool {
 	var a, b any
 	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil &&
@@ -901,7 +909,7 @@ func listMessages(t *testing.T, c *testinfra.Client, id conversation.ID, query s
 	return page
 }
 
-func seqs(msgs []conversation.Message) []int64 {
+func seqs(msgs []messagejson.Message) []int64 {
 	out := make([]int64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Seq

@@ -13,6 +13,7 @@ import (
 	"github.com/nova-chat/nova/application/query"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/ports/apierror"
 )
 
@@ -44,7 +45,7 @@ func (h *handlers) postMessage(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, msg)
+	return c.JSON(status, messagejson.From(msg))
 }
 
 func (h *handlers) listMessages(c echo.Context) error {
@@ -81,7 +82,7 @@ func (h *handlers) listMessages(c echo.Context) error {
 			return err
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"messages": page.Messages, "has_more": page.HasMore})
+	return c.JSON(http.StatusOK, messagePageResponse{Messages: messagejson.FromAll(page.Messages), HasMore: page.HasMore})
 }
 
 func intParam(c echo.Context, name string, def int) (int, error) {
@@ -109,5 +110,5 @@ func (h *handlers) unread(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"conversations": page.Conversations, "has_more": page.HasMore})
+	return c.JSON(http.StatusOK, toUnreadPageResponse(page))
 }

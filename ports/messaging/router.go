@@ -2,7 +2,6 @@ package messaging
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/nova-chat/nova/application"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // GroupMessagingService is the consumer group of Nova's own handler (the offline counters).
@@ -158,8 +158,8 @@ func postedMessage(msg *message.Message) (conversation.Message, error) {
 	if seq, err := strconv.ParseInt(msg.Metadata.Get(MetaSeq), 10, 64); err == nil && seq > 0 && conv != "" && sender != "" {
 		return conversation.Message{ConversationID: conversation.ID(conv), Seq: seq, SenderID: conversation.UserID(sender)}, nil
 	}
-	var m conversation.Message
-	if err := json.Unmarshal(msg.Payload, &m); err != nil || m.ConversationID == "" || m.Seq < 1 {
+	m, err := messagejson.Decode(msg.Payload)
+	if err != nil || m.ConversationID == "" || m.Seq < 1 {
 		return m, fmt.Errorf("%w: payload is not a stored message: %v", errPermanent, err)
 	}
 	return m, nil

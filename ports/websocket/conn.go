@@ -17,6 +17,7 @@ import (
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/jsonenc"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/ports/apierror"
 	"github.com/nova-chat/nova/ports/auth"
 )
@@ -174,7 +175,7 @@ func (c *conn) send(f inFrame) {
 		c.sendError(f.ID, apiErr)
 		return
 	}
-	c.sendJSON(sentFrame{Type: "sent", ID: f.ID, Message: msg})
+	c.sendJSON(sentFrame{Type: "sent", ID: f.ID, Message: messagejson.From(msg)})
 	c.h.obs.SendHandled("ws", time.Since(start), monitoring.Outcome(created, nil, false))
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // inFrame is any client frame; which fields are required depends on Type.
@@ -85,7 +87,8 @@ func require(ok bool, field string) error {
 	return nil
 }
 
-// Server frames. Messages reuse the stored Message JSON as it is, so they are encoded once.
+// Server frames. A message frame splices in the Message JSON as stored and delivered (encoded
+// once, by internal/messagejson, when the message was stored); a sent frame carries it as a value.
 
 func messageFrame(messageJSON []byte) []byte {
 	b := make([]byte, 0, len(messageJSON)+32)
@@ -110,9 +113,9 @@ type unsubscribedFrame struct {
 }
 
 type sentFrame struct {
-	Type    string `json:"type"`
-	ID      string `json:"id,omitempty"`
-	Message any    `json:"message"`
+	Type    string              `json:"type"`
+	ID      string              `json:"id,omitempty"`
+	Message messagejson.Message `json:"message"`
 }
 
 type pongFrame struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/auth"
 )
@@ -360,7 +361,7 @@ func listMessages(t *testing.T, c *testinfra.Client, conv conversation.ID) int {
 	if status != http.StatusOK {
 		t.Fatalf("list messages: %d %s", status, body)
 	}
-	var page struct{ Messages []conversation.Message }
+	var page struct{ Messages []messagejson.Message }
 	if err := json.Unmarshal(body, &page); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +429,7 @@ func TestSlowReaderIsCutOffWith1008AndOthersAreUnaffected(t *testing.T) {
 		}
 		var f struct {
 			Type    string
-			Message conversation.Message
+			Message messagejson.Message
 		}
 		if err := json.Unmarshal(data, &f); err != nil || f.Type != "message" {
 			t.Fatalf("slow reader got %.200s", data)
