@@ -1,0 +1,6 @@
+//go:build race
+
+package messaging_test
+
+// raceDetector: the test binary was built with -race.
+const raceDetector = true
