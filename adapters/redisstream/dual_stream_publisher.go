@@ -155,6 +155,26 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 
 	var res PublishResult
+	firstErr := eachStatus(cmds, byConversation, &res, func(i, j int, v int64) {
+		res.Done = append(res.Done, byConversation[i][j].OutboxID)
+		switch v {
+		case 1:
+			res.Added++
+		case 2:
+			res.Added++
+			res.Behind++
+		default:
+			res.Duplicates++
+		}
+	})
+	return res, firstErr
+}
+
+// eachStatus reads publish_entries.lua's answers, one per conversation in byConversation:
+// it counts deferred entries in res, calls held for every entry the stream holds (status 1 new,
+// 2 new but behind the top, 0 there before) and returns the first error, a failed call or an
+// entry's error text.
+func eachStatus(cmds []*redis.Cmd, byConversation [][]Entry, res *PublishResult, held func(i, j int, status int64)) error {
 	var firstErr error
 	for i, cmd := range cmds {
 		statuses, err := cmd.Slice()
@@ -169,23 +189,14 @@ func (p *DualStreamPublisher) publish(ctx context.Context, byConversation [][]En
 					res.Deferred++
 					continue
 				}
-				res.Done = append(res.Done, byConversation[i][j].OutboxID)
-				switch v {
-				case 1:
-					res.Added++
-				case 2:
-					res.Added++
-					res.Behind++
-				default:
-					res.Duplicates++
-				}
+				held(i, j, v)
 			case string:
 				firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
 					byConversation[i][j].ConversationID, byConversation[i][j].Seq, v))
 			}
 		}
 	}
-	return res, firstErr
+	return firstErr
 }
 
 // conversationArgs are publish_entries.lua's arguments for one conversation's entries; liveCmd

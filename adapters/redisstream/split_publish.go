@@ -37,30 +37,10 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 
 	var res PublishResult
-	var firstErr error
 	// held[i] are the statuses of conversation i's leading entries that its stream holds (1 new,
 	// 2 new but behind the top, 0 there before); the rest were deferred or failed.
 	held := make([][]int64, len(byConversation))
-	for i, cmd := range cmds {
-		statuses, err := cmd.Slice()
-		if err != nil {
-			firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s: %w", byConversation[i][0].ConversationID, err))
-			continue
-		}
-		for j, st := range statuses {
-			switch v := st.(type) {
-			case int64:
-				if v < 0 {
-					res.Deferred++
-					continue
-				}
-				held[i] = append(held[i], v)
-			case string:
-				firstErr = keepFirst(firstErr, fmt.Errorf("publish conversation %s seq %d: %s",
-					byConversation[i][j].ConversationID, byConversation[i][j].Seq, v))
-			}
-		}
-	}
+	firstErr := eachStatus(cmds, byConversation, &res, func(i, _ int, v int64) { held[i] = append(held[i], v) })
 
 	pipe = p.client.Pipeline()
 	fanout := make([]*redis.Cmd, len(byConversation))
