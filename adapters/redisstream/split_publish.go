@@ -43,6 +43,18 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 	firstErr := eachStatus(cmds, byConversation, &res, func(i, _ int, v int64) { held[i] = append(held[i], v) })
 
 	pipe = p.client.Pipeline()
+	fanout, err := p.queueFanout(ctx, pipe, byConversation, held, strict, liveCmd)
+	if err != nil {
+		return res, err
+	}
+	_, _ = pipe.Exec(ctx) // a failed live publish is covered by the live re-checks; the rest below
+	return res, keepFirst(firstErr, readFanout(fanout, byConversation, held, &res))
+}
+
+// queueFanout queues, for the entries each conversation's stream holds, the fan-out script on
+// the conversation's partition and the live publish of those written now.
+func (p *DualStreamPublisher) queueFanout(ctx context.Context, pipe redis.Pipeliner, byConversation [][]Entry, held [][]int64,
+	strict bool, liveCmd string) ([]*redis.Cmd, error) {
 	fanout := make([]*redis.Cmd, len(byConversation))
 	mode := "0"
 	if strict {
@@ -58,7 +70,7 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 		for j, e := range entries[:len(held[i])] {
 			fields, err := fanoutFields(e)
 			if err != nil {
-				return res, fmt.Errorf("encode the fan-out entry of %s seq %d: %w", conv, e.Seq, err)
+				return nil, fmt.Errorf("encode the fan-out entry of %s seq %d: %w", conv, e.Seq, err)
 			}
 			args = append(args, e.Seq, len(fields)/2)
 			args = append(args, fields...)
@@ -71,8 +83,13 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 		fanout[i] = publishFanout.EvalSha(ctx, pipe,
 			[]string{p.partitions.Stream(part), p.partitions.Index(part), p.partitions.LastSeq(part, conv)}, args...)
 	}
-	_, _ = pipe.Exec(ctx) // a failed live publish is covered by the live re-checks; the rest below
+	return fanout, nil
+}
 
+// readFanout reads publish_fanout.lua's answers into res; an entry is Done once both halves
+// hold it.
+func readFanout(fanout []*redis.Cmd, byConversation [][]Entry, held [][]int64, res *PublishResult) error {
+	var firstErr error
 	for i, cmd := range fanout {
 		if cmd == nil {
 			continue
@@ -102,5 +119,5 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 			}
 		}
 	}
-	return res, firstErr
+	return firstErr
 }
