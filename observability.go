@@ -1,35 +1,53 @@
 package nova
 
 import (
+	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/ports/admin"
+	"github.com/nova-chat/nova/ports/messaging"
 	"github.com/nova-chat/nova/ports/websocket"
 )
 
 // NewCounterSource reads the running totals of the relay, hub, listeners, router and WebSocket
-// port for the admin port (at scrape time; the components only bump atomics).
+// port for the admin port, at scrape time, through the read-only snapshot each one returns.
 func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers) admin.CounterSource {
-	return func() admin.Counters {
-		r, h, f, ro := &bg.Relay.Stats, &bg.Hub.Stats, &bg.Fanout.Stats, bg.Router.Stats
-		live := bg.Channels.Snapshot()
-		return admin.Counters{
-			// both paths write the streams
-			Relayed:         r.Relayed.Load() + bg.FastPath.Stats.Published.Load(),
-			RelayDuplicates: r.Duplicates.Load(), RelayMovedAside: r.MovedAside.Load(),
-			RelayErrors: r.Errors.Load(), RelayLeader: bg.Relay.IsLeader(), RelayTakeovers: r.TakenOver.Load(),
-			Delivered: h.Delivered.Load(), DuplicatesDropped: h.DuplicatesDropped.Load(), GapsFilled: h.GapsFilled.Load(),
-			RecoveredFromRedis: h.FromRedis.Load(), RecoveredFromPostgres: h.FromPostgres.Load(),
-			Subscriptions: h.Subscriptions.Load(),
-			Connections:   ws.Stats.Connections.Load(), SlowCutoffs: ws.Stats.SlowCutoffs.Load(),
-			FanoutEntries: f.Entries.Load(), FanoutMalformed: f.Malformed.Load(), FanoutOutages: f.Outages.Load(),
-			LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed,
-			ConsumerHandled: ro.Handled.Load(), DeadLettered: ro.DeadLettered.Load(), ConsumerMalformed: ro.Malformed.Load(),
-			Claims:             groups.Claims(),
-			TrimmedRepublished: groups.Redrive.Republished.Load(), TrimmedUnrecoverable: groups.Redrive.Unrecoverable.Load(),
-			FastPathDeferred: bg.FastPath.Stats.Deferred.Load() + bg.FastPath.Stats.Dropped.Load(),
-		}
+	return snapshots{relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
+		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims,
+		leader: bg.Relay.IsLeader}.counters
+}
+
+// snapshots are where each component's totals come from.
+type snapshots struct {
+	relay    func() outbox.Stats
+	fastPath func() outbox.FastPathStats
+	fanout   func() messaging.FanoutStats
+	router   func() messaging.RouterStats
+	hub      func() delivery.Stats
+	ws       func() websocket.Stats
+	redrive  func() redisstream.RedriveStats
+	live     func() redisstream.LiveSnapshot
+	claims   func() map[string]int64
+	leader   func() bool
+}
+
+func (s snapshots) counters() admin.Counters {
+	r, fp, f, ro, h, ws, rd, live := s.relay(), s.fastPath(), s.fanout(), s.router(), s.hub(), s.ws(), s.redrive(), s.live()
+	return admin.Counters{
+		Relayed:         r.Relayed + fp.Published, // both paths write the streams
+		RelayDuplicates: r.Duplicates, RelayMovedAside: r.MovedAside, RelayErrors: r.Errors,
+		RelayLeader: s.leader(), RelayTakeovers: r.TakenOver,
+		Delivered: h.Delivered, DuplicatesDropped: h.DuplicatesDropped, GapsFilled: h.GapsFilled,
+		RecoveredFromRedis: h.FromRedis, RecoveredFromPostgres: h.FromPostgres, Subscriptions: h.Subscriptions,
+		Connections: ws.Connections, SlowCutoffs: ws.SlowCutoffs,
+		FanoutEntries: f.Entries, FanoutMalformed: f.Malformed, FanoutOutages: f.Outages,
+		LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed,
+		ConsumerHandled: ro.Handled, DeadLettered: ro.DeadLettered, ConsumerMalformed: ro.Malformed,
+		Claims:             s.claims(),
+		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,
+		FastPathDeferred: fp.Deferred + fp.Dropped,
 	}
 }
 

@@ -71,7 +71,7 @@ func TestRedisOutOfMemoryHoldsMessagesInTheOutboxUntilItAcceptsWrites(t *testing
 		}
 	}
 	relay := inst.Server.Background().Relay
-	eventually(t, 10*time.Second, "the relay meets the full Redis", func() bool { return relay.Stats.Errors.Load() > 0 })
+	eventually(t, 10*time.Second, "the relay meets the full Redis", func() bool { return relay.Stats().Errors > 0 })
 
 	// then, once Redis accepts writes again, every message is relayed, in order, none dropped
 	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {

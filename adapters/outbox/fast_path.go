@@ -18,7 +18,9 @@ type NextPublisher interface {
 }
 
 // FastPathStats are the fast path's running totals (exported as metrics).
-type FastPathStats struct{ Published, Deferred, Dropped atomic.Int64 }
+type FastPathStats struct{ Published, Deferred, Dropped int64 }
+
+type fastPathCounts struct{ Published, Deferred, Dropped atomic.Int64 }
 
 const (
 	fastPathQueue = 4096
@@ -39,13 +41,13 @@ const (
 // a full queue, a crash before it ran) stays in the outbox, and the relay, which reads the
 // outbox in order, publishes it. Rows are deleted only once Redis holds their entry.
 type FastPath struct {
-	pool  *pgxpool.Pool
-	pub   NextPublisher
-	relay *Relay
-	log   *slog.Logger
-	Stats FastPathStats
-	queue chan []postgres.CommittedMessage
-	done  chan []int64 // published rows, to delete
+	pool   *pgxpool.Pool
+	pub    NextPublisher
+	relay  *Relay
+	log    *slog.Logger
+	counts fastPathCounts
+	queue  chan []postgres.CommittedMessage
+	done   chan []int64 // published rows, to delete
 }
 
 func NewFastPath(pool *pgxpool.Pool, pub NextPublisher, relay *Relay, log *slog.Logger) *FastPath {
@@ -63,7 +65,7 @@ func (f *FastPath) Committed(msgs []postgres.CommittedMessage) {
 	select {
 	case f.queue <- msgs:
 	default: // the fast path is behind: the relay will publish these
-		f.Stats.Dropped.Add(int64(len(msgs)))
+		f.counts.Dropped.Add(int64(len(msgs)))
 		f.relay.Notify()
 	}
 }
@@ -103,7 +105,7 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 	}
 	byConversation := groupByConversation(entries)
 	res, err := f.pub.PublishNext(ctx, byConversation)
-	f.Stats.Published.Add(int64(res.Added))
+	f.counts.Published.Add(int64(res.Added))
 	if len(res.Done) > 0 && f.log.Enabled(ctx, slog.LevelDebug) {
 		f.relay.logPublished(ctx, byConversation, res)
 	}
@@ -112,7 +114,7 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 			// not a loss: the rows stay in the outbox and the relay (which reports outages) takes them
 			f.log.Debug("fast path could not publish; left to the relay", "messages", len(batch)-len(res.Done), "error", err)
 		}
-		f.Stats.Deferred.Add(int64(len(batch) - len(res.Done)))
+		f.counts.Deferred.Add(int64(len(batch) - len(res.Done)))
 		f.relay.Notify()
 	}
 	if len(res.Done) > 0 {
@@ -163,4 +165,10 @@ func (f *FastPath) deleteDone(ctx context.Context) {
 			flush(ctx)
 		}
 	}
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (f *FastPath) Stats() FastPathStats {
+	c := &f.counts
+	return FastPathStats{Published: c.Published.Load(), Deferred: c.Deferred.Load(), Dropped: c.Dropped.Load()}
 }

@@ -47,7 +47,7 @@ func TestFastPathPublishesTheNextSeqAndDefersAGapToTheRelay(t *testing.T) {
 	fast.Committed([]postgres.CommittedMessage{two})
 
 	// then it does not write it: 2 does not follow the stream's top, and the row stays for the relay
-	waitUntil(t, func() bool { return fast.Stats.Deferred.Load() == 1 }, "seq 2 deferred")
+	waitUntil(t, func() bool { return fast.Stats().Deferred == 1 }, "seq 2 deferred")
 	if ids := f.streamIDs(t, redisstream.ConversationStream(conv)); len(ids) != 0 {
 		t.Fatalf("the fast path wrote %v ahead of seq 1", ids)
 	}

@@ -35,10 +35,13 @@ type Publisher interface {
 
 // Stats are the relay's running totals (exported as metrics).
 type Stats struct {
-	Relayed, Duplicates, MovedAside, Errors atomic.Int64
+	Relayed, Duplicates, MovedAside, Errors int64
 	// TakenOver counts the times this instance relayed while another one held the lead (stalled)
-	TakenOver atomic.Int64
+	TakenOver int64
 }
+
+// relayCounts are the live totals behind Stats; only the relay adds to them.
+type relayCounts struct{ Relayed, Duplicates, MovedAside, Errors, TakenOver atomic.Int64 }
 
 // Relay moves outbox rows to Redis in batches: whatever the publish-after-commit fast path
 // left (a seq gap between instances, an error, a crash before it ran). Every instance runs one; a
@@ -50,7 +53,7 @@ type Relay struct {
 	pool   *pgxpool.Pool
 	pub    Publisher
 	log    *slog.Logger
-	Stats  Stats
+	counts relayCounts
 	leader atomic.Bool
 	wake   chan struct{}
 	remote chan struct{}
@@ -197,7 +200,7 @@ func (r *Relay) relayWhileLeading(ctx context.Context, lost chan error) error {
 		wait := pollInterval
 		switch {
 		case err != nil:
-			r.Stats.Errors.Add(1)
+			r.counts.Errors.Add(1)
 			r.log.Warn("relay batch failed; will retry", "error", err, "retry_in", backoff)
 			wait, backoff = backoff, min(backoff*2, maxBackoff)
 		case n == batchSize:
@@ -262,7 +265,7 @@ func (r *Relay) relayIfLeaderStalls(ctx context.Context) {
 	if !stalled {
 		return
 	}
-	r.Stats.TakenOver.Add(1)
+	r.counts.TakenOver.Add(1)
 	r.log.Warn("outbox rows wait past the bound while another instance leads; relaying them from here",
 		"bound", leaderStallBound)
 	for ctx.Err() == nil {
@@ -310,8 +313,8 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 			return 0, errors.Join(pubErr, err)
 		}
 	}
-	r.Stats.Relayed.Add(int64(res.Added))
-	r.Stats.Duplicates.Add(int64(res.Duplicates))
+	r.counts.Relayed.Add(int64(res.Added))
+	r.counts.Duplicates.Add(int64(res.Duplicates))
 	if res.Behind > 0 {
 		r.log.Warn("conversation streams had lost messages they were past; their fan-out entries were written again (catch-up reads them from Postgres)",
 			"messages", res.Behind)
@@ -438,9 +441,15 @@ func (r *Relay) moveAside(ctx context.Context, rows []outboxRow) error {
 		return fmt.Errorf("move undecodable outbox rows aside: %w", err)
 	}
 	for _, o := range rows {
-		r.Stats.MovedAside.Add(1)
+		r.counts.MovedAside.Add(1)
 		r.log.Error("outbox row could not be decoded; moved to outbox_dead",
 			"outbox_id", o.OutboxID, "conversation_id", o.ConversationID, "seq", o.Seq)
 	}
 	return nil
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (r *Relay) Stats() Stats {
+	c := &r.counts
+	return Stats{Relayed: c.Relayed.Load(), Duplicates: c.Duplicates.Load(), MovedAside: c.MovedAside.Load(), Errors: c.Errors.Load(), TakenOver: c.TakenOver.Load()}
 }

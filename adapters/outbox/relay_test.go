@@ -169,7 +169,7 @@ func TestRelayCrashBetweenRedisWriteAndAckWritesEachStreamOnce(t *testing.T) {
 	if got := f.fanoutMessageIDs(t); len(got) != 1 || got[0] != msgID {
 		t.Fatalf("fan-out = %v, want [%s]", got, msgID)
 	}
-	if d := r.Stats.Duplicates.Load(); d != 1 {
+	if d := r.Stats().Duplicates; d != 1 {
 		t.Fatalf("duplicates = %d, want 1", d)
 	}
 }
@@ -257,7 +257,7 @@ func TestUndecodableOutboxRowIsMovedAsideAndTheRestFlows(t *testing.T) {
 	if got := f.fanoutMessageIDs(t); len(got) != 1 || got[0] != good {
 		t.Fatalf("fan-out = %v, want [%s]", got, good)
 	}
-	if n := r.Stats.MovedAside.Load(); n != 1 {
+	if n := r.Stats().MovedAside; n != 1 {
 		t.Fatalf("moved aside = %d, want 1", n)
 	}
 }

@@ -38,7 +38,7 @@ type GroupSubscribers struct {
 	url        URL
 	partitions FanoutPartitions
 	history    HistoryReader
-	Redrive    RedriveStats
+	redrive    redriveCounts
 	decode     wredis.Unmarshaller
 	consumer   string
 	cfg        GroupConfig
@@ -70,7 +70,7 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	cfg.NackResendSleep = cmp.Or(cfg.NackResendSleep, 250*time.Millisecond)
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 128)
 	cfg.BlockTime = cmp.Or(cfg.BlockTime, 500*time.Millisecond)
-	rd := redriver{client: client, history: g.history, stats: &g.Redrive, log: log}
+	rd := redriver{client: client, history: g.history, stats: &g.redrive, log: log}
 	return &batchSubscriber{
 		client: client, group: group, consumer: g.consumer, cfg: cfg, decode: g.decode, log: log,
 		claims:  g.claimsOf(group),
@@ -122,4 +122,9 @@ func (g *GroupSubscribers) Claims() map[string]int64 {
 func (g *GroupSubscribers) claimsOf(group string) *atomic.Int64 {
 	n, _ := g.claims.LoadOrStore(group, new(atomic.Int64))
 	return n.(*atomic.Int64)
+}
+
+// RedriveStats returns how many trimmed pending entries were republished or found unrecoverable.
+func (g *GroupSubscribers) RedriveStats() RedriveStats {
+	return RedriveStats{Republished: g.redrive.Republished.Load(), Unrecoverable: g.redrive.Unrecoverable.Load()}
 }

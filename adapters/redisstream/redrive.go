@@ -17,8 +17,10 @@ import (
 type RedriveStats struct {
 	// Republished: the message was found in Postgres and written to the fan-out stream again.
 	// Unrecoverable: not even the index named it; acked so it stops blocking, and logged.
-	Republished, Unrecoverable atomic.Int64
+	Republished, Unrecoverable int64
 }
+
+type redriveCounts struct{ Republished, Unrecoverable atomic.Int64 }
 
 // redriver handles a pending entry whose data is gone (trimmed by hand, or by MAXLEN from
 // elsewhere): watermill-redisstream would XCLAIM nothing and ack it, silently. Instead the
@@ -27,7 +29,7 @@ type RedriveStats struct {
 type redriver struct {
 	client  redis.UniversalClient
 	history HistoryReader
-	stats   *RedriveStats
+	stats   *redriveCounts
 	log     *slog.Logger
 }
 

@@ -101,13 +101,13 @@ func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPar
 			t.Fatalf("got %d of %d trimmed messages back", len(got), len(want))
 		}
 	}
-	waitFor(t, 5*time.Second, func() bool { return subs.Redrive.Republished.Load() == 5 }, "5 counted as republished")
+	waitFor(t, 5*time.Second, func() bool { return subs.RedriveStats().Republished == 5 }, "5 counted as republished")
 	waitFor(t, 5*time.Second, func() bool {
 		p, err := rdb.XPending(ctx, stream, "slow").Result()
 		return err == nil && p.Count == 0
 	}, "the dead ids are acknowledged")
 	time.Sleep(time.Second) // two more claim rounds: nothing is re-published twice
-	if n, u := subs.Redrive.Republished.Load(), subs.Redrive.Unrecoverable.Load(); n != 5 || u != 0 {
+	if n, u := subs.RedriveStats().Republished, subs.RedriveStats().Unrecoverable; n != 5 || u != 0 {
 		t.Fatalf("republished %d, unrecoverable %d; want 5 and 0", n, u)
 	}
 }

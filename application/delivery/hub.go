@@ -57,6 +57,10 @@ type Interest interface {
 
 // Stats are the hub's running totals (exported as metrics).
 type Stats struct {
+	Delivered, DuplicatesDropped, GapsFilled, FromRedis, FromPostgres, Subscriptions int64
+}
+
+type hubCounts struct {
 	Delivered, DuplicatesDropped, GapsFilled, FromRedis, FromPostgres, Subscriptions atomic.Int64
 }
 
@@ -67,7 +71,7 @@ type Hub struct {
 	source   Source
 	interest Interest
 	log      *slog.Logger
-	Stats    Stats
+	counts   hubCounts
 
 	mu   sync.RWMutex
 	subs map[conversation.ID]map[*Subscription]struct{}
@@ -109,7 +113,7 @@ func (h *Hub) Subscribe(ctx context.Context, conv conversation.ID, fromSeq int64
 	}
 	set[s] = struct{}{}
 	h.mu.Unlock()
-	h.Stats.Subscriptions.Add(1)
+	h.counts.Subscriptions.Add(1)
 	go s.catchUp()
 	return s
 }
@@ -121,7 +125,7 @@ func (s *Subscription) Close() {
 	if set, ok := h.subs[s.conv]; ok {
 		if _, mine := set[s]; mine {
 			delete(set, s)
-			h.Stats.Subscriptions.Add(-1)
+			h.counts.Subscriptions.Add(-1)
 		}
 		if len(set) == 0 {
 			delete(h.subs, s.conv)
@@ -171,7 +175,7 @@ func (h *Hub) CatchUpTo(conv conversation.ID, top int64) {
 	for s := range h.subs[conv] {
 		s.mu.Lock()
 		if s.last < top && s.ctx.Err() == nil {
-			h.Stats.GapsFilled.Add(1)
+			h.counts.GapsFilled.Add(1)
 			s.startCatchUpLocked()
 		}
 		s.mu.Unlock()
@@ -201,11 +205,11 @@ func (s *Subscription) offer(it Item) {
 			s.wantMore = true
 		}
 	case it.Seq <= s.last:
-		s.hub.Stats.DuplicatesDropped.Add(1)
+		s.hub.counts.DuplicatesDropped.Add(1)
 	case it.Seq == s.last+1:
 		s.deliverLocked(it)
 	default: // a gap: fetch what is missing, in order, before this one
-		s.hub.Stats.GapsFilled.Add(1)
+		s.hub.counts.GapsFilled.Add(1)
 		s.startCatchUpLocked()
 	}
 }
@@ -228,7 +232,7 @@ func (s *Subscription) deliverLocked(it Item) {
 		return
 	}
 	s.last = it.Seq
-	s.hub.Stats.Delivered.Add(1)
+	s.hub.counts.Delivered.Add(1)
 }
 
 // catchUp pages from the source until nothing is left and no live message arrived meanwhile.
@@ -252,9 +256,9 @@ func (s *Subscription) catchUp() {
 		backoff = 50 * time.Millisecond
 		if len(page) > 0 {
 			if origin == FromPostgres {
-				s.hub.Stats.FromPostgres.Add(int64(len(page)))
+				s.hub.counts.FromPostgres.Add(int64(len(page)))
 			} else {
-				s.hub.Stats.FromRedis.Add(int64(len(page)))
+				s.hub.counts.FromRedis.Add(int64(len(page)))
 			}
 		}
 		for _, it := range page {
@@ -275,4 +279,10 @@ func (s *Subscription) catchUp() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (h *Hub) Stats() Stats {
+	c := &h.counts
+	return Stats{Delivered: c.Delivered.Load(), DuplicatesDropped: c.DuplicatesDropped.Load(), GapsFilled: c.GapsFilled.Load(), FromRedis: c.FromRedis.Load(), FromPostgres: c.FromPostgres.Load(), Subscriptions: c.Subscriptions.Load()}
 }

@@ -177,7 +177,7 @@ func TestLiveGapIsFilledFromTheSourceAndDuplicatesDropped(t *testing.T) {
 	if got := sink.waitFor(t, 5); len(got) != 5 {
 		t.Fatalf("duplicates delivered: %v", got)
 	}
-	if hub.Stats.DuplicatesDropped.Load() < 1 {
+	if hub.Stats().DuplicatesDropped < 1 {
 		t.Fatal("the repeated live message was not counted as a duplicate")
 	}
 }

@@ -25,10 +25,13 @@ type FanoutListener struct {
 	client  redis.UniversalClient
 	hub     *delivery.Hub
 	log     *slog.Logger
-	Stats   FanoutStats
+	counts  fanoutCounts
 }
 
-type FanoutStats struct{ Entries, Malformed, Outages atomic.Int64 }
+// FanoutStats are the fan-out reader's running totals (exported as metrics).
+type FanoutStats struct{ Entries, Malformed, Outages int64 }
+
+type fanoutCounts struct{ Entries, Malformed, Outages atomic.Int64 }
 
 // Keys are the Redis names the listeners read (PROTOCOL.md section 5), given by the adapter that writes them.
 type Keys struct {
@@ -98,7 +101,7 @@ func (l *FanoutListener) outage(ctx context.Context, healthy bool, err error, ba
 		return healthy
 	}
 	if healthy {
-		l.Stats.Outages.Add(1)
+		l.counts.Outages.Add(1)
 		l.log.Warn("fan-out stream unreadable; live delivery paused, backlog reads continue", "error", err)
 	}
 	t := time.NewTimer(*backoff)
@@ -125,17 +128,23 @@ func (l *FanoutListener) currentEnd(ctx context.Context) (string, error) {
 }
 
 func (l *FanoutListener) offer(m redis.XMessage) {
-	l.Stats.Entries.Add(1)
+	l.counts.Entries.Add(1)
 	conv, _ := m.Values["conversation_id"].(string)
 	entryID, _ := m.Values["entry_id"].(string)
 	payload, _ := m.Values["payload"].(string)
 	seqPart, _, _ := strings.Cut(entryID, "-")
 	seq, err := strconv.ParseInt(seqPart, 10, 64)
 	if conv == "" || payload == "" || err != nil || seq < 1 {
-		l.Stats.Malformed.Add(1)
+		l.counts.Malformed.Add(1)
 		return // consumer groups dead-letter such entries; live delivery just skips them
 	}
 	ts, _ := m.Values["timestamp"].(string)
 	created, _ := strconv.ParseInt(ts, 10, 64) // absent in entries written before it was added: 0
 	l.hub.Publish(conversation.ID(conv), delivery.Item{Seq: seq, JSON: []byte(payload), CreatedAtMs: created})
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (l *FanoutListener) Stats() FanoutStats {
+	c := &l.counts
+	return FanoutStats{Entries: c.Entries.Load(), Malformed: c.Malformed.Load(), Outages: c.Outages.Load()}
 }

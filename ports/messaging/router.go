@@ -34,7 +34,9 @@ type SubscriberFactory interface {
 }
 
 // RouterStats are the router's running totals (exported as metrics).
-type RouterStats struct{ Handled, DeadLettered, Malformed atomic.Int64 }
+type RouterStats struct{ Handled, DeadLettered, Malformed int64 }
+
+type routerCounts struct{ Handled, DeadLettered, Malformed atomic.Int64 }
 
 // Router runs the consumer-group handlers of this instance in a Watermill router. Every handler
 // is its own consumer group on the fan-out stream, so each one sees every message once across
@@ -45,7 +47,7 @@ type Router struct {
 	build     func(ctx context.Context) (*message.Router, error)
 	reachable func(ctx context.Context) error
 	log       *slog.Logger
-	Stats     *RouterStats
+	counts    *routerCounts
 
 	mu      sync.Mutex
 	lastErr error // nil while a router runs
@@ -72,7 +74,7 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 	if subs == nil || deadLetters == nil || reg == nil || log == nil || len(keys.FanoutStreams) == 0 {
 		panic("messaging.NewRouter: nil dependency")
 	}
-	stats := &RouterStats{}
+	stats := &routerCounts{}
 	log = log.With("component", "router")
 	build := func(ctx context.Context) (*message.Router, error) {
 		wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -119,7 +121,7 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 		}
 		return r, nil
 	}
-	return &Router{build: build, reachable: subs.Reachable, log: log, Stats: stats, lastErr: errNotStarted}
+	return &Router{build: build, reachable: subs.Reachable, log: log, counts: stats, lastErr: errNotStarted}
 }
 
 // handlerName names a group's handler of partition p of n: the group itself without partitions,
@@ -230,7 +232,7 @@ func (r *Router) Ready(context.Context) error {
 var errPermanent = errors.New("message cannot be processed")
 
 // rejectMalformed sends entries the unmarshaller could not read straight to the dead letters.
-func rejectMalformed(stats *RouterStats) message.HandlerMiddleware {
+func rejectMalformed(stats *routerCounts) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			if reason := msg.Metadata.Get(MetaMalformed); reason != "" {
@@ -244,7 +246,7 @@ func rejectMalformed(stats *RouterStats) message.HandlerMiddleware {
 
 type countingPublisher struct {
 	message.Publisher
-	stats *RouterStats
+	stats *routerCounts
 	log   *slog.Logger
 }
 
@@ -261,4 +263,10 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 			"reason", m.Metadata.Get(middleware.ReasonForPoisonedKey))
 	}
 	return nil
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (r *Router) Stats() RouterStats {
+	c := r.counts
+	return RouterStats{Handled: c.Handled.Load(), DeadLettered: c.DeadLettered.Load(), Malformed: c.Malformed.Load()}
 }

@@ -24,8 +24,10 @@ import (
 
 // Stats are the port's running totals (exported as metrics).
 type Stats struct {
-	Connections, SlowCutoffs atomic.Int64
+	Connections, SlowCutoffs int64
 }
+
+type wsCounts struct{ Connections, SlowCutoffs atomic.Int64 }
 
 var errCutOff = errors.New("connection cut off")
 

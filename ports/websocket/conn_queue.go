@@ -63,7 +63,7 @@ func (c *conn) enqueue(conv conversation.ID, frame []byte) error {
 		c.queue, c.queued = nil, 0
 		close(c.room)
 		c.qmu.Unlock()
-		c.h.Stats.SlowCutoffs.Add(1)
+		c.h.counts.SlowCutoffs.Add(1)
 		c.h.log.Warn("slow client cut off", "user_id", c.user, "queued_limit_bytes", maxQueuedBytes)
 		go c.closeWith(websocket.StatusPolicyViolation, "slow consumer: too much queued")
 		return errCutOff

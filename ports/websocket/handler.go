@@ -85,7 +85,7 @@ type Handler struct {
 	opts     Options
 	obs      monitoring.Observer
 	log      *slog.Logger
-	Stats    Stats
+	counts   wsCounts
 
 	members *memberships
 
@@ -261,7 +261,7 @@ func (h *Handler) track(c *conn) bool {
 	}
 	h.conns[c] = struct{}{}
 	h.running.Add(1)
-	h.Stats.Connections.Add(1)
+	h.counts.Connections.Add(1)
 	return true
 }
 
@@ -270,7 +270,7 @@ func (h *Handler) untrack(c *conn) {
 	defer h.mu.Unlock()
 	if _, ok := h.conns[c]; ok {
 		delete(h.conns, c)
-		h.Stats.Connections.Add(-1)
+		h.counts.Connections.Add(-1)
 		h.running.Done()
 	}
 }
@@ -314,4 +314,10 @@ func (h *Handler) Shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// Stats returns the running totals at this moment (a copy: read-only for the caller).
+func (h *Handler) Stats() Stats {
+	c := &h.counts
+	return Stats{Connections: c.Connections.Load(), SlowCutoffs: c.SlowCutoffs.Load()}
 }
