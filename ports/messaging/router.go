@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -77,7 +76,7 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 	stats := &routerCounts{}
 	log = log.With("component", "router")
 	build := func(ctx context.Context) (*message.Router, error) {
-		wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+		wlog := newWatermillLogger(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 		r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
 		if err != nil {
 			return nil, err
