@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -114,6 +115,10 @@ func (o *OfflineCounter) CountOffline(ctx context.Context, group string, conv co
 func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if _, ok := o.client.(*redis.ClusterClient); ok {
+		o.runAcrossSlots(ctx, calls)
+		return
+	}
 	args := func(c *offlineCall) []any {
 		return []any{int64(handledTTL / time.Second), int64(OfflineTTL / time.Second), c.now, c.seq}
 	}
@@ -131,6 +136,74 @@ func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 		c.n, c.err = cmds[i].Int()
 		close(c.done)
 	}
+}
+
+// runAcrossSlots is run for Redis Cluster, where a recipient's counter and presence hash, and
+// the conversation's handled marks, live in different hash slots and no script may touch them
+// together. Two pipelined round trips instead: the handled mark (SETBIT, which answers whether
+// the message was new) with every recipient's presence, then the increments of the new
+// messages' offline recipients. A redelivered message still changes nothing; what is given up
+// is atomicity: a crash between the round trips loses that message's offline counts (the mark
+// is set first, so a count is never applied twice).
+func (o *OfflineCounter) runAcrossSlots(ctx context.Context, calls []*offlineCall) {
+	marks := make([]*redis.IntCmd, len(calls))
+	presence := make([][]*redis.StringSliceCmd, len(calls))
+	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			marks[i] = p.SetBit(ctx, c.keys[0], c.seq, 1)
+			p.Expire(ctx, c.keys[0], handledTTL)
+			for j := 2; j < len(c.keys); j += 2 {
+				presence[i] = append(presence[i], p.HVals(ctx, c.keys[j]))
+			}
+		}
+		return nil
+	})
+	incrs := make([][]*redis.IntCmd, len(calls))
+	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			old, err := marks[i].Result()
+			if c.err = err; err != nil || old == 1 {
+				continue // an error, or handled before: n stays 0
+			}
+			c.n = 1
+			for j, vouched := range presence[i] {
+				online, err := vouchedPast(vouched, c.now)
+				if err != nil {
+					c.err = err
+					break
+				}
+				if !online {
+					key := c.keys[1+2*j]
+					incrs[i] = append(incrs[i], p.Incr(ctx, key))
+					p.Expire(ctx, key, OfflineTTL)
+					c.n++
+				}
+			}
+		}
+		return nil
+	})
+	for i, c := range calls {
+		for _, cmd := range incrs[i] {
+			if err := cmd.Err(); err != nil && c.err == nil {
+				c.err = err
+			}
+		}
+		close(c.done)
+	}
+}
+
+// vouchedPast reports whether some instance's field of a presence hash vouches past now (ms).
+func vouchedPast(cmd *redis.StringSliceCmd, now int64) (bool, error) {
+	vals, err := cmd.Result()
+	if err != nil {
+		return false, err
+	}
+	for _, v := range vals {
+		if t, err := strconv.ParseInt(v, 10, 64); err == nil && t > now {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Clear resets a user's counter for a conversation (they subscribed or acknowledged it).

@@ -114,3 +114,66 @@ func TestHandledMarksTakeOneBitPerMessage(t *testing.T) {
 		t.Error("seq 2^40 accepted")
 	}
 }
+
+func TestOnRedisClusterOfflineCountsSpanSlotsAndStillCountEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	cluster := testinfra.StartRedisCluster(t, 3)
+	client := cluster.Client()
+	counter := redisstream.NewOfflineCounter(client)
+	// given carol connected somewhere (her presence hash vouches for her) and alice, bob not;
+	// their counters and presence hashes are spread over the cluster's slots
+	if ok, err := redisstream.NewPresence(client, "n1").Admit(ctx, "carol", 10); err != nil || !ok {
+		t.Fatalf("admit carol: %v %v", ok, err)
+	}
+	recipients := []conversation.UserID{"alice", "bob", "carol"}
+	slots := map[int64]bool{}
+	for _, u := range recipients {
+		for _, k := range []string{redisstream.OfflineKey(u, "c"), "presence:" + string(u)} {
+			slots[client.ClusterKeySlot(ctx, k).Val()] = true
+		}
+	}
+	if len(slots) < 2 {
+		t.Fatalf("the keys share one slot; the test needs them spread")
+	}
+
+	// when 200 events are counted at once, and then all of them again (a redelivery)
+	const events = 200
+	count := func() (fresh int) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range events {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				isNew, err := counter.CountOffline(ctx, "g", "c", int64(i+1), recipients)
+				if err != nil {
+					t.Error(err)
+				}
+				if isNew {
+					mu.Lock()
+					fresh++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return fresh
+	}
+	if fresh := count(); fresh != events {
+		t.Fatalf("%d of %d events reported new", fresh, events)
+	}
+	if fresh := count(); fresh != 0 {
+		t.Fatalf("%d redelivered events reported new", fresh)
+	}
+
+	// then the offline recipients' counters hold each event once, and carol's holds none
+	for u, want := range map[conversation.UserID]int{"alice": events, "bob": events, "carol": 0} {
+		n, err := client.Get(ctx, redisstream.OfflineKey(u, "c")).Int()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s's counter: %d, want %d", u, n, want)
+		}
+	}
+}
