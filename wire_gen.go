@@ -84,7 +84,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	router := messaging.NewRouter(keys, groupSubscribers, publisher, application, registry, log)
 	v := NewReadinessChecks(pool, universalClient, migrator, router)
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
-	liveChannels := redisstream.NewLiveChannels(universalClient, log)
+	liveChannels := redisstream.NewLiveChannels(universalClient, fanoutPartitions, log)
 	hub := delivery.NewHub(backlog, liveChannels, log)
 	presence := redisstream.NewPresence(universalClient, consumerName)
 	options := NewWebSocketOptions(cfg)

@@ -121,7 +121,7 @@ func (p *DualStreamPublisher) Removed(ctx context.Context, conv conversation.ID,
 	if err != nil {
 		return err
 	}
-	return p.client.Do(ctx, cmd, LiveChannel(string(conv)), EncodeRemoved(string(user))).Err()
+	return p.client.Do(ctx, cmd, p.partitions.LiveChannel(string(conv)), EncodeRemoved(string(user))).Err()
 }
 
 // liveCommand is how live channels are published: sharded where Redis has it (7.0+).

@@ -38,20 +38,21 @@ const subscribeChunk = 512
 // message; the hub checks every one by seq and the listener re-checks the streams, so the
 // channel only has to be fast, not reliable.
 type LiveChannels struct {
-	client redis.UniversalClient
-	log    *slog.Logger
-	stats  LiveStats
+	client     redis.UniversalClient
+	partitions FanoutPartitions
+	log        *slog.Logger
+	stats      LiveStats
 
 	mu   sync.Mutex
 	want map[conversation.ID]struct{}
 	kick chan struct{}
 }
 
-func NewLiveChannels(client redis.UniversalClient, log *slog.Logger) *LiveChannels {
+func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, log *slog.Logger) *LiveChannels {
 	if client == nil || log == nil {
 		panic("redisstream.NewLiveChannels: nil dependency")
 	}
-	return &LiveChannels{client: client, log: log.With("component", "live-channels"),
+	return &LiveChannels{client: client, partitions: partitions, log: log.With("component", "live-channels"),
 		want: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
@@ -86,38 +87,62 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 		Confirmations: l.stats.Confirmations.Load()}
 }
 
-// Run holds the Pub/Sub connection until ctx ends, handing each live message to onMessage and
+// Run holds the Pub/Sub connections until ctx ends, handing each live message to onMessage and
 // each confirmation that a channel is subscribed to onSubscribed: at first and again after every
 // reconnect (go-redis re-subscribes by itself), after which anything published before the
-// confirmation must be looked for in the stream.
+// confirmation must be looked for in the stream. There is one connection, or on Redis Cluster
+// with partitions one per partition (each holds the channels of one hash slot; see
+// FanoutPartitions.LiveChannel).
 func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID),
 	onRemoved func(conversation.ID, conversation.UserID)) error {
 	sharded, err := l.detectSharded(ctx)
 	if err != nil {
 		return nil // ctx ended while Redis was unreachable
 	}
-	var ps *redis.PubSub
-	if sharded {
-		ps = l.client.SSubscribe(ctx)
-	} else {
-		ps = l.client.Subscribe(ctx)
+	conns := 1
+	if _, cluster := l.client.(*redis.ClusterClient); cluster && l.partitions.Split() {
+		conns = l.partitions.Count()
 	}
-	defer ps.Close()
-	l.log.Info("live channels ready", "sharded_pubsub", sharded)
-	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(8192))
-	go l.reconcile(ctx, ps, sharded)
-	prefix := LiveChannel("")
+	l.log.Info("live channels ready", "sharded_pubsub", sharded, "connections", conns)
+	var receivers sync.WaitGroup
+	pss := make([]*redis.PubSub, conns)
+	// a connection is opened with its first channels: a cluster client connects a Pub/Sub to
+	// the node of its first channel's slot, and one opened empty goes to a random node
+	open := func(i int, channels []string) *redis.PubSub {
+		if sharded {
+			pss[i] = l.client.SSubscribe(ctx, channels...)
+		} else {
+			pss[i] = l.client.Subscribe(ctx, channels...)
+		}
+		ch := pss[i].ChannelWithSubscriptions(redis.WithChannelSize(8192))
+		receivers.Add(1)
+		go func() { defer receivers.Done(); l.receive(ctx, ch, onMessage, onSubscribed, onRemoved) }()
+		return pss[i]
+	}
+	l.reconcile(ctx, pss, sharded, open)
+	for _, ps := range pss {
+		if ps != nil {
+			_ = ps.Close()
+		}
+	}
+	receivers.Wait()
+	return nil
+}
+
+// receive hands what one connection hears to the callbacks until ctx ends.
+func (l *LiveChannels) receive(ctx context.Context, ch <-chan any, onMessage func(conversation.ID, delivery.Item),
+	onSubscribed func(conversation.ID), onRemoved func(conversation.ID, conversation.UserID)) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case m, ok := <-ch:
 			if !ok {
-				return nil
+				return
 			}
 			switch m := m.(type) {
 			case *redis.Message:
-				conv := conversation.ID(strings.TrimPrefix(m.Channel, prefix))
+				conv := conversation.ID(ConversationOfLive(m.Channel))
 				if user, ok := DecodeRemoved([]byte(m.Payload)); ok {
 					onRemoved(conv, conversation.UserID(user))
 					continue
@@ -132,52 +157,73 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 			case *redis.Subscription:
 				if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
 					l.stats.Confirmations.Add(1)
-					onSubscribed(conversation.ID(strings.TrimPrefix(m.Channel, prefix)))
+					onSubscribed(conversation.ID(ConversationOfLive(m.Channel)))
 				}
 			}
 		}
 	}
 }
 
-// reconcile brings the connection's channels to what the hub wants, in batches, whenever the
-// wish changes. A failed command needs no retry here: go-redis keeps the channel set it was
+// reconcile brings the connections' channels to what the hub wants, in batches, whenever the
+// wish changes, until ctx ends; with several connections, each conversation's channel goes to
+// its partition's. A failed command needs no retry here: go-redis keeps the channel set it was
 // given and re-subscribes it on its next connection.
-func (l *LiveChannels) reconcile(ctx context.Context, ps *redis.PubSub, sharded bool) {
-	sub, unsub := ps.Subscribe, ps.Unsubscribe
-	if sharded {
-		sub, unsub = ps.SSubscribe, ps.SUnsubscribe
-	}
+func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, sharded bool, open func(int, []string) *redis.PubSub) {
 	have := map[conversation.ID]struct{}{}
 	for {
+		add, drop := make([][]string, len(pss)), make([][]string, len(pss))
+		conn := func(conv conversation.ID) int {
+			if len(pss) == 1 {
+				return 0
+			}
+			return l.partitions.Of(string(conv))
+		}
 		l.mu.Lock()
-		var add, drop []string
 		for conv := range l.want {
 			if _, ok := have[conv]; !ok {
-				add = append(add, LiveChannel(string(conv)))
+				add[conn(conv)] = append(add[conn(conv)], l.partitions.LiveChannel(string(conv)))
 				have[conv] = struct{}{}
 			}
 		}
 		for conv := range have {
 			if _, ok := l.want[conv]; !ok {
-				drop = append(drop, LiveChannel(string(conv)))
+				drop[conn(conv)] = append(drop[conn(conv)], l.partitions.LiveChannel(string(conv)))
 				delete(have, conv)
 			}
 		}
 		l.mu.Unlock()
-		for chunk := range slices.Chunk(add, subscribeChunk) {
-			if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
-				l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
+		for i := range pss {
+			if pss[i] == nil && len(add[i]) > 0 {
+				first := add[i][:min(len(add[i]), subscribeChunk)]
+				open(i, first)
+				add[i] = add[i][len(first):]
 			}
-		}
-		for chunk := range slices.Chunk(drop, subscribeChunk) {
-			if err := unsub(ctx, chunk...); err != nil && ctx.Err() == nil {
-				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
+			if pss[i] != nil {
+				l.apply(ctx, pss[i], sharded, add[i], drop[i])
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.kick:
+		}
+	}
+}
+
+// apply subscribes one connection to add and unsubscribes it from drop, in chunks.
+func (l *LiveChannels) apply(ctx context.Context, ps *redis.PubSub, sharded bool, add, drop []string) {
+	sub, unsub := ps.Subscribe, ps.Unsubscribe
+	if sharded {
+		sub, unsub = ps.SSubscribe, ps.SUnsubscribe
+	}
+	for chunk := range slices.Chunk(add, subscribeChunk) {
+		if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
+			l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
+		}
+	}
+	for chunk := range slices.Chunk(drop, subscribeChunk) {
+		if err := unsub(ctx, chunk...); err != nil && ctx.Err() == nil {
+			l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
 		}
 	}
 }

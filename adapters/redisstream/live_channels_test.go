@@ -20,7 +20,7 @@ import (
 // liveRig is one instance's live delivery on a private Redis: live channels, the stream
 // backlog, the hub and the listener, as wire.go puts them together.
 type liveRig struct {
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	channels *redisstream.LiveChannels
 	hub      *delivery.Hub
 	pub      *redisstream.DualStreamPublisher
@@ -29,9 +29,13 @@ type liveRig struct {
 
 func startLive(t *testing.T, recheck time.Duration) *liveRig {
 	t.Helper()
-	rds := testinfra.StartRedis(t)
-	rdb := rds.Client()
-	channels := redisstream.NewLiveChannels(rdb, quiet)
+	return startLiveOn(t, testinfra.StartRedis(t).Client(), 1, recheck)
+}
+
+// startLiveOn is startLive on a given Redis (or Redis Cluster) with a number of fan-out partitions.
+func startLiveOn(t *testing.T, rdb redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration) *liveRig {
+	t.Helper()
+	channels := redisstream.NewLiveChannels(rdb, partitions, quiet)
 	backlog := redisstream.NewBacklog(rdb, noHistory{}, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
 	listener := messaging.NewLiveListener(channels, revocations{}, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
@@ -40,7 +44,7 @@ func startLive(t *testing.T, recheck time.Duration) *liveRig {
 	go func() { defer close(done); _ = listener.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return &liveRig{rdb: rdb, channels: channels, hub: hub, seqs: map[conversation.ID]int64{},
-		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false, 1)}
+		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)}
 }
 
 // revocations ignores membership notices (these tests send none).
@@ -223,4 +227,50 @@ func TestALostOnlyMessageOfAQuietConversationArrivesAtTheFullRecheck(t *testing.
 
 	// then a full re-check round still brings it
 	sink.expect(t, 1)
+}
+
+func TestOnRedisClusterLiveChannelsFollowEachPartitionOnItsOwnConnectionAndSurviveAFailover(t *testing.T) {
+	cluster := testinfra.StartRedisCluster(t, 3)
+	// no re-check timer: whatever arrives comes through the live channels (or a subscription's
+	// confirmation, which compares with the stream)
+	rig := startLiveOn(t, cluster.Client(), 4, time.Hour)
+
+	// given subscribers of 12 conversations, whose live channels fall in several slots
+	convs := make([]conversation.ID, 12)
+	sinks := make([]*seqSink, len(convs))
+	for i := range convs {
+		convs[i] = conversation.ID(fmt.Sprintf("conv-%02d", i))
+		sinks[i] = &seqSink{}
+		rig.hub.Subscribe(context.Background(), convs[i], 0, sinks[i])
+	}
+	eventually(t, "every live channel is subscribed", func() bool {
+		return rig.channels.Snapshot().Confirmations >= int64(len(convs))
+	})
+
+	// when each gets 5 messages through the split publish
+	for _, c := range convs {
+		rig.publish(t, c, 5)
+	}
+
+	// then each subscriber has its 5, in order, heard live
+	for _, s := range sinks {
+		s.expect(t, 5)
+	}
+	if n := rig.channels.Snapshot().Messages; n != int64(5*len(convs)) {
+		t.Fatalf("heard %d live messages, want %d", n, 5*len(convs))
+	}
+
+	// and when the master of one conversation's live channel fails over, the connection to it
+	// comes back on the new master and its messages arrive again
+	victim := convs[0]
+	cluster.StopMasterOf(redisstream.FanoutPartitions(4).LiveChannel(string(victim)), 30*time.Second)
+	testinfra.Eventually(t, 20*time.Second, "publishing works after the failover", func() bool {
+		_, err := rig.pub.Publish(context.Background(), [][]redisstream.Entry{rig.entries(victim, 1)})
+		if err != nil {
+			rig.seqs[victim]-- // not written: the same seq is published again
+		}
+		return err == nil
+	})
+	rig.publish(t, victim, 2)
+	sinks[0].expect(t, 8)
 }

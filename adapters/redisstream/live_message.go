@@ -4,14 +4,41 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/nova-chat/nova/application/delivery"
+	"github.com/nova-chat/nova/events"
 )
 
 // LiveChannel is the channel on which Nova's instances hear a conversation's new messages:
 // sharded Pub/Sub (SPUBLISH) where Redis has it, plain Pub/Sub before Redis 7. It is internal
 // to Nova; other consumers use the streams or the legacy channel (PROTOCOL.md section 5).
-func LiveChannel(conversationID string) string { return "nova:live:" + conversationID }
+func LiveChannel(conversationID string) string { return liveChannelPrefix + conversationID }
+
+const liveChannelPrefix = "nova:live:"
+
+// LiveChannel is conv's live channel with these partitions: LiveChannel(conv) for one, and
+// "nova:live:{p}:<conv>" above, p being conv's fan-out partition. The hash tag puts the live
+// channels of one partition in one Cluster slot: an instance then holds one sharded Pub/Sub
+// connection per partition (a go-redis Pub/Sub connection serves one slot, and re-subscribes
+// all its channels in one command), as Centrifugo's broker partitions its channels.
+func (n FanoutPartitions) LiveChannel(conv string) string {
+	if !n.Split() {
+		return LiveChannel(conv)
+	}
+	return liveChannelPrefix[:len(liveChannelPrefix)-1] + events.PartitionSuffix(n.Of(conv)) + ":" + conv
+}
+
+// ConversationOfLive is the conversation a live channel (either form) belongs to.
+func ConversationOfLive(channel string) string {
+	rest := strings.TrimPrefix(channel, liveChannelPrefix)
+	if strings.HasPrefix(rest, "{") {
+		if _, conv, ok := strings.Cut(rest, "}:"); ok {
+			return conv
+		}
+	}
+	return rest
+}
 
 // The live channel's payload is "<seq> <created_at unix ms> <Message JSON>": seq and time in
 // front, so an instance routes and checks a message by seq without parsing its JSON.

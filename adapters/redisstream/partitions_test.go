@@ -73,7 +73,7 @@ func TestASplitPublishWritesEachConversationOnceToItsPartitionInSeqOrder(t *test
 		batch1 = append(batch1, convEntries(c, 1, 3))
 		batch2 = append(batch2, convEntries(c, 4, 5))
 	}
-	live := rdb.SSubscribe(ctx, redisstream.LiveChannel(ids[0]))
+	live := rdb.SSubscribe(ctx, four.LiveChannel(ids[0]))
 	defer live.Close()
 	if _, err := live.Receive(ctx); err != nil {
 		t.Fatal(err)

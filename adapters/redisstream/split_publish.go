@@ -75,7 +75,7 @@ func (p *DualStreamPublisher) queueFanout(ctx context.Context, pipe redis.Pipeli
 			args = append(args, e.Seq, len(fields)/2)
 			args = append(args, fields...)
 			if held[i][j] != 0 {
-				pipe.Do(ctx, liveCmd, LiveChannel(conv),
+				pipe.Do(ctx, liveCmd, p.partitions.LiveChannel(conv),
 					EncodeLive(delivery.Item{Seq: e.Seq, CreatedAtMs: e.CreatedAt.UnixMilli(), JSON: e.Payload}))
 			}
 		}
