@@ -74,7 +74,7 @@ var settings = []setting{
 		c.DatabaseURL = postgres.DSN(v)
 		return nil
 	}},
-	{"REDIS_URL", "redis://localhost:6379/0", "Redis: a redis:// URL (Redis Cluster seeds are refused until it is supported, issue #10)", func(c *Config, v string) error {
+	{"REDIS_URL", "redis://localhost:6379/0", "Redis: a redis:// URL, or comma-separated host:port seeds of a Redis Cluster (which needs NOVA_FANOUT_PARTITIONS > 1)", func(c *Config, v string) error {
 		if strings.Contains(v, "://") && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
 			return errors.New("must be a redis:// URL or host:port seeds")
 		}
@@ -84,7 +84,6 @@ var settings = []setting{
 					return fmt.Errorf("seed %q is not host:port", seed)
 				}
 			}
-			return redisstream.ErrClusterUnsupported
 		}
 		c.RedisURL = redisstream.URL(v)
 		return nil
@@ -301,6 +300,10 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		if err := s.parse(&c, *values[s.env]); err != nil {
 			return Config{}, nil, &ConfigError{Variable: s.env, Problem: err.Error()}
 		}
+	}
+	if c.RedisURL.Cluster() && !c.FanoutPartitions.Split() {
+		return Config{}, nil, &ConfigError{Variable: "NOVA_FANOUT_PARTITIONS",
+			Problem: "Redis Cluster (REDIS_URL names seeds) needs more than 1 partition, e.g. 16: the unpartitioned fan-out keys share no hash slot"}
 	}
 	if c.LiveFeed == "fanout" && c.FanoutPartitions > 1 {
 		return Config{}, nil, &ConfigError{Variable: "NOVA_LIVE_FEED",

@@ -42,7 +42,8 @@ func TestTheJWTSecretCanComeFromAFile(t *testing.T) {
 		"no file":    {"NOVA_JWT_SECRET_FILE": filepath.Join(dir, "missing")},
 		"short env":  {"NOVA_JWT_SECRET": "short"},
 		"bad number": {"NOVA_STREAM_MAXLEN": "lots"},
-		"cluster":    {"REDIS_URL": "10.0.0.1:7000,10.0.0.2:7000"}, // refused until issue #10
+		// a cluster's unpartitioned fan-out keys share no hash slot
+		"cluster without partitions": {"REDIS_URL": "10.0.0.1:7000,10.0.0.2:7000", "NOVA_FANOUT_PARTITIONS": "1"},
 	} {
 		_, err := loadConfig(env)
 		var ce *ConfigError
@@ -50,7 +51,7 @@ func TestTheJWTSecretCanComeFromAFile(t *testing.T) {
 			t.Errorf("%s: error %v, want a ConfigError", name, err)
 			continue
 		}
-		if _, named := env[ce.Variable]; !named {
+		if _, named := env[ce.Variable]; !named || (name == "cluster without partitions" && ce.Variable != "NOVA_FANOUT_PARTITIONS") {
 			t.Errorf("%s: the error names %s, want one of %v", name, ce.Variable, env)
 		}
 	}
@@ -78,5 +79,12 @@ func TestFanoutPartitionsAreAnIntegerFrom1To1024(t *testing.T) {
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Variable != "NOVA_LIVE_FEED" {
 		t.Errorf("the A/B fan-out reader with partitions: %v, want a ConfigError naming NOVA_LIVE_FEED", err)
+	}
+}
+
+func TestARedisClusterIsAcceptedWithPartitions(t *testing.T) {
+	c, err := loadConfig(map[string]string{"REDIS_URL": "10.0.0.1:7000,10.0.0.2:7000", "NOVA_FANOUT_PARTITIONS": "16"})
+	if err != nil || !c.RedisURL.Cluster() || c.FanoutPartitions != 16 {
+		t.Fatalf("cluster seeds with 16 partitions: %+v, %v", c.RedisURL, err)
 	}
 }

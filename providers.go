@@ -65,10 +65,11 @@ func (n loggedNotifier) Removed(ctx context.Context, conv conversation.ID, user 
 
 // NewReadinessChecks are what /readyz asks: Postgres, Redis, that migrations are applied, and
 // that the consumer groups run (they retry on their own when Redis was away at start).
-func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, m *postgres.Migrator, router *messaging.Router) []nhttp.ReadinessCheck {
+func NewReadinessChecks(pool *pgxpool.Pool, rdb redis.UniversalClient, partitions redisstream.FanoutPartitions,
+	m *postgres.Migrator, router *messaging.Router) []nhttp.ReadinessCheck {
 	return []nhttp.ReadinessCheck{
 		{Name: "postgres", Check: pool.Ping},
-		{Name: "redis", Check: func(ctx context.Context) error { return redisstream.CheckSupported(ctx, rdb) }},
+		{Name: "redis", Check: func(ctx context.Context) error { return redisstream.CheckSupported(ctx, rdb, partitions) }},
 		{Name: "migrations", Check: func(ctx context.Context) error {
 			pending, err := m.Pending(ctx)
 			if err == nil && pending {

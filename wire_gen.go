@@ -82,7 +82,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	}
 	registry := admin.NewRegistry()
 	router := messaging.NewRouter(keys, groupSubscribers, publisher, application, registry, log)
-	v := NewReadinessChecks(pool, universalClient, migrator, router)
+	v := NewReadinessChecks(pool, universalClient, fanoutPartitions, migrator, router)
 	backlog := redisstream.NewBacklog(universalClient, readModel, log)
 	liveChannels := redisstream.NewLiveChannels(universalClient, fanoutPartitions, log)
 	hub := delivery.NewHub(backlog, liveChannels, log)

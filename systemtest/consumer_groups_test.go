@@ -21,7 +21,7 @@ import (
 
 var fastClaims = map[string]string{"NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}
 
-func offlineCount(t *testing.T, rdb *redis.Client, u conversation.UserID, c conversation.ID) int {
+func offlineCount(t *testing.T, rdb redis.Cmdable, u conversation.UserID, c conversation.ID) int {
 	t.Helper()
 	v, err := rdb.Get(context.Background(), redisstream.OfflineKey(u, c)).Result()
 	if err == redis.Nil {

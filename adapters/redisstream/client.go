@@ -30,7 +30,7 @@ func NewClient(ctx context.Context, url URL) (redis.UniversalClient, func(), err
 // newClient connects with poolSize connections at most (to a single Redis).
 func newClient(_ context.Context, url URL, poolSize int) (redis.UniversalClient, func(), error) {
 	var client redis.UniversalClient
-	if s := string(url); strings.Contains(s, ",") || !strings.Contains(s, "://") {
+	if s := string(url); url.Cluster() {
 		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(s, ","), DialTimeout: 2 * time.Second,
 			ClusterStateReloadInterval: ClusterStateReload})
 	} else {
@@ -55,16 +55,25 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-// ErrClusterUnsupported: Nova cannot run on Redis Cluster yet. It would accept sends and then
-// fail every publish with CROSSSLOT (the publish script writes the conversation stream and the
-// fan-out stream, which live in different hash slots), so the outbox would grow without end.
-var ErrClusterUnsupported = errors.New("Redis Cluster is not supported yet (issue #10: the publish script writes " +
-	"keys of several hash slots); use a single Redis primary, with replicas and failover if you need them")
+// Cluster says whether the URL names a Redis Cluster (several seeds, or one host:port).
+func (u URL) Cluster() bool {
+	s := string(u)
+	return strings.Contains(s, ",") || (s != "" && !strings.Contains(s, "://"))
+}
 
-// CheckSupported refuses a Redis that Nova cannot use: a cluster node (cluster_enabled:1).
-func CheckSupported(ctx context.Context, client redis.UniversalClient) error {
+// ErrClusterUnsupported: a Redis Cluster Nova cannot use as configured.
+var ErrClusterUnsupported = errors.New("Redis Cluster needs its seeds in REDIS_URL (host:port,host:port,...; " +
+	"a redis:// URL connects to one node only) and NOVA_FANOUT_PARTITIONS > 1")
+
+// CheckSupported refuses a Redis that Nova cannot use: a cluster without partitions (the
+// unpartitioned fan-out keys share no hash slot), or a cluster node reached through a plain
+// redis:// URL (one node's client would answer MOVED for most keys).
+func CheckSupported(ctx context.Context, client redis.UniversalClient, partitions FanoutPartitions) error {
 	if _, ok := client.(*redis.ClusterClient); ok {
-		return ErrClusterUnsupported
+		if !partitions.Split() {
+			return ErrClusterUnsupported
+		}
+		return client.Ping(ctx).Err()
 	}
 	info, err := client.Info(ctx, "cluster").Result()
 	if err != nil {

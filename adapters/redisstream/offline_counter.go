@@ -27,6 +27,15 @@ var countOfflineLua string
 
 var countOffline = redis.NewScript(countOfflineLua)
 
+//go:embed count_recipient.lua
+var countRecipientLua string
+
+var countRecipient = redis.NewScript(countRecipientLua)
+
+// countedSeqs is how many recent seqs a recipient's counter remembers on Redis Cluster (see
+// runAcrossSlots).
+const countedSeqs = 256
+
 // OfflineCounter keeps offline:{user_id}:{conversation_id}: messages that arrived while the user
 // had no connection anywhere.
 //
@@ -140,32 +149,54 @@ func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 
 // runAcrossSlots is run for Redis Cluster, where a recipient's counter and presence hash, and
 // the conversation's handled marks, live in different hash slots and no script may touch them
-// together. Two pipelined round trips instead: the handled mark (SETBIT, which answers whether
-// the message was new) with every recipient's presence, then the increments of the new
-// messages' offline recipients. A redelivered message still changes nothing; what is given up
-// is atomicity: a crash between the round trips loses that message's offline counts (the mark
-// is set first, so a count is never applied twice).
+// together. Three pipelined round trips instead: the handled mark (read) with every
+// recipient's presence; then, for a message not handled yet, count_recipient.lua for each
+// offline recipient, which counts a seq into a counter once (it remembers the counter's recent
+// seqs in the counter's own slot); then the handled mark is set. A failure anywhere (a master
+// failing over) leaves the mark unset, and the retry counts only what was not counted, so each
+// count stays exact. The limit: a redelivery older than the recipient's countedSeqs newest
+// counted seqs of that conversation would count again.
 func (o *OfflineCounter) runAcrossSlots(ctx context.Context, calls []*offlineCall) {
+	for attempt := 0; ; attempt++ {
+		noScript := o.countAcrossSlots(ctx, calls)
+		if !noScript || attempt == 1 {
+			break
+		}
+		// a node without the script (new, restarted or failed over): load it on every master
+		// and count again, which counts only what was not counted
+		if err := countRecipient.Load(ctx, o.client).Err(); err != nil {
+			break
+		}
+		for _, c := range calls {
+			c.err, c.n = nil, 0
+		}
+	}
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// countAcrossSlots is one attempt of runAcrossSlots; it reports whether some node lacked the
+// script.
+func (o *OfflineCounter) countAcrossSlots(ctx context.Context, calls []*offlineCall) (noScript bool) {
 	marks := make([]*redis.IntCmd, len(calls))
 	presence := make([][]*redis.StringSliceCmd, len(calls))
 	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
-			marks[i] = p.SetBit(ctx, c.keys[0], c.seq, 1)
-			p.Expire(ctx, c.keys[0], handledTTL)
+			marks[i] = p.GetBit(ctx, c.keys[0], c.seq)
 			for j := 2; j < len(c.keys); j += 2 {
 				presence[i] = append(presence[i], p.HVals(ctx, c.keys[j]))
 			}
 		}
 		return nil
 	})
-	incrs := make([][]*redis.IntCmd, len(calls))
+	counts := make([][]*redis.Cmd, len(calls))
 	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
-			old, err := marks[i].Result()
-			if c.err = err; err != nil || old == 1 {
+			handled, err := marks[i].Result()
+			if c.err = err; err != nil || handled == 1 {
 				continue // an error, or handled before: n stays 0
 			}
-			c.n = 1
 			for j, vouched := range presence[i] {
 				online, err := vouchedPast(vouched, c.now)
 				if err != nil {
@@ -173,23 +204,38 @@ func (o *OfflineCounter) runAcrossSlots(ctx context.Context, calls []*offlineCal
 					break
 				}
 				if !online {
-					key := c.keys[1+2*j]
-					incrs[i] = append(incrs[i], p.Incr(ctx, key))
-					p.Expire(ctx, key, OfflineTTL)
-					c.n++
+					counter := c.keys[1+2*j]
+					counts[i] = append(counts[i], countRecipient.EvalSha(ctx, p, []string{counter, "{" + counter + "}:counted"},
+						c.seq, int64(OfflineTTL/time.Second), countedSeqs))
 				}
 			}
 		}
 		return nil
 	})
-	for i, c := range calls {
-		for _, cmd := range incrs[i] {
-			if err := cmd.Err(); err != nil && c.err == nil {
-				c.err = err
+	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			if c.err != nil || marks[i].Val() == 1 {
+				continue
+			}
+			for _, cmd := range counts[i] {
+				if err := cmd.Err(); err != nil {
+					c.err = err // the retry counts only what was not counted
+				}
+			}
+			if c.err == nil {
+				c.n = 1 + len(counts[i])
+				p.SetBit(ctx, c.keys[0], c.seq, 1)
+				p.Expire(ctx, c.keys[0], handledTTL)
 			}
 		}
-		close(c.done)
+		return nil
+	})
+	for i := range calls {
+		for _, cmd := range counts[i] {
+			noScript = noScript || redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT")
+		}
 	}
+	return noScript
 }
 
 // vouchedPast reports whether some instance's field of a presence hash vouches past now (ms).

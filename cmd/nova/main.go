@@ -239,7 +239,7 @@ func versionString() string {
 }
 
 // refuseUnsupportedRedis asks Redis, if it answers within 2 s, whether Nova can use it (not a
-// cluster node). An unreachable Redis is no reason to refuse: Nova starts and waits for it,
+// cluster node reached through a redis:// URL, nor a cluster without partitions). An unreachable Redis is no reason to refuse: Nova starts and waits for it,
 // and /readyz reports the same check once it answers.
 func refuseUnsupportedRedis(ctx context.Context, cfg nova.Config) error {
 	rdb, closeRedis, err := redisstream.NewClient(ctx, cfg.RedisURL)
@@ -249,7 +249,7 @@ func refuseUnsupportedRedis(ctx context.Context, cfg nova.Config) error {
 	defer closeRedis()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := redisstream.CheckSupported(ctx, rdb); errors.Is(err, redisstream.ErrClusterUnsupported) {
+	if err := redisstream.CheckSupported(ctx, rdb, cfg.FanoutPartitions); errors.Is(err, redisstream.ErrClusterUnsupported) {
 		return err
 	}
 	return nil

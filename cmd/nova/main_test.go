@@ -55,8 +55,8 @@ func TestMistakesExitTwoWithAOneLineReason(t *testing.T) {
 }
 
 func TestServeRefusesARedisClusterNodeWithAOneLineError(t *testing.T) {
-	// given a Redis that is a cluster node (Nova would take sends and then fail every publish
-	// with CROSSSLOT, letting the outbox grow without end)
+	// given a Redis Cluster node named by a redis:// URL (a client of that one node would take
+	// sends and then fail every publish whose keys another node serves)
 	rds := testinfra.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"))
 	env := append(os.Environ(), "REDIS_URL="+rds.URL(), "DATABASE_URL=postgres://127.0.0.1:1/none",
 		"NOVA_JWT_SECRET="+strings.Repeat("s", 40), "NOVA_HTTP_ADDR=127.0.0.1:0", "NOVA_ADMIN_ADDR=127.0.0.1:0")
@@ -65,7 +65,7 @@ func TestServeRefusesARedisClusterNodeWithAOneLineError(t *testing.T) {
 	_, stderr, code := runNova(t, env, "serve")
 
 	// then it refuses at once, exit 2, saying why in one line
-	if code != 2 || !strings.Contains(stderr, "Redis Cluster is not supported") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+	if code != 2 || !strings.Contains(stderr, "Redis Cluster needs its seeds in REDIS_URL") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 		t.Fatalf("exit %d, stderr %q; want 2 and one line about Redis Cluster", code, stderr)
 	}
 }

@@ -1,0 +1,94 @@
+package systemtest_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+// On a Redis Cluster (3 masters, one replica each) with 4 fan-out partitions, two instances
+// deliver across instances and count each message once, and a master failing over in the middle
+// of a stream of sends loses nothing: every message reaches the subscriber once, in order, and
+// every offline count is exact.
+func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *testing.T) {
+	const conversations, before, during = 6, 3, 20
+	cluster := testinfra.StartRedisCluster(t, 3)
+	rdb := cluster.Client()
+	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: cluster.Seeds(),
+		Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_SEND_RATE": "0"}}
+	a, b := testinfra.StartProcess(t, env), testinfra.StartProcess(t, env)
+	alice := testinfra.NewUser(t, a.URL)
+	bob := testinfra.NewUser(t, b.URL)   // subscribed on the other instance
+	carol := testinfra.NewUser(t, a.URL) // offline
+
+	var convs []conversation.ID
+	ws := bob.DialWS("", "")
+	for range conversations {
+		c := alice.CreateConversation(bob.User, carol.User)
+		convs = append(convs, c)
+		ws.Subscribe(c, nil)
+	}
+	received := map[conversation.ID]int64{}
+	expectNext := func(n int, within time.Duration) {
+		t.Helper()
+		for _, m := range ws.Messages(n, within) {
+			if m.Seq != received[m.ConversationID]+1 {
+				t.Fatalf("conversation %s: seq %d after %d", m.ConversationID, m.Seq, received[m.ConversationID])
+			}
+			received[m.ConversationID] = m.Seq
+		}
+	}
+
+	// given messages sent on A, delivered on B and counted for carol
+	for i := 1; i <= before; i++ {
+		for _, c := range convs {
+			alice.Send(c, fmt.Sprintf("before-%d", i), i)
+		}
+	}
+	expectNext(conversations*before, 15*time.Second)
+
+	// when the master holding the first conversation's partition fails over while alice sends
+	var sending sync.WaitGroup
+	sending.Add(1)
+	go func() {
+		defer sending.Done()
+		for i := 1; i <= during; i++ {
+			for _, c := range convs {
+				if _, status := alice.Send(c, fmt.Sprintf("during-%d", i), i); status != 201 {
+					t.Errorf("send during the failover: %d", status)
+				}
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	part := redisstream.FanoutPartitions(4)
+	stopped := cluster.StopMasterOf(part.Stream(part.Of(string(convs[0]))), 30*time.Second)
+	t.Logf("master on port %d stopped; its replica took over", stopped.Port)
+	sending.Wait()
+
+	// then bob has every message once, in order, and carol's counts are exact
+	expectNext(conversations*during, 60*time.Second)
+	for _, c := range convs {
+		if received[c] != before+during {
+			t.Fatalf("conversation %s: bob has up to seq %d, want %d", c, received[c], before+during)
+		}
+		eventually(t, 30*time.Second, "carol's offline count is exact", func() bool {
+			return offlineCount(t, rdb, carol.User, c) == before+during
+		})
+	}
+	time.Sleep(2 * time.Second) // a count applied twice (a redelivery after the failover) would show by now
+	for _, c := range convs {
+		if n := offlineCount(t, rdb, carol.User, c); n != before+during {
+			t.Fatalf("carol's offline count in %s is %d, want %d", c, n, before+during)
+		}
+	}
+	if extra, ok := ws.TryNext(500 * time.Millisecond); ok && extra.Type == "message" {
+		t.Fatalf("a message arrived twice: %+v", extra.Message)
+	}
+}
