@@ -22,30 +22,7 @@ func TestOverlappingOfflineCountsShareRoundTripsAndCountEachEventOnce(t *testing
 	client.AddHook(tripCounter{&roundTrips})
 	counter := redisstream.NewOfflineCounter(client)
 	const events = 300
-	count := func() (fresh int) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		start := make(chan struct{})
-		for i := range events {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				isNew, err := counter.CountOffline(ctx, "g", "c", int64(i+1), []conversation.UserID{"alice", "bob"})
-				if err != nil {
-					t.Error(err)
-				}
-				if isNew {
-					mu.Lock()
-					fresh++
-					mu.Unlock()
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		return fresh
-	}
+	count := func() int { return countAtOnce(t, counter, events, []conversation.UserID{"alice", "bob"}) }
 
 	// given 300 events counted at the same time
 	if fresh := count(); fresh != events {
@@ -138,27 +115,7 @@ func TestOnRedisClusterOfflineCountsSpanSlotsAndStillCountEachEventOnce(t *testi
 
 	// when 200 events are counted at once, and then all of them again (a redelivery)
 	const events = 200
-	count := func() (fresh int) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for i := range events {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				isNew, err := counter.CountOffline(ctx, "g", "c", int64(i+1), recipients)
-				if err != nil {
-					t.Error(err)
-				}
-				if isNew {
-					mu.Lock()
-					fresh++
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		return fresh
-	}
+	count := func() int { return countAtOnce(t, counter, events, recipients) }
 	if fresh := count(); fresh != events {
 		t.Fatalf("%d of %d events reported new", fresh, events)
 	}
@@ -176,4 +133,32 @@ func TestOnRedisClusterOfflineCountsSpanSlotsAndStillCountEachEventOnce(t *testi
 			t.Errorf("%s's counter: %d, want %d", u, n, want)
 		}
 	}
+}
+
+// countAtOnce counts events 1..n of conversation "c" for recipients, all calls at the same
+// time, and returns how many were reported new.
+func countAtOnce(t *testing.T, counter *redisstream.OfflineCounter, n int, recipients []conversation.UserID) (fresh int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			isNew, err := counter.CountOffline(context.Background(), "g", "c", int64(i+1), recipients)
+			if err != nil {
+				t.Error(err)
+			}
+			if isNew {
+				mu.Lock()
+				fresh++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return fresh
 }
