@@ -3,7 +3,7 @@
 #   make build        go build -o bin/nova ./cmd/nova
 #   make run          Postgres + Redis (reused or private), migrate, print a token, serve
 #   make test         gofmt, go vet, wire diff, go-arch-lint, go test (what CI runs)
-#   make chaos        the whole-system fault run (systemtest/chaos_test.go, about 2 min)
+#   make chaos        the whole-system fault runs, one Redis and a Redis Cluster (about 3 min)
 #   make demo-assets  rebuild the TypeScript client the demo page embeds
 #   make fmt | vet | lint-arch | wire | bench | bench-quick | clean
 #   make stop         stop the private Postgres/Redis started under .data/
@@ -133,13 +133,14 @@ BENCH_RUN = url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}";
 bench: test-tools
 	@mode=""; $(BENCH_RUN)
 
-# The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
-# The whole-system check (kill -9, SIGSTOP, Redis restart, Postgres outage under load; ~1 min).
+# The whole-system checks, on one Redis and on a Redis Cluster (kill -9, SIGSTOP, Redis restart
+# or failover, Postgres outage under load; about 3 min).
 chaos: test-tools
 	@echo "==> go test -tags chaos -run TestChaos ./systemtest"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
 		$(GO) test -tags chaos -count=1 -run TestChaos -v -timeout 10m ./systemtest
 
+# The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
 bench-outbox: test-tools
 	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \

@@ -16,18 +16,16 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/client"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
-// TestChaos is the whole-system check of RELIABILITY.md (run with `make chaos`): producers post
-// uniquely numbered messages through two instances while applications on the Go client record
-// what they get, after a start while Redis is down, under kill -9, SIGSTOP, a Redis restart
-// (empty), a Postgres outage, a Redis failover that loses acknowledged entries (a restart from
-// an older snapshot), and a relay leader frozen for 60 s while Redis refuses writes. Afterwards
-// every client drains, and: lost = 0, unexpected = 0, duplicates seen by the application = 0, seq never goes
-// backwards, no gap is left, and after each fault ends live delivery resumes within 5 s.
+// TestChaos is the whole-system check of RELIABILITY.md (run with `make chaos`), on one Redis:
+// a start while Redis is down, kill -9, SIGSTOP, a Redis restart (empty), a Postgres outage, a
+// Redis failover that loses acknowledged entries (a restart from an older snapshot), and a relay
+// leader frozen for 60 s while Redis refuses writes; chaosRun.finish says what is checked.
 func TestChaos(t *testing.T) {
 	rds := testinfra.StartRedis(t)
 	rdb := rds.Client()
@@ -48,46 +46,171 @@ func TestChaos(t *testing.T) {
 	if err := <-redisUp; err != nil {
 		t.Fatal(err)
 	}
-	urls := []string{instances[0].URL, instances[1].URL}
+	run := startChaos(t, []string{instances[0].URL, instances[1].URL}, 4)
+	run.step(3*time.Second, "kill -9 instance 0", instances[0].Kill)
+	run.step(3*time.Second, "restart instance 0", func() { instances[0].Restart(); run.ended("kill -9 and restart of instance 0", -1) })
+	run.step(3*time.Second, "SIGSTOP instance 1 for 3 s", instances[1].Pause)
+	run.step(3*time.Second, "SIGCONT instance 1", func() { instances[1].Resume(); run.ended("SIGSTOP of instance 1", -1) })
+	run.step(3*time.Second, "restart Redis empty", func() { rds.Stop(); rds.Start(); run.ended("Redis restarted empty", -1) })
+	run.step(3*time.Second, "cut Postgres for 3 s", func() { proxies[0].Cut(); proxies[1].Cut() })
+	run.step(3*time.Second, "restore Postgres", func() { proxies[0].Restore(); proxies[1].Restore(); run.ended("Postgres outage", -1) })
+	run.step(3*time.Second, "Redis fails over and loses 2 s of acknowledged entries", func() {
+		// a snapshot now, 2 s more traffic, then a crash and a start from the snapshot: what a
+		// replica promoted with an asynchronous lag holds (stream tops move back as well)
+		if err := rdb.Save(context.Background()).Err(); err != nil {
+			t.Fatalf("SAVE: %v", err)
+		}
+		time.Sleep(2 * time.Second)
+		rds.Stop()
+		rds.Start()
+		run.ended("Redis failover losing acknowledged entries", -1)
+	})
+	leader := relayLeader(t, instances[:])
+	other := 1 - leader
+	run.step(3*time.Second, fmt.Sprintf("SIGSTOP the relay leader (instance %d) for 60 s; Redis refuses writes for 3 s", leader), func() {
+		instances[leader].Pause()
+		if err := rdb.ConfigSet(context.Background(), "maxmemory", "1").Err(); err != nil { // noeviction: every write fails with OOM
+			t.Fatalf("CONFIG SET maxmemory: %v", err)
+		}
+		time.Sleep(3 * time.Second)
+		if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+			t.Fatalf("CONFIG SET maxmemory: %v", err)
+		}
+		run.ended("Redis writes refused while the relay leader is frozen", other)
+		time.Sleep(57 * time.Second)
+		instances[leader].Resume()
+		run.ended("relay leader frozen for 60 s", -1)
+	})
+	time.Sleep(5 * time.Second)
+	run.finish()
+}
 
-	const convCount = 4
+// TestChaosOnRedisCluster is the same check on a Redis Cluster (3 masters, one replica each)
+// with 4 fan-out partitions: kill -9 and restart of an instance, SIGSTOP of the other, two
+// masters failing over under traffic (the first one back as a replica in between), and a
+// Postgres outage.
+func TestChaosOnRedisCluster(t *testing.T) {
+	cluster := testinfra.StartRedisCluster(t, 3)
+	db := testinfra.NewDatabase(t)
+	u, _ := url.Parse(db)
+	var instances [2]*testinfra.Process
+	var proxies [2]*testinfra.Proxy
+	for i := range instances {
+		proxies[i] = testinfra.StartProxy(t, u.Host)
+		via := *u
+		via.Host = proxies[i].Addr()
+		instances[i] = testinfra.StartProcess(t, testinfra.Env{DatabaseURL: via.String(), RedisURL: cluster.Seeds(),
+			Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}})
+	}
+	run := startChaos(t, []string{instances[0].URL, instances[1].URL}, 4)
+	part := redisstream.FanoutPartitions(4)
+	var first *testinfra.Redis
+	run.step(3*time.Second, "kill -9 instance 0", instances[0].Kill)
+	run.step(3*time.Second, "restart instance 0", func() { instances[0].Restart(); run.ended("kill -9 and restart of instance 0", -1) })
+	run.step(3*time.Second, "SIGSTOP instance 1 for 3 s", instances[1].Pause)
+	run.step(3*time.Second, "SIGCONT instance 1", func() { instances[1].Resume(); run.ended("SIGSTOP of instance 1", -1) })
+	run.step(3*time.Second, "the master of a fan-out partition fails over", func() {
+		first = cluster.StopMasterOf(part.Stream(part.Of(string(run.convs[0]))), 30*time.Second)
+		run.ended("failover of a partition's master", -1)
+	})
+	run.step(3*time.Second, "the stopped master comes back as a replica", func() {
+		first.Start()
+		cluster.WaitHealthy(30 * time.Second)
+	})
+	run.step(3*time.Second, "the master of a live channel fails over", func() {
+		cluster.StopMasterOf(part.LiveChannel(string(run.convs[1])), 30*time.Second)
+		run.ended("failover of a live channel's master", -1)
+	})
+	run.step(3*time.Second, "cut Postgres for 3 s", func() { proxies[0].Cut(); proxies[1].Cut() })
+	run.step(3*time.Second, "restore Postgres", func() { proxies[0].Restore(); proxies[1].Restore(); run.ended("Postgres outage", -1) })
+	time.Sleep(5 * time.Second)
+	run.finish()
+}
+
+// chaosRun is the traffic and the bookkeeping of a chaos test: producers post uniquely numbered
+// messages through every instance, retrying each with the same client_msg_id until it is
+// acknowledged, and two applications on the Go client per conversation (one per instance)
+// record what reaches them. Faults are steps; finish drains and checks.
+type chaosRun struct {
+	t     *testing.T
+	urls  []string
+	convs []conversation.ID
+
+	records     map[string]*chaosRecord
+	stopReaders context.CancelFunc
+	readersDone sync.WaitGroup
+
+	acked, attempted sync.Map // client_msg_id -> conversation
+	attempts, acks   atomic.Int64
+	stopProducers    chan struct{}
+	producersDone    sync.WaitGroup
+
+	ends []faultEnd
+}
+
+// chaosRecord is what one application saw.
+type chaosRecord struct {
+	mu       sync.Mutex
+	last     int64
+	got      map[string]bool // client_msg_id -> seen
+	dups     int             // duplicates the application saw
+	gaps     int             // a gap is as bad as going backwards
+	arrivals []time.Time     // when each new message arrived
+	instance int
+}
+
+// faultEnd is when a fault ended, and which instance's readers it concerns (-1: all).
+type faultEnd struct {
+	what     string
+	at       time.Time
+	instance int
+}
+
+func startChaos(t *testing.T, urls []string, convCount int) *chaosRun {
+	c := &chaosRun{t: t, urls: urls, records: map[string]*chaosRecord{}, stopProducers: make(chan struct{})}
 	sender := testinfra.NewUser(t, urls[0])
 	reader := testinfra.NewUser(t, urls[1])
-	convs := make([]conversation.ID, convCount)
-	for i := range convs {
-		convs[i] = sender.CreateConversation(reader.User)
+	for range convCount {
+		c.convs = append(c.convs, sender.CreateConversation(reader.User))
 	}
+	c.startReaders(reader)
+	c.startProducers(sender)
+	return c
+}
 
+// step waits d, then runs a fault.
+func (c *chaosRun) step(d time.Duration, what string, f func()) {
+	time.Sleep(d)
+	c.t.Logf("%s (acked so far %d)", what, c.acks.Load())
+	f()
+}
+
+// ended records the end of a fault: live delivery must resume within 5 s of it.
+func (c *chaosRun) ended(what string, instance int) {
+	c.ends = append(c.ends, faultEnd{what, time.Now(), instance})
+}
+
+func (c *chaosRun) startReaders(reader *testinfra.Client) {
 	// readers: two per conversation, one per instance, each an application on the Go client
 	// (client/), which resumes from its last seq after any reconnect and drops re-sends by seq;
 	// what reaches the application is checked here
-	type record struct {
-		mu       sync.Mutex
-		last     int64
-		got      map[string]bool // client_msg_id -> seen
-		dups     int             // duplicates the application saw
-		gaps     int             // a gap is as bad as going backwards
-		arrivals []time.Time     // when each new message arrived
-		instance int
-	}
-	records := map[string]*record{}
-	ctx, stopReaders := context.WithCancel(context.Background())
-	var readersDone sync.WaitGroup
-	for _, conv := range convs {
-		for i := range urls {
-			rec := &record{got: map[string]bool{}, instance: i}
-			records[fmt.Sprintf("%s@%d", conv, i)] = rec
-			app, err := client.New(client.Config{URLs: []string{urls[i]}, ClientID: uuid.NewString(),
+	ctx, stop := context.WithCancel(context.Background())
+	c.stopReaders = stop
+	for _, conv := range c.convs {
+		for i := range c.urls {
+			rec := &chaosRecord{got: map[string]bool{}, instance: i}
+			c.records[fmt.Sprintf("%s@%d", conv, i)] = rec
+			app, err := client.New(client.Config{URLs: []string{c.urls[i]}, ClientID: uuid.NewString(),
 				Token:      func(context.Context) (string, error) { return reader.Token, nil },
 				MaxBackoff: time.Second}) // the 5 s resumption check below needs reconnects sooner than 10 s
 			if err != nil {
-				t.Fatal(err)
+				c.t.Fatal(err)
 			}
 			app.SubscribeFrom(string(conv), 0)
-			readersDone.Add(2)
-			go func() { defer readersDone.Done(); _ = app.Run(ctx) }()
+			c.readersDone.Add(2)
+			go func() { defer c.readersDone.Done(); _ = app.Run(ctx) }()
 			go func() {
-				defer readersDone.Done()
+				defer c.readersDone.Done()
 				for m := range app.Messages() {
 					rec.mu.Lock()
 					switch {
@@ -106,36 +229,34 @@ func TestChaos(t *testing.T) {
 			}()
 		}
 	}
+}
 
+func (c *chaosRun) startProducers(sender *testinfra.Client) {
 	// producers: each message is retried with the same client_msg_id until acknowledged
-	var acked, attempted sync.Map // client_msg_id -> conversation
-	var attempts, acks atomic.Int64
-	stopProducers := make(chan struct{})
-	var producersDone sync.WaitGroup
-	for p := 0; p < convCount; p++ {
-		producersDone.Add(1)
+	for p := range c.convs {
+		c.producersDone.Add(1)
 		go func() {
-			defer producersDone.Done()
-			conv := convs[p]
+			defer c.producersDone.Done()
+			conv := c.convs[p]
 			for n := 0; ; n++ {
 				select {
-				case <-stopProducers:
+				case <-c.stopProducers:
 					return
 				default:
 				}
 				id := fmt.Sprintf("p%d-%d", p, n)
-				attempted.Store(id, conv)
+				c.attempted.Store(id, conv)
 				for try := 0; ; try++ {
-					attempts.Add(1)
-					status, _, _ := sender.As(urls[(n+try)%2]).WithTimeout(2*time.Second).TryDo("POST", "/v1/conversations/"+string(conv)+"/messages",
+					c.attempts.Add(1)
+					status, _, _ := sender.As(c.urls[(n+try)%len(c.urls)]).WithTimeout(2*time.Second).TryDo("POST", "/v1/conversations/"+string(conv)+"/messages",
 						map[string]any{"client_msg_id": id, "body": n})
 					if status == http.StatusCreated || status == http.StatusOK {
-						acked.Store(id, conv)
-						acks.Add(1)
+						c.acked.Store(id, conv)
+						c.acks.Add(1)
 						break
 					}
 					select {
-					case <-stopProducers:
+					case <-c.stopProducers:
 						return
 					case <-time.After(100 * time.Millisecond):
 					}
@@ -144,68 +265,25 @@ func TestChaos(t *testing.T) {
 			}
 		}()
 	}
+}
 
-	// faults; each records when it ended, and which instance's readers it concerns (-1: all)
-	type faultEnd struct {
-		what     string
-		at       time.Time
-		instance int
-	}
-	var ends []faultEnd
-	step := func(d time.Duration, what string, f func()) {
-		time.Sleep(d)
-		t.Logf("%s (acked so far %d)", what, acks.Load())
-		f()
-	}
-	ended := func(what string, instance int) { ends = append(ends, faultEnd{what, time.Now(), instance}) }
-	step(3*time.Second, "kill -9 instance 0", instances[0].Kill)
-	step(3*time.Second, "restart instance 0", func() { instances[0].Restart(); ended("kill -9 and restart of instance 0", -1) })
-	step(3*time.Second, "SIGSTOP instance 1 for 3 s", instances[1].Pause)
-	step(3*time.Second, "SIGCONT instance 1", func() { instances[1].Resume(); ended("SIGSTOP of instance 1", -1) })
-	step(3*time.Second, "restart Redis empty", func() { rds.Stop(); rds.Start(); ended("Redis restarted empty", -1) })
-	step(3*time.Second, "cut Postgres for 3 s", func() { proxies[0].Cut(); proxies[1].Cut() })
-	step(3*time.Second, "restore Postgres", func() { proxies[0].Restore(); proxies[1].Restore(); ended("Postgres outage", -1) })
-	step(3*time.Second, "Redis fails over and loses 2 s of acknowledged entries", func() {
-		// a snapshot now, 2 s more traffic, then a crash and a start from the snapshot: what a
-		// replica promoted with an asynchronous lag holds (stream tops move back as well)
-		if err := rdb.Save(context.Background()).Err(); err != nil {
-			t.Fatalf("SAVE: %v", err)
-		}
-		time.Sleep(2 * time.Second)
-		rds.Stop()
-		rds.Start()
-		ended("Redis failover losing acknowledged entries", -1)
-	})
-	leader := relayLeader(t, instances[:])
-	other := 1 - leader
-	step(3*time.Second, fmt.Sprintf("SIGSTOP the relay leader (instance %d) for 60 s; Redis refuses writes for 3 s", leader), func() {
-		instances[leader].Pause()
-		if err := rdb.ConfigSet(context.Background(), "maxmemory", "1").Err(); err != nil { // noeviction: every write fails with OOM
-			t.Fatalf("CONFIG SET maxmemory: %v", err)
-		}
-		time.Sleep(3 * time.Second)
-		if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
-			t.Fatalf("CONFIG SET maxmemory: %v", err)
-		}
-		ended("Redis writes refused while the relay leader is frozen", other)
-		time.Sleep(57 * time.Second)
-		instances[leader].Resume()
-		ended("relay leader frozen for 60 s", -1)
-	})
-	step(5*time.Second, "stop producers", func() { close(stopProducers); producersDone.Wait() })
-
-	// drain: wait until every reader has every acknowledged message of its conversation
+// finish stops the producers, waits until every application has every acknowledged message of
+// its conversation, and checks: lost = 0, unexpected = 0, duplicates and gaps seen by the
+// applications = 0, and live delivery resumed within 5 s after each fault ended.
+func (c *chaosRun) finish() {
+	close(c.stopProducers)
+	c.producersDone.Wait()
 	wanted := map[conversation.ID]map[string]bool{}
-	acked.Range(func(k, v any) bool {
-		c := v.(conversation.ID)
-		if wanted[c] == nil {
-			wanted[c] = map[string]bool{}
+	c.acked.Range(func(k, v any) bool {
+		conv := v.(conversation.ID)
+		if wanted[conv] == nil {
+			wanted[conv] = map[string]bool{}
 		}
-		wanted[c][k.(string)] = true
+		wanted[conv][k.(string)] = true
 		return true
 	})
 	deadline := time.Now().Add(60 * time.Second)
-	for name, rec := range records {
+	for name, rec := range c.records {
 		conv := conversation.ID(name[:36])
 		for {
 			rec.mu.Lock()
@@ -220,31 +298,31 @@ func TestChaos(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("reader %s: lost %d acknowledged messages", name, missing)
+				c.t.Errorf("reader %s: lost %d acknowledged messages", name, missing)
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	stopReaders()
-	readersDone.Wait()
+	c.stopReaders()
+	c.readersDone.Wait()
 
-	for name, rec := range records {
+	for name, rec := range c.records {
 		conv := conversation.ID(name[:36])
 		if rec.dups != 0 || rec.gaps != 0 {
-			t.Errorf("reader %s: the application saw %d duplicates and %d gaps", name, rec.dups, rec.gaps)
+			c.t.Errorf("reader %s: the application saw %d duplicates and %d gaps", name, rec.dups, rec.gaps)
 		}
 		for id := range rec.got {
 			// a message stored while its request was cut off has no acknowledgement but was sent;
 			// anything else is unexpected
-			if c, ok := attempted.Load(id); !ok || c.(conversation.ID) != conv {
-				t.Errorf("reader %s: unexpected message %s", name, id)
+			if sentTo, ok := c.attempted.Load(id); !ok || sentTo.(conversation.ID) != conv {
+				c.t.Errorf("reader %s: unexpected message %s", name, id)
 			}
 		}
 	}
 	// live delivery resumed within 5 s of each fault's end, for every reader it concerned
-	for _, e := range ends {
-		for name, rec := range records {
+	for _, e := range c.ends {
+		for name, rec := range c.records {
 			if e.instance >= 0 && rec.instance != e.instance {
 				continue
 			}
@@ -256,11 +334,11 @@ func TestChaos(t *testing.T) {
 				}
 			}
 			if !resumed {
-				t.Errorf("reader %s: nothing arrived within 5 s after the end of: %s", name, e.what)
+				c.t.Errorf("reader %s: nothing arrived within 5 s after the end of: %s", name, e.what)
 			}
 		}
 	}
-	t.Logf("attempts %d, acknowledged %d", attempts.Load(), acks.Load())
+	c.t.Logf("attempts %d, acknowledged %d", c.attempts.Load(), c.acks.Load())
 }
 
 // relayLeader is the index of the instance whose relay holds the leader lock (from /metrics).
