@@ -27,6 +27,12 @@ func TestRowsLeftForAFrozenRelayLeaderAreRelayedByAnotherInstance(t *testing.T) 
 		alice.Send(conv, key, key)
 	}
 	expectSeqs(t, ws.Messages(2, 10*time.Second), 1)
+	// (and their outbox rows are gone, so A has nothing to relay that could refill the stream)
+	pool := testinfra.Pool(t, env.DatabaseURL)
+	testinfra.Eventually(t, 10*time.Second, "the outbox is empty", func() bool {
+		var n int
+		return pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&n) == nil && n == 0
+	})
 
 	// when A is frozen (SIGSTOP: it keeps its lock and session) and the next message cannot take
 	// the fast path (its stream was lost, so seq 3 does not follow the stream's top)

@@ -89,6 +89,17 @@ func Redacted(s string) string {
 	return u.Redacted()
 }
 
+// Pool opens a pool on an existing database (a test's look into what the instances wrote).
+func Pool(t testing.TB, databaseURL string) *pgxpool.Pool {
+	t.Helper()
+	pool, closePool, err := postgres.NewPool(context.Background(), postgres.DSN(databaseURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closePool)
+	return pool
+}
+
 // NewMigratedPool opens a pool on a fresh database with every migration applied.
 func NewMigratedPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()

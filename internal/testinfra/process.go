@@ -1,6 +1,7 @@
 package testinfra
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -246,7 +247,22 @@ func (p *Process) Logs() string {
 }
 
 // Pause stops the process (SIGSTOP) until Resume: it holds its connections but answers nothing.
-func (p *Process) Pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+// It returns once the process is stopped (state T in /proc), not merely signalled: on a busy
+// machine a signalled process can still run, and write, for a moment.
+func (p *Process) Pause() {
+	_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return // not Linux, or gone
+		}
+		// the state follows the command name in parentheses: "pid (comm) S ..."
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+	}
+}
 
 // Resume continues a paused process (SIGCONT).
 func (p *Process) Resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }

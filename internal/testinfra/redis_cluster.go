@@ -136,6 +136,56 @@ func (c *RedisCluster) masterOrNil(key string) *Redis {
 	return nil
 }
 
+// WaitReplicated waits until every replica has everything its master wrote so far (replication
+// is asynchronous: a master stopped before that loses its last writes, as a real one would).
+func (c *RedisCluster) WaitReplicated(within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for !c.replicated() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("replicas did not catch up with their masters within %s", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *RedisCluster) replicated() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, n := range c.Nodes {
+		if n.cmd == nil {
+			continue
+		}
+		info, err := n.Client().Info(ctx, "replication").Result()
+		if err != nil {
+			return false
+		}
+		if !strings.Contains(info, "role:master") {
+			continue
+		}
+		var master int64 = -1
+		var replicas []int64
+		for line := range strings.Lines(info) {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+				master, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") {
+				_, rest, _ := strings.Cut(line, "offset=")
+				v, _, _ := strings.Cut(rest, ",")
+				off, _ := strconv.ParseInt(v, 10, 64)
+				replicas = append(replicas, off)
+			}
+		}
+		for _, off := range replicas {
+			if off < master {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // WaitHealthy waits until every running node reports cluster_state:ok, every slot is served and
 // every replica is in sync with its master.
 func (c *RedisCluster) WaitHealthy(within time.Duration) {

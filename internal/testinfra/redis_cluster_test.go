@@ -18,8 +18,10 @@ func TestAPrivateClusterServesEverySlotAndSurvivesLosingAMaster(t *testing.T) {
 		}
 	}
 
-	// when the master of one key stops, its replica takes over and the key is still there
+	// when the master of one key stops once its replica has the key, the replica takes over and
+	// the key is still there
 	key := "stream:conversation:{a}"
+	c.WaitReplicated(10 * time.Second)
 	old := c.StopMasterOf(key, 30*time.Second)
 	if now := c.MasterFor(key); now == old {
 		t.Fatal("the stopped master still serves the slot")
