@@ -343,14 +343,11 @@ SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM st
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
 func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
 	m := posted.Message
-	data, err := encodeConversationEvent(posted)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", posted.EventType(), err)
-	}
 	payload, err := messagejson.Encode(m)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
+	data := messagePostedEventData(payload)
 	participants := userIDs(c.Participants())
 	b.Queue(postStatement, string(c.ID()), c.Version(), aggregateConversation, uuid.Must(uuid.NewV7()).String(),
 		posted.EventType(), data, time.Now().UTC(),
