@@ -79,7 +79,8 @@ type PublishResult struct {
 	// or trimmed): their fan-out entry and live copy were written; catch-up reads them from Postgres.
 	Behind int
 	// FanoutRepaired (split publish only) counts re-sent messages the conversation stream held
-	// whose fan-out entry was missing (a publish stopped between its halves): written now.
+	// whose fan-out entry was missing, written now: a publish stopped between its halves, or (in
+	// normal operation) a fast path whose fan-out half was deferred behind another instance's.
 	FanoutRepaired int
 }
 

@@ -108,16 +108,17 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 	pss := make([]*redis.PubSub, conns)
 	// a connection is opened with its first channels: a cluster client connects a Pub/Sub to
 	// the node of its first channel's slot, and one opened empty goes to a random node
-	open := func(i int, channels []string) *redis.PubSub {
+	open := func(channels []string) *redis.PubSub {
+		var ps *redis.PubSub
 		if sharded {
-			pss[i] = l.client.SSubscribe(ctx, channels...)
+			ps = l.client.SSubscribe(ctx, channels...)
 		} else {
-			pss[i] = l.client.Subscribe(ctx, channels...)
+			ps = l.client.Subscribe(ctx, channels...)
 		}
-		ch := pss[i].ChannelWithSubscriptions(redis.WithChannelSize(8192))
+		ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(8192))
 		receivers.Add(1)
 		go func() { defer receivers.Done(); l.receive(ctx, ch, onMessage, onSubscribed, onRemoved) }()
-		return pss[i]
+		return ps
 	}
 	l.reconcile(ctx, pss, sharded, open)
 	for _, ps := range pss {
@@ -168,26 +169,27 @@ func (l *LiveChannels) receive(ctx context.Context, ch <-chan any, onMessage fun
 // wish changes, until ctx ends; with several connections, each conversation's channel goes to
 // its partition's. A failed command needs no retry here: go-redis keeps the channel set it was
 // given and re-subscribes it on its next connection.
-func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, sharded bool, open func(int, []string) *redis.PubSub) {
+func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, sharded bool, open func(first []string) *redis.PubSub) {
 	have := map[conversation.ID]struct{}{}
 	for {
 		add, drop := make([][]string, len(pss)), make([][]string, len(pss))
-		conn := func(conv conversation.ID) int {
-			if len(pss) == 1 {
-				return 0
-			}
-			return l.partitions.Of(string(conv))
+		// which connection a conversation's channel goes to, and the channel's name
+		route := func(conv conversation.ID) (int, string) {
+			p := l.partitions.Of(string(conv))
+			return min(p, len(pss)-1), l.partitions.liveChannelIn(p, string(conv))
 		}
 		l.mu.Lock()
 		for conv := range l.want {
 			if _, ok := have[conv]; !ok {
-				add[conn(conv)] = append(add[conn(conv)], l.partitions.LiveChannel(string(conv)))
+				i, ch := route(conv)
+				add[i] = append(add[i], ch)
 				have[conv] = struct{}{}
 			}
 		}
 		for conv := range have {
 			if _, ok := l.want[conv]; !ok {
-				drop[conn(conv)] = append(drop[conn(conv)], l.partitions.LiveChannel(string(conv)))
+				i, ch := route(conv)
+				drop[i] = append(drop[i], ch)
 				delete(have, conv)
 			}
 		}
@@ -195,7 +197,7 @@ func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, shard
 		for i := range pss {
 			if pss[i] == nil && len(add[i]) > 0 {
 				first := add[i][:min(len(add[i]), subscribeChunk)]
-				open(i, first)
+				pss[i] = open(first)
 				add[i] = add[i][len(first):]
 			}
 			if pss[i] != nil {

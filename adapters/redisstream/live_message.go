@@ -23,10 +23,15 @@ const liveChannelPrefix = "nova:live:"
 // connection per partition (a go-redis Pub/Sub connection serves one slot, and re-subscribes
 // all its channels in one command), as Centrifugo's broker partitions its channels.
 func (n FanoutPartitions) LiveChannel(conv string) string {
+	return n.liveChannelIn(n.Of(conv), conv)
+}
+
+// liveChannelIn is LiveChannel for a conversation whose partition p is known.
+func (n FanoutPartitions) liveChannelIn(p int, conv string) string {
 	if !n.Split() {
 		return LiveChannel(conv)
 	}
-	return liveChannelPrefix[:len(liveChannelPrefix)-1] + events.PartitionSuffix(n.Of(conv)) + ":" + conv
+	return liveChannelPrefix[:len(liveChannelPrefix)-1] + events.PartitionSuffix(p) + ":" + conv
 }
 
 // ConversationOfLive is the conversation a live channel (either form) belongs to.

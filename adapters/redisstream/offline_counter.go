@@ -79,9 +79,10 @@ func HandledKey(group string, c conversation.ID) string {
 
 // CountOffline adds one to the counter of each recipient who has no live connection anywhere
 // (their presence hash, see Presence), once per (group, conversation, seq): the mark, the
-// presence check and the increments are one script, so a redelivered event (claimed after a
-// crash, or read twice, or redriven with a new entry) changes nothing. It reports whether the
-// message was new.
+// presence check and the increments are one script on one Redis (on Redis Cluster, three round
+// trips with a per-counter record of counted seqs, see runAcrossSlots), so a redelivered event
+// (claimed after a crash, or read twice, or redriven with a new entry) changes nothing. It
+// reports whether the message was new.
 func (o *OfflineCounter) CountOffline(ctx context.Context, group string, conv conversation.ID, seq int64, recipients []conversation.UserID) (bool, error) {
 	if seq < 1 || seq > maxMarkedSeq {
 		return false, fmt.Errorf("count offline messages: seq %d out of range", seq)
@@ -212,6 +213,7 @@ func (o *OfflineCounter) countAcrossSlots(ctx context.Context, calls []*offlineC
 		}
 		return nil
 	})
+	setMarks := make([]*redis.IntCmd, len(calls))
 	_, _ = o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
 			if c.err != nil || marks[i].Val() == 1 {
@@ -224,12 +226,19 @@ func (o *OfflineCounter) countAcrossSlots(ctx context.Context, calls []*offlineC
 			}
 			if c.err == nil {
 				c.n = 1 + len(counts[i])
-				p.SetBit(ctx, c.keys[0], c.seq, 1)
-				p.Expire(ctx, c.keys[0], handledTTL)
+				setMarks[i] = p.SetBit(ctx, c.keys[0], c.seq, 1)
+				p.Expire(ctx, c.keys[0], handledTTL) // a lost TTL renewal is renewed by the next message
 			}
 		}
 		return nil
 	})
+	for i, c := range calls {
+		if setMarks[i] != nil && setMarks[i].Err() != nil {
+			// counted but not marked: a redelivery reads no mark, and count_recipient.lua still
+			// refuses to count it twice
+			c.err = setMarks[i].Err()
+		}
+	}
 	for i := range calls {
 		for _, cmd := range counts[i] {
 			noScript = noScript || redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT")

@@ -1,7 +1,8 @@
 #!lua
 -- Publishes one conversation's messages, in seq order, atomically.
 -- The shebang (no allow-oom flag) makes Redis refuse the whole script up front when it is out
--- of memory, so a conversation entry is never written without its fan-out entry.
+-- of memory, so (with one partition) a conversation entry is never written without its fan-out
+-- entry; with more, the fan-out entry is the second half (split_publish.go).
 -- KEYS[1] conversation stream, KEYS[2] fan-out stream, KEYS[3] fan-out index (sorted set).
 -- With KEYS[1] alone (NOVA_FANOUT_PARTITIONS > 1: the fan-out partition is in another hash slot)
 -- the script writes the conversation stream and the legacy channel only, and the caller writes

@@ -45,7 +45,7 @@ func (p *DualStreamPublisher) publishSplit(ctx context.Context, byConversation [
 	pipe = p.client.Pipeline()
 	fanout, err := p.queueFanout(ctx, pipe, byConversation, held, strict, liveCmd)
 	if err != nil {
-		return res, err
+		return res, keepFirst(firstErr, err)
 	}
 	_, _ = pipe.Exec(ctx) // a failed live publish is covered by the live re-checks; the rest below
 	return res, keepFirst(firstErr, readFanout(fanout, byConversation, held, &res))
@@ -65,6 +65,8 @@ func (p *DualStreamPublisher) queueFanout(ctx context.Context, pipe redis.Pipeli
 			continue
 		}
 		conv := entries[0].ConversationID
+		part := p.partitions.Of(conv)
+		live := p.partitions.liveChannelIn(part, conv)
 		args := make([]any, 0, 3+16*len(held[i]))
 		args = append(args, conv, mode, int64(fanoutLastSeqTTL/time.Second))
 		for j, e := range entries[:len(held[i])] {
@@ -75,11 +77,10 @@ func (p *DualStreamPublisher) queueFanout(ctx context.Context, pipe redis.Pipeli
 			args = append(args, e.Seq, len(fields)/2)
 			args = append(args, fields...)
 			if held[i][j] != 0 {
-				pipe.Do(ctx, liveCmd, p.partitions.LiveChannel(conv),
+				pipe.Do(ctx, liveCmd, live,
 					EncodeLive(delivery.Item{Seq: e.Seq, CreatedAtMs: e.CreatedAt.UnixMilli(), JSON: e.Payload}))
 			}
 		}
-		part := p.partitions.Of(conv)
 		fanout[i] = publishFanout.EvalSha(ctx, pipe,
 			[]string{p.partitions.Stream(part), p.partitions.Index(part), p.partitions.LastSeq(part, conv)}, args...)
 	}
