@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -145,7 +146,24 @@ func TestAutomaticAcksLetTheNextRunResumeAfterWhatWasDelivered(t *testing.T) {
 	if got := take(first, 5); got[0] != 1 || got[4] != 5 {
 		t.Fatalf("first run: %v", got)
 	}
-	time.Sleep(300 * time.Millisecond) // a few ack rounds
+	testinfra.Eventually(t, 10*time.Second, "Nova holds bob's ack of seq 5", func() bool {
+		status, body := bob.Do("GET", "/v1/unread?client_id="+installation, nil)
+		var page struct {
+			Conversations []struct {
+				ConversationID string `json:"conversation_id"`
+				AckedSeq       int64  `json:"acked_seq"`
+			} `json:"conversations"`
+		}
+		if status != 200 || json.Unmarshal(body, &page) != nil {
+			return false
+		}
+		for _, c := range page.Conversations {
+			if c.ConversationID == string(conv) {
+				return c.AckedSeq == 5
+			}
+		}
+		return false
+	})
 	stop()
 
 	// when the app starts again and subscribes from the cursor Nova keeps for the installation

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,17 +33,7 @@ func TestChaos(t *testing.T) {
 	// the instances start while Redis is down; it comes up 4 s later
 	rds.Stop()
 	redisUp := rds.StartAfter(4 * time.Second)
-	db := testinfra.NewDatabase(t)
-	u, _ := url.Parse(db)
-	var instances [2]*testinfra.Process
-	var proxies [2]*testinfra.Proxy
-	for i := range instances {
-		proxies[i] = testinfra.StartProxy(t, u.Host)
-		via := *u
-		via.Host = proxies[i].Addr()
-		instances[i] = testinfra.StartProcess(t, testinfra.Env{DatabaseURL: via.String(), RedisURL: rds.URL(),
-			Settings: map[string]string{"NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}})
-	}
+	instances, proxies := chaosInstances(t, rds.URL(), nil)
 	if err := <-redisUp; err != nil {
 		t.Fatal(err)
 	}
@@ -91,17 +82,7 @@ func TestChaos(t *testing.T) {
 // Postgres outage.
 func TestChaosOnRedisCluster(t *testing.T) {
 	cluster := testinfra.StartRedisCluster(t, 3)
-	db := testinfra.NewDatabase(t)
-	u, _ := url.Parse(db)
-	var instances [2]*testinfra.Process
-	var proxies [2]*testinfra.Proxy
-	for i := range instances {
-		proxies[i] = testinfra.StartProxy(t, u.Host)
-		via := *u
-		via.Host = proxies[i].Addr()
-		instances[i] = testinfra.StartProcess(t, testinfra.Env{DatabaseURL: via.String(), RedisURL: cluster.Seeds(),
-			Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}})
-	}
+	instances, proxies := chaosInstances(t, cluster.Seeds(), map[string]string{"NOVA_FANOUT_PARTITIONS": "4"})
 	run := startChaos(t, []string{instances[0].URL, instances[1].URL}, 4)
 	part := redisstream.FanoutPartitions(4)
 	var first *testinfra.Redis
@@ -125,6 +106,26 @@ func TestChaosOnRedisCluster(t *testing.T) {
 	run.step(3*time.Second, "restore Postgres", func() { proxies[0].Restore(); proxies[1].Restore(); run.ended("Postgres outage", -1) })
 	time.Sleep(5 * time.Second)
 	run.finish()
+}
+
+// chaosInstances starts two instances on a fresh database, each through a TCP proxy of its own
+// (so a test can cut Postgres), claiming dead consumers' entries after 2 s; settings add to that.
+func chaosInstances(t *testing.T, redisURL string, settings map[string]string) ([2]*testinfra.Process, [2]*testinfra.Proxy) {
+	u, err := url.Parse(testinfra.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instances [2]*testinfra.Process
+	var proxies [2]*testinfra.Proxy
+	for i := range instances {
+		proxies[i] = testinfra.StartProxy(t, u.Host)
+		via := *u
+		via.Host = proxies[i].Addr()
+		env := map[string]string{"NOVA_CLAIM_IDLE": "2s", "NOVA_CLAIM_INTERVAL": "1s"}
+		maps.Copy(env, settings)
+		instances[i] = testinfra.StartProcess(t, testinfra.Env{DatabaseURL: via.String(), RedisURL: redisURL, Settings: env})
+	}
+	return instances, proxies
 }
 
 // chaosRun is the traffic and the bookkeeping of a chaos test: producers post uniquely numbered

@@ -2,6 +2,7 @@ package systemtest_test
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 	rdb := cluster.Client()
 	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: cluster.Seeds(),
 		Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_SEND_RATE": "0"}}
+	maps.Copy(env.Settings, fastClaims) // so that a redelivery would happen, and show, within the test
 	a, b := testinfra.StartProcess(t, env), testinfra.StartProcess(t, env)
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)   // subscribed on the other instance
@@ -82,7 +84,7 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 			return offlineCount(t, rdb, carol.User, c) == before+during
 		})
 	}
-	time.Sleep(2 * time.Second) // a count applied twice (a redelivery after the failover) would show by now
+	time.Sleep(4 * time.Second) // a count applied twice (a claim after 2 s idle, then a redelivery) would show by now
 	for _, c := range convs {
 		if n := offlineCount(t, rdb, carol.User, c); n != before+during {
 			t.Fatalf("carol's offline count in %s is %d, want %d", c, n, before+during)

@@ -46,7 +46,10 @@ func TestAnotherServicesConsumerKilledMidRunIndexesEveryMessageOnce(t *testing.T
 	// when messages are sent, and the indexer is killed once it has indexed some of them
 	sent := map[string]bool{}
 	for i := range total {
-		m, _ := alice.Send(conv, fmt.Sprintf("m-%d", i), i)
+		m, status := alice.Send(conv, fmt.Sprintf("m-%d", i), i)
+		if status != 201 {
+			t.Fatalf("send %d: status %d", i, status)
+		}
 		sent[m.ID] = true
 		if i == total/2 {
 			testinfra.Eventually(t, 10*time.Second, "the indexer indexes", func() bool { return indexed() > 20 })

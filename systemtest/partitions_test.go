@@ -3,6 +3,7 @@ package systemtest_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // and count each message once.
 func TestPartitionedFanoutDeliversAndCountsEachMessageOnceAcrossTwoInstances(t *testing.T) {
 	const partitions, conversations, perConversation = 4, 8, 3
-	a, b, rds := twoProcesses(t, map[string]string{"NOVA_FANOUT_PARTITIONS": fmt.Sprint(partitions)})
+	settings := map[string]string{"NOVA_FANOUT_PARTITIONS": fmt.Sprint(partitions)}
+	maps.Copy(settings, fastClaims) // so that a redelivery would happen, and show, within the test
+	a, b, rds := twoProcesses(t, settings)
 	rdb := rds.Client()
 	ctx := context.Background()
 	alice := testinfra.NewUser(t, a.URL)
@@ -81,7 +84,7 @@ func TestPartitionedFanoutDeliversAndCountsEachMessageOnceAcrossTwoInstances(t *
 	if n := rdb.Exists(ctx, redisstream.FanoutStream).Val(); n != 0 {
 		t.Fatal("the unpartitioned fan-out stream was written although there are partitions")
 	}
-	time.Sleep(time.Second) // claims and redeliveries would show by now
+	time.Sleep(4 * time.Second) // a claim (after 2 s idle, looked for every second) would show by now
 	for _, c := range convs {
 		if n := offlineCount(t, rdb, carol.User, c); n != perConversation {
 			t.Fatalf("carol's offline count in %s is %d, want %d", c, n, perConversation)

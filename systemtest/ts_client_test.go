@@ -28,8 +28,14 @@ func TestTheTypeScriptClient(t *testing.T) {
 	}
 	run("npx", "tsc", "-p", ".")
 	// the demo page embeds the compiled client: it must be this build
-	built, _ := os.ReadFile(filepath.Join(dir, "dist", "src", "index.js"))
-	embedded, _ := os.ReadFile(filepath.Join(dir, "..", "..", "ports", "demo", "assets", "nova-client.js"))
+	built, err := os.ReadFile(filepath.Join(dir, "dist", "src", "index.js"))
+	if err != nil {
+		t.Fatalf("the build: %v", err)
+	}
+	embedded, err := os.ReadFile(filepath.Join(dir, "..", "..", "ports", "demo", "assets", "nova-client.js"))
+	if err != nil {
+		t.Fatalf("the embedded copy: %v", err)
+	}
 	if string(built) != string(embedded) {
 		t.Errorf("ports/demo/assets/nova-client.js is not the current build of clients/ts: run make demo-assets")
 	}

@@ -55,8 +55,15 @@ func TestTheGoAndLuaWritersOfTheFanoutEntryAgree(t *testing.T) {
 			t.Errorf("field %s: Lua %v, Go %v", k, v, goEntry[k])
 		}
 	}
-	fromLua, _ := events.Unmarshaller{}.Unmarshal(lua)
-	fromGo, _ := events.Unmarshaller{}.Unmarshal(goEntry)
+	fromLua, errLua := events.Unmarshaller{}.Unmarshal(lua)
+	fromGo, errGo := events.Unmarshaller{}.Unmarshal(goEntry)
+	if errLua != nil || errGo != nil {
+		t.Fatalf("unmarshal: Lua %v, Go %v", errLua, errGo)
+	}
+	// (the unmarshaller never fails; an envelope it cannot read is marked instead)
+	if bad := fromLua.Metadata.Get(events.MetaMalformed) + fromGo.Metadata.Get(events.MetaMalformed); bad != "" {
+		t.Fatalf("an envelope is malformed: %s", bad)
+	}
 	if !maps.Equal(map[string]string(fromLua.Metadata), map[string]string(fromGo.Metadata)) || fromLua.UUID != fromGo.UUID {
 		t.Errorf("metadata differ:\nLua %v %s\nGo  %v %s", fromLua.Metadata, fromLua.UUID, fromGo.Metadata, fromGo.UUID)
 	}
