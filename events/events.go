@@ -158,8 +158,15 @@ func NewSubscriber(client redis.UniversalClient, group, consumer string, logger 
 		DisableIndefiniteInitialBlock: true,
 		ShouldStopOnReadErrors: func(err error) bool {
 			if strings.Contains(err.Error(), "NOGROUP") { // Redis came back empty
+				// the read error does not name its stream: every partition's group is made sure of
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
 				for _, stream := range Streams(o.Partitions) {
-					_ = client.XGroupCreateMkStream(context.Background(), stream, group, "0").Err()
+					err := client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+					if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+						logger.Error("consumer group lost and not recreated; the next read tries again", err,
+							watermill.LogFields{"stream": stream, "group": group})
+					}
 				}
 			}
 			return false

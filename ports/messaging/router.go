@@ -19,6 +19,7 @@ import (
 	"github.com/nova-chat/nova/application"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/messagejson"
+	"github.com/nova-chat/nova/internal/outagelog"
 )
 
 // GroupMessagingService is the consumer group of Nova's own handler (the offline counters).
@@ -46,6 +47,7 @@ type Router struct {
 	build     func(ctx context.Context) (*message.Router, error)
 	reachable func(ctx context.Context) error
 	log       *slog.Logger
+	down      *outagelog.Log // consumer groups not running: logged once per outage
 	counts    *routerCounts
 
 	mu      sync.Mutex
@@ -120,7 +122,8 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 		}
 		return r, nil
 	}
-	return &Router{build: build, reachable: subs.Reachable, log: log, counts: stats, lastErr: errNotStarted}
+	return &Router{build: build, reachable: subs.Reachable, log: log, counts: stats, lastErr: errNotStarted,
+		down: outagelog.New(log, "consumer groups not running; retrying", "consumer groups run again")}
 }
 
 // handlerName names a group's handler of partition p of n: the group itself without partitions,
@@ -182,7 +185,7 @@ func (r *Router) Run(ctx context.Context) error {
 			err = errors.New("router stopped")
 		}
 		r.setErr(err)
-		r.log.Warn("consumer groups not running; retrying", "error", err, "retry_in", backoff)
+		r.down.Failed(err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -205,6 +208,7 @@ func (r *Router) runOnce(ctx context.Context) error {
 		select {
 		case <-wr.Running():
 			r.setErr(nil)
+			r.down.OK()
 		case <-ctx.Done():
 		}
 	}()
