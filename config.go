@@ -188,7 +188,7 @@ var settings = []setting{
 		c.MaxSubscriptions = n
 		return nil
 	}},
-	{"NOVA_WS_PING_INTERVAL", "20s", "how often the server pings each WebSocket (a peer silent for 10 s more is dropped) and re-checks its subscriptions' membership; when membership cannot be checked for 3 rounds (Postgres away) the connection is closed with 1001", func(c *Config, v string) error {
+	{"NOVA_WS_PING_INTERVAL", "20s", "how often the server pings each WebSocket (a peer that does not answer within 10 s, or within the interval if shorter, is dropped) and re-checks its subscriptions' membership; when membership cannot be checked for 3 rounds (Postgres away) the connection is closed with 1001", func(c *Config, v string) error {
 		return parseDuration(v, &c.PingInterval)
 	}},
 	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once, across all instances", func(c *Config, v string) error {
@@ -305,7 +305,7 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		return Config{}, nil, &ConfigError{Variable: "NOVA_FANOUT_PARTITIONS",
 			Problem: "Redis Cluster (REDIS_URL names seeds) needs more than 1 partition, e.g. 16: the unpartitioned fan-out keys share no hash slot"}
 	}
-	if c.LiveFeed == "fanout" && c.FanoutPartitions > 1 {
+	if c.LiveFeed == "fanout" && c.FanoutPartitions.Split() {
 		return Config{}, nil, &ConfigError{Variable: "NOVA_LIVE_FEED",
 			Problem: "fanout (the A/B reader of the whole fan-out stream) needs NOVA_FANOUT_PARTITIONS=1"}
 	}

@@ -54,7 +54,7 @@ func TestInspectorSharesOneInspectionBetweenConcurrentCallers(t *testing.T) {
 	if n := streams.calls.Load(); n != 1 {
 		t.Fatalf("inspections = %d, want 1", n)
 	}
-	if fan, ok := s.Fanout(); !ok || fan.Length != 7 || !s.RedisUp || !s.PostgresUp || s.Outbox.Rows != 3 {
+	if fans := s.FanoutPartitions(); len(fans) != 1 || fans[0].Length != 7 || !s.RedisUp || !s.PostgresUp || s.Outbox.Rows != 3 {
 		t.Fatalf("snapshot = %+v", s)
 	}
 }

@@ -80,9 +80,6 @@ type OutboxSource interface {
 	Outbox(ctx context.Context) (Outbox, error)
 }
 
-// Fanout returns the fan-out stream of s (its first partition), if it was read.
-func (s Snapshot) Fanout() (Stream, bool) { return s.stream(KindFanout) }
-
 // FanoutPartitions returns every partition of the fan-out stream that was read (one without partitions).
 func (s Snapshot) FanoutPartitions() []Stream {
 	var out []Stream
