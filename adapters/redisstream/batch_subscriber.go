@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,8 +60,7 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, stream string) (<-chan 
 		return nil, errors.New("subscriber closed")
 	default:
 	}
-	err := s.client.XGroupCreateMkStream(ctx, stream, s.group, "0").Err()
-	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+	if err := ensureGroup(ctx, s.client, stream, s.group); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -65,14 +65,31 @@ func (t *FanoutTrimmer) Run(ctx context.Context, leads func() bool, log *slog.Lo
 // reading from the stream's start (BUSYGROUP: it exists, which is the usual answer).
 func (t *FanoutTrimmer) EnsureDeclaredGroups(ctx context.Context) error {
 	for _, stream := range t.partitions.Streams() {
-		for _, g := range t.declared {
-			err := t.client.XGroupCreateMkStream(ctx, stream, g, "0").Err()
-			if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-				return fmt.Errorf("create declared consumer group %s on %s: %w", g, stream, err)
-			}
+		if err := t.ensureDeclared(ctx, stream); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// ensureDeclared creates the declared groups missing on one partition's stream.
+func (t *FanoutTrimmer) ensureDeclared(ctx context.Context, stream string) error {
+	for _, g := range t.declared {
+		if err := ensureGroup(ctx, t.client, stream, g); err != nil {
+			return fmt.Errorf("create declared consumer group %s on %s: %w", g, stream, err)
+		}
+	}
+	return nil
+}
+
+// ensureGroup creates group on stream (and the stream), reading from its start, unless it
+// exists (BUSYGROUP, the usual answer).
+func ensureGroup(ctx context.Context, client redis.UniversalClient, stream, group string) error {
+	err := client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && strings.Contains(err.Error(), "BUSYGROUP") {
+		return nil
+	}
+	return err
 }
 
 // Trim removes, from every partition, the acknowledged entries older than every group's
@@ -80,12 +97,15 @@ func (t *FanoutTrimmer) EnsureDeclaredGroups(ctx context.Context) error {
 // (nothing says what was consumed). It goes on past a partition that fails and returns the
 // first error.
 func (t *FanoutTrimmer) Trim(ctx context.Context) (int64, error) {
-	if err := t.EnsureDeclaredGroups(ctx); err != nil {
-		return 0, err
-	}
 	var total int64
 	var firstErr error
 	for _, stream := range t.partitions.Streams() {
+		// a declared group that cannot be made sure of may not have read what trimming would
+		// remove: that partition waits for the next round
+		if err := t.ensureDeclared(ctx, stream); err != nil {
+			firstErr = keepFirst(firstErr, err)
+			continue
+		}
 		n, err := t.trim(ctx, stream)
 		total += n
 		firstErr = keepFirst(firstErr, err)

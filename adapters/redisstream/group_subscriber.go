@@ -100,8 +100,7 @@ func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, stre
 	if readErr == nil || !strings.Contains(readErr.Error(), "NOGROUP") {
 		return
 	}
-	err := client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
-	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+	if err := ensureGroup(ctx, client, stream, group); err != nil {
 		log.Warn("consumer group lost and not yet recreated", "stream", stream, "error", err)
 		return
 	}
