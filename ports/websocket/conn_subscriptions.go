@@ -1,12 +1,12 @@
 package websocket
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"fmt"
-	"net/http"
 
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/ports/apierror"
@@ -103,11 +103,11 @@ func (c *conn) revalidate() {
 	}
 	if checked {
 		c.verifiedAt.Store(time.Now().UnixNano())
+		c.h.membershipDown.OK()
 		return
 	}
 	if doubt := time.Since(time.Unix(0, c.verifiedAt.Load())); doubt > failClosedRounds*c.h.opts.PingInterval {
-		c.h.log.Warn("membership cannot be checked; closing the connection (the client reconnects)",
-			"user_id", c.user, "unchecked_for", doubt.Round(time.Second))
+		c.h.membershipDown.Failed(errors.New("membership unchecked"), "user_id", c.user, "unchecked_for", doubt.Round(time.Second))
 		c.closeWith(websocket.StatusGoingAway, "membership cannot be checked; reconnect")
 	}
 }

@@ -90,7 +90,7 @@ type Handler struct {
 	members *memberships
 
 	// Redis outages are logged once each, not once per connection, ack or subscribe
-	presenceDown, cursorDown, offlineDown *outagelog.Log
+	presenceDown, cursorDown, offlineDown, membershipDown *outagelog.Log
 
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
@@ -120,7 +120,9 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 			"and presence is corrected by the next heartbeat or expires by itself", "presence is written again"),
 		cursorDown: outagelog.New(log, "hot cursors cannot be written; the durable copies follow", "hot cursors are written again"),
 		offlineDown: outagelog.New(log, "offline counters cannot be cleared; they expire by themselves",
-			"offline counters are cleared again")}
+			"offline counters are cleared again"),
+		membershipDown: outagelog.New(log, "membership cannot be checked; closing connections whose subscriptions "+
+			"went unchecked too long (their clients reconnect)", "membership is checked again")}
 }
 
 // Register adds the WebSocket routes to the public router.
