@@ -164,7 +164,7 @@ var settings = []setting{
 		c.PubSubCompat = redisstream.PubSubCompat(b)
 		return nil
 	}},
-	{"NOVA_FANOUT_PARTITIONS", "1", "partitions of the fan-out stream (1..1024): 1 keeps the one stream stream:fanout:all-conversations; more split it into stream:fanout:all-conversations:{p} by conversation, so no Redis script spans hash slots (Redis Cluster); every instance and every consumer of the stream must use the same value", func(c *Config, v string) error {
+	{"NOVA_FANOUT_PARTITIONS", "1", "partitions of the fan-out stream (1..1024): 1 keeps the one stream stream:fanout:all-conversations; more split it into stream:fanout:all-conversations:{p} by conversation, so no Redis script spans hash slots (Redis Cluster), and the outbox relay into as many shards spread over the instances; every instance and every consumer of the stream must use the same value", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > events.MaxPartitions {
 			return fmt.Errorf("must be an integer from 1 to %d", events.MaxPartitions)

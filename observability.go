@@ -16,7 +16,7 @@ import (
 func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers) admin.CounterSource {
 	return snapshots{relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
 		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims,
-		leader: bg.Relay.IsLeader}.counters
+		leading: bg.Relay.Leading}.counters
 }
 
 // snapshots are where each component's totals come from.
@@ -30,15 +30,16 @@ type snapshots struct {
 	redrive  func() redisstream.RedriveStats
 	live     func() redisstream.LiveSnapshot
 	claims   func() map[string]int64
-	leader   func() bool
+	leading  func() (led, total int)
 }
 
 func (s snapshots) counters() admin.Counters {
 	r, fp, f, ro, h, ws, rd, live := s.relay(), s.fastPath(), s.fanout(), s.router(), s.hub(), s.ws(), s.redrive(), s.live()
+	led, _ := s.leading()
 	return admin.Counters{
 		Relayed:         r.Relayed + fp.Published, // both paths write the streams
 		RelayDuplicates: r.Duplicates, RelayMovedAside: r.MovedAside, RelayErrors: r.Errors,
-		RelayLeader: s.leader(), RelayTakeovers: r.TakenOver,
+		RelayLeader: led > 0, RelayShards: int64(led), RelayTakeovers: r.TakenOver,
 		Delivered: h.Delivered, DuplicatesDropped: h.DuplicatesDropped, GapsFilled: h.GapsFilled,
 		RecoveredFromRedis: h.FromRedis, RecoveredFromPostgres: h.FromPostgres, Subscriptions: h.Subscriptions,
 		Connections: ws.Connections, SlowCutoffs: ws.SlowCutoffs,

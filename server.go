@@ -79,7 +79,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	g.Go(func() error { return s.bg.Live.Run(ctx) })
 	g.Go(func() error { return s.bg.Router.Run(ctx) })
 	g.Go(func() error { return s.ws.RunPresence(ctx) })
-	g.Go(func() error { return s.bg.Trimmer.Run(ctx, s.bg.Relay.IsLeader, s.log) })
+	g.Go(func() error { return s.bg.Trimmer.Run(ctx, s.bg.Relay.LeadsFirstShard, s.log) })
 	if err := g.Wait(); err != nil {
 		s.log.Error("background work stopped", "error", err)
 	}

@@ -54,7 +54,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	pubSubCompat := cfg.PubSubCompat
 	fanoutPartitions := cfg.FanoutPartitions
 	dualStreamPublisher := redisstream.NewDualStreamPublisher(universalClient, streamMaxLen, pubSubCompat, fanoutPartitions)
-	relay := outbox.NewRelay(pool, dualStreamPublisher, log)
+	relay := outbox.NewRelay(pool, dualStreamPublisher, fanoutPartitions, log)
 	fastPath := outbox.NewFastPath(pool, dualStreamPublisher, relay, log)
 	conversationRepository := postgres.NewConversationRepository(pool, fastPath)
 	readModel := postgres.NewReadModel(pool)

@@ -11,51 +11,54 @@ import (
 )
 
 // TestOnlyTheRelayLeaderListens: a session that LISTENs queues every notification until it
-// reads them, so an instance that is not the relay leader (and reads none) must not listen, or
-// its memory grows with every send of the deployment.
+// reads them, so an instance that leads no relay shard (and reads none) must not listen, or
+// its memory grows with every send of the deployment. With one fan-out partition one instance
+// of three leads the one shard; with four partitions two instances lead two shards each.
 func TestOnlyTheRelayLeaderListens(t *testing.T) {
-	// given three instances of one deployment
-	rds := testinfra.StartRedis(t)
-	db := testinfra.NewDatabase(t)
-	env := testinfra.Env{DatabaseURL: db, RedisURL: rds.URL()}
-	for range 3 {
-		testinfra.StartProcess(t, env)
+	for _, tc := range []struct {
+		name                   string
+		instances, partitions  string
+		wantRelays, wantListen int
+	}{
+		{"one shard, three instances", "3", "1", 3, 1},
+		{"four shards, two instances", "2", "4", 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rds := testinfra.StartRedis(t)
+			db := testinfra.NewDatabase(t)
+			env := testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": tc.partitions}}
+			for range tc.wantRelays {
+				testinfra.StartProcess(t, env)
+			}
+			sessions := relaySessions(t, db)
+			testinfra.Eventually(t, 10*time.Second, "the leaders' listeners and nobody else's", func() bool {
+				relays, listen := sessions()
+				return relays == tc.wantRelays && listen == tc.wantListen
+			})
+			// and it stays so
+			time.Sleep(2 * time.Second)
+			if relays, listen := sessions(); relays != tc.wantRelays || listen != tc.wantListen {
+				t.Fatalf("%d relay sessions and %d listening, want %d and %d", relays, listen, tc.wantRelays, tc.wantListen)
+			}
+		})
 	}
+}
+
+// relaySessions counts the relay's lock sessions and the sessions that listen (those whose last
+// statement is LISTEN; Postgres shows no list of listeners) in the database.
+func relaySessions(t *testing.T, db string) func() (relays, listening int) {
 	conn, err := pgx.Connect(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-
-	// then exactly one session's last statement is LISTEN (the leader's, which listens only
-	// once it holds the lock), and the others only ask for the lock. (Postgres shows no list of
-	// listeners; before the fix every session listened first, so none showed LISTEN last.)
-	listening := func() (listen, asking int) {
-		rows, err := conn.Query(context.Background(), `SELECT query FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return func() (relays, listening int) {
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE application_name = 'nova-relay'),
+				count(*) FILTER (WHERE query LIKE 'LISTEN%')
+			FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&relays, &listening)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var q string
-			_ = rows.Scan(&q)
-			switch {
-			case len(q) >= 6 && q[:6] == "LISTEN":
-				listen++
-			case q == "SELECT pg_try_advisory_lock($1)":
-				asking++
-			}
-		}
-		return listen, asking
-	}
-	testinfra.Eventually(t, 10*time.Second, "one listener and two sessions waiting for the lock", func() bool {
-		l, a := listening()
-		return l == 1 && a == 2
-	})
-	// and it stays so
-	time.Sleep(2 * time.Second)
-	if l, a := listening(); l != 1 || a != 2 {
-		t.Fatalf("%d sessions listen and %d ask for the lock, want 1 and 2", l, a)
+		return relays, listening
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -20,12 +21,15 @@ import (
 
 const (
 	notifyChannel = "nova_outbox"
-	// leaderLockKey is the advisory lock that makes one relay at a time the publisher.
+	// leaderLockKey is the advisory lock of relay shard 0 (with one shard, the leader's lock).
 	leaderLockKey = 0x6e6f7661 // "nova"
 	batchSize     = 500
 	// pollInterval is only the safety net; the fast path wakes the relay when it leaves it work.
 	pollInterval = 500 * time.Millisecond
-	maxBackoff   = 5 * time.Second
+	// rebalanceInterval is how often a relay session looks at how many instances share the
+	// shards, takes or lets go of shards, and checks for rows a stalled leader left.
+	rebalanceInterval = 2 * time.Second
+	maxBackoff        = 5 * time.Second
 )
 
 // Publisher is where relayed entries go (the Redis dual streams).
@@ -44,8 +48,9 @@ type Stats struct {
 type relayCounts struct{ Relayed, Duplicates, MovedAside, Errors, TakenOver atomic.Int64 }
 
 // Relay moves outbox rows to Redis in batches: whatever the publish-after-commit fast path
-// left (a seq gap between instances, an error, a crash before it ran). Every instance runs one; a
-// Postgres advisory lock lets one of them publish at a time. Rows are read in id order, which
+// left (a seq gap between instances, an error, a crash before it ran). Every instance runs one;
+// the rows are split into shards by conversation (see shards.go), and a Postgres advisory lock
+// per shard lets one relay at a time publish that shard's rows. Rows are read in id order, which
 // within a conversation is seq order (a conversation's appends are serialised by its row lock),
 // and deleted only once Redis holds them, so no row is ever skipped: there is no "id > last"
 // cursor that a late commit could fall behind.
@@ -54,27 +59,31 @@ type Relay struct {
 	pub    Publisher
 	log    *slog.Logger
 	counts relayCounts
-	leader atomic.Bool
-	wake   chan struct{}
-	remote chan struct{}
+	shards int // relay shards: one per fan-out partition
+	// led is how many shards this instance leads; leadsFirst whether shard 0 is one of them
+	led        atomic.Int32
+	leadsFirst atomic.Bool
+	wake       chan struct{}
+	remote     chan struct{}
 	// seenUpTo is the highest outbox id a poll found; a poll that finds only rows above it
 	// leaves them to the fast path, which is publishing them right now (see pollOnce).
 	seenUpTo int64
 }
 
-func NewRelay(pool *pgxpool.Pool, pub Publisher, log *slog.Logger) *Relay {
+// NewRelay returns the relay of an outbox split into one shard per fan-out partition.
+func NewRelay(pool *pgxpool.Pool, pub Publisher, partitions redisstream.FanoutPartitions, log *slog.Logger) *Relay {
 	if pool == nil || pub == nil || log == nil {
 		panic("outbox.NewRelay: nil dependency")
 	}
-	return &Relay{pool: pool, pub: pub, log: log.With("component", "outbox-relay"),
+	return &Relay{pool: pool, pub: pub, log: log.With("component", "outbox-relay"), shards: partitions.Count(),
 		wake: make(chan struct{}, 1), remote: make(chan struct{}, 1)}
 }
 
-// Notify wakes the relay because committed rows wait for it: directly when this instance leads,
-// else through a coalesced NOTIFY sent outside any writer's transaction (NOTIFY inside it would
-// serialise commits).
+// Notify wakes the relay because committed rows wait for it: directly when this instance leads
+// every shard, else through a coalesced NOTIFY sent outside any writer's transaction (NOTIFY
+// inside it would serialise commits), which every leader hears.
 func (r *Relay) Notify() {
-	if r.leader.Load() {
+	if int(r.led.Load()) == r.shards {
 		poke(r.wake)
 		return
 	}
@@ -88,8 +97,20 @@ func poke(ch chan struct{}) {
 	}
 }
 
-// IsLeader reports whether this instance's relay is the one publishing now.
-func (r *Relay) IsLeader() bool { return r.leader.Load() }
+// IsLeader reports whether this instance's relay leads at least one shard now.
+func (r *Relay) IsLeader() bool { return r.led.Load() > 0 }
+
+// Leading reports how many of how many shards this instance's relay leads now.
+func (r *Relay) Leading() (led, total int) { return int(r.led.Load()), r.shards }
+
+// LeadsFirstShard reports whether this instance leads shard 0, whose leader also trims the
+// fan-out streams (one instance does it).
+func (r *Relay) LeadsFirstShard() bool { return r.leadsFirst.Load() }
+
+func (r *Relay) setLed(shards []int) {
+	r.led.Store(int32(len(shards)))
+	r.leadsFirst.Store(len(shards) > 0 && shards[0] == 0)
+}
 
 // Run relays until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
@@ -120,82 +141,124 @@ func (r *Relay) forwardNotifications(ctx context.Context) {
 	}
 }
 
-// lead holds one session: it waits for the leader lock, LISTENs, then relays until the session
-// breaks or ctx ends.
+// lead holds one session: it joins the relay's members and, every rebalanceInterval, takes or
+// lets go of shards; while it leads some, it LISTENs on a second session and relays them, until
+// a session breaks or ctx ends. While it does not lead every shard it also relays in the place
+// of a leader that stalls.
 func (r *Relay) lead(ctx context.Context) error {
-	conn, err := r.leaderSession(ctx)
+	conn, err := r.session(ctx, "nova-relay")
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := r.awaitLock(ctx, conn); err != nil {
+	s := newShardSession(conn, r.shards)
+	if err := s.join(ctx); err != nil {
 		return err
 	}
-	// LISTEN only while leading: a session that listens queues every notification for a reader
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
-	r.leader.Store(true)
-	defer r.leader.Store(false)
-	r.log.Info("relay is the outbox leader")
-
-	listenCtx, stop := context.WithCancel(ctx)
-	lost := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := conn.WaitForNotification(listenCtx); err != nil {
-				lost <- err
-				return
-			}
-			poke(r.wake)
+	defer r.setLed(nil)
+	var l *listener
+	defer func() { l.stop() }()
+	for {
+		changed, err := s.rebalance(ctx)
+		if err != nil {
+			return err
 		}
-	}()
-	defer func() { stop(); <-lost }()
-	return r.relayWhileLeading(ctx, lost)
+		r.setLed(s.held)
+		if changed {
+			r.log.Info("relay leads outbox shards", "shards", s.held, "of", r.shards)
+		}
+		if len(s.held) < r.shards {
+			r.relayIfLeaderStalls(ctx, othersThan(s.held, r.shards))
+		}
+		if len(s.held) == 0 {
+			// LISTEN only while leading: a session that listens queues every notification for a reader
+			l.stop()
+			l = nil
+			if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
+				return err
+			}
+			continue
+		}
+		if l == nil {
+			if l, err = r.listen(ctx); err != nil {
+				return err
+			}
+		}
+		if err := r.relayWhileLeading(ctx, s.held, l.lost); err != nil {
+			return err
+		}
+	}
 }
 
-// leaderSession opens the dedicated session that holds the advisory lock. A leader whose host
-// vanished without a reset must lose its session, and with it the lock, in seconds rather than
+// session opens a dedicated session (the shard locks', the listener's). A leader whose host
+// vanished without a reset must lose its session, and with it its locks, in seconds rather than
 // after the kernel's TCP timeout.
-func (r *Relay) leaderSession(ctx context.Context) (*pgx.Conn, error) {
+func (r *Relay) session(ctx context.Context, name string) (*pgx.Conn, error) {
 	cfg := r.pool.Config().ConnConfig.Copy()
 	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2",
-		"tcp_keepalives_count": "3", "tcp_user_timeout": "10000"} {
+		"tcp_keepalives_count": "3", "tcp_user_timeout": "10000", "application_name": name} {
 		cfg.RuntimeParams[k] = v
 	}
 	return pgx.ConnectConfig(ctx, cfg)
 }
 
-// awaitLock returns once conn holds the leader lock; meanwhile it relays in the leader's place
-// whenever the leader stalls.
-func (r *Relay) awaitLock(ctx context.Context, conn *pgx.Conn) error {
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
-			return err
-		}
-		if got {
-			return nil
-		}
-		r.relayIfLeaderStalls(ctx)
-		if err := ctxsleep.Sleep(ctx, time.Second); err != nil {
-			return err
-		}
-	}
+// listener is the session that LISTENs while this instance leads shards; each notification
+// wakes the relay, and lost receives the error that ended the session.
+type listener struct {
+	conn   *pgx.Conn
+	cancel context.CancelFunc
+	lost   chan error
+	done   chan struct{}
 }
 
-// relayWhileLeading relays on every notification, and on the timer as a safety net, until ctx
-// ends (it drains first) or the listening session is lost (lost receives its error).
-func (r *Relay) relayWhileLeading(ctx context.Context, lost chan error) error {
+func (r *Relay) listen(ctx context.Context) (*listener, error) {
+	conn, err := r.session(ctx, "nova-relay-listener")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	listenCtx, cancel := context.WithCancel(ctx)
+	l := &listener{conn: conn, cancel: cancel, lost: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			if _, err := conn.WaitForNotification(listenCtx); err != nil {
+				l.lost <- err
+				return
+			}
+			poke(r.wake)
+		}
+	}()
+	return l, nil
+}
+
+// stop ends the listener's session (nil: nothing to stop).
+func (l *listener) stop() {
+	if l == nil {
+		return
+	}
+	l.cancel()
+	<-l.done
+	_ = l.conn.Close(context.Background())
+}
+
+// relayWhileLeading relays the given shards on every notification, and on the timer as a safety
+// net, for rebalanceInterval (then it returns nil), until ctx ends (it drains first) or the
+// listening session is lost (lost receives its error).
+func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error) error {
 	backoff := 50 * time.Millisecond
-	woken := true // the first pass after taking the lead relays whatever it finds
+	woken := true // the first pass after taking a shard relays whatever it finds
+	rebalance := time.After(rebalanceInterval)
 	for {
 		var n int
 		var err error
 		if woken {
-			n, err = r.RelayOnce(ctx)
+			n, err = r.relayShards(ctx, shards)
 		} else {
-			n, err = r.pollOnce(ctx)
+			n, err = r.pollOnce(ctx, shards)
 		}
 		wait := pollInterval
 		switch {
@@ -211,15 +274,17 @@ func (r *Relay) relayWhileLeading(ctx context.Context, lost chan error) error {
 		}
 		select {
 		case <-ctx.Done():
-			r.drain(ctx)
+			r.drain(ctx, shards)
 			return ctx.Err()
 		case err := <-lost:
-			lost <- err           // for the deferred receive
+			lost <- err           // for the listener's stop
 			if ctx.Err() != nil { // the listener ended because we are stopping
-				r.drain(ctx)
+				r.drain(ctx, shards)
 				return ctx.Err()
 			}
 			return fmt.Errorf("listen session: %w", err)
+		case <-rebalance:
+			return nil
 		case <-r.wake:
 			woken = true
 		case <-time.After(wait):
@@ -232,9 +297,10 @@ func (r *Relay) relayWhileLeading(ctx context.Context, lost chan error) error {
 // the previous poll. Rows that all appeared since then are being published and deleted by the
 // fast paths that committed them (deletes are batched), and relaying them too would only write
 // duplicates for Redis to refuse. A fast path that defers or fails wakes the relay instead.
-func (r *Relay) pollOnce(ctx context.Context) (int, error) {
+func (r *Relay) pollOnce(ctx context.Context, shards []int) (int, error) {
 	var oldest, newest int64
-	if err := r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox`).Scan(&oldest, &newest); err != nil {
+	where, args := shardFilter("o", shards, r.shards, 1)
+	if err := r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox o`+where, args...).Scan(&oldest, &newest); err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	waited := oldest != 0 && oldest <= r.seenUpTo
@@ -242,7 +308,7 @@ func (r *Relay) pollOnce(ctx context.Context) (int, error) {
 	if !waited {
 		return 0, nil
 	}
-	return r.RelayOnce(ctx)
+	return r.relayShards(ctx, shards)
 }
 
 // leaderStallBound is how long an outbox row may wait before an instance that does not lead
@@ -251,14 +317,16 @@ func (r *Relay) pollOnce(ctx context.Context) (int, error) {
 // order, and Redis refuses what was written already).
 const leaderStallBound = 5 * time.Second
 
-// relayIfLeaderStalls relays one batch when the oldest outbox row has waited past the bound.
-func (r *Relay) relayIfLeaderStalls(ctx context.Context) {
+// relayIfLeaderStalls relays the given shards (those another instance leads) when their oldest
+// row has waited past the bound.
+func (r *Relay) relayIfLeaderStalls(ctx context.Context, shards []int) {
 	var stalled bool
-	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT created_at FROM outbox ORDER BY id LIMIT 1) o
-		WHERE o.created_at < now() - make_interval(secs => $1))`, leaderStallBound.Seconds()).Scan(&stalled)
+	where, args := shardFilter("o", shards, r.shards, 2)
+	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT created_at FROM outbox o`+where+` ORDER BY id LIMIT 1) o
+		WHERE o.created_at < now() - make_interval(secs => $1))`, append([]any{leaderStallBound.Seconds()}, args...)...).Scan(&stalled)
 	if err != nil {
 		if ctx.Err() == nil {
-			r.log.Debug("cannot see whether the leader stalls; looking again in a second", "error", err)
+			r.log.Debug("cannot see whether a leader stalls; looking again soon", "error", err)
 		}
 		return
 	}
@@ -266,26 +334,37 @@ func (r *Relay) relayIfLeaderStalls(ctx context.Context) {
 		return
 	}
 	r.counts.TakenOver.Add(1)
-	r.log.Warn("outbox rows wait past the bound while another instance leads; relaying them from here",
+	r.log.Warn("outbox rows wait past the bound while another instance leads them; relaying them from here",
 		"bound", leaderStallBound)
 	for ctx.Err() == nil {
-		n, err := r.RelayOnce(ctx)
+		n, err := r.relayShards(ctx, shards)
 		if err != nil || n < batchSize {
 			return
 		}
 	}
 }
 
+// othersThan lists the shards of total not in held (sorted).
+func othersThan(held []int, total int) []int {
+	others := make([]int, 0, total-len(held))
+	for shard := range total {
+		if !slices.Contains(held, shard) {
+			others = append(others, shard)
+		}
+	}
+	return others
+}
+
 // drainTimeout bounds the last relay pass of a stopping leader (within the shutdown grace).
 const drainTimeout = 5 * time.Second
 
-// drain relays what is still in the outbox before a stopping leader lets go of its lock, so
-// what the last requests committed reaches Redis before the process exits.
-func (r *Relay) drain(stopped context.Context) {
+// drain relays what is still in its shards of the outbox before a stopping leader lets go of
+// its locks, so what the last requests committed reaches Redis before the process exits.
+func (r *Relay) drain(stopped context.Context, shards []int) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(stopped), drainTimeout)
 	defer cancel()
 	for ctx.Err() == nil {
-		n, err := r.RelayOnce(ctx)
+		n, err := r.relayShards(ctx, shards)
 		if err != nil {
 			r.log.Warn("outbox not fully drained at shutdown; the next leader relays the rest", "error", err)
 			return
@@ -296,9 +375,12 @@ func (r *Relay) drain(stopped context.Context) {
 	}
 }
 
-// RelayOnce moves one batch and returns how many rows it read.
-func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	batch, err := r.fetch(ctx)
+// RelayOnce moves one batch of any shard and returns how many rows it read.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) { return r.relayShards(ctx, nil) }
+
+// relayShards moves one batch of the given shards (nil: all) and returns how many rows it read.
+func (r *Relay) relayShards(ctx context.Context, shards []int) (int, error) {
+	batch, err := r.fetch(ctx, shards)
 	if err != nil || len(batch.rows) == 0 {
 		return 0, err
 	}
@@ -366,12 +448,14 @@ type batch struct {
 	undecodable    []outboxRow
 }
 
-func (r *Relay) fetch(ctx context.Context) (batch, error) {
+func (r *Relay) fetch(ctx context.Context, shards []int) (batch, error) {
 	// the conversation's current participants travel with the entry (consumer groups count
 	// offline recipients without reading Postgres); LEFT JOIN, so a row is never held back by it
+	where, args := shardFilter("o", shards, r.shards, 2)
 	rows, err := r.pool.Query(ctx, `SELECT o.id, o.conversation_id, o.seq, o.message_id, o.sender_id, o.created_at, o.payload,
 			c.participants::text[]
-		FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id ORDER BY o.id LIMIT $1`, batchSize)
+		FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id`+where+` ORDER BY o.id LIMIT $1`,
+		append([]any{batchSize}, args...)...)
 	if err != nil {
 		return batch{}, fmt.Errorf("read outbox: %w", err)
 	}

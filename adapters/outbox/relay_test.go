@@ -38,7 +38,7 @@ func newFixture(t testing.TB) *fixture {
 }
 
 func (f *fixture) relay() *outbox.Relay {
-	return outbox.NewRelay(f.pool, f.pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return outbox.NewRelay(f.pool, f.pub, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // addRow writes one outbox row inside tx, as the send path does.

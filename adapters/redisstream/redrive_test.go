@@ -53,7 +53,7 @@ func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPar
 			t.Fatal(err)
 		}
 	}
-	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions), quiet)
+	relay := outbox.NewRelay(pool, redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions), partitions, quiet)
 	if _, err := relay.RelayOnce(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ type streamsView struct {
 	InspectedAt   time.Time      `json:"inspected_at"`
 	InspectionMs  float64        `json:"inspection_ms"`
 	RelayLeader   bool           `json:"relay_leader"`
+	RelayShards   int64          `json:"relay_shards"`
 	Redis         healthView     `json:"redis"`
 	Postgres      healthView     `json:"postgres"`
 	Instances     []instanceView `json:"instances"`
@@ -113,7 +114,7 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 	n := a.counters()
 	v := streamsView{
 		InstanceID: a.instance, GeneratedAt: time.Now().UTC(), InspectedAt: s.At.UTC(), InspectionMs: ms(s.Took),
-		RelayLeader: n.RelayLeader,
+		RelayLeader: n.RelayLeader, RelayShards: n.RelayShards,
 		Redis:       healthView{Up: s.RedisUp, Error: s.RedisError},
 		Postgres:    healthView{Up: s.PostgresUp, Error: s.PostgresError},
 		Connections: n.Connections, Subscriptions: n.Subscriptions,

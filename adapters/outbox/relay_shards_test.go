@@ -1,0 +1,94 @@
+package outbox_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nova-chat/nova/adapters/outbox"
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+// With four fan-out partitions the outbox has four relay shards: one relay alone leads all four,
+// a second instance takes half of them, both relay rows, and when one stops the other leads all
+// four again and relays what the stopped one would have.
+func TestRelayShardsSpreadOverInstancesAndMoveWhenOneStops(t *testing.T) {
+	const partitions = 4
+	f := newFixture(t)
+	f.pub = redisstream.NewDualStreamPublisher(f.rdb, 1000, true, partitions)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := func() (*outbox.Relay, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := outbox.NewRelay(f.pool, f.pub, partitions, quiet)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(ctx) }()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return r, stop
+	}
+	leads := func(r *outbox.Relay) int { led, _ := r.Leading(); return led }
+
+	// given one relay, which leads every shard
+	a, _ := start()
+	testinfra.Eventually(t, 10*time.Second, "the only relay leads all 4 shards", func() bool { return leads(a) == 4 })
+
+	// when a second instance's relay starts, the shards spread over both
+	b, stopB := start()
+	testinfra.Eventually(t, 10*time.Second, "2 shards each", func() bool { return leads(a) == 2 && leads(b) == 2 })
+	if !a.LeadsFirstShard() && !b.LeadsFirstShard() {
+		t.Fatal("nobody leads shard 0, whose leader trims the fan-out streams")
+	}
+
+	// then rows of 40 conversations committed meanwhile are all relayed, by both
+	convs := f.commitOneRowEach(t, 40, b)
+	f.eventuallyEveryStreamHolds(t, convs, 1)
+	if a.Stats().Relayed == 0 || b.Stats().Relayed == 0 {
+		t.Fatalf("relayed %d and %d rows: both instances should carry some", a.Stats().Relayed, b.Stats().Relayed)
+	}
+
+	// and when b stops, a leads all four again and relays every conversation's next row
+	stopB()
+	testinfra.Eventually(t, 10*time.Second, "a leads all 4 shards again", func() bool { return leads(a) == 4 })
+	for _, conv := range convs {
+		tx := f.begin(t)
+		addRow(t, tx, conv, 2)
+		if err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Notify()
+	f.eventuallyEveryStreamHolds(t, convs, 2)
+}
+
+// commitOneRowEach commits seq 1 of n new conversations and lets the relay know.
+func (f *fixture) commitOneRowEach(t *testing.T, n int, r *outbox.Relay) []string {
+	t.Helper()
+	convs := make([]string, n)
+	for i := range convs {
+		convs[i] = uuid.NewString()
+		tx := f.begin(t)
+		addRow(t, tx, convs[i], 1)
+		if err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Notify()
+	return convs
+}
+
+func (f *fixture) eventuallyEveryStreamHolds(t *testing.T, convs []string, n int) {
+	t.Helper()
+	testinfra.Eventually(t, 10*time.Second, "every conversation's stream holds its rows", func() bool {
+		for _, conv := range convs {
+			if l, _ := f.rdb.XLen(context.Background(), redisstream.ConversationStream(conv)).Result(); l != int64(n) {
+				return false
+			}
+		}
+		return true
+	})
+}
