@@ -3,6 +3,9 @@ package systemtest_test
 import (
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
 )
 
 // On a Redis Cluster (3 masters, one replica each) with 4 fan-out partitions, two instances
@@ -92,5 +96,37 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 	}
 	if extra, ok := ws.TryNext(500 * time.Millisecond); ok && extra.Type == "message" {
 		t.Fatalf("a message arrived twice: %+v", extra.Message)
+	}
+
+	// and after the failover the metrics and `nova streams` show every partition, each group
+	// caught up on it, and the relay's four shards led between the two instances
+	eventually(t, 30*time.Second, "every partition's groups caught up in /metrics", func() bool {
+		m := scrapeMetrics(t, a.AdminURL)
+		for p := range 4 {
+			stream := part.Stream(p)
+			if _, ok := m.get("nova_stream_length", "stream", stream, "kind", "fanout"); !ok {
+				return false
+			}
+			if pending, ok := m.get("nova_consumer_group_pending", "stream", stream, "group", messaging.GroupMessagingService); !ok || pending != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	ledA, _ := scrapeMetrics(t, a.AdminURL).get("nova_outbox_relay_shards")
+	ledB, _ := scrapeMetrics(t, b.AdminURL).get("nova_outbox_relay_shards")
+	if ledA+ledB != 4 || ledA == 0 || ledB == 0 {
+		t.Errorf("the instances lead %v and %v relay shards, want 4 between them, some each", ledA, ledB)
+	}
+	streams := exec.Command(testinfra.NovaBinary(t), "streams")
+	streams.Env = append(os.Environ(), "REDIS_URL="+env.RedisURL, "DATABASE_URL="+env.DatabaseURL, "NOVA_FANOUT_PARTITIONS=4")
+	out, err := streams.Output()
+	if err != nil {
+		t.Fatalf("nova streams: %v", err)
+	}
+	for p := range 4 {
+		if !strings.Contains(string(out), part.Stream(p)) {
+			t.Errorf("nova streams does not show partition %d:\n%s", p, out)
+		}
 	}
 }
