@@ -241,7 +241,7 @@ type namedChart struct {
 
 // writeCharts writes every chart the run has data for into the output folder.
 func (b *Bench) writeCharts() ([]string, error) {
-	charts := append(b.loadCharts(), b.abCharts()...)
+	charts := append(append(b.loadCharts(), b.abCharts()...), b.scalingCharts()...)
 	if ss := b.shapeSeries(); len(ss) > 1 {
 		title := fmt.Sprintf("Send-to-deliver latency by load shape, %d msg/s: Nova (solid) and Centrifugo (dashed)", b.cfg.Rate)
 		charts = append(charts, namedChart{"latency_shapes.svg", percentileChart(title, ss)})

@@ -32,6 +32,10 @@ type cpuSnap struct {
 // test run's CREATE/DROP DATABASE, stall every commit on the server for a moment).
 const checkpointsKey = "pg checkpoints"
 
+// redisNotInUse is the CPU group of the single redis-server while the nodes use the cluster:
+// it stays up (idle), counted apart from the "redis" of the topology in use.
+const redisNotInUse = "redis (single, not in use)"
+
 type procCPU struct {
 	group string
 	ticks uint64
@@ -69,8 +73,12 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 	for _, pid := range b.cf.pids() {
 		known[pid] = "centrifugo"
 	}
-	if b.env.Redis != nil && b.env.Redis.PID() != 0 {
-		known[b.env.Redis.PID()] = "redis"
+	inUse, idle := b.env.redisPIDs()
+	for _, pid := range inUse {
+		known[pid] = "redis" // every redis-server of the topology the nodes use
+	}
+	for _, pid := range idle {
+		known[pid] = redisNotInUse
 	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/events"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
@@ -36,6 +38,11 @@ type Env struct {
 	RDB      *redis.Client     // the bench's own Redis client
 	Settings map[string]string // NOVA_* settings every instance gets
 	Nodes    []*Node
+	// Cluster is the private Redis Cluster while the instances scenario runs on it (nil
+	// otherwise): the nodes started meanwhile use it instead of Redis, which stays up idle.
+	Cluster    *testinfra.RedisCluster
+	ClusterRDB *redis.ClusterClient // the bench's own client of Cluster
+	partitions int                  // NOVA_FANOUT_PARTITIONS of the nodes started last
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -136,6 +143,82 @@ func (e *Env) StartRedis(ctx context.Context) error {
 	return nil
 }
 
+// StartRedisCluster runs a private Redis Cluster of masters masters with a replica each,
+// without persistence, with the single server's arguments; nodes started from now on use it,
+// until StopRedisCluster. Its logs go to LogDir as redis-cluster-<i>.log.
+func (e *Env) StartRedisCluster(ctx context.Context, masters int) error {
+	dir := filepath.Join(e.Dir, "redis-cluster")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	c, err := testinfra.LaunchRedisCluster(ctx, testinfra.RedisClusterOptions{Masters: masters, Dir: dir, LogDir: e.LogDir,
+		Extra: []string{"--maxclients", "10000"}, SysProcAttr: childAttr()})
+	if err != nil {
+		return err
+	}
+	e.Cluster = c
+	e.ClusterRDB = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(c.Seeds(), ","), PoolSize: 8,
+		ClusterStateReloadInterval: redisstream.ClusterStateReload})
+	e.onClose(e.StopRedisCluster)
+	return nil
+}
+
+// StopRedisCluster stops the cluster (stop the nodes that use it first); nodes started from now
+// on use the single server again. Safe to call twice.
+func (e *Env) StopRedisCluster() {
+	if e.ClusterRDB != nil {
+		_ = e.ClusterRDB.Close()
+		e.ClusterRDB = nil
+	}
+	if e.Cluster != nil {
+		e.Cluster.Stop()
+		e.Cluster = nil
+	}
+}
+
+// redisURL is the REDIS_URL of nodes started now: the cluster's seeds while it runs, else the
+// single server's URL.
+func (e *Env) redisURL() string {
+	if e.Cluster != nil {
+		return e.Cluster.Seeds()
+	}
+	return e.Redis.URL()
+}
+
+// fanoutPartitions is the NOVA_FANOUT_PARTITIONS of nodes started with these settings (the
+// last that names it wins, as in startNode), Nova's default 1 if none does.
+func fanoutPartitions(settings ...map[string]string) int {
+	n := 1
+	for _, m := range settings {
+		if v, err := strconv.Atoi(m["NOVA_FANOUT_PARTITIONS"]); err == nil {
+			n = v
+		}
+	}
+	return n
+}
+
+// fanoutStreams are the fan-out streams of the nodes started last (events.Streams of their
+// NOVA_FANOUT_PARTITIONS) and the bench's client of the Redis that holds them.
+func (e *Env) fanoutStreams() (redis.UniversalClient, []string) {
+	if e.ClusterRDB != nil {
+		return e.ClusterRDB, events.Streams(e.partitions)
+	}
+	return e.RDB, events.Streams(e.partitions)
+}
+
+// redisPIDs are the redis-servers the nodes use now (the cluster's while it runs) and the
+// ones they do not (the single server meanwhile), by process id.
+func (e *Env) redisPIDs() (inUse, idle []int) {
+	var single []int
+	if e.Redis != nil && e.Redis.PID() != 0 {
+		single = []int{e.Redis.PID()}
+	}
+	if e.Cluster != nil {
+		return e.Cluster.PIDs(), single
+	}
+	return single, nil
+}
+
 // childAttr puts a child in its own process group (so a Ctrl-C reaches only the bench, which
 // then stops the children in order) and kills it if the bench dies without cleaning up.
 func childAttr() *syscall.SysProcAttr {
@@ -216,6 +299,7 @@ func (n *Node) RSSKiB() (int64, error) {
 // retried), each answering /readyz with 200 before the next starts.
 func (e *Env) StartNodes(ctx context.Context, n int, extra map[string]string) error {
 	e.Nodes = nil
+	e.partitions = fanoutPartitions(e.Settings, extra)
 	for i := range n {
 		node, err := e.startNode(ctx, fmt.Sprintf("n%d", i+1), extra)
 		if err != nil {
@@ -238,7 +322,7 @@ func (e *Env) startNode(ctx context.Context, name string, extra map[string]strin
 	logPath := filepath.Join(e.LogDir, fmt.Sprintf("nova-%02d-%s.log", e.started, name))
 	e.mu.Unlock()
 	p, err := testinfra.LaunchProcess(ctx, testinfra.ProcessOptions{Binary: e.NovaBin, LogPath: logPath,
-		Env:         testinfra.Env{DatabaseURL: e.DBURL, RedisURL: e.Redis.URL(), Settings: settings},
+		Env:         testinfra.Env{DatabaseURL: e.DBURL, RedisURL: e.redisURL(), Settings: settings},
 		SysProcAttr: childAttr(), ReadyWithin: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("nova serve %s: %w", name, err)

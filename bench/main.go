@@ -4,7 +4,7 @@
 // measures each DESIGN.md performance target next to a baseline taken in the same run
 // (pgbench, redis-benchmark, raw reads), and writes a table, a JSON file and SVG charts.
 //
-//	cd bench && go run . [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4]
+//	cd bench && go run . [-quick] [-instances 3] [-out artifacts/bench] [-shapes per-conv,one-conn] [-instance-counts 1,2,4] [-topologies single,cluster]
 package main
 
 import (
@@ -49,6 +49,8 @@ type Config struct {
 	// subscribers on n2 only), each measured for InstancesMeasure after a warm-up.
 	InstanceCounts   []int
 	InstancesMeasure time.Duration
+	// Topologies are the Redis topologies the instances scenario runs every count on.
+	Topologies []redisTopology
 
 	LatencyWarmup  time.Duration
 	LatencyMeasure time.Duration
@@ -87,7 +89,7 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	var cfg Config
-	var only, shapeList, cfShapes, counts string
+	var only, shapeList, cfShapes, counts, topologies string
 	flag.BoolVar(&cfg.Quick, "quick", false, "small sizes, under 2 minutes in all")
 	flag.IntVar(&cfg.Instances, "instances", 2, "nova serve processes to start (DESIGN.md's latency targets are for two)")
 	flag.StringVar(&cfg.Out, "out", "artifacts/bench", "folder for report.txt, results.json, *.svg and logs")
@@ -102,6 +104,7 @@ func run() int {
 	flag.StringVar(&shapeList, "shapes", "", "comma-separated load shapes of the latency runs, on Nova and on Centrifugo alike: per-conv|one-conn[+senders=N][+idle=N]; per-conv (the main latency run) is always included (default: per-conv,one-conn in -quick mode; per-conv,one-conn,per-conv+senders=1,per-conv+senders=16,per-conv+idle=10000 in full mode)")
 	flag.StringVar(&cfShapes, "centrifugo-shapes", "", "old name of -shapes (used if -shapes is not given)")
 	flag.StringVar(&counts, "instance-counts", "1,2,4", "node counts of the \"instances\" scenario (HTTP sends to n1, subscribers on n2 only)")
+	flag.StringVar(&topologies, "topologies", "", "comma-separated Redis topologies the \"instances\" scenario runs every count on: single (the private redis-server, NOVA_FANOUT_PARTITIONS=1) and cluster (a private Redis Cluster of 3 masters with a replica each, 6 redis-servers, NOVA_FANOUT_PARTITIONS=8; needs redis-cli) (default: single,cluster in full and in -quick mode)")
 	flag.Parse()
 	if cfg.Instances < 1 || cfg.Rate < 1 || cfg.Conversations < 1 {
 		fmt.Fprintln(os.Stderr, "novabench: -instances, -rate and -conversations must be positive")
@@ -129,7 +132,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "novabench: -instance-counts:", err)
 		return 2
 	}
+	if cfg.Topologies, err = parseTopologies(topologies); err != nil {
+		fmt.Fprintln(os.Stderr, "novabench: -topologies:", err)
+		return 2
+	}
 	sizes(&cfg)
+	if len(cfg.Topologies) == 0 {
+		cfg.Topologies = defaultTopologies()
+	}
 	if len(shapes) == 0 {
 		shapes = defaultShapes(cfg.Quick)
 	}
@@ -225,9 +235,13 @@ func (b *Bench) setup(ctx context.Context) error {
 		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
 	}
 	b.res.Machine.NoFile = lim
-	for _, tool := range []string{"go", "redis-server", "redis-benchmark", "pgbench"} {
+	tools := []string{"go", "redis-server", "redis-benchmark", "pgbench"}
+	if b.cfg.wants("instances") && slices.Contains(b.cfg.Topologies, clusterTopology) {
+		tools = append(tools, "redis-cli") // redis-cli --cluster create joins the cluster
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not on PATH (make bench puts PostgreSQL's bin folder on it; redis-benchmark comes with redis-tools)", tool)
+			return fmt.Errorf("%s is not on PATH (make bench puts PostgreSQL's bin folder on it; redis-benchmark and redis-cli come with redis-tools)", tool)
 		}
 	}
 	mode := "full"
@@ -318,7 +332,7 @@ func (b *Bench) scenarios(ctx context.Context) {
 		{"backlog", func(ctx context.Context) { b.vacuum(ctx); b.res.Backlog = b.runBacklog(ctx) }},
 		{"memory", func(ctx context.Context) { b.res.Memory = b.runMemory(ctx) }},
 		{"ab", b.runAB},
-		{"instances", func(ctx context.Context) { b.res.InstanceRuns = b.runInstances(ctx) }}, // restarts the nodes per count
+		{"instances", func(ctx context.Context) { b.res.InstanceRuns = b.runInstances(ctx) }}, // restarts the nodes per count and topology
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
@@ -373,20 +387,29 @@ func (b *Bench) runAB(ctx context.Context) {
 }
 
 func (b *Bench) startNodes(ctx context.Context, feed string) error {
-	return b.startNodesN(ctx, feed, b.cfg.Instances)
+	return b.startNodesN(ctx, feed, b.cfg.Instances, nil)
 }
 
-// startNodesN starts n nodes with the live feed and says where they listen.
-func (b *Bench) startNodesN(ctx context.Context, feed string, n int) error {
+// startNodesN starts n nodes with the live feed and the extra settings, and says where they listen.
+func (b *Bench) startNodesN(ctx context.Context, feed string, n int, extra map[string]string) error {
 	t := time.Now()
-	if err := b.env.StartNodes(ctx, n, map[string]string{"NOVA_LIVE_FEED": feed}); err != nil {
+	settings := map[string]string{"NOVA_LIVE_FEED": feed}
+	for k, v := range extra {
+		settings[k] = v
+	}
+	if err := b.env.StartNodes(ctx, n, settings); err != nil {
 		return err
 	}
 	var names []string
 	for _, n := range b.env.Nodes {
 		names = append(names, fmt.Sprintf("%s=%s (pid %d)", n.Name, strings.TrimPrefix(n.URL, "http://"), n.PID()))
 	}
-	b.log.Printf("%d nodes ready in %s, NOVA_LIVE_FEED=%s: %s", len(b.env.Nodes), time.Since(t).Round(time.Millisecond), feed, strings.Join(names, ", "))
+	redis := "the single redis-server"
+	if b.env.Cluster != nil {
+		redis = "the Redis Cluster"
+	}
+	b.log.Printf("%d nodes ready in %s, NOVA_LIVE_FEED=%s, on %s with NOVA_FANOUT_PARTITIONS=%d: %s", len(b.env.Nodes), time.Since(t).Round(time.Millisecond),
+		feed, redis, b.env.partitions, strings.Join(names, ", "))
 	return nil
 }
 

@@ -33,7 +33,8 @@ type Results struct {
 	Memory          *MemoryResult             `json:"memory,omitempty"`
 	AB              map[string]*LatencyResult `json:"ab,omitempty"`
 	Centrifugo      *CentrifugoResult         `json:"centrifugo,omitempty"`
-	InstanceRuns    []*LatencyResult          `json:"instances_scenario,omitempty"` // 1, 2, 4 nodes: sends to n1, subscribers on n2
+	InstanceRuns    []*LatencyResult          `json:"instances_scenario,omitempty"` // 1, 2, 4 nodes: sends to n1, subscribers on n2; per topology
+	Scaling         []ScalingRow              `json:"scaling,omitempty"`            // the instances scenario as the scaling table shows it
 	Server          ServerFacts               `json:"server_after_run"`
 	Table           []Row                     `json:"table"`
 	Notes           []string                  `json:"notes"`
@@ -665,12 +666,16 @@ func orDash(s string) string {
 
 func (b *Bench) writeOutputs(stdout io.Writer) error {
 	b.res.Table = b.buildTable()
+	b.res.Scaling = b.scalingRows()
 	b.res.Notes = b.notes()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Nova benchmark, %s mode, %d instances, %s, %.0f s\n\n", b.res.Mode, b.res.Instances,
 		b.res.StartedAt.Format(time.RFC3339), b.res.DurationS)
 	sb.WriteString(formatTable(b.res.Table))
 	if s := b.shapesSection(); s != "" {
+		sb.WriteString("\n" + s)
+	}
+	if s := b.scalingSection(); s != "" {
 		sb.WriteString("\n" + s)
 	}
 	if s := b.instancesSection(); s != "" {

@@ -246,7 +246,7 @@ func instanceRows(l *LatencyResult) []Row {
 	if subs == "" {
 		subs = "n2"
 	}
-	head := fmt.Sprintf("%s, %d/s, sends to n1, subscribers on %s, relay leader %s", plural(l.Nodes, "instance"), l.OfferedRate, subs, orDash(l.RelayLeader))
+	head := fmt.Sprintf("%s%s, %d/s, sends to n1, subscribers on %s, relay leader %s", topologyPrefix(l), plural(l.Nodes, "instance"), l.OfferedRate, subs, orDash(l.RelayLeader))
 	switch {
 	case l.Error != "":
 		return []Row{{head, fail, blank, firstLine(l.Error), blank, fail}}
@@ -283,7 +283,21 @@ func instanceRows(l *LatencyResult) []Row {
 	return rows
 }
 
-// instancesSection is the report's "Instances" part: one line per node count, each node's CPU.
+// topologyPrefix names the Redis of an instances run at the start of its rows: "single Redis, "
+// or "Redis Cluster (6 servers, 8 partitions), "; nothing for a run without a topology.
+func topologyPrefix(l *LatencyResult) string {
+	switch {
+	case l.Topology == "":
+		return ""
+	case l.Topology == clusterTopology.Name:
+		return fmt.Sprintf("Redis Cluster (%d servers, %d partitions), ", l.RedisServers, l.FanoutPartitions)
+	default:
+		return fmt.Sprintf("%s Redis, ", l.Topology)
+	}
+}
+
+// instancesSection is the report's "Instances" part: one line per topology and node count,
+// each node's CPU.
 func (b *Bench) instancesSection() string {
 	runs := b.res.InstanceRuns
 	if len(runs) == 0 {
@@ -293,13 +307,13 @@ func (b *Bench) instancesSection() string {
 	for _, l := range runs {
 		maxNodes = max(maxNodes, l.Nodes)
 	}
-	head := []string{"instances", "p50", "p90", "p99", "max", "deliv/s", "lost", "CPU/msg"}
+	head := []string{"topology", "instances", "p50", "p90", "p99", "max", "deliv/s", "lost", "CPU/msg"}
 	for i := 1; i <= maxNodes; i++ {
 		head = append(head, fmt.Sprintf("n%d CPU", i))
 	}
 	var rows [][]string
 	for _, l := range runs {
-		r := []string{fmt.Sprint(l.Nodes)}
+		r := []string{orDash(l.Topology), fmt.Sprint(l.Nodes)}
 		if l.Error != "" {
 			rows = append(rows, append(r, fail+": "+firstLine(l.Error)))
 			continue
@@ -328,7 +342,7 @@ func (b *Bench) instancesSection() string {
 		rows = append(rows, r)
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Instances (restarted per count; HTTP sends to n1 at %d/s over %d conversations, every subscriber on n2, on n1 when alone; CPU in %% of one core, averaged over the %.0f s window, [without load, over %s before the run]; send = takes the sends, subs = holds the subscribers, lead = outbox relay leader; target for a node with no subscribers: <= 2 %% of a core at 1,000 msg/s):\n",
+	fmt.Fprintf(&sb, "Instances, CPU by node (restarted per topology and count; HTTP sends to n1 at %d/s over %d conversations, every subscriber on n2, on n1 when alone; CPU in %% of one core, averaged over the %.0f s window, [without load, over %s before the run]; send = takes the sends, subs = holds the subscribers, lead = outbox relay leader; target for a node with no subscribers: <= 2 %% of a core at 1,000 msg/s):\n",
 		b.cfg.Rate, b.cfg.Conversations, b.cfg.InstancesMeasure.Seconds(), instancesNoLoad)
 	sb.WriteString(formatGrid(head, rows))
 	return sb.String()
@@ -343,6 +357,7 @@ func (b *Bench) shapeNotes() []string {
 	}
 	if len(b.res.InstanceRuns) > 0 {
 		n = append(n, "Instances: the nodes are restarted for each count (NOVA_LIVE_FEED=interest); HTTP sends go to n1 and every subscriber sits on n2 (n1 alone with one instance), so n3 and n4 hold no subscriber of the busy conversations; the outbox relay leader is whichever node took the lock (named in each line). Each node's CPU comes from its /proc/<pid>/stat over the window.")
+		n = append(n, instancesTopologyNote(b.cfg.Topologies))
 	}
 	return n
 }
@@ -353,4 +368,15 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// instancesTopologyNote says how the instances scenario ran on each Redis topology.
+func instancesTopologyNote(tops []redisTopology) string {
+	var parts []string
+	for _, t := range tops {
+		parts = append(parts, t.Name+": "+t.Describe())
+	}
+	return "Instances, Redis topologies, one after the other, every count on each: " + strings.Join(parts, "; ") +
+		". The cluster is private (no persistence, as the single server), started before its first run and stopped after its last; its nodes reach it through REDIS_URL = its seeds. Meanwhile the single redis-server stays up without traffic, in the CPU group \"" + redisNotInUse +
+		"\", outside CPU/msg. The single server keeps Nova's default of 1 partition, what a deployment on one Redis runs; the cluster needs more than 1."
 }

@@ -22,17 +22,23 @@ type LatencyResult struct {
 	MeasureS         float64   `json:"measure_s"`
 	Conversations    int       `json:"conversations"`
 	Nodes            int       `json:"nodes"`
-	SenderNode       string    `json:"sender_node"`
-	RelayLeader      string    `json:"relay_leader"`
-	SubscriberNodes  []string  `json:"subscriber_nodes"`
-	SubscriberConns  int       `json:"subscriber_connections"`
-	IdleConns        int       `json:"idle_connections,omitempty"`
-	IdleNode         string    `json:"idle_connections_node,omitempty"`
-	IdleOpenS        float64   `json:"idle_connections_open_s,omitempty"`
-	IdleFrames       int64     `json:"idle_connections_frames_received,omitempty"`
-	Scheduled        int       `json:"scheduled_sends"`
-	SentOK           int64     `json:"sent_ok"`
-	SendErrors       int64     `json:"send_errors"`
+	// Topology is the Redis the nodes ran on in the instances scenario ("single", "cluster"),
+	// with its redis-server processes (all in the "redis" CPU group) and the nodes'
+	// NOVA_FANOUT_PARTITIONS; empty in the other scenarios (the single server, 1 partition).
+	Topology         string   `json:"redis_topology,omitempty"`
+	RedisServers     int      `json:"redis_servers,omitempty"`
+	FanoutPartitions int      `json:"fanout_partitions,omitempty"`
+	SenderNode       string   `json:"sender_node"`
+	RelayLeader      string   `json:"relay_leader"`
+	SubscriberNodes  []string `json:"subscriber_nodes"`
+	SubscriberConns  int      `json:"subscriber_connections"`
+	IdleConns        int      `json:"idle_connections,omitempty"`
+	IdleNode         string   `json:"idle_connections_node,omitempty"`
+	IdleOpenS        float64  `json:"idle_connections_open_s,omitempty"`
+	IdleFrames       int64    `json:"idle_connections_frames_received,omitempty"`
+	Scheduled        int      `json:"scheduled_sends"`
+	SentOK           int64    `json:"sent_ok"`
+	SendErrors       int64    `json:"send_errors"`
 	// Skipped are sends not made because they were already more than maxSendLag late (a
 	// sequential sender that fell behind): the run stays bounded, the shape fails its targets.
 	Skipped         int64  `json:"skipped_late_sends,omitempty"`

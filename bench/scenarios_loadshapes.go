@@ -9,7 +9,8 @@ import (
 
 // The latency scenario's other load shapes (the main run is novaLatencyShape), and the
 // "instances" scenario: 1, 2 and 4 nodes with the sends on n1 and the subscribers on n2 only,
-// to see what a node without subscribers of the busy conversations spends on them.
+// on one redis-server and on a Redis Cluster, to see how the cost of a message scales with
+// the instances and what a node without subscribers of the busy conversations spends on them.
 
 // runNovaShapes runs every shape of -shapes but the main one on the current nodes, at the
 // latency run's rate and size, in the same order as the Centrifugo runs. After a shape with
@@ -54,25 +55,63 @@ func instancesPlan(nodes []*Node) latencyPlan {
 // instancesNoLoad is how long the instances scenario measures the nodes' CPU before sending.
 const instancesNoLoad = 3 * time.Second
 
-// runInstances restarts the nodes with each count of -instance-counts and runs the main
-// shape at the latency run's rate, measuring every node's CPU apart. It leaves the last
-// count's nodes running.
+// runInstances runs the main shape at the latency run's rate with each count of
+// -instance-counts on each topology of -topologies, on restarted nodes, measuring every node's
+// CPU apart. A cluster is started before its first count and stopped after its last (with the
+// nodes that used it); after a single-server topology its last nodes are left running.
 func (b *Bench) runInstances(ctx context.Context) []*LatencyResult {
 	var out []*LatencyResult
-	for _, count := range b.cfg.InstanceCounts {
+	steps := instancesSteps(b.cfg.Topologies, b.cfg.InstanceCounts)
+	for i := 0; i < len(steps) && ctx.Err() == nil; {
+		top := steps[i].Topology
+		j := i
+		for j < len(steps) && steps[j].Topology == top {
+			j++
+		}
+		out = append(out, b.runTopology(ctx, top, steps[i:j])...)
+		i = j
+	}
+	return out
+}
+
+// runTopology runs the steps of one topology, starting (and afterwards stopping) its cluster.
+func (b *Bench) runTopology(ctx context.Context, top redisTopology, steps []instancesStep) []*LatencyResult {
+	failed := func(s instancesStep, err string) *LatencyResult {
+		return &LatencyResult{Name: s.Name(b.cfg.Rate), Nodes: s.Nodes, Shape: novaLatencyShape.String(), ShapeSpec: novaLatencyShape,
+			OfferedRate: b.cfg.Rate, Topology: top.Name, RedisServers: top.Servers(), FanoutPartitions: top.Partitions, Error: err}
+	}
+	b.env.StopNodes() // the nodes before use the single server; none may run beside the topology's
+	if top.Masters > 0 {
+		t := time.Now()
+		if err := b.env.StartRedisCluster(ctx, top.Masters); err != nil {
+			b.log.Printf("instances on %s: ERROR start the Redis Cluster: %v", top.Name, err)
+			var out []*LatencyResult
+			for _, s := range steps {
+				out = append(out, failed(s, "start Redis Cluster: "+err.Error()))
+			}
+			return out
+		}
+		b.log.Printf("Redis Cluster ready in %s: %d masters with a replica each, seeds %s", time.Since(t).Round(time.Millisecond), top.Masters, b.env.Cluster.Seeds())
+		defer func() {
+			b.env.StopNodes()
+			b.env.StopRedisCluster()
+			b.log.Printf("Redis Cluster stopped")
+		}()
+	}
+	var out []*LatencyResult
+	for _, s := range steps {
 		if ctx.Err() != nil {
 			break
 		}
-		name := fmt.Sprintf("instances-%d@%d", count, b.cfg.Rate)
+		name := s.Name(b.cfg.Rate)
 		subs := "n2"
-		if count == 1 {
+		if s.Nodes == 1 {
 			subs = "n1"
 		}
-		b.log.Printf("%s: restarting with %d nodes: HTTP sends to n1, every subscriber on %s, nothing else on the others", name, count, subs)
+		b.log.Printf("%s: restarting with %d nodes on %s: HTTP sends to n1, every subscriber on %s, nothing else on the others", name, s.Nodes, top.Describe(), subs)
 		b.env.StopNodes()
-		if err := b.startNodesN(ctx, "interest", count); err != nil {
-			out = append(out, &LatencyResult{Name: name, Nodes: count, Shape: novaLatencyShape.String(), ShapeSpec: novaLatencyShape,
-				OfferedRate: b.cfg.Rate, Error: "start nodes: " + err.Error()})
+		if err := b.startNodesN(ctx, "interest", s.Nodes, top.Settings()); err != nil {
+			out = append(out, failed(s, "start nodes: "+err.Error()))
 			b.log.Printf("%s: ERROR start nodes: %v", name, err)
 			break
 		}
@@ -81,6 +120,7 @@ func (b *Bench) runInstances(ctx context.Context) []*LatencyResult {
 		_, noLoad := b.cpuDuringByNode(ctx, from, from.Add(instancesNoLoad))()
 		b.log.Printf("%s: each node's CPU without load for %s: %s", name, instancesNoLoad, formatNodeCPU(noLoad))
 		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, true)
+		l.Topology, l.RedisServers, l.FanoutPartitions = top.Name, top.Servers(), top.Partitions
 		l.NodeCPUNoLoad = noLoad
 		if l.Error == "" {
 			var idle []string

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
@@ -315,10 +317,20 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	return r
 }
 
-// groupBacklog is how many fan-out entries the consumer groups have not yet handled.
+// groupBacklog is how many fan-out entries the consumer groups have not yet handled, over
+// every fan-out stream (partition) of the nodes running now.
 func (b *Bench) groupBacklog(ctx context.Context) int64 {
-	const key = "stream:fanout:all-conversations"
-	groups, err := b.env.RDB.XInfoGroups(ctx, key).Result()
+	client, streams := b.env.fanoutStreams()
+	var n int64
+	for _, key := range streams {
+		n += streamBacklog(ctx, client, key)
+	}
+	return n
+}
+
+// streamBacklog is how many entries of the stream key its consumer groups have not yet handled.
+func streamBacklog(ctx context.Context, client redis.UniversalClient, key string) int64 {
+	groups, err := client.XInfoGroups(ctx, key).Result()
 	if err != nil {
 		return 0
 	}
@@ -328,7 +340,7 @@ func (b *Bench) groupBacklog(ctx context.Context) int64 {
 		lag := g.Lag
 		if lag < 0 { // Redis cannot say after trimming; entries added minus entries read is the same count
 			if added < 0 {
-				if info, err := b.env.RDB.XInfoStream(ctx, key).Result(); err == nil {
+				if info, err := client.XInfoStream(ctx, key).Result(); err == nil {
 					added = info.EntriesAdded
 				}
 			}

@@ -51,6 +51,7 @@ type RedisOptions struct {
 	Dir     string   // its working folder (it persists nothing there)
 	LogPath string   // where its output goes (default Dir/redis.log)
 	Extra   []string // more redis-server arguments
+	Port    int      // 0: a free one
 	// SysProcAttr, if set, is the child's (the benchmark's own process group, a parent-death signal).
 	SysProcAttr *syscall.SysProcAttr
 }
@@ -73,9 +74,11 @@ func newRedis(opts RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found (make test installs it): %w", err)
 	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	port := opts.Port
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
 	}
 	r := &Redis{Port: port, dir: opts.Dir, logPath: opts.LogPath, attr: opts.SysProcAttr}
 	r.args = append([]string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port), "--save", "", "--appendonly", "no",
@@ -98,10 +101,13 @@ func (r *Redis) PID() int {
 
 // Client returns a client that the test's cleanup closes.
 func (r *Redis) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	c := r.newClient()
 	r.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// newClient is a client of this server that the caller closes.
+func (r *Redis) newClient() *redis.Client { return redis.NewClient(&redis.Options{Addr: r.Addr()}) }
 
 // Start (re)starts the server on the same port, empty.
 func (r *Redis) Start() {
@@ -130,7 +136,7 @@ func (r *Redis) start(ctx context.Context) error {
 	if err := WaitForPort(ctx, r.Port, 10*time.Second); err != nil {
 		return fmt.Errorf("redis-server: %w (log %s)", err, r.logPath)
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	c := r.newClient()
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(ctx).Err() != nil {
@@ -160,15 +166,6 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // WaitForPort waits until something accepts connections on the loopback port, for at most within.

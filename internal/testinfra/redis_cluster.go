@@ -2,12 +2,15 @@ package testinfra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,11 +19,11 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 )
 
-// RedisCluster is a private Redis Cluster for one test: masters with one replica each, on free
-// loopback ports, keeping nothing on disk. Tests may stop any node to make its replica take over.
+// RedisCluster is a private Redis Cluster: masters with one replica each, on free loopback
+// ports, keeping nothing on disk. Tests may stop any node to make its replica take over.
 type RedisCluster struct {
-	t     testing.TB
-	Nodes []*Redis // the first len/2 were created as masters, the rest as their replicas
+	t     testing.TB // nil for a cluster the benchmark launched
+	Nodes []*Redis   // the first len/2 were created as masters, the rest as their replicas
 }
 
 // clusterNodeTimeout is how long a master must be unreachable before its replica takes over.
@@ -28,30 +31,96 @@ const clusterNodeTimeout = 2 * time.Second
 
 // StartRedisCluster starts masters*2 redis-servers in cluster mode and joins them with
 // `redis-cli --cluster create` (one replica per master), then waits until every node reports
-// cluster_state:ok.
+// cluster_state:ok. The test's cleanup stops them.
 func StartRedisCluster(t testing.TB, masters int) *RedisCluster {
 	t.Helper()
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		t.Fatalf("redis-cli not found (make test installs it with redis-server): %v", err)
-	}
+	dir := t.TempDir() // before the cleanup below, so that the nodes stop before it is removed
 	c := &RedisCluster{t: t}
-	addrs := make([]string, 0, 2*masters)
-	for range 2 * masters {
-		dir := t.TempDir()
-		n := startRedisOn(t, freeClusterPort(t), dir, "--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout/time.Millisecond)),
-			"--appendonly", "no")
+	t.Cleanup(c.Stop)
+	if err := c.launch(context.Background(), RedisClusterOptions{Masters: masters, Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// RedisClusterOptions says how to run a Redis Cluster outside a test (the benchmark does).
+type RedisClusterOptions struct {
+	Masters int    // each gets one replica
+	Dir     string // the nodes' working folders are Dir/node-1, Dir/node-2, ...
+	LogDir  string // where the nodes' output goes, as redis-cluster-<i>.log (default: each node's folder)
+	Extra   []string
+	// SysProcAttr, if set, is every node's (the benchmark's own process group, a parent-death signal).
+	SysProcAttr *syscall.SysProcAttr
+}
+
+// LaunchRedisCluster is StartRedisCluster outside a test: it returns once the cluster is
+// healthy; Stop ends every node. On an error the nodes started so far are stopped.
+func LaunchRedisCluster(ctx context.Context, opts RedisClusterOptions) (*RedisCluster, error) {
+	c := &RedisCluster{}
+	if err := c.launch(ctx, opts); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// launch starts the nodes one by one (each in c.Nodes as soon as it exists, so that Stop
+// finds it), joins them and waits until the cluster is healthy.
+func (c *RedisCluster) launch(ctx context.Context, opts RedisClusterOptions) error {
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		return fmt.Errorf("redis-cli not found (make test installs it with redis-server): %w", err)
+	}
+	addrs := make([]string, 0, 2*opts.Masters)
+	for i := range 2 * opts.Masters {
+		port, err := freeClusterPort()
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(opts.Dir, fmt.Sprintf("node-%d", i+1))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		logPath := ""
+		if opts.LogDir != "" {
+			logPath = filepath.Join(opts.LogDir, fmt.Sprintf("redis-cluster-%d.log", i+1))
+		}
+		extra := append([]string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout / time.Millisecond))}, opts.Extra...)
+		n, err := newRedis(RedisOptions{Dir: dir, LogPath: logPath, Extra: extra, Port: port, SysProcAttr: opts.SysProcAttr})
+		if err != nil {
+			return err
+		}
+		n.t = c.t
 		c.Nodes = append(c.Nodes, n)
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.Port))
+		if err := n.start(ctx); err != nil {
+			return err
+		}
+		addrs = append(addrs, n.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c.WaitHealthy(30 * time.Second)
-	return c
+	return c.waitHealthy(ctx, 30*time.Second)
+}
+
+// Stop stops every node (their data is gone: nothing is persisted).
+func (c *RedisCluster) Stop() {
+	for _, n := range c.Nodes {
+		n.Stop()
+	}
+}
+
+// PIDs are the process ids of the nodes that run.
+func (c *RedisCluster) PIDs() []int {
+	var out []int
+	for _, n := range c.Nodes {
+		if pid := n.PID(); pid != 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // Seeds is REDIS_URL for this cluster: every node's host:port, comma-separated.
@@ -118,22 +187,32 @@ func (c *RedisCluster) masterOrNil(key string) *Redis {
 		if n.cmd == nil {
 			continue
 		}
-		cl := n.Client()
-		slot, err := cl.ClusterKeySlot(ctx, key).Result()
-		if err != nil {
-			continue
-		}
-		slots, err := cl.ClusterSlots(ctx).Result()
-		if err != nil {
-			continue
-		}
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-				return c.node(s.Nodes[0].Addr)
-			}
+		if addr := masterAddr(ctx, n, key); addr != "" {
+			return c.node(addr)
 		}
 	}
 	return nil
+}
+
+// masterAddr is the address of the master that serves key's slot, as node n sees it ("" if
+// n cannot say).
+func masterAddr(ctx context.Context, n *Redis, key string) string {
+	cl := n.newClient()
+	defer cl.Close()
+	slot, err := cl.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return ""
+	}
+	slots, err := cl.ClusterSlots(ctx).Result()
+	if err != nil {
+		return ""
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+			return s.Nodes[0].Addr
+		}
+	}
+	return ""
 }
 
 // WaitReplicated waits until every replica has everything its master wrote so far (replication
@@ -156,31 +235,41 @@ func (c *RedisCluster) replicated() bool {
 		if n.cmd == nil {
 			continue
 		}
-		info, err := n.Client().Info(ctx, "replication").Result()
-		if err != nil {
+		if !replicasCaughtUp(ctx, n) {
 			return false
 		}
-		if !strings.Contains(info, "role:master") {
-			continue
+	}
+	return true
+}
+
+// replicasCaughtUp says whether every replica of node n (if n is a master) has everything n wrote.
+func replicasCaughtUp(ctx context.Context, n *Redis) bool {
+	cl := n.newClient()
+	defer cl.Close()
+	info, err := cl.Info(ctx, "replication").Result()
+	if err != nil {
+		return false
+	}
+	if !strings.Contains(info, "role:master") {
+		return true
+	}
+	var master int64 = -1
+	var replicas []int64
+	for line := range strings.Lines(info) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+			master, _ = strconv.ParseInt(v, 10, 64)
 		}
-		var master int64 = -1
-		var replicas []int64
-		for line := range strings.Lines(info) {
-			line = strings.TrimSpace(line)
-			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
-				master, _ = strconv.ParseInt(v, 10, 64)
-			}
-			if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") {
-				_, rest, _ := strings.Cut(line, "offset=")
-				v, _, _ := strings.Cut(rest, ",")
-				off, _ := strconv.ParseInt(v, 10, 64)
-				replicas = append(replicas, off)
-			}
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") {
+			_, rest, _ := strings.Cut(line, "offset=")
+			v, _, _ := strings.Cut(rest, ",")
+			off, _ := strconv.ParseInt(v, 10, 64)
+			replicas = append(replicas, off)
 		}
-		for _, off := range replicas {
-			if off < master {
-				return false
-			}
+	}
+	for _, off := range replicas {
+		if off < master {
+			return false
 		}
 	}
 	return true
@@ -190,16 +279,23 @@ func (c *RedisCluster) replicated() bool {
 // every replica is in sync with its master.
 func (c *RedisCluster) WaitHealthy(within time.Duration) {
 	c.t.Helper()
+	if err := c.waitHealthy(context.Background(), within); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *RedisCluster) waitHealthy(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
-	for {
-		if c.healthy() {
-			return
-		}
+	for !c.healthy() {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("the Redis Cluster did not become healthy within %s", within)
+			return fmt.Errorf("the Redis Cluster did not become healthy within %s", within)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return nil
 }
 
 func (c *RedisCluster) healthy() bool {
@@ -209,39 +305,34 @@ func (c *RedisCluster) healthy() bool {
 		if n.cmd == nil {
 			continue
 		}
-		info, err := n.Client().ClusterInfo(ctx).Result()
-		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
-			return false
-		}
-		// a replica that never synced cannot take over: its data counts as too old
-		repl, err := n.Client().Info(ctx, "replication").Result()
-		if err != nil || strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+		if !nodeHealthy(ctx, n) {
 			return false
 		}
 	}
 	return true
 }
 
-// startRedisOn starts one private redis-server on port with its files in dir.
-func startRedisOn(t testing.TB, port int, dir string, extra ...string) *Redis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (make test installs it): %v", err)
+// nodeHealthy says whether node n reports cluster_state:ok with every slot served, and, if it is
+// a replica, a live link to its master.
+func nodeHealthy(ctx context.Context, n *Redis) bool {
+	cl := n.newClient()
+	defer cl.Close()
+	info, err := cl.ClusterInfo(ctx).Result()
+	if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
+		return false
 	}
-	r := &Redis{t: t, Port: port, dir: dir}
-	r.args = append([]string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "",
-		"--dir", dir, "--maxmemory-policy", "noeviction"}, extra...)
-	r.Start()
-	t.Cleanup(r.Stop)
-	return r
+	// a replica that never synced cannot take over: its data counts as too old
+	repl, err := cl.Info(ctx, "replication").Result()
+	return err == nil && !(strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up"))
 }
 
 // freeClusterPort finds a free port whose cluster bus port (port + 10000) is free too.
-func freeClusterPort(t testing.TB) int {
-	t.Helper()
+func freeClusterPort() (int, error) {
 	for range 100 {
-		p := freePort(t)
+		p, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
 		if p+10000 > 65535 {
 			continue
 		}
@@ -250,8 +341,7 @@ func freeClusterPort(t testing.TB) int {
 			continue
 		}
 		_ = l.Close()
-		return p
+		return p, nil
 	}
-	t.Fatal("no free port pair for a cluster node")
-	return 0
+	return 0, errors.New("no free port pair for a cluster node")
 }
