@@ -39,17 +39,34 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	testinfra.Eventually(t, within, what, cond)
 }
 
-func pendingOf(t *testing.T, rdb *redis.Client, group string) int64 {
+// pendingOf is how many entries of the (one) fan-out stream group has not acknowledged, -1 when
+// that cannot be read (no stream or no group).
+func pendingOf(t *testing.T, rdb redis.Cmdable, group string) int64 {
 	t.Helper()
-	p, err := rdb.XPending(context.Background(), redisstream.FanoutStream, group).Result()
-	if err != nil {
-		return -1
+	return pendingIn(t, rdb, []string{redisstream.FanoutStream}, group)
+}
+
+// pendingIn is how many entries of streams (e.g. every fan-out partition) group has not
+// acknowledged, -1 when that cannot be read in one of them.
+func pendingIn(t *testing.T, rdb redis.Cmdable, streams []string, group string) int64 {
+	t.Helper()
+	var sum int64
+	for _, s := range streams {
+		p, err := rdb.XPending(context.Background(), s, group).Result()
+		if err != nil {
+			return -1
+		}
+		sum += p.Count
 	}
-	return p.Count
+	return sum
 }
 
 func TestOfflineCounterFollowsPresenceAcrossInstances(t *testing.T) {
-	a, b, rds := twoProcesses(t, nil)
+	onEachTopology(t, testOfflineCounterFollowsPresenceAcrossInstances)
+}
+
+func testOfflineCounterFollowsPresenceAcrossInstances(t *testing.T, top topology) {
+	a, b, rds := twoProcessesOn(t, top, nil)
 	rdb := rds.Client()
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)   // online, on the other instance
@@ -84,20 +101,25 @@ func TestOfflineCounterFollowsPresenceAcrossInstances(t *testing.T) {
 }
 
 func TestSurvivorClaimsTheWorkOfADeadConsumer(t *testing.T) {
-	rds := testinfra.StartRedis(t)
+	onEachTopology(t, testSurvivorClaimsTheWorkOfADeadConsumer)
+}
+
+func testSurvivorClaimsTheWorkOfADeadConsumer(t *testing.T, top topology) {
+	rds := top.start(t)
 	rdb := rds.Client()
 	ctx := context.Background()
 	db := testinfra.NewDatabase(t)
-	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+	a := testinfra.StartProcess(t, rds.Env(db, fastClaims))
 	alice := testinfra.NewUser(t, a.URL)
 	carol := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation(carol.User)
-	eventually(t, 10*time.Second, "the group exists", func() bool { return pendingOf(t, rdb, "messaging-service") == 0 })
+	fanout := rds.FanoutStream(string(conv)) // the one stream, or the conversation's partition
+	eventually(t, 10*time.Second, "the group exists", func() bool { return pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service") == 0 })
 
 	// given an instance that took 20 entries and died before acking them (kill -9 leaves exactly this)
 	a.Kill()
 	for i := 1; i <= 20; i++ {
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: fanout, Values: map[string]any{
 			"_watermill_message_uuid": fmt.Sprintf("dead-%d", i), "conversation_id": string(conv),
 			"stream_key": redisstream.ConversationStream(string(conv)), "entry_id": fmt.Sprintf("%d-0", i),
 			"payload": fmt.Sprintf(`{"id":"dead-%d","conversation_id":%q,"seq":%d,"sender_id":%q,"body":1}`, i, conv, i, alice.User),
@@ -106,20 +128,20 @@ func TestSurvivorClaimsTheWorkOfADeadConsumer(t *testing.T) {
 		}
 	}
 	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "messaging-service", Consumer: "dead-instance",
-		Streams: []string{redisstream.FanoutStream, ">"}, Count: 100}).Err(); err != nil {
+		Streams: []string{fanout, ">"}, Count: 100}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n := pendingOf(t, rdb, "messaging-service"); n != 20 {
+	if n := pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service"); n != 20 {
 		t.Fatalf("pending = %d, want 20", n)
 	}
 
 	// when a survivor runs (claim idle 2 s, claim interval 1 s)
 	start := time.Now()
-	testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+	testinfra.StartProcess(t, rds.Env(db, fastClaims))
 
 	// then it claims and handles them within the idle time plus one claim interval (and a margin)
 	eventually(t, 8*time.Second, "the dead consumer's entries are handled", func() bool {
-		return pendingOf(t, rdb, "messaging-service") == 0 && offlineCount(t, rdb, carol.User, conv) == 20
+		return pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service") == 0 && offlineCount(t, rdb, carol.User, conv) == 20
 	})
 	t.Logf("claimed and handled after %s", time.Since(start).Round(10*time.Millisecond))
 
@@ -131,13 +153,17 @@ func TestSurvivorClaimsTheWorkOfADeadConsumer(t *testing.T) {
 }
 
 func TestKilledInstanceMidRetryLosesNoEffect(t *testing.T) {
+	onEachTopology(t, testKilledInstanceMidRetryLosesNoEffect)
+}
+
+func testKilledInstanceMidRetryLosesNoEffect(t *testing.T, top topology) {
 	// given two instances; A reaches Postgres through a proxy the test can cut
-	rds := testinfra.StartRedis(t)
+	rds := top.start(t)
 	rdb := rds.Client()
 	db := testinfra.NewDatabase(t)
 	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, db)
-	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL(), Settings: fastClaims})
-	b := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: db, RedisURL: rds.URL(), Settings: fastClaims})
+	a := testinfra.StartProcess(t, rds.Env(viaProxy, fastClaims))
+	b := testinfra.StartProcess(t, rds.Env(db, fastClaims))
 	alice := testinfra.NewUser(t, b.URL)
 	carol := testinfra.NewUser(t, b.URL)
 	conv := alice.CreateConversation(carol.User)
@@ -153,7 +179,7 @@ func TestKilledInstanceMidRetryLosesNoEffect(t *testing.T) {
 
 	// then B ends up handling every message exactly once: carol's count is exactly 30
 	eventually(t, 15*time.Second, "all 30 counted", func() bool {
-		return offlineCount(t, rdb, carol.User, conv) == 30 && pendingOf(t, rdb, "messaging-service") == 0
+		return offlineCount(t, rdb, carol.User, conv) == 30 && pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service") == 0
 	})
 	time.Sleep(2500 * time.Millisecond)
 	if n := offlineCount(t, rdb, carol.User, conv); n != 30 {
@@ -162,7 +188,11 @@ func TestKilledInstanceMidRetryLosesNoEffect(t *testing.T) {
 }
 
 func TestRedisRestartedEmptyWhileNovaRuns(t *testing.T) {
-	a, b, rds := twoProcesses(t, nil)
+	onEachTopology(t, testRedisRestartedEmptyWhileNovaRuns)
+}
+
+func testRedisRestartedEmptyWhileNovaRuns(t *testing.T, top topology) {
+	a, b, rds := twoProcessesOn(t, top, nil)
 	rdb := rds.Client()
 	alice := testinfra.NewUser(t, a.URL)
 	carol := testinfra.NewUser(t, a.URL)
@@ -172,18 +202,17 @@ func TestRedisRestartedEmptyWhileNovaRuns(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "first 5 counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 5 })
 
-	// when Redis restarts with nothing (streams, groups, counters all gone)
-	rds.Stop()
-	rds.Start()
+	// when Redis restarts with nothing (streams, groups, counters all gone; on a cluster: every node)
+	rds.RestartEmpty(t)
 	for i := 6; i <= 10; i++ {
 		alice.As(b.URL).Send(conv, fmt.Sprint(i), i)
 	}
 
 	// then the relay goes on, the group is recreated and consumption resumes without restarting Nova
 	eventually(t, 20*time.Second, "the group is back and the new messages are counted", func() bool {
-		return offlineCount(t, rdb, carol.User, conv) == 5 && pendingOf(t, rdb, "messaging-service") == 0
+		return offlineCount(t, rdb, carol.User, conv) == 5 && pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service") == 0
 	})
-	waitForStreamTop(t, rds, conv, "10-0")
+	waitForStreamTop(t, rds.Client(), conv, "10-0")
 	// and nothing acknowledged by the API is lost: a client from 0 gets all 10
 	ws := carol.DialWS("", "")
 	ws.Subscribe(conv, ptr(0))
@@ -191,7 +220,11 @@ func TestRedisRestartedEmptyWhileNovaRuns(t *testing.T) {
 }
 
 func TestMalformedFanoutEntriesGoToTheDeadLetterStream(t *testing.T) {
-	a, _, rds := twoProcesses(t, nil)
+	onEachTopology(t, testMalformedFanoutEntriesGoToTheDeadLetterStream)
+}
+
+func testMalformedFanoutEntriesGoToTheDeadLetterStream(t *testing.T, top topology) {
+	a, _, rds := twoProcessesOn(t, top, nil)
 	rdb := rds.Client()
 	ctx := context.Background()
 	alice := testinfra.NewUser(t, a.URL)
@@ -200,9 +233,11 @@ func TestMalformedFanoutEntriesGoToTheDeadLetterStream(t *testing.T) {
 	alice.Send(conv, "before", 1)
 	eventually(t, 10*time.Second, "first counted", func() bool { return offlineCount(t, rdb, carol.User, conv) == 1 })
 
-	// given two bad entries: no envelope at all, and an envelope with garbage metadata and no payload
-	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{"foo": "bar"}}).Err()
-	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: map[string]any{
+	// given two bad entries (in the conversation's partition, if any): no envelope at all, and an
+	// envelope with garbage metadata and no payload
+	fanout := rds.FanoutStream(string(conv))
+	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: fanout, Values: map[string]any{"foo": "bar"}}).Err()
+	_ = rdb.XAdd(ctx, &redis.XAddArgs{Stream: fanout, Values: map[string]any{
 		"_watermill_message_uuid": "bad-2", "metadata": "\x00\xff not msgpack"}}).Err()
 
 	// when good messages follow
@@ -212,17 +247,27 @@ func TestMalformedFanoutEntriesGoToTheDeadLetterStream(t *testing.T) {
 	// then the good ones are handled and the bad ones sit in the dead-letter stream with a reason
 	eventually(t, 15*time.Second, "later entries handled", func() bool { return offlineCount(t, rdb, carol.User, conv) == 3 })
 	eventually(t, 10*time.Second, "two dead letters", func() bool { return rdb.XLen(ctx, redisstream.DeadLetterStream).Val() == 2 })
-	eventually(t, 5*time.Second, "nothing pending", func() bool { return pendingOf(t, rdb, "messaging-service") == 0 })
+	eventually(t, 5*time.Second, "nothing pending", func() bool { return pendingIn(t, rdb, rds.FanoutStreams(), "messaging-service") == 0 })
 }
 
 func TestPubSubSubscriberGetsEachMessageOnce(t *testing.T) {
-	a, b, rds := twoProcesses(t, nil)
+	onEachTopology(t, testPubSubSubscriberGetsEachMessageOnce)
+}
+
+func testPubSubSubscriberGetsEachMessageOnce(t *testing.T, top topology) {
+	a, b, rds := twoProcessesOn(t, top, nil)
 	alice := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation()
-	ps := rds.Client().Subscribe(context.Background(), redisstream.PubSubChannel(string(conv)))
-	defer ps.Close()
-	if _, err := ps.Receive(context.Background()); err != nil {
-		t.Fatal(err)
+	// a legacy subscriber (plain SUBSCRIBE) may be connected to any node of a cluster, which
+	// forwards a PUBLISH to every node: one subscriber per server, each must get every message once
+	var subscribers []*redis.PubSub
+	for _, n := range rds.Servers() {
+		ps := n.Client().Subscribe(context.Background(), redisstream.PubSubChannel(string(conv)))
+		defer ps.Close()
+		if _, err := ps.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		subscribers = append(subscribers, ps)
 	}
 
 	for i := 1; i <= 20; i++ {
@@ -232,32 +277,41 @@ func TestPubSubSubscriberGetsEachMessageOnce(t *testing.T) {
 		}
 		c.Send(conv, fmt.Sprint(i), i)
 	}
-	ch := ps.Channel()
-	for want := int64(1); want <= 20; want++ {
-		select {
-		case m := <-ch:
-			msg, err := messagejson.Decode([]byte(m.Payload))
-			if err != nil || msg.Seq != want {
-				t.Fatalf("pub/sub message %q, want seq %d", m.Payload, want)
+	for s, ps := range subscribers {
+		ch := ps.Channel()
+		for want := int64(1); want <= 20; want++ {
+			select {
+			case m := <-ch:
+				msg, err := messagejson.Decode([]byte(m.Payload))
+				if err != nil || msg.Seq != want {
+					t.Fatalf("subscriber %d: pub/sub message %q, want seq %d", s, m.Payload, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("subscriber %d: pub/sub message %d did not arrive", s, want)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("pub/sub message %d did not arrive", want)
 		}
 	}
-	select {
-	case m := <-ch:
-		t.Fatalf("extra pub/sub message %s", m.Payload)
-	case <-time.After(500 * time.Millisecond):
+	time.Sleep(500 * time.Millisecond)
+	for s, ps := range subscribers {
+		select {
+		case m := <-ps.Channel():
+			t.Fatalf("subscriber %d: extra pub/sub message %s", s, m.Payload)
+		default:
+		}
 	}
 }
 
 func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
+	onEachTopology(t, testATransientFailureLongerThanTheRetriesIsNotDeadLettered)
+}
+
+func testATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T, top topology) {
 	// given one instance that reaches Postgres through a proxy the test can cut
-	rds := testinfra.StartRedis(t)
+	rds := top.start(t)
 	rdb := rds.Client()
 	ctx := context.Background()
 	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, testinfra.NewDatabase(t))
-	a := testinfra.StartProcess(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL()})
+	a := testinfra.StartProcess(t, rds.Env(viaProxy, nil))
 	alice, carol := testinfra.NewUser(t, a.URL), testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation(carol.User)
 	msg, _ := alice.Send(conv, "stored", 1)
@@ -274,11 +328,12 @@ func TestATransientFailureLongerThanTheRetriesIsNotDeadLettered(t *testing.T) {
 	}
 	event := message.NewMessage("older-style-"+uuid.NewString(), payload)
 	event.Metadata.Set(messaging.MetaConversationID, string(conv))
-	values, err := wredis.DefaultMarshallerUnmarshaller{}.Marshal(redisstream.FanoutStream, event)
+	fanout := rds.FanoutStream(string(conv))
+	values, err := wredis.DefaultMarshallerUnmarshaller{}.Marshal(fanout, event)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: redisstream.FanoutStream, Values: values}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: fanout, Values: values}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Second)

@@ -43,7 +43,7 @@ func TestPostgresOutageFailsFastWith503AndRecovers(t *testing.T) {
 		status, _ := alice.Do("POST", "/v1/conversations/"+string(conv)+"/messages", map[string]any{"client_msg_id": "y", "body": 2})
 		return status == http.StatusCreated
 	})
-	waitForStreamTop(t, rds, conv, "1-0")
+	waitForStreamTop(t, rds.Client(), conv, "1-0")
 }
 
 func TestRedisOutOfMemoryHoldsMessagesInTheOutboxUntilItAcceptsWrites(t *testing.T) {
@@ -77,7 +77,7 @@ func TestRedisOutOfMemoryHoldsMessagesInTheOutboxUntilItAcceptsWrites(t *testing
 	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitForStreamTop(t, rds, conv, "10-0")
+	waitForStreamTop(t, rds.Client(), conv, "10-0")
 	entries, _ := rdb.XRange(ctx, redisstream.ConversationStream(string(conv)), "-", "+").Result()
 	if len(entries) != 10 {
 		t.Fatalf("stream holds %d entries, want 10", len(entries))

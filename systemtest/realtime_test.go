@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
@@ -15,8 +17,15 @@ import (
 // twoProcesses starts two `nova serve` processes on one Postgres and one private Redis.
 func twoProcesses(t *testing.T, settings map[string]string) (a, b *testinfra.Process, rds *testinfra.Redis) {
 	t.Helper()
-	rds = testinfra.StartRedis(t)
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL(), Settings: settings}
+	a, b, r := twoProcessesOn(t, singleTopology, settings)
+	return a, b, r.Single
+}
+
+// twoProcessesOn starts two `nova serve` processes on one Postgres and a private Redis of top.
+func twoProcessesOn(t *testing.T, top topology, settings map[string]string) (a, b *testinfra.Process, rds *topoRedis) {
+	t.Helper()
+	rds = top.start(t)
+	env := rds.Env(testinfra.NewDatabase(t), settings)
 	a = testinfra.StartProcess(t, env)
 	b = testinfra.StartProcess(t, env)
 	return a, b, rds
@@ -40,8 +49,10 @@ func expectSilence(t *testing.T, ws *testinfra.WS, d time.Duration) {
 
 func ptr(v int64) *int64 { return &v }
 
-func TestOfflineMessageRecovery(t *testing.T) {
-	a, b, _ := twoProcesses(t, nil)
+func TestOfflineMessageRecovery(t *testing.T) { onEachTopology(t, testOfflineMessageRecovery) }
+
+func testOfflineMessageRecovery(t *testing.T, top topology) {
+	a, b, _ := twoProcessesOn(t, top, nil)
 	alice := testinfra.NewUser(t, b.URL)
 	bob := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation(bob.User)
@@ -75,7 +86,11 @@ func TestOfflineMessageRecovery(t *testing.T) {
 }
 
 func TestClientOnOneInstanceGetsEveryMessageSentThroughAnother(t *testing.T) {
-	a, b, _ := twoProcesses(t, nil)
+	onEachTopology(t, testClientOnOneInstanceGetsEveryMessageSentThroughAnother)
+}
+
+func testClientOnOneInstanceGetsEveryMessageSentThroughAnother(t *testing.T, top topology) {
+	a, b, _ := twoProcessesOn(t, top, nil)
 	alice := testinfra.NewUser(t, b.URL)
 	bob := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation(bob.User)
@@ -122,7 +137,11 @@ func TestClientOnOneInstanceGetsEveryMessageSentThroughAnother(t *testing.T) {
 }
 
 func TestRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow(t *testing.T) {
-	a, b, rds := twoProcesses(t, map[string]string{"NOVA_STREAM_MAXLEN": "50"})
+	onEachTopology(t, testRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow)
+}
+
+func testRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow(t *testing.T, top topology) {
+	a, b, rds := twoProcessesOn(t, top, map[string]string{"NOVA_STREAM_MAXLEN": "50"})
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)
 	conv := alice.CreateConversation(bob.User)
@@ -131,7 +150,7 @@ func TestRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow(t *testing.T) {
 	for i := 1; i <= 400; i++ {
 		alice.Send(conv, fmt.Sprint(i), i)
 	}
-	waitForStreamTop(t, rds, conv, "400-0")
+	waitForStreamTop(t, rds.Client(), conv, "400-0")
 
 	// then a client from seq 10 gets 11..400 in order (the start from Postgres, the rest from the stream)
 	ws := bob.DialWS("", "")
@@ -141,10 +160,8 @@ func TestRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow(t *testing.T) {
 	expectSeqs(t, ws.Messages(390, 10*time.Second), 11)
 	expectSilence(t, ws, 200*time.Millisecond)
 
-	// when Redis loses everything
-	if err := rds.Client().FlushAll(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	// when Redis loses everything (on a cluster: every master)
+	rds.FlushAll(t)
 	// then a client from seq 0 still gets all 400, from Postgres, and live delivery goes on
 	ws2 := bob.DialWS("", "")
 	ws2.Subscribe(conv, ptr(0))
@@ -156,7 +173,11 @@ func TestRecoveryAfterRedisFlushAndFromBeyondTheStreamWindow(t *testing.T) {
 }
 
 func TestSubscribeWhileMessagesArriveHasNoGapOrDuplicate(t *testing.T) {
-	a, b, _ := twoProcesses(t, nil)
+	onEachTopology(t, testSubscribeWhileMessagesArriveHasNoGapOrDuplicate)
+}
+
+func testSubscribeWhileMessagesArriveHasNoGapOrDuplicate(t *testing.T, top topology) {
+	a, b, _ := twoProcessesOn(t, top, nil)
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)
 	conv := alice.CreateConversation(bob.User)
@@ -208,7 +229,11 @@ func containsLastSeq0(body []byte) bool {
 }
 
 func TestReconnectAfterPartialAckResendsTheUnacked(t *testing.T) {
-	a, b, _ := twoProcesses(t, nil)
+	onEachTopology(t, testReconnectAfterPartialAckResendsTheUnacked)
+}
+
+func testReconnectAfterPartialAckResendsTheUnacked(t *testing.T, top topology) {
+	a, b, _ := twoProcessesOn(t, top, nil)
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)
 	conv := alice.CreateConversation(bob.User)
@@ -256,11 +281,11 @@ func TestReconnectAfterPartialAckResendsTheUnacked(t *testing.T) {
 	}
 }
 
-func waitForStreamTop(t *testing.T, rds *testinfra.Redis, conv conversation.ID, id string) {
+func waitForStreamTop(t *testing.T, rdb redis.Cmdable, conv conversation.ID, id string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		e, err := rds.Client().XRevRangeN(context.Background(), "stream:conversation:"+string(conv), "+", "-", 1).Result()
+		e, err := rdb.XRevRangeN(context.Background(), "stream:conversation:"+string(conv), "+", "-", 1).Result()
 		if err == nil && len(e) == 1 && e[0].ID == id {
 			return
 		}

@@ -17,10 +17,12 @@ import (
 	"github.com/nova-chat/nova/internal/testinfra"
 )
 
-func TestStreamMessageDelivery(t *testing.T) {
+func TestStreamMessageDelivery(t *testing.T) { onEachTopology(t, testStreamMessageDelivery) }
+
+func testStreamMessageDelivery(t *testing.T, top topology) {
 	// given one instance and a conversation
-	rds := testinfra.StartRedis(t)
-	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()})
+	rds := top.start(t)
+	inst := testinfra.StartInstance(t, rds.Env(testinfra.NewDatabase(t), nil))
 	alice := testinfra.NewUser(t, inst.URL)
 	conv := alice.CreateConversation()
 
@@ -49,8 +51,8 @@ func TestStreamMessageDelivery(t *testing.T) {
 	}
 	assertPayloadIs(t, e.Values["payload"], msg)
 
-	// and the fan-out stream names where to find it
-	fan := waitForStream(t, rdb, redisstream.FanoutStream, 1)[0]
+	// and the fan-out stream (the conversation's partition, if any) names where to find it
+	fan := waitForStream(t, rdb, rds.FanoutStream(string(conv)), 1)[0]
 	wantFan := map[string]string{
 		"conversation_id": string(conv), "stream_key": "stream:conversation:" + string(conv),
 		"entry_id": "1-0", "_watermill_message_uuid": msg.ID,
@@ -64,9 +66,13 @@ func TestStreamMessageDelivery(t *testing.T) {
 }
 
 func TestConcurrentRepeatsOfOneSendStoreOneMessage(t *testing.T) {
+	onEachTopology(t, testConcurrentRepeatsOfOneSendStoreOneMessage)
+}
+
+func testConcurrentRepeatsOfOneSendStoreOneMessage(t *testing.T, top topology) {
 	// given two instances on one Postgres and one Redis
-	rds := testinfra.StartRedis(t)
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
+	rds := top.start(t)
+	env := rds.Env(testinfra.NewDatabase(t), nil)
 	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
 	alice := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation()
@@ -121,9 +127,13 @@ func TestConcurrentRepeatsOfOneSendStoreOneMessage(t *testing.T) {
 }
 
 func TestConcurrentSendsGetGaplessSeqInStreamOrder(t *testing.T) {
+	onEachTopology(t, testConcurrentSendsGetGaplessSeqInStreamOrder)
+}
+
+func testConcurrentSendsGetGaplessSeqInStreamOrder(t *testing.T, top topology) {
 	// given two instances and one conversation
-	rds := testinfra.StartRedis(t)
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
+	rds := top.start(t)
+	env := rds.Env(testinfra.NewDatabase(t), nil)
 	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
 	alice := testinfra.NewUser(t, a.URL)
 	conv := alice.CreateConversation()
@@ -167,8 +177,8 @@ func TestConcurrentSendsGetGaplessSeqInStreamOrder(t *testing.T) {
 			t.Fatalf("stream entry %d has id %s, want %s", i, e.ID, want)
 		}
 	}
-	// and the fan-out stream lists them in the same order
-	fan := waitForStream(t, rds.Client(), redisstream.FanoutStream, n)
+	// and the fan-out stream (the conversation's partition, if any) lists them in the same order
+	fan := waitForStream(t, rds.Client(), rds.FanoutStream(string(conv)), n)
 	for i, e := range fan {
 		if want := fmt.Sprintf("%d-0", i+1); e.Values["entry_id"] != want {
 			t.Fatalf("fan-out entry %d points at %v, want %s", i, e.Values["entry_id"], want)
@@ -176,7 +186,7 @@ func TestConcurrentSendsGetGaplessSeqInStreamOrder(t *testing.T) {
 	}
 }
 
-func waitForStream(t *testing.T, rdb *redis.Client, key string, n int) []redis.XMessage {
+func waitForStream(t *testing.T, rdb redis.Cmdable, key string, n int) []redis.XMessage {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -220,9 +230,13 @@ func listMessages(t *testing.T, c *testinfra.Client, conv conversation.ID) []con
 }
 
 func TestSendsSucceedWhileRedisIsDownAndFlowAfter(t *testing.T) {
-	// given an instance whose Redis goes away
-	rds := testinfra.StartRedis(t)
-	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()})
+	onEachTopology(t, testSendsSucceedWhileRedisIsDownAndFlowAfter)
+}
+
+func testSendsSucceedWhileRedisIsDownAndFlowAfter(t *testing.T, top topology) {
+	// given an instance whose Redis goes away (on a cluster: every node)
+	rds := top.start(t)
+	inst := testinfra.StartInstance(t, rds.Env(testinfra.NewDatabase(t), nil))
 	alice := testinfra.NewUser(t, inst.URL)
 	conv := alice.CreateConversation()
 	rds.Stop()
@@ -236,12 +250,12 @@ func TestSendsSucceedWhileRedisIsDownAndFlowAfter(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// then, once Redis is back, the backlog reaches both streams in order
-	rds.Start()
+	rds.Start(t)
 	entries := waitForStream(t, rds.Client(), redisstream.ConversationStream(string(conv)), 10)
 	for i, e := range entries {
 		if want := fmt.Sprintf("%d-0", i+1); e.ID != want {
 			t.Fatalf("entry %d = %s, want %s", i, e.ID, want)
 		}
 	}
-	waitForStream(t, rds.Client(), redisstream.FanoutStream, 10)
+	waitForStream(t, rds.Client(), rds.FanoutStream(string(conv)), 10)
 }
