@@ -342,13 +342,14 @@ func (e *Env) StopNodes() {
 	e.Nodes = nil
 }
 
-// Leader is the node whose outbox relay publishes (it logs "relay is the outbox leader" when
-// it takes the lock); nil if none has said so within wait.
+// Leader is the node whose outbox relay leads shard 0 (with one fan-out partition, the one
+// relay leader; its last "relay leads outbox shards" line names the shards it leads); nil if
+// none has said so within wait.
 func (e *Env) Leader(wait time.Duration) *Node {
 	deadline := time.Now().Add(wait)
 	for {
 		for _, n := range e.Nodes {
-			if data, err := os.ReadFile(n.LogPath()); err == nil && strings.Contains(string(data), `"msg":"relay is the outbox leader"`) {
+			if data, err := os.ReadFile(n.LogPath()); err == nil && leadsFirstShard(string(data)) {
 				return n
 			}
 		}
@@ -357,4 +358,16 @@ func (e *Env) Leader(wait time.Duration) *Node {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// leadsFirstShard says whether the last line of a node's log that names the relay shards it
+// leads includes shard 0.
+func leadsFirstShard(log string) bool {
+	const said = `"msg":"relay leads outbox shards"`
+	i := strings.LastIndex(log, said)
+	if i < 0 {
+		return false
+	}
+	line, _, _ := strings.Cut(log[i:], "\n")
+	return strings.Contains(line, `"shards":[0,`) || strings.Contains(line, `"shards":[0]`)
 }

@@ -234,3 +234,25 @@ func TestFormatGridAligns(t *testing.T) {
 		}
 	}
 }
+
+func TestTheLeaderIsTheNodeWhoseLastWordLeadsShardZero(t *testing.T) {
+	line := func(shards string) string {
+		return `{"level":"INFO","msg":"relay leads outbox shards","component":"outbox-relay","shards":` + shards + `,"of":4}` + "\n"
+	}
+	for _, tc := range []struct {
+		log  string
+		want bool
+	}{
+		{"", false},
+		{line("[0]"), true},
+		{line("[0,3]"), true},
+		{line("[1,2]"), false},
+		{line("[10]"), false},
+		{line("[0,1]") + line("[1]"), false}, // let go of shard 0 since
+		{line("[]") + line("[0,2]"), true},
+	} {
+		if got := leadsFirstShard(tc.log); got != tc.want {
+			t.Errorf("leadsFirstShard(%q) = %v, want %v", tc.log, got, tc.want)
+		}
+	}
+}
