@@ -361,8 +361,12 @@ func (e *Env) Leader(wait time.Duration) *Node {
 }
 
 // leadsFirstShard says whether the last line of a node's log that names the relay shards it
-// leads includes shard 0.
+// leads includes shard 0 (or, from a nova built before the relay had shards, whether it said it
+// leads).
 func leadsFirstShard(log string) bool {
+	if strings.Contains(log, `"msg":"relay is the outbox leader"`) {
+		return true
+	}
 	const said = `"msg":"relay leads outbox shards"`
 	i := strings.LastIndex(log, said)
 	if i < 0 {

@@ -250,6 +250,7 @@ func TestTheLeaderIsTheNodeWhoseLastWordLeadsShardZero(t *testing.T) {
 		{line("[10]"), false},
 		{line("[0,1]") + line("[1]"), false}, // let go of shard 0 since
 		{line("[]") + line("[0,2]"), true},
+		{`{"level":"INFO","msg":"relay is the outbox leader","component":"outbox-relay"}` + "\n", true}, // before the shards
 	} {
 		if got := leadsFirstShard(tc.log); got != tc.want {
 			t.Errorf("leadsFirstShard(%q) = %v, want %v", tc.log, got, tc.want)
