@@ -68,6 +68,7 @@ type Relay struct {
 	// seenUpTo is the highest outbox id a poll found; a poll that finds only rows above it
 	// leaves them to the fast path, which is publishing them right now (see pollOnce).
 	seenUpTo int64
+	polledAt time.Time // when seenUpTo was taken
 }
 
 // NewRelay returns the relay of an outbox split into one shard per fan-out partition.
@@ -184,7 +185,7 @@ func (r *Relay) lead(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := r.relayWhileLeading(ctx, s.held, l.lost); err != nil {
+		if err := r.relayWhileLeading(ctx, s.held, l.lost, changed); err != nil {
 			return err
 		}
 	}
@@ -247,10 +248,13 @@ func (l *listener) stop() {
 
 // relayWhileLeading relays the given shards on every notification, and on the timer as a safety
 // net, for rebalanceInterval (then it returns nil), until ctx ends (it drains first) or the
-// listening session is lost (lost receives its error).
-func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error) error {
+// listening session is lost (lost receives its error). When the shards are new to it (taken)
+// its first pass relays whatever it finds; otherwise it starts with the poll, which leaves the
+// rows the fast paths are publishing right now to them (relaying those too would only race
+// them with duplicates).
+func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error, taken bool) error {
 	backoff := 50 * time.Millisecond
-	woken := true // the first pass after taking a shard relays whatever it finds
+	woken := taken
 	rebalance := time.After(rebalanceInterval)
 	for {
 		var n int
@@ -298,13 +302,16 @@ func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan e
 // fast paths that committed them (deletes are batched), and relaying them too would only write
 // duplicates for Redis to refuse. A fast path that defers or fails wakes the relay instead.
 func (r *Relay) pollOnce(ctx context.Context, shards []int) (int, error) {
+	if time.Since(r.polledAt) < pollInterval {
+		return 0, nil // too soon: rows seen then may still be on their fast paths
+	}
 	var oldest, newest int64
 	where, args := shardFilter("o", shards, r.shards, 1)
 	if err := r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox o`+where, args...).Scan(&oldest, &newest); err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	waited := oldest != 0 && oldest <= r.seenUpTo
-	r.seenUpTo = newest
+	r.seenUpTo, r.polledAt = newest, time.Now()
 	if !waited {
 		return 0, nil
 	}
