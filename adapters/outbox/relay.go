@@ -157,6 +157,14 @@ func (r *Relay) lead(ctx context.Context) error {
 		return err
 	}
 	defer r.setLed(nil)
+	defer func() {
+		// a stopping leader relays what is left in its shards while it still holds their locks
+		// (they go with the session, closed after this), so that what the last requests
+		// committed reaches Redis before the process exits
+		if ctx.Err() != nil && len(s.held) > 0 {
+			r.drain(ctx, s.held)
+		}
+	}()
 	var l *listener
 	defer func() { l.stop() }()
 	for {
@@ -247,8 +255,8 @@ func (l *listener) stop() {
 }
 
 // relayWhileLeading relays the given shards on every notification, and on the timer as a safety
-// net, for rebalanceInterval (then it returns nil), until ctx ends (it drains first) or the
-// listening session is lost (lost receives its error). When the shards are new to it (taken)
+// net, for rebalanceInterval (then it returns nil), until ctx ends or the listening session is
+// lost (lost receives its error). When the shards are new to it (taken)
 // its first pass relays whatever it finds; otherwise it starts with the poll, which leaves the
 // rows the fast paths are publishing right now to them (relaying those too would only race
 // them with duplicates).
@@ -278,12 +286,10 @@ func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan e
 		}
 		select {
 		case <-ctx.Done():
-			r.drain(ctx, shards)
 			return ctx.Err()
 		case err := <-lost:
 			lost <- err           // for the listener's stop
 			if ctx.Err() != nil { // the listener ended because we are stopping
-				r.drain(ctx, shards)
 				return ctx.Err()
 			}
 			return fmt.Errorf("listen session: %w", err)
@@ -365,8 +371,7 @@ func othersThan(held []int, total int) []int {
 // drainTimeout bounds the last relay pass of a stopping leader (within the shutdown grace).
 const drainTimeout = 5 * time.Second
 
-// drain relays what is still in its shards of the outbox before a stopping leader lets go of
-// its locks, so what the last requests committed reaches Redis before the process exits.
+// drain relays what is still in its shards of the outbox, within drainTimeout.
 func (r *Relay) drain(stopped context.Context, shards []int) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(stopped), drainTimeout)
 	defer cancel()

@@ -47,6 +47,10 @@ func TestRelayShardsSpreadOverInstancesAndMoveWhenOneStops(t *testing.T) {
 	// then rows of 40 conversations committed meanwhile are all relayed, by both
 	convs := f.commitOneRowEach(t, 40, b)
 	f.eventuallyEveryStreamHolds(t, convs, 1)
+	// (a relay counts what it published once Redis has answered: after the streams show it)
+	testinfra.Eventually(t, 5*time.Second, "the relays count 40 rows between them", func() bool {
+		return a.Stats().Relayed+b.Stats().Relayed == 40
+	})
 	if a.Stats().Relayed == 0 || b.Stats().Relayed == 0 {
 		t.Fatalf("relayed %d and %d rows: both instances should carry some", a.Stats().Relayed, b.Stats().Relayed)
 	}
