@@ -77,12 +77,16 @@ $("start").onclick = async () => {
   openConversation(c.id);
 };
 
-$("compose").onsubmit = async (ev) => {
+// One send at a time: what a person types in order is stored (and shown to everyone) in that
+// order; sends started side by side would take their seqs in whichever order they commit.
+let sending = Promise.resolve();
+$("compose").onsubmit = (ev) => {
   ev.preventDefault();
   const text = $("text").value;
-  if (!text || !open) return;
+  const conv = open;
+  if (!text || !conv) return;
   $("text").value = "";
-  await client.send(open, { text });
+  sending = sending.then(() => client.send(conv, { text })).catch((err) => console.error("send failed", err));
 };
 
 client.start();
