@@ -60,6 +60,8 @@ var adapterSet = wire.NewSet(
 	wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)),
 	NewMembershipNotifier,
 	outbox.NewRelay,
+	// the relay shard p's leader reads fan-out partition p for the consumer groups
+	wire.Bind(new(redisstream.PartitionOwner), new(*outbox.Relay)),
 	outbox.NewFastPath,
 	wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)),
 	wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)),

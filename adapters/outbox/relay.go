@@ -60,11 +60,10 @@ type Relay struct {
 	log    *slog.Logger
 	counts relayCounts
 	shards int // relay shards: one per fan-out partition
-	// led is how many shards this instance leads; leadsFirst whether shard 0 is one of them
-	led        atomic.Int32
-	leadsFirst atomic.Bool
-	wake       chan struct{}
-	remote     chan struct{}
+	// held is the shards this instance leads (sorted; nil: none)
+	held   atomic.Pointer[[]int]
+	wake   chan struct{}
+	remote chan struct{}
 	// seenUpTo is the highest outbox id a poll found; a poll that finds only rows above it
 	// leaves them to the fast path, which is publishing them right now (see pollOnce).
 	seenUpTo int64
@@ -84,7 +83,7 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, partitions redisstream.FanoutPa
 // every shard, else through a coalesced NOTIFY sent outside any writer's transaction (NOTIFY
 // inside it would serialise commits), which every leader hears.
 func (r *Relay) Notify() {
-	if int(r.led.Load()) == r.shards {
+	if len(r.led()) == r.shards {
 		poke(r.wake)
 		return
 	}
@@ -99,18 +98,32 @@ func poke(ch chan struct{}) {
 }
 
 // IsLeader reports whether this instance's relay leads at least one shard now.
-func (r *Relay) IsLeader() bool { return r.led.Load() > 0 }
+func (r *Relay) IsLeader() bool { return len(r.led()) > 0 }
 
 // Leading reports how many of how many shards this instance's relay leads now.
-func (r *Relay) Leading() (led, total int) { return int(r.led.Load()), r.shards }
+func (r *Relay) Leading() (led, total int) { return len(r.led()), r.shards }
 
-// LeadsFirstShard reports whether this instance leads shard 0, whose leader also trims the
-// fan-out streams (one instance does it).
-func (r *Relay) LeadsFirstShard() bool { return r.leadsFirst.Load() }
+// LeadsShard reports whether this instance leads the given shard now. Shard p's leader also
+// reads fan-out partition p for Nova's consumer groups (redisstream.PartitionOwner), and shard
+// 0's trims the fan-out streams: one instance does each.
+func (r *Relay) LeadsShard(shard int) bool {
+	_, found := slices.BinarySearch(r.led(), shard)
+	return found
+}
+
+// LeadsFirstShard reports whether this instance leads shard 0 (see LeadsShard).
+func (r *Relay) LeadsFirstShard() bool { return r.LeadsShard(0) }
+
+func (r *Relay) led() []int {
+	if p := r.held.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 func (r *Relay) setLed(shards []int) {
-	r.led.Store(int32(len(shards)))
-	r.leadsFirst.Store(len(shards) > 0 && shards[0] == 0)
+	held := slices.Clone(shards)
+	r.held.Store(&held)
 }
 
 // Run relays until ctx ends.

@@ -38,6 +38,9 @@ type batchSubscriber struct {
 	consumer string
 	cfg      GroupConfig
 	decode   wredis.Unmarshaller
+	// owns says whether this instance reads a stream's new entries (nil: every stream); a
+	// stream it does not own it reads only while the group stalls on it (stalled)
+	owns func(stream string) bool
 	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
 	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
 	claims      *atomic.Int64
@@ -104,7 +107,12 @@ func (s *batchSubscriber) Close() error {
 // rate are read and acked together instead of one round trip each.
 func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message) {
 	from := "0" // own pending entries (held when this consumer stopped)
+	var watch stallWatch
 	for ctx.Err() == nil {
+		if from == ">" && s.owns != nil && !s.owns(stream) && !s.stalled(ctx, stream, &watch) {
+			ctxsleep.Sleep(ctx, notOwnedPause)
+			continue
+		}
 		res, err := s.client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer,
 			Streams: []string{stream, from}, Count: int64(s.cfg.BatchSize), Block: s.cfg.BlockTime}).Result()
 		if errors.Is(err, redis.Nil) {
@@ -126,6 +134,9 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 		if from == "0" && len(entries) == 0 {
 			from = ">"
 			continue
+		}
+		if len(entries) > 0 {
+			watch.ours = entries[len(entries)-1].ID
 		}
 		s.handle(ctx, stream, entries, out)
 		if len(entries) < s.cfg.BatchSize {
@@ -208,6 +219,50 @@ func (s *batchSubscriber) deliver(ctx context.Context, msg *message.Message, out
 			return false
 		}
 	}
+}
+
+// notOwnedPause is how often the read loop of a stream this instance does not own looks again;
+// stallCheck is how often it asks Redis whether the group makes progress on it.
+const (
+	notOwnedPause = 250 * time.Millisecond
+	stallCheck    = 2 * time.Second
+)
+
+// stallWatch is what a read loop remembers of the group on a stream it does not own.
+type stallWatch struct {
+	at            time.Time // last check
+	lastDelivered string    // the group's last delivered id then
+	ours          string    // the last id this consumer read itself
+	stalled       bool
+}
+
+// stalled reports whether the group makes no progress on stream although entries wait for it:
+// its last delivered id stayed where it was (or moved only by this consumer's own reads) over a
+// stallCheck while the stream holds newer entries. The owner is then frozen, or its session is
+// lost and the partition not yet taken over; reading in its place is safe (a group hands each
+// entry to one consumer). When Redis cannot tell, it reads.
+func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWatch) bool {
+	if time.Since(w.at) < stallCheck {
+		return w.stalled
+	}
+	pipe := s.client.Pipeline()
+	groups := pipe.XInfoGroups(ctx, stream)
+	top := pipe.XRevRangeN(ctx, stream, "+", "-", 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		w.stalled, w.at = true, time.Now() // cannot tell: the read recreates a lost group, or retries
+		return true
+	}
+	delivered := ""
+	for _, g := range groups.Val() {
+		if g.Name == s.group {
+			delivered = g.LastDeliveredID
+		}
+	}
+	behind := len(top.Val()) == 1 && (delivered == "" || lessID(delivered, top.Val()[0].ID))
+	moved := w.at.IsZero() || delivered != w.lastDelivered && delivered != w.ours
+	w.stalled = behind && !moved
+	w.lastDelivered, w.at = delivered, time.Now()
+	return w.stalled
 }
 
 // ack acknowledges ids in one XACK, retrying while Redis is away; if the subscriber stops

@@ -54,7 +54,7 @@ func TestConsumerGroupAck(t *testing.T) {
 	received := make(chan got, n*2)
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("consumer-%d", i)
-		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, redisstream.ConsumerName(name),
+		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, redisstream.ConsumerName(name),
 			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 		sub, err := subs.For(ctx, group)
@@ -241,7 +241,7 @@ func TestAGroupReadsAndAcksInBatchesAndKeepsEachConversationsOrder(t *testing.T)
 	addConversationEntries(t, rdb, convs, perConv)
 
 	// when one consumer handles them, each handler taking a moment
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "only",
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, "only",
 		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 	sub, err := subs.For(ctx, "batched")
@@ -307,7 +307,7 @@ func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
 	cfg := redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour}
 	ids := addFanoutEntries(t, rdb, 5)
 	// given a consumer that took the entries and stopped before acking them
-	first, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "n1", cfg,
+	first, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, "n1", cfg,
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestEntriesAConsumerHeldWhenItStoppedAreHandledAtItsRestart(t *testing.T) {
 	}
 
 	// when it starts again under the same name (claims would wait an hour)
-	again, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, "n1", cfg,
+	again, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, "n1", cfg,
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type GroupConfig struct {
 type GroupSubscribers struct {
 	url        URL
 	partitions FanoutPartitions
+	owner      PartitionOwner
 	history    HistoryReader
 	redrive    redriveCounts
 	decode     wredis.Unmarshaller
@@ -50,12 +51,39 @@ type GroupSubscribers struct {
 type ConsumerName string
 
 // NewGroupSubscribers makes subscribers that decode entries with decode (the port's unmarshaller).
-func NewGroupSubscribers(url URL, partitions FanoutPartitions, consumer ConsumerName, cfg GroupConfig, decode wredis.Unmarshaller,
-	history HistoryReader, log *slog.Logger) *GroupSubscribers {
+//
+// With more than one partition, an instance reads the partitions its owner says it owns (nil:
+// every partition), and another one only when that one's group stalls.
+func NewGroupSubscribers(url URL, partitions FanoutPartitions, owner PartitionOwner, consumer ConsumerName, cfg GroupConfig,
+	decode wredis.Unmarshaller, history HistoryReader, log *slog.Logger) *GroupSubscribers {
 	if log == nil || consumer == "" || decode == nil || history == nil {
 		panic("redisstream.NewGroupSubscribers: nil dependency")
 	}
-	return &GroupSubscribers{url: url, partitions: partitions, decode: decode, history: history, consumer: string(consumer), cfg: cfg, log: log}
+	return &GroupSubscribers{url: url, partitions: partitions, owner: owner, decode: decode, history: history,
+		consumer: string(consumer), cfg: cfg, log: log}
+}
+
+// PartitionOwner says which fan-out partitions this instance reads for its consumer groups
+// (the outbox relay: the partitions whose relay shards it leads). Each partition has one owner
+// at a time, so the instances share the partitions instead of every instance reading every
+// partition: with P partitions and N instances an instance makes P/N reads per batch wait, not P.
+type PartitionOwner interface {
+	LeadsShard(partition int) bool
+}
+
+// owns is the subscriber's read gate: nil (read every stream) with one partition or no owner.
+func (g *GroupSubscribers) owns() func(stream string) bool {
+	if g.owner == nil || !g.partitions.Split() {
+		return nil
+	}
+	index := make(map[string]int, g.partitions.Count())
+	for p, stream := range g.partitions.Streams() {
+		index[stream] = p
+	}
+	return func(stream string) bool {
+		p, ok := index[stream]
+		return !ok || g.owner.LeadsShard(p)
+	}
 }
 
 // For returns a subscriber for group (batchSubscriber), with its own Redis client: its
@@ -73,6 +101,7 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	rd := redriver{client: client, history: g.history, stats: &g.redrive, log: log}
 	return &batchSubscriber{
 		client: client, group: group, consumer: g.consumer, cfg: cfg, decode: g.decode, log: log,
+		owns:    g.owns(),
 		claims:  g.claimsOf(group),
 		closing: make(chan struct{}),
 		shouldClaim: func(ctx context.Context, stream string, xp redis.XPendingExt) bool {

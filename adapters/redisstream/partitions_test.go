@@ -311,7 +311,7 @@ func TestAGroupReadsEveryPartitionOnceAndInOrder(t *testing.T) {
 	}
 	got := make(chan delivered, convs*per*2)
 	for _, name := range []string{"n1", "n2"} {
-		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), four, redisstream.ConsumerName(name),
+		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), four, nil, redisstream.ConsumerName(name),
 			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 		sub, err := subs.For(ctx, redisstream.ConsumerGroup)

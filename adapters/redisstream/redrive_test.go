@@ -73,7 +73,7 @@ func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPar
 	}
 
 	// and a live consumer of the group looks for abandoned entries
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), partitions, "alive",
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), partitions, nil, "alive",
 		redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, postgres.NewReadModel(pool), quiet)
 	sub, err := subs.For(ctx, "slow")

@@ -117,7 +117,7 @@ func runUniversalSuite(t *testing.T, withRestarts bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, redisstream.ConsumerName(watermill.NewShortUUID()),
+		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, redisstream.ConsumerName(watermill.NewShortUUID()),
 			redisstream.GroupConfig{ClaimIdle: 5 * time.Second, ClaimInterval: 3 * time.Second, ConsumerTimeout: time.Minute,
 				NackResendSleep: time.Millisecond},
 			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)

@@ -1,0 +1,120 @@
+package redisstream_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/nova-chat/nova/adapters/redisstream"
+	"github.com/nova-chat/nova/internal/testinfra"
+	"github.com/nova-chat/nova/ports/messaging"
+)
+
+// owned is a fixed PartitionOwner.
+type owned []int
+
+func (o owned) LeadsShard(p int) bool { return slices.Contains(o, p) }
+
+// startOwnedConsumer subscribes consumer name of messaging-service to every partition, reading
+// the partitions owner gives it, and reports each message with the partition it came from.
+func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- [2]string) {
+	t.Helper()
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), four, owner, redisstream.ConsumerName(name),
+		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
+	sub, err := subs.For(ctx, redisstream.ConsumerGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	for _, stream := range four.Streams() {
+		msgs, err := sub.Subscribe(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func(msgs <-chan *message.Message) {
+			for m := range msgs {
+				got <- [2]string{name, stream}
+				m.Ack()
+			}
+		}(msgs)
+	}
+}
+
+// publishToEveryPartition publishes one message into each of n new conversations until every
+// partition holds some, and returns how many it published.
+func publishToEveryPartition(ctx context.Context, t *testing.T, pub *redisstream.DualStreamPublisher) int {
+	t.Helper()
+	hit := map[int]bool{}
+	n := 0
+	for len(hit) < four.Count() || n < 40 {
+		conv := uuid.NewString()
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		hit[four.Of(conv)] = true
+		n++
+	}
+	return n
+}
+
+// With partitions, each instance's consumer reads only the partitions it owns (the relay shards
+// it leads): two instances owning two partitions each handle only their own partitions' entries,
+// and every entry is handled once.
+func TestEachConsumerReadsOnlyThePartitionsItOwns(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rds := testinfra.StartRedis(t)
+	got := make(chan [2]string, 1000)
+	startOwnedConsumer(ctx, t, rds.URL(), "n1", owned{0, 1}, got)
+	startOwnedConsumer(ctx, t, rds.URL(), "n2", owned{2, 3}, got)
+
+	n := publishToEveryPartition(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four))
+
+	mine := map[string][]string{"n1": {four.Stream(0), four.Stream(1)}, "n2": {four.Stream(2), four.Stream(3)}}
+	for i := range n {
+		select {
+		case d := <-got:
+			if !slices.Contains(mine[d[0]], d[1]) {
+				t.Fatalf("consumer %s handled an entry of %s, which it does not own", d[0], d[1])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d messages arrived", i, n)
+		}
+	}
+	select {
+	case d := <-got:
+		t.Fatalf("an entry was handled twice (by %s, from %s)", d[0], d[1])
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// A partition whose owner makes no progress (frozen, or its shard not yet taken over) is read by
+// another instance once the group has stood still on it for a check: nothing waits for the owner.
+func TestAPartitionWhoseOwnerStallsIsReadByAnotherInstance(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rds := testinfra.StartRedis(t)
+	got := make(chan [2]string, 1000)
+	// n1 owns partitions 0 and 1; the owner of 2 and 3 never reads
+	startOwnedConsumer(ctx, t, rds.URL(), "n1", owned{0, 1}, got)
+
+	n := publishToEveryPartition(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four))
+
+	from := map[string]bool{}
+	for i := range n {
+		select {
+		case d := <-got:
+			from[d[1]] = true
+		case <-time.After(15 * time.Second):
+			t.Fatalf("only %d of %d messages arrived; partitions read: %v", i, n, from)
+		}
+	}
+	if len(from) != four.Count() {
+		t.Fatalf("n1 read from %v, want every partition", from)
+	}
+}
