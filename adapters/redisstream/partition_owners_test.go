@@ -19,9 +19,11 @@ type owned []int
 
 func (o owned) LeadsShard(p int) bool { return slices.Contains(o, p) }
 
-// startOwnedConsumer subscribes consumer name of messaging-service to every partition, reading
-// the partitions owner gives it, and reports each message with the partition it came from.
-func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- [2]string) {
+// subscribeEveryPartition subscribes consumer name of messaging-service to every partition,
+// reading the partitions owner gives it (nil: all), and hands each message to handle, which
+// acks it.
+func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner,
+	handle func(stream string, m *message.Message)) {
 	t.Helper()
 	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), four, owner, redisstream.ConsumerName(name),
 		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
@@ -36,13 +38,19 @@ func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func(msgs <-chan *message.Message) {
+		go func() {
 			for m := range msgs {
-				got <- [2]string{name, stream}
+				handle(stream, m)
 				m.Ack()
 			}
-		}(msgs)
+		}()
 	}
+}
+
+// startOwnedConsumer is subscribeEveryPartition reporting each message's consumer and stream.
+func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- [2]string) {
+	t.Helper()
+	subscribeEveryPartition(ctx, t, url, name, owner, func(stream string, _ *message.Message) { got <- [2]string{name, stream} })
 }
 
 // publishToEveryPartition publishes one message into each of n new conversations until every

@@ -15,7 +15,6 @@ import (
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/application/monitoring"
 	"github.com/nova-chat/nova/internal/testinfra"
-	"github.com/nova-chat/nova/ports/messaging"
 )
 
 const four = redisstream.FanoutPartitions(4)
@@ -311,26 +310,7 @@ func TestAGroupReadsEveryPartitionOnceAndInOrder(t *testing.T) {
 	}
 	got := make(chan delivered, convs*per*2)
 	for _, name := range []string{"n1", "n2"} {
-		subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), four, nil, redisstream.ConsumerName(name),
-			redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
-			messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
-		sub, err := subs.For(ctx, redisstream.ConsumerGroup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-		for _, stream := range four.Streams() {
-			msgs, err := sub.Subscribe(ctx, stream)
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() {
-				for m := range msgs {
-					got <- delivered{name, m}
-					m.Ack()
-				}
-			}()
-		}
+		subscribeEveryPartition(ctx, t, rds.URL(), name, nil, func(_ string, m *message.Message) { got <- delivered{name, m} })
 	}
 
 	// then every message arrives once; each consumer gets a conversation's entries in seq order
