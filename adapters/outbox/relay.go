@@ -129,11 +129,16 @@ func (r *Relay) setLed(shards []int) {
 // Run relays until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
 	go r.forwardNotifications(ctx)
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			break
+		}
+		if time.Since(started) > maxBackoff { // it ran well before failing: a new outage
+			backoff = firstBackoff
 		}
 		r.log.Warn("relay lost its Postgres session; retrying", "error", err, "retry_in", backoff)
 		_ = ctxsleep.Sleep(ctx, backoff)
