@@ -68,6 +68,9 @@ type Relay struct {
 	// leaves them to the fast path, which is publishing them right now (see pollOnce).
 	seenUpTo int64
 	polledAt time.Time // when seenUpTo was taken
+	// retry is the wait after the next failed batch; it grows while batches fail, across the
+	// leader's 2 s rounds, and starts over after a batch that succeeds
+	retry time.Duration
 }
 
 // NewRelay returns the relay of an outbox split into one shard per fan-out partition.
@@ -185,6 +188,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	}()
 	var l *listener
 	defer func() { l.stop() }()
+	busy := false // the last round left in the middle of a backlog
 	for {
 		changed, err := s.rebalance(ctx)
 		if err != nil {
@@ -211,7 +215,7 @@ func (r *Relay) lead(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := r.relayWhileLeading(ctx, s.held, l.lost, changed); err != nil {
+		if busy, err = r.relayWhileLeading(ctx, s.held, l.lost, changed || busy); err != nil {
 			return err
 		}
 	}
@@ -273,14 +277,14 @@ func (l *listener) stop() {
 }
 
 // relayWhileLeading relays the given shards on every notification, and on the timer as a safety
-// net, for rebalanceInterval (then it returns nil), until ctx ends or the listening session is
-// lost (lost receives its error). When the shards are new to it (taken)
-// its first pass relays whatever it finds; otherwise it starts with the poll, which leaves the
-// rows the fast paths are publishing right now to them (relaying those too would only race
-// them with duplicates).
-func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error, taken bool) error {
-	backoff := 50 * time.Millisecond
-	woken := taken
+// net, for rebalanceInterval (then it returns, busy if it left in the middle of a backlog),
+// until ctx ends or the listening session is lost (lost receives its error). With relayFirst
+// (shards new to it, or a backlog left) its first pass relays whatever it finds; otherwise it
+// starts with the poll, which leaves the rows the fast paths are publishing right now to them
+// (relaying those too would only race them with duplicates).
+func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error, relayFirst bool) (bool, error) {
+	const firstRetry = 50 * time.Millisecond
+	woken := relayFirst
 	rebalance := time.After(rebalanceInterval)
 	for {
 		var n int
@@ -294,25 +298,31 @@ func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan e
 		switch {
 		case err != nil:
 			r.counts.Errors.Add(1)
-			r.log.Warn("relay batch failed; will retry", "error", err, "retry_in", backoff)
-			wait, backoff = backoff, min(backoff*2, maxBackoff)
+			wait = max(r.retry, firstRetry)
+			r.retry = min(wait*2, maxBackoff)
+			r.log.Warn("relay batch failed; will retry", "error", err, "retry_in", wait)
 		case n == batchSize:
-			backoff = 50 * time.Millisecond
-			continue // more rows are waiting
+			r.retry = 0
+			select {
+			case <-rebalance: // a long backlog still lets the shards be rebalanced
+				return true, nil
+			default:
+				continue // more rows are waiting
+			}
 		default:
-			backoff = 50 * time.Millisecond
+			r.retry = 0
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case err := <-lost:
 			lost <- err           // for the listener's stop
 			if ctx.Err() != nil { // the listener ended because we are stopping
-				return ctx.Err()
+				return false, ctx.Err()
 			}
-			return fmt.Errorf("listen session: %w", err)
+			return false, fmt.Errorf("listen session: %w", err)
 		case <-rebalance:
-			return nil
+			return false, nil
 		case <-r.wake:
 			woken = true
 		case <-time.After(wait):
@@ -348,27 +358,31 @@ func (r *Relay) pollOnce(ctx context.Context, shards []int) (int, error) {
 // order, and Redis refuses what was written already).
 const leaderStallBound = 5 * time.Second
 
-// relayIfLeaderStalls relays the given shards (those another instance leads) when their oldest
-// row has waited past the bound.
+// relayIfLeaderStalls relays those of the given shards (led by other instances) whose oldest
+// row has waited past the bound: only those, so one frozen leader does not make every instance
+// relay every shard. Each shard's oldest row is found by walking the outbox's id index.
 func (r *Relay) relayIfLeaderStalls(ctx context.Context, shards []int) {
-	var stalled bool
-	where, args := shardFilter("o", shards, r.shards, 2)
-	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT created_at FROM outbox o`+where+` ORDER BY id LIMIT 1) o
-		WHERE o.created_at < now() - make_interval(secs => $1))`, append([]any{leaderStallBound.Seconds()}, args...)...).Scan(&stalled)
+	rows, err := r.pool.Query(ctx, `SELECT s FROM unnest($1::int[]) s WHERE EXISTS (
+		SELECT 1 FROM (SELECT created_at FROM outbox o WHERE `+shardOf("o", 2)+` = s ORDER BY id LIMIT 1) oldest
+		WHERE oldest.created_at < now() - make_interval(secs => $3))`, shards, r.shards, leaderStallBound.Seconds())
+	var stalled []int
+	if err == nil {
+		stalled, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Debug("cannot see whether a leader stalls; looking again soon", "error", err)
 		}
 		return
 	}
-	if !stalled {
+	if len(stalled) == 0 {
 		return
 	}
 	r.counts.TakenOver.Add(1)
 	r.log.Warn("outbox rows wait past the bound while another instance leads them; relaying them from here",
-		"bound", leaderStallBound)
+		"bound", leaderStallBound, "shards", stalled)
 	for ctx.Err() == nil {
-		n, err := r.relayShards(ctx, shards)
+		n, err := r.relayShards(ctx, stalled)
 		if err != nil || n < batchSize {
 			return
 		}

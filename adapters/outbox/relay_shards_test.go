@@ -54,6 +54,12 @@ func TestRelayShardsSpreadOverInstancesAndMoveWhenOneStops(t *testing.T) {
 	if a.Stats().Relayed == 0 || b.Stats().Relayed == 0 {
 		t.Fatalf("relayed %d and %d rows: both instances should carry some", a.Stats().Relayed, b.Stats().Relayed)
 	}
+	// each relayed only its own shards, without taking over the other's
+	for name, r := range map[string]*outbox.Relay{"a": a, "b": b} {
+		if s := r.Stats(); s.Duplicates != 0 || s.TakenOver != 0 {
+			t.Fatalf("relay %s wrote %d duplicates and took over %d times: it relayed shards it does not lead", name, s.Duplicates, s.TakenOver)
+		}
+	}
 
 	// and when b stops, a leads all four again and relays every conversation's next row
 	stopB()

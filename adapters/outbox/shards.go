@@ -85,12 +85,18 @@ func (s *shardSession) rebalance(ctx context.Context) (bool, error) {
 	return changed, nil
 }
 
+// shardOf is the SQL expression of a row's shard (alias names the outbox table; parameter
+// $param holds the number of shards): Postgres's own hash of the conversation id, made
+// non-negative.
+func shardOf(alias string, param int) string {
+	return "mod(hashtext(" + alias + ".conversation_id::text)::bigint + 2147483648, $" + strconv.Itoa(param) + ")"
+}
+
 // shardFilter is the WHERE clause that keeps a query to the given shards of the outbox (alias
 // names the outbox table), with its arguments numbered from next; none when they are all.
 func shardFilter(alias string, shards []int, total, next int) (string, []any) {
 	if shards == nil || len(shards) >= total {
 		return "", nil
 	}
-	return " WHERE mod(hashtext(" + alias + ".conversation_id::text)::bigint + 2147483648, $" + strconv.Itoa(next) +
-		") = ANY($" + strconv.Itoa(next+1) + ")", []any{total, shards}
+	return " WHERE " + shardOf(alias, next) + " = ANY($" + strconv.Itoa(next+1) + ")", []any{total, shards}
 }

@@ -222,27 +222,30 @@ func (s *batchSubscriber) deliver(ctx context.Context, msg *message.Message, out
 }
 
 // notOwnedPause is how often the read loop of a stream this instance does not own looks again;
-// stallCheck is how often it asks Redis whether the group makes progress on it.
+// at least every minStallCheck it asks Redis whether the group makes progress on it.
 const (
 	notOwnedPause = 250 * time.Millisecond
-	stallCheck    = 2 * time.Second
+	minStallCheck = 2 * time.Second
 )
 
 // stallWatch is what a read loop remembers of the group on a stream it does not own.
 type stallWatch struct {
 	at            time.Time // last check
 	lastDelivered string    // the group's last delivered id then
+	top           string    // the stream's newest id then
 	ours          string    // the last id this consumer read itself
 	stalled       bool
 }
 
 // stalled reports whether the group makes no progress on stream although entries wait for it:
 // its last delivered id stayed where it was (or moved only by this consumer's own reads) over a
-// stallCheck while the stream holds newer entries. The owner is then frozen, or its session is
-// lost and the partition not yet taken over; reading in its place is safe (a group hands each
-// entry to one consumer). When Redis cannot tell, it reads.
+// whole stallCheck while an entry that was already there at the previous check is still not
+// delivered. The owner is then frozen, or its session is lost and the partition not yet taken
+// over; reading in its place is safe (a group hands each entry to one consumer), and this
+// consumer keeps reading until someone else moves the group again. When Redis cannot tell, it
+// reads.
 func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWatch) bool {
-	if time.Since(w.at) < stallCheck {
+	if time.Since(w.at) < s.stallCheck() {
 		return w.stalled
 	}
 	pipe := s.client.Pipeline()
@@ -258,11 +261,21 @@ func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWa
 			delivered = g.LastDeliveredID
 		}
 	}
-	behind := len(top.Val()) == 1 && (delivered == "" || lessID(delivered, top.Val()[0].ID))
+	waited := w.top != "" && (delivered == "" || lessID(delivered, w.top)) // was there a check ago
 	moved := w.at.IsZero() || delivered != w.lastDelivered && delivered != w.ours
-	w.stalled = behind && !moved
-	w.lastDelivered, w.at = delivered, time.Now()
+	w.stalled = !moved && (waited || w.stalled)
+	w.lastDelivered, w.at, w.top = delivered, time.Now(), ""
+	if len(top.Val()) == 1 {
+		w.top = top.Val()[0].ID
+	}
 	return w.stalled
+}
+
+// stallCheck is how long the group must stand still on a stream before another consumer reads
+// in its owner's place: longer than an owner that is alive takes between two reads (a blocking
+// read, then the batch wait), twice over.
+func (s *batchSubscriber) stallCheck() time.Duration {
+	return max(minStallCheck, 2*(s.cfg.BlockTime+s.cfg.BatchWait)+time.Second)
 }
 
 // ack acknowledges ids in one XACK, retrying while Redis is away; if the subscriber stops

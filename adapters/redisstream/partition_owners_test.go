@@ -126,3 +126,36 @@ func TestAPartitionWhoseOwnerStallsIsReadByAnotherInstance(t *testing.T) {
 		t.Fatalf("n1 read from %v, want every partition", from)
 	}
 }
+
+// An owner that is alive keeps its partitions: while messages flow for longer than the stall
+// checks, an instance that owns nothing reads nothing.
+func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rds := testinfra.StartRedis(t)
+	got := make(chan [2]string, 10000)
+	startOwnedConsumer(ctx, t, rds.URL(), "owner", owned{0, 1, 2, 3}, got)
+	startOwnedConsumer(ctx, t, rds.URL(), "bystander", owned{}, got)
+
+	// when messages flow for 6 s (three stall checks), one every 20 ms
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four)
+	sent := 0
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); sent++ {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// then the owner handled every one and the bystander none
+	for i := range sent {
+		select {
+		case d := <-got:
+			if d[0] != "owner" {
+				t.Fatalf("the bystander read %s although its owner is alive", d[1])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d messages arrived", i, sent)
+		}
+	}
+}
