@@ -35,11 +35,11 @@ type snapshots struct {
 
 func (s snapshots) counters() admin.Counters {
 	r, fp, f, ro, h, ws, rd, live := s.relay(), s.fastPath(), s.fanout(), s.router(), s.hub(), s.ws(), s.redrive(), s.live()
-	led, _ := s.leading()
+	led, shards := s.leading()
 	return admin.Counters{
 		Relayed:         r.Relayed + fp.Published, // both paths write the streams
 		RelayDuplicates: r.Duplicates, RelayMovedAside: r.MovedAside, RelayErrors: r.Errors,
-		RelayLeader: led > 0, RelayShards: int64(led), RelayTakeovers: r.TakenOver,
+		RelayLeader: led > 0, RelayShards: int64(led), RelayShardsTotal: int64(shards), RelayTakeovers: r.TakenOver,
 		Delivered: h.Delivered, DuplicatesDropped: h.DuplicatesDropped, GapsFilled: h.GapsFilled,
 		RecoveredFromRedis: h.FromRedis, RecoveredFromPostgres: h.FromPostgres, Subscriptions: h.Subscriptions,
 		Connections: ws.Connections, SlowCutoffs: ws.SlowCutoffs,

@@ -17,6 +17,7 @@ type Counters struct {
 	RelayTakeovers                                         int64
 	RelayLeader                                            bool  // leads at least one relay shard
 	RelayShards                                            int64 // relay shards this instance leads
+	RelayShardsTotal                                       int64 // relay shards in all (the fan-out partitions)
 	Delivered, DuplicatesDropped, GapsFilled               int64
 	RecoveredFromRedis, RecoveredFromPostgres              int64
 	Subscriptions, Connections, SlowCutoffs                int64
@@ -44,6 +45,7 @@ var (
 	dTakeovers   = desc("nova_outbox_relay_takeovers_total", "Times this instance relayed outbox rows that waited past the bound while another instance held the lead (a frozen or paused leader).")
 	dLeader      = desc("nova_outbox_relay_leader", "1 while this instance's relay leads at least one outbox shard and publishes its rows.")
 	dShards      = desc("nova_outbox_relay_shards", "Outbox relay shards this instance leads (one shard per fan-out partition; the shards spread over the instances).")
+	dShardsTotal = desc("nova_outbox_relay_shards_total", "Outbox relay shards in all (NOVA_FANOUT_PARTITIONS); the sum of nova_outbox_relay_shards over the instances should equal it.")
 	dDelivered   = desc("nova_messages_delivered_total", "Message frames queued to subscribed WebSockets on this instance (live and backlog).")
 	dDupDropped  = desc("nova_delivery_duplicates_dropped_total", "Live messages a subscription already had (it caught up from the stream first), dropped by seq.")
 	dGaps        = desc("nova_delivery_gaps_filled_total", "Times a subscription fetched missing messages first: a live message skipped a seq, or the stream re-check found it behind.")
@@ -90,7 +92,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dDelivered,
+	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
 		dConsBad, dTrimmed, dFastDefer, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
@@ -115,6 +117,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dTakeovers, n.RelayTakeovers)
 	gauge(dLeader, b2f(n.RelayLeader))
 	gauge(dShards, float64(n.RelayShards))
+	gauge(dShardsTotal, float64(n.RelayShardsTotal))
 	counter(dDelivered, n.Delivered)
 	counter(dDupDropped, n.DuplicatesDropped)
 	counter(dGaps, n.GapsFilled)
