@@ -231,14 +231,14 @@ func (c *RedisCluster) WaitReplicated(within time.Duration) {
 	}
 }
 
-func (c *RedisCluster) replicated() bool {
+func (c *RedisCluster) replicated() bool { return c.everyRunningNode(replicasCaughtUp) }
+
+// everyRunningNode says whether ok holds for every node that runs, asked within a second.
+func (c *RedisCluster) everyRunningNode(ok func(context.Context, *Redis) bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, n := range c.Nodes {
-		if n.cmd == nil {
-			continue
-		}
-		if !replicasCaughtUp(ctx, n) {
+		if n.cmd != nil && !ok(ctx, n) {
 			return false
 		}
 	}
@@ -301,19 +301,7 @@ func (c *RedisCluster) waitHealthy(ctx context.Context, within time.Duration) er
 	return nil
 }
 
-func (c *RedisCluster) healthy() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	for _, n := range c.Nodes {
-		if n.cmd == nil {
-			continue
-		}
-		if !nodeHealthy(ctx, n) {
-			return false
-		}
-	}
-	return true
-}
+func (c *RedisCluster) healthy() bool { return c.everyRunningNode(nodeHealthy) }
 
 // nodeHealthy says whether node n reports cluster_state:ok with every slot served, and, if it is
 // a replica, a live link to its master.
