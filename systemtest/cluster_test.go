@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/testinfra"
 	"github.com/nova-chat/nova/ports/messaging"
@@ -22,11 +21,11 @@ import (
 // every offline count is exact.
 func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *testing.T) {
 	const conversations, before, during = 6, 3, 20
-	cluster := testinfra.StartRedisCluster(t, 3)
-	rdb := cluster.Client()
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: cluster.Seeds(),
-		Settings: map[string]string{"NOVA_FANOUT_PARTITIONS": "4", "NOVA_SEND_RATE": "0"}}
-	maps.Copy(env.Settings, fastClaims) // so that a redelivery would happen, and show, within the test
+	settings := map[string]string{"NOVA_SEND_RATE": "0"}
+	maps.Copy(settings, fastClaims) // so that a redelivery would happen, and show, within the test
+	rds := clusterTopology.start(t) // 4 partitions
+	cluster, rdb, part := rds.Cluster, rds.Client(), rds.Partitions
+	env := rds.Env(testinfra.NewDatabase(t), settings)
 	a, b := testinfra.StartProcess(t, env), testinfra.StartProcess(t, env)
 	alice := testinfra.NewUser(t, a.URL)
 	bob := testinfra.NewUser(t, b.URL)   // subscribed on the other instance
@@ -73,7 +72,6 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 		}
 	}()
 	time.Sleep(time.Second)
-	part := redisstream.FanoutPartitions(4)
 	stopped := cluster.StopMasterOf(part.Stream(part.Of(string(convs[0]))), 30*time.Second)
 	t.Logf("master on port %d stopped; its replica took over", stopped.Port)
 	sending.Wait()
@@ -102,7 +100,7 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 	// caught up on it, and the relay's four shards led between the two instances
 	eventually(t, 30*time.Second, "every partition's groups caught up in /metrics", func() bool {
 		m := scrapeMetrics(t, a.AdminURL)
-		for p := range 4 {
+		for p := range part.Count() {
 			stream := part.Stream(p)
 			if _, ok := m.get("nova_stream_length", "stream", stream, "kind", "fanout"); !ok {
 				return false
@@ -119,12 +117,12 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 		t.Errorf("the instances lead %v and %v relay shards, want 4 between them, some each", ledA, ledB)
 	}
 	streams := exec.Command(testinfra.NovaBinary(t), "streams")
-	streams.Env = append(os.Environ(), "REDIS_URL="+env.RedisURL, "DATABASE_URL="+env.DatabaseURL, "NOVA_FANOUT_PARTITIONS=4")
+	streams.Env = append(os.Environ(), "REDIS_URL="+env.RedisURL, "DATABASE_URL="+env.DatabaseURL, "NOVA_FANOUT_PARTITIONS="+env.Settings["NOVA_FANOUT_PARTITIONS"])
 	out, err := streams.Output()
 	if err != nil {
 		t.Fatalf("nova streams: %v", err)
 	}
-	for p := range 4 {
+	for p := range part.Count() {
 		if !strings.Contains(string(out), part.Stream(p)) {
 			t.Errorf("nova streams does not show partition %d:\n%s", p, out)
 		}
