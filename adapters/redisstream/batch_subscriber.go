@@ -104,7 +104,8 @@ func (s *batchSubscriber) Close() error {
 
 // read hands over this consumer's own pending entries first, then new ones, batch by batch.
 // After a batch smaller than BatchSize it waits BatchWait, so entries arriving at a moderate
-// rate are read and acked together instead of one round trip each.
+// rate are read and acked together instead of one round trip each. New entries of a stream
+// this instance does not own (owns) it reads only while the group stalls on it.
 func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message) {
 	from := "0" // own pending entries (held when this consumer stopped)
 	var watch stallWatch
