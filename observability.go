@@ -13,14 +13,16 @@ import (
 
 // NewCounterSource reads the running totals of the relay, hub, listeners, router and WebSocket
 // port for the admin port, at scrape time, through the read-only snapshot each one returns.
-func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers) admin.CounterSource {
-	return snapshots{relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
+func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers,
+	conversations *postgres.ConversationRepository) admin.CounterSource {
+	return snapshots{sends: conversations.GroupCommitStats, relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
 		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims,
 		leading: bg.Relay.Leading}.counters
 }
 
 // snapshots are where each component's totals come from.
 type snapshots struct {
+	sends    func() postgres.GroupCommitStats
 	relay    func() outbox.Stats
 	fastPath func() outbox.FastPathStats
 	fanout   func() messaging.FanoutStats
@@ -35,6 +37,7 @@ type snapshots struct {
 
 func (s snapshots) counters() admin.Counters {
 	r, fp, f, ro, h, ws, rd, live := s.relay(), s.fastPath(), s.fanout(), s.router(), s.hub(), s.ws(), s.redrive(), s.live()
+	sends := s.sends()
 	led, shards := s.leading()
 	return admin.Counters{
 		Relayed:         r.Relayed + fp.Published, // both paths write the streams
@@ -49,6 +52,7 @@ func (s snapshots) counters() admin.Counters {
 		Claims:             s.claims(),
 		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,
 		FastPathDeferred: fp.Deferred + fp.Dropped,
+		SendGroups:       sends.Groups, SendGroupWrites: sends.Writes, SendGroupsFailed: sends.Failed,
 	}
 }
 

@@ -113,7 +113,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 		Trimmer:  fanoutTrimmer,
 		Hub:      hub,
 	}
-	counterSource := NewCounterSource(background, handler, groupSubscribers)
+	counterSource := NewCounterSource(background, handler, groupSubscribers, conversationRepository)
 	streamInspector := redisstream.NewStreamInspector(universalClient, fanoutPartitions)
 	outboxInspector := postgres.NewOutboxInspector(pool)
 	inspector := NewInspector(streamInspector, outboxInspector)

@@ -41,13 +41,16 @@ type ConversationRepository struct {
 	pool   *pgxpool.Pool
 	signal OutboxSignal
 	cache  *stateCache
+	group  *groupCommitter
 }
 
 func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *ConversationRepository {
 	if pool == nil || signal == nil {
 		panic("postgres.NewConversationRepository: nil dependency")
 	}
-	return &ConversationRepository{pool: pool, signal: signal, cache: newStateCache()}
+	r := &ConversationRepository{pool: pool, signal: signal, cache: newStateCache()}
+	r.group = newGroupCommitter(r)
+	return r
 }
 
 var _ conversation.Repository = (*ConversationRepository)(nil)
@@ -59,6 +62,9 @@ func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Con
 func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*conversation.Conversation, error) {
 	return loadConversation(ctx, r.pool, id)
 }
+
+// GroupCommitStats reads the locked writes' group transactions since start.
+func (r *ConversationRepository) GroupCommitStats() GroupCommitStats { return r.group.Stats() }
 
 // Update runs fn on the conversation and appends what it recorded. When fn posts one message and
 // this instance wrote the conversation last, fn runs on the state it remembers and the append is
@@ -79,9 +85,11 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	}
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
-		err = r.write(ctx, id, func(c *conversation.Conversation) (*conversation.Conversation, error) {
-			return c, fn(c)
-		}, false)
+		if err = r.group.write(ctx, id, fn); errors.Is(err, errGroupFailed) {
+			err = r.write(ctx, id, func(c *conversation.Conversation) (*conversation.Conversation, error) {
+				return c, fn(c)
+			}, false)
+		}
 		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
 			return err
 		}
@@ -267,7 +275,10 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-const selectConversation = `SELECT id, title, participants, created_at, last_seq, version FROM conversations WHERE id = $1`
+const (
+	selectConversation  = `SELECT id, title, participants, created_at, last_seq, version FROM conversations WHERE id = $1`
+	selectConversations = `SELECT id, title, participants, created_at, last_seq, version FROM conversations WHERE id = ANY($1::uuid[])`
+)
 
 func loadConversation(ctx context.Context, q querier, id conversation.ID) (*conversation.Conversation, error) {
 	return scanConversation(q.QueryRow(ctx, selectConversation, string(id)), id)

@@ -1,4 +1,24 @@
 package postgres
 
+import (
+	"time"
+
+	"github.com/nova-chat/nova/domain/conversation"
+)
+
 // DecodeConversationEvent lets the repository tests replay what the events table holds.
 var DecodeConversationEvent = decodeConversationEvent
+
+// MarkContended sends id's next writes on r the locked way, as if another instance had just
+// written it.
+func MarkContended(r *ConversationRepository, id conversation.ID) { r.cache.stale(id) }
+
+// GroupWaiting counts the locked writes waiting for a group transaction on r.
+func GroupWaiting(r *ConversationRepository) int {
+	r.group.mu.Lock()
+	defer r.group.mu.Unlock()
+	return len(r.group.waiting)
+}
+
+// SetGroupLockTimeout changes how long r's group transactions wait for their row locks.
+func SetGroupLockTimeout(r *ConversationRepository, d time.Duration) { r.group.lockTimeout = d }

@@ -27,6 +27,7 @@ type Counters struct {
 	Claims                                                 map[string]int64 // by consumer group
 	TrimmedRepublished, TrimmedUnrecoverable               int64
 	FastPathDeferred                                       int64
+	SendGroups, SendGroupWrites, SendGroupsFailed          int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -62,6 +63,9 @@ var (
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
+	dSendGroups  = desc("nova_send_groups_total", "Group transactions of the locked send path that committed (writes of one conversation from several instances go the locked way; those that wait at once go in one transaction).")
+	dGroupWrites = desc("nova_send_group_writes_total", "Writes committed in those group transactions; divided by nova_send_groups_total, the mean group.")
+	dGroupFailed = desc("nova_send_groups_failed_total", "Group transactions that failed as a whole (a repeated send in the group, a row locked elsewhere past 500 ms, Postgres unavailable); their writes were made one by one.")
 	dFastDefer   = desc("nova_fast_path_deferred_total", "Messages the publish-after-commit fast path left to the outbox relay (a seq gap between instances, a Redis error or a full queue); they reach Redis a little later.")
 	dTrimmed     = desc("nova_fanout_trimmed_unacked_total", "Pending fan-out entries found trimmed away before their group acked them: republished from Postgres, or unrecoverable (should stay 0).", "outcome")
 	dClaims      = desc("nova_consumer_group_claims_total", "Pending entries this instance took over (XCLAIM) after they sat idle NOVA_CLAIM_IDLE, usually from a dead consumer.", "group")
@@ -94,7 +98,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
-		dConsBad, dTrimmed, dFastDefer, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -141,6 +145,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dTrimmed, n.TrimmedRepublished, "republished")
 	counter(dTrimmed, n.TrimmedUnrecoverable, "unrecoverable")
 	counter(dFastDefer, n.FastPathDeferred)
+	counter(dSendGroups, n.SendGroups)
+	counter(dGroupWrites, n.SendGroupWrites)
+	counter(dGroupFailed, n.SendGroupsFailed)
 
 	s := c.inspector.Snapshot(c.ctx)
 	gauge(dRedisUp, b2f(s.RedisUp))
