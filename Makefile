@@ -5,7 +5,7 @@
 #   make test         gofmt, go vet, wire diff, go-arch-lint, go test (what CI runs)
 #   make chaos        the whole-system fault runs, one Redis and a Redis Cluster (about 3 min)
 #   make demo-assets  rebuild the TypeScript client the demo page embeds
-#   make fmt | vet | lint-arch | wire | bench | bench-quick | clean
+#   make fmt | vet | lint-arch | wire | bench | bench-quick | bench-outbox | bench-sends | clean
 #   make stop         stop the private Postgres/Redis started under .data/
 
 SHELL := /bin/bash
@@ -32,7 +32,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
 
 .PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
-	go-test bench bench-quick bench-outbox chaos clean stop arch-lint-bin demo-assets
+	go-test bench bench-quick bench-outbox bench-sends chaos clean stop arch-lint-bin demo-assets
 
 build:
 	@echo "==> go build -o bin/nova ./cmd/nova"
@@ -147,6 +147,13 @@ bench-outbox: test-tools
 		$(GO) test -run '^$$' -bench OutboxLatency -benchtime 200x ./adapters/outbox
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
 		$(GO) test -run '^$$' -bench OutboxDrain -benchtime 20000x ./adapters/outbox
+
+# Group commit of the locked send path against every locked write on its own, in the same run
+# (two instances sending into the same 100 conversations; about 1 min).
+bench-sends: test-tools
+	@echo "==> go test -bench LockedSendsFromTwoInstances ./adapters/postgres  (grouped vs alone)"
+	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
+		$(GO) test -run '^$$' -bench LockedSendsFromTwoInstances -benchtime 20000x -count 3 ./adapters/postgres
 
 bench-quick: test-tools
 	@mode="-quick"; $(BENCH_RUN)

@@ -23,14 +23,14 @@ type countingSignal struct{ n atomic.Int64 }
 
 func (s *countingSignal) Committed(msgs []postgres.CommittedMessage) { s.n.Add(int64(len(msgs))) }
 
-func newRepo(t *testing.T) (*postgres.ConversationRepository, *pgxpool.Pool, *countingSignal) {
+func newRepo(t testing.TB) (*postgres.ConversationRepository, *pgxpool.Pool, *countingSignal) {
 	t.Helper()
 	pool := testinfra.NewMigratedPool(t)
 	sig := &countingSignal{}
 	return postgres.NewConversationRepository(pool, sig), pool, sig
 }
 
-func startConversation(t *testing.T, repo *postgres.ConversationRepository, users ...conversation.UserID) *conversation.Conversation {
+func startConversation(t testing.TB, repo *postgres.ConversationRepository, users ...conversation.UserID) *conversation.Conversation {
 	t.Helper()
 	c, err := conversation.Start(conversation.ID(uuid.NewString()), "t", users[0], users[1:], time.Now())
 	if err != nil {

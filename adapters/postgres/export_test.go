@@ -22,3 +22,7 @@ func GroupWaiting(r *ConversationRepository) int {
 
 // SetGroupLockTimeout changes how long r's group transactions wait for their row locks.
 func SetGroupLockTimeout(r *ConversationRepository, d time.Duration) { r.group.lockTimeout = d }
+
+// SetGroupCommitters sets how many group transactions r runs at once; 0 writes every locked
+// write on its own.
+func SetGroupCommitters(r *ConversationRepository, n int) { r.group.committers = n }

@@ -56,6 +56,7 @@ type lockedWrite struct {
 type groupCommitter struct {
 	repo        *ConversationRepository
 	lockTimeout time.Duration
+	committers  int // 0: no groups, every locked write on its own (the benchmark's baseline)
 
 	mu      sync.Mutex
 	waiting []*lockedWrite
@@ -71,7 +72,7 @@ type GroupCommitStats struct {
 }
 
 func newGroupCommitter(repo *ConversationRepository) *groupCommitter {
-	return &groupCommitter{repo: repo, lockTimeout: groupLockTimeout}
+	return &groupCommitter{repo: repo, lockTimeout: groupLockTimeout, committers: groupCommitters}
 }
 
 // Stats returns a copy of the totals.
@@ -83,10 +84,13 @@ func (g *groupCommitter) Stats() GroupCommitStats {
 
 // write decides and appends one change the locked way, in a group with whatever else waits.
 func (g *groupCommitter) write(ctx context.Context, id conversation.ID, decide func(c *conversation.Conversation) error) error {
+	if g.committers == 0 {
+		return errGroupFailed
+	}
 	w := &lockedWrite{ctx: ctx, id: id, decide: decide, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.waiting = append(g.waiting, w)
-	if g.running < groupCommitters {
+	if g.running < g.committers {
 		g.running++
 		go g.drive()
 	}
