@@ -355,8 +355,12 @@ func (r *Relay) pollOnce(ctx context.Context, shards []int) (int, error) {
 // leaderStallBound is how long an outbox row may wait before an instance that does not lead
 // relays it itself: a leader that is paused (SIGSTOP, a frozen VM) keeps its lock and its
 // session, and relays running side by side are safe (each conversation's rows go out in seq
-// order, and Redis refuses what was written already).
-const leaderStallBound = 5 * time.Second
+// order, and Redis refuses what was written already). A healthy leader publishes a row within
+// milliseconds, so the bound only has to outlast a busy backlog round. Live delivery after a
+// frozen leader comes back through the takeover: at 5 s it came 5 s or more after the fault
+// whenever the first stuck row was committed late (a client's request to the frozen instance
+// times out first), so the bound is 3 s.
+const leaderStallBound = 3 * time.Second
 
 // relayIfLeaderStalls relays those of the given shards (led by other instances) whose oldest
 // row has waited past the bound: only those, so one frozen leader does not make every instance

@@ -13,6 +13,9 @@ import (
 // DSN is the Postgres connection string (DATABASE_URL).
 type DSN string
 
+// idleInTransactionTimeout ends a transaction left open between statements for this long.
+const idleInTransactionTimeout = "3s"
+
 // NewPool opens a pgx pool. Requests fail fast while Postgres is down and the pool reconnects by itself.
 func NewPool(ctx context.Context, dsn DSN) (*pgxpool.Pool, func(), error) {
 	cfg, err := pgxpool.ParseConfig(string(dsn))
@@ -21,6 +24,13 @@ func NewPool(ctx context.Context, dsn DSN) (*pgxpool.Pool, func(), error) {
 	}
 	if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		// Nova's transactions never wait between statements (two pipelined round trips at most);
+		// one that does belongs to a frozen process (SIGSTOP, a paused VM) and holds the row
+		// locks of the conversations it writes: Postgres ends it, and the writers queued behind
+		// go on. The frozen process's request fails; the client's retry is idempotent.
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransactionTimeout
 	}
 	cfg.HealthCheckPeriod = 5 * time.Second
 	cfg.ConnConfig.ConnectTimeout = 3 * time.Second
