@@ -289,19 +289,12 @@ func TestARefusedWriterNeverTakesTheRowLock(t *testing.T) {
 	c := startConversation(t, repo, alice)
 
 	// given another session holds the conversation's row lock
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, string(c.ID())); err != nil {
-		t.Fatal(err)
-	}
+	lockRows(t, pool, c.ID())
 
 	// when a non-participant posts (this instance remembers no state for the conversation)
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err = repo.Update(short, c.ID(), func(c *conversation.Conversation) error {
+	err := repo.Update(short, c.ID(), func(c *conversation.Conversation) error {
 		_, err := c.PostMessage(post("m-1", mallory))
 		return err
 	})

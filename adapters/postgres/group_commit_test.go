@@ -18,28 +18,22 @@ import (
 // keep both group transactions of an instance waiting on row locks another session holds, so
 // the writes behind them wait and go together.
 
-// lockRows holds the row locks of ids in a transaction of its own until the test releases it.
-func lockRows(t *testing.T, pool *pgxpool.Pool, ids ...conversation.ID) (release func()) {
+// lockRows holds the row locks of ids in a transaction of its own, rolled back when the test
+// ends if the test does not end it first.
+func lockRows(t *testing.T, pool *pgxpool.Pool, ids ...conversation.ID) pgx.Tx {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
 	for _, id := range ids {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, string(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	released := false
-	release = func() {
-		if !released {
-			released = true
-			_ = tx.Rollback(ctx)
-		}
-	}
-	t.Cleanup(release)
-	return release
+	return tx
 }
 
 type sendResult struct {
@@ -79,7 +73,8 @@ func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *p
 	t.Helper()
 	postgres.SetGroupLockTimeout(repo, lockTimeout)
 	x, y := startConversation(t, repo, alice), startConversation(t, repo, alice)
-	release := lockRows(t, pool, x.ID(), y.ID())
+	locks := lockRows(t, pool, x.ID(), y.ID())
+	release := func() { _ = locks.Rollback(context.Background()) }
 	out := make(chan sendResult, 2)
 	for i, send := range []struct {
 		id  conversation.ID

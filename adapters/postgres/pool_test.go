@@ -17,21 +17,14 @@ func TestATransactionFrozenBetweenStatementsLetsTheConversationsWritersGoOn(t *t
 	c := startConversation(t, repo, alice)
 
 	// given a process froze inside its transaction, holding the conversation's row lock
-	frozen, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = frozen.Rollback(ctx) }()
-	if _, err := frozen.Exec(ctx, `SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE`, string(c.ID())); err != nil {
-		t.Fatal(err)
-	}
+	frozen := lockRows(t, pool, c.ID())
 
 	// when another writer sends into the conversation
 	start := time.Now()
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var m conversation.Message
-	err = repo.Update(short, c.ID(), func(c *conversation.Conversation) (err error) { m, err = c.PostMessage(post("m1", alice)); return err })
+	err := repo.Update(short, c.ID(), func(c *conversation.Conversation) (err error) { m, err = c.PostMessage(post("m1", alice)); return err })
 
 	// then Postgres ends the idle transaction within seconds and the send commits; the frozen
 	// transaction cannot commit afterwards
