@@ -360,6 +360,13 @@ func (b *Bench) throughputRows() []Row {
 						per(best.CPU, "redis", best.SendsPerS)), blank, bl, blank, info})
 			}
 			for _, run := range t.Runs {
+				if run.SendGroups > 0 {
+					add(Row{fmt.Sprintf("  locked sends at C=%d committed in groups: writes / groups (mean)", run.Concurrency),
+						fmt.Sprintf("%s / %s (%.1f)", thousands(float64(run.GroupedWrites)), thousands(float64(run.SendGroups)),
+							float64(run.GroupedWrites)/float64(run.SendGroups)), blank, blank, blank, info})
+				}
+			}
+			for _, run := range t.Runs {
 				add(Row{fmt.Sprintf("  consumer groups behind after C=%d / drain time", run.Concurrency),
 					fmt.Sprintf("%s / %.1f s", thousands(float64(run.GroupBacklog)), run.GroupDrainS), blank, blank, blank, info})
 			}

@@ -194,6 +194,20 @@ type ThroughputRun struct {
 	GroupBacklog int64    `json:"group_backlog_after"`
 	GroupDrainS  float64  `json:"group_drain_s"`
 	Profiles     []string `json:"cpu_profiles,omitempty"`
+	// Locked sends committed in group transactions during the run, over the nodes (from their
+	// nova_send_group* counters; 0 from builds without them).
+	GroupedWrites int64 `json:"grouped_writes"`
+	SendGroups    int64 `json:"send_groups"`
+}
+
+// sendGroups sums the nodes' group-commit counters: writes committed in groups, and groups.
+func (b *Bench) sendGroups() (writes, groups int64) {
+	for _, node := range b.env.Nodes {
+		m := scrapeMetrics(node.AdminURL, "nova_send_group_writes_total", "nova_send_groups_total")
+		writes += int64(m["nova_send_group_writes_total"])
+		groups += int64(m["nova_send_groups_total"])
+	}
+	return writes, groups
 }
 
 // Best is the run with the most sends per second.
@@ -267,6 +281,7 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	})
 	defer stop()
 	runID := randomHex(4)
+	writes0, groups0 := b.sendGroups()
 	cpuWait := b.cpuDuring(ctx, winStart, winEnd)
 	var wg sync.WaitGroup
 	for j := range conc {
@@ -302,6 +317,8 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	wg.Wait()
 	r.CPU = cpuWait()
 	stop()
+	writes1, groups1 := b.sendGroups()
+	r.GroupedWrites, r.SendGroups = writes1-writes0, groups1-groups0
 	r.Sends, r.Errors = sends.Load(), errs.Load()
 	if v, ok := firstErr.Load().(string); ok {
 		r.FirstError = v
