@@ -55,8 +55,21 @@ func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *Convers
 
 var _ conversation.Repository = (*ConversationRepository)(nil)
 
+// Create appends a new conversation's events, its state row and read models in one transaction,
+// one round trip.
 func (r *ConversationRepository) Create(ctx context.Context, c *conversation.Conversation) error {
-	return r.write(ctx, "", func(*conversation.Conversation) (*conversation.Conversation, error) { return c, nil }, true)
+	var committed []CommittedMessage
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := queueAppend(b, c, true, &committed); err != nil {
+		return err
+	}
+	b.Queue("COMMIT")
+	if err := SendTransaction(ctx, r.pool, b); err != nil {
+		return r.writeError(ctx, err, c.Changes())
+	}
+	r.committed(c, committed)
+	return nil
 }
 
 func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*conversation.Conversation, error) {
@@ -72,8 +85,8 @@ func (r *ConversationRepository) GroupCommitStats() GroupCommitStats { return r.
 // writes nothing if anyone else wrote since). Otherwise, and after any failure on remembered
 // state (stale, or a decision that fresh state might change: a sender no longer a participant, a
 // repeated client_msg_id), the conversation is loaded under a row lock, so concurrent senders
-// queue instead of failing, and a conflict is retried with a fresh aggregate a bounded number
-// of times. Before taking the lock, unless the conversation is contended, fn decides on a
+// queue instead of failing (in a group transaction with the other locked writes waiting, see
+// group_commit.go), and a conflict is retried with a fresh aggregate a bounded number of times. Before taking the lock, unless the conversation is contended, fn decides on a
 // fresh read without it: a request that fresh state refuses (a non-participant, a bad
 // argument) never holds the row lock, so it cannot slow the conversation's real senders down.
 func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) error {
@@ -86,9 +99,7 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 	var err error
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		if err = r.group.write(ctx, id, fn); errors.Is(err, errGroupFailed) {
-			err = r.write(ctx, id, func(c *conversation.Conversation) (*conversation.Conversation, error) {
-				return c, fn(c)
-			}, false)
+			err = r.writeAlone(ctx, id, fn)
 		}
 		if !errors.Is(err, conversation.ErrConcurrentUpdate) {
 			return err
@@ -98,65 +109,6 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 		}
 	}
 	return err
-}
-
-// write runs one transaction in two round trips on one connection: BEGIN with the locked read
-// of the state row, then every write with COMMIT, pipelined. Any statement that fails makes
-// Postgres skip the rest of the pipeline, COMMIT included, and the transaction is rolled back;
-// every conflict that matters fails on the server (the events primary key, the idempotency key),
-// never only in Go.
-func (r *ConversationRepository) write(ctx context.Context, id conversation.ID,
-	decide func(c *conversation.Conversation) (*conversation.Conversation, error), isNew bool) (err error) {
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	var c *conversation.Conversation
-	open := false
-	defer func() {
-		if err != nil && open {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-
-	first := &pgx.Batch{}
-	first.Queue("BEGIN")
-	if !isNew {
-		first.Queue(selectConversation+" FOR UPDATE", string(id)).QueryRow(func(row pgx.Row) error {
-			c, err = scanConversation(row, id)
-			return err
-		})
-	}
-	open = true
-	if err = conn.SendBatch(ctx, first).Close(); err != nil {
-		return err
-	}
-	if c, err = decide(c); err != nil {
-		return err
-	}
-	changes := c.Changes()
-	if len(changes) == 0 {
-		if _, err = conn.Exec(ctx, "COMMIT"); err == nil && !isNew {
-			r.cache.put(c.Snapshot())
-		}
-		return err
-	}
-	var committed []CommittedMessage
-	writes := &pgx.Batch{}
-	if err = queueAppend(writes, c, isNew, &committed); err != nil {
-		return err
-	}
-	writes.Queue("COMMIT")
-	if err = conn.SendBatch(ctx, writes).Close(); err != nil {
-		if errors.Is(err, errStale) { // cannot happen under the row lock; retried like a conflict
-			return conversation.ErrConcurrentUpdate
-		}
-		return r.writeError(ctx, err, changes)
-	}
-	open = false
-	r.committed(c, committed)
-	return nil
 }
 
 // updateRemembered tries a send on remembered state; done is false when the locked way must

@@ -156,18 +156,38 @@ func (g *groupCommitter) commit(group []*lockedWrite) {
 	defer cancel()
 	err := g.repo.writeGroup(ctx, live, g.lockTimeout)
 	g.count(live, err)
+	// a group of one that broke a key broke it itself: it is answered as a write alone is
+	alone := len(live) == 1 && isUniqueViolation(err)
 	for _, w := range live {
-		switch {
-		case w.err != nil: // refused under the row lock, on current state: final
-			w.done <- w.err
-		case len(live) == 1 && w.c != nil && isUniqueViolation(err): // its own conflict, named as a write alone names it
-			w.done <- g.repo.writeError(ctx, err, w.c.Changes())
-		case err != nil:
-			w.done <- errGroupFailed
-		default:
-			g.repo.committed(w.c, w.committed)
-			w.done <- nil
-		}
+		w.done <- g.repo.outcome(ctx, w, err, alone)
+	}
+}
+
+// writeAlone decides and appends one change the locked way in a transaction of its own, waiting
+// for the row lock as long as ctx allows: what a write does when its group failed as a whole.
+func (r *ConversationRepository) writeAlone(ctx context.Context, id conversation.ID, decide func(c *conversation.Conversation) error) error {
+	w := &lockedWrite{ctx: ctx, id: id, decide: decide}
+	return r.outcome(ctx, w, r.writeGroup(ctx, []*lockedWrite{w}, 0), true)
+}
+
+// outcome is w's answer once its transaction ended with err. A refusal decided under the row
+// lock, on current state, is final either way. A write alone names its failure (a conflict to
+// retry, the original of a repeated send); in a group that failed it is made again alone.
+func (r *ConversationRepository) outcome(ctx context.Context, w *lockedWrite, err error, alone bool) error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case err == nil:
+		r.committed(w.c, w.committed)
+		return nil
+	case !alone:
+		return errGroupFailed
+	case errors.Is(err, errStale): // cannot happen under the row lock; retried like a conflict
+		return conversation.ErrConcurrentUpdate
+	case w.c == nil: // failed before its decision
+		return err
+	default:
+		return r.writeError(ctx, err, w.c.Changes())
 	}
 }
 
@@ -186,8 +206,9 @@ func (g *groupCommitter) count(group []*lockedWrite, err error) {
 	}
 }
 
-// writeGroup is the group's transaction, in two round trips on one connection: BEGIN with the
-// locked read of every state row (in id order), then every write with COMMIT, pipelined. A
+// writeGroup is the group's transaction (or a write's alone), in two round trips on one
+// connection: BEGIN with the locked read of every state row (in id order; waiting at most
+// lockTimeout, or as long as ctx allows with 0), then every write with COMMIT, pipelined. A
 // write whose decision refuses it gets that error (w.err) and writes nothing; the others still
 // commit. Any statement that fails makes Postgres skip the rest, COMMIT included, and the
 // transaction is rolled back: then the error is returned and nothing committed.
@@ -210,7 +231,9 @@ func (r *ConversationRepository) writeGroup(ctx context.Context, group []*locked
 	states := make(map[conversation.ID]*conversation.Conversation, len(group))
 	first := &pgx.Batch{}
 	first.Queue("BEGIN")
-	first.Queue(fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds()))
+	if lockTimeout > 0 {
+		first.Queue(fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds()))
+	}
 	first.Queue(selectConversations+" ORDER BY id FOR UPDATE", ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			c, err := scanConversation(rows, "")
