@@ -149,7 +149,7 @@ bench-outbox: test-tools
 		$(GO) test -run '^$$' -bench OutboxDrain -benchtime 20000x ./adapters/outbox
 
 # Group commit of the locked send path against every locked write on its own, in the same run
-# (two instances sending into the same 100 conversations; about 1 min).
+# (two instances sending into the same 100 conversations; 1, 2, 4 and 8 groups at once; about 2 min).
 bench-sends: test-tools
 	@echo "==> go test -bench LockedSendsFromTwoInstances ./adapters/postgres  (grouped vs alone)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \

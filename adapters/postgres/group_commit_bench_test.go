@@ -16,17 +16,17 @@ import (
 
 // BenchmarkLockedSendsFromTwoInstances: two repositories (two instances) on one database send
 // into the same 100 conversations, as the durable-sends benchmark's senders do, so nearly every
-// send goes the locked way. Each run compares the group commit against every locked write on
-// its own (the baseline), at 16 and 64 writers: `make bench-sends`.
+// send goes the locked way. Each run compares the group commit, with 1, 2 (the product's
+// groupCommitters), 4 and 8 group transactions at once per instance, against every locked
+// write on its own (the baseline), at 16 and 64 writers: `make bench-sends`.
 func BenchmarkLockedSendsFromTwoInstances(b *testing.B) {
 	for _, writers := range []int{16, 64} {
-		for _, mode := range []struct {
-			name       string
-			committers int
-		}{{"alone", 0}, {"grouped", 2}} {
-			b.Run(fmt.Sprintf("writers=%d/%s", writers, mode.name), func(b *testing.B) {
-				sendFromTwoInstances(b, writers, mode.committers)
-			})
+		for _, committers := range []int{0, 1, 2, 4, 8} {
+			name := fmt.Sprintf("writers=%d/grouped-%d", writers, committers)
+			if committers == 0 {
+				name = fmt.Sprintf("writers=%d/alone", writers)
+			}
+			b.Run(name, func(b *testing.B) { sendFromTwoInstances(b, writers, committers) })
 		}
 	}
 }
