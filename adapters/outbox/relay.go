@@ -282,7 +282,7 @@ func (l *listener) stop() {
 // (shards new to it, or a backlog left) its first pass relays whatever it finds; otherwise it
 // starts with the poll, which leaves the rows the fast paths are publishing right now to them
 // (relaying those too would only race them with duplicates).
-func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan error, relayFirst bool) (bool, error) {
+func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost <-chan error, relayFirst bool) (bool, error) {
 	const firstRetry = 50 * time.Millisecond
 	woken := relayFirst
 	rebalance := time.After(rebalanceInterval)
@@ -316,7 +316,6 @@ func (r *Relay) relayWhileLeading(ctx context.Context, shards []int, lost chan e
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case err := <-lost:
-			lost <- err           // for the listener's stop
 			if ctx.Err() != nil { // the listener ended because we are stopping
 				return false, ctx.Err()
 			}
@@ -385,7 +384,9 @@ func (r *Relay) relayIfLeaderStalls(ctx context.Context, shards []int) {
 	r.counts.TakenOver.Add(1)
 	r.log.Warn("outbox rows wait past the bound while another instance leads them; relaying them from here",
 		"bound", leaderStallBound, "shards", stalled)
-	for ctx.Err() == nil {
+	// for one round at most: this instance's own shards and the rebalance wait meanwhile (the
+	// next round looks again)
+	for end := time.Now().Add(rebalanceInterval); ctx.Err() == nil && time.Now().Before(end); {
 		n, err := r.relayShards(ctx, stalled)
 		if err != nil || n < batchSize {
 			return
