@@ -40,8 +40,8 @@ func TestRelayShardsSpreadOverInstancesAndMoveWhenOneStops(t *testing.T) {
 	// when a second instance's relay starts, the shards spread over both
 	b, stopB := start()
 	testinfra.Eventually(t, 10*time.Second, "2 shards each", func() bool { return leads(a) == 2 && leads(b) == 2 })
-	if !a.LeadsFirstShard() && !b.LeadsFirstShard() {
-		t.Fatal("nobody leads shard 0, whose leader trims the fan-out streams")
+	if a.LeadsFirstShard() == b.LeadsFirstShard() {
+		t.Fatalf("shard 0, whose leader trims the fan-out streams, led by a: %v, b: %v; want exactly one", a.LeadsFirstShard(), b.LeadsFirstShard())
 	}
 
 	// then rows of 40 conversations committed meanwhile are all relayed, by both
@@ -95,7 +95,11 @@ func (f *fixture) eventuallyEveryStreamHolds(t *testing.T, convs []string, n int
 	t.Helper()
 	testinfra.Eventually(t, 10*time.Second, "every conversation's stream holds its rows", func() bool {
 		for _, conv := range convs {
-			if l, _ := f.rdb.XLen(context.Background(), redisstream.ConversationStream(conv)).Result(); l != int64(n) {
+			l, err := f.rdb.XLen(context.Background(), redisstream.ConversationStream(conv)).Result()
+			if err != nil {
+				t.Fatalf("XLEN of %s: %v", conv, err)
+			}
+			if l != int64(n) {
 				return false
 			}
 		}

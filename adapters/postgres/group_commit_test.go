@@ -12,6 +12,7 @@ import (
 
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
 )
 
 // The locked way groups the writes that arrive while its transactions are busy. These tests
@@ -55,17 +56,6 @@ func sendLocked(repo *postgres.ConversationRepository, id conversation.ID, key s
 	}()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // busyCommitters makes both group transactions of repo wait on row locks held elsewhere (for
 // up to lockTimeout), and returns the release of those locks and the results of the two writes.
 func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID,
@@ -81,7 +71,7 @@ func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *p
 		key string
 	}{{x.ID(), "x1"}, {y.ID(), "y1"}} {
 		sendLocked(repo, send.id, send.key, alice, out)
-		waitFor(t, "a group transaction to wait on its row lock", func() bool {
+		testinfra.Eventually(t, 5*time.Second, "a group transaction to wait on its row lock", func() bool {
 			var n int
 			_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
@@ -105,7 +95,7 @@ func TestLockedWritesThatArriveTogetherCommitInOneTransaction(t *testing.T) {
 		ids = append(ids, string(c.ID()))
 		sendLocked(repo, c.ID(), "m1", alice, out)
 	}
-	waitFor(t, "four writes to wait", func() bool { return postgres.GroupWaiting(repo) == 4 })
+	testinfra.Eventually(t, 5*time.Second, "four writes to wait", func() bool { return postgres.GroupWaiting(repo) == 4 })
 
 	// when the row locks are let go
 	release()
@@ -154,7 +144,7 @@ func TestAGroupWithARepeatedSendIsMadeAgainWriteByWrite(t *testing.T) {
 	sendLocked(repo, repeated.ID(), "r1", alice, out)
 	sendLocked(repo, fresh2.ID(), "f2", alice, out)
 	sendLocked(repo, refused.ID(), "m1", mallory, out)
-	waitFor(t, "four writes to wait", func() bool { return postgres.GroupWaiting(repo) == 4 })
+	testinfra.Eventually(t, 5*time.Second, "four writes to wait", func() bool { return postgres.GroupWaiting(repo) == 4 })
 
 	// when the row locks are let go
 	release()
