@@ -361,7 +361,7 @@ func (b *Bench) throughputRows() []Row {
 			}
 			for _, run := range t.Runs {
 				if run.SendGroups > 0 {
-					add(Row{fmt.Sprintf("  locked sends at C=%d committed in groups: writes / groups (mean)", run.Concurrency),
+					add(Row{fmt.Sprintf("  locked sends at C=%d committed in groups (whole run): writes / groups (mean)", run.Concurrency),
 						fmt.Sprintf("%s / %s (%.1f)", thousands(float64(run.GroupedWrites)), thousands(float64(run.SendGroups)),
 							float64(run.GroupedWrites)/float64(run.SendGroups)), blank, blank, blank, info})
 				}

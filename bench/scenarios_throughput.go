@@ -194,20 +194,26 @@ type ThroughputRun struct {
 	GroupBacklog int64    `json:"group_backlog_after"`
 	GroupDrainS  float64  `json:"group_drain_s"`
 	Profiles     []string `json:"cpu_profiles,omitempty"`
-	// Locked sends committed in group transactions during the run, over the nodes (from their
-	// nova_send_group* counters; 0 from builds without them).
+	// Locked sends committed in group transactions over the whole run, warm-up included, over
+	// the nodes (from their nova_send_group* counters; 0 when a scrape failed or the build has
+	// none).
 	GroupedWrites int64 `json:"grouped_writes"`
 	SendGroups    int64 `json:"send_groups"`
 }
 
-// sendGroups sums the nodes' group-commit counters: writes committed in groups, and groups.
-func (b *Bench) sendGroups() (writes, groups int64) {
+// sendGroups sums the nodes' group-commit counters: writes committed in groups, and groups; ok
+// is false when a node did not show both (a build without them, or a failed scrape).
+func (b *Bench) sendGroups() (writes, groups int64, ok bool) {
 	for _, node := range b.env.Nodes {
 		m := scrapeMetrics(node.AdminURL, "nova_send_group_writes_total", "nova_send_groups_total")
-		writes += int64(m["nova_send_group_writes_total"])
-		groups += int64(m["nova_send_groups_total"])
+		w, okW := m["nova_send_group_writes_total"]
+		g, okG := m["nova_send_groups_total"]
+		if !okW || !okG {
+			return 0, 0, false
+		}
+		writes, groups = writes+int64(w), groups+int64(g)
 	}
-	return writes, groups
+	return writes, groups, true
 }
 
 // Best is the run with the most sends per second.
@@ -268,6 +274,7 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	hist := newHist()
 	var sends, errs, total atomic.Int64
 	var firstErr atomic.Value
+	writes0, groups0, scraped0 := b.sendGroups()
 	start := time.Now()
 	winStart, winEnd := start.Add(warm), start.Add(warm+dur)
 	name := fmt.Sprintf("throughput C=%d", conc)
@@ -281,7 +288,6 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	})
 	defer stop()
 	runID := randomHex(4)
-	writes0, groups0 := b.sendGroups()
 	cpuWait := b.cpuDuring(ctx, winStart, winEnd)
 	var wg sync.WaitGroup
 	for j := range conc {
@@ -317,8 +323,9 @@ func (b *Bench) throughputRun(ctx context.Context, conc int, senders []User, con
 	wg.Wait()
 	r.CPU = cpuWait()
 	stop()
-	writes1, groups1 := b.sendGroups()
-	r.GroupedWrites, r.SendGroups = writes1-writes0, groups1-groups0
+	if writes1, groups1, scraped1 := b.sendGroups(); scraped0 && scraped1 {
+		r.GroupedWrites, r.SendGroups = writes1-writes0, groups1-groups0
+	}
 	r.Sends, r.Errors = sends.Load(), errs.Load()
 	if v, ok := firstErr.Load().(string); ok {
 		r.FirstError = v
