@@ -111,16 +111,17 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 		}
 		return true
 	})
-	ledA, _ := scrapeMetrics(t, a.AdminURL).get("nova_outbox_relay_shards")
-	ledB, _ := scrapeMetrics(t, b.AdminURL).get("nova_outbox_relay_shards")
-	if ledA+ledB != 4 || ledA == 0 || ledB == 0 {
-		t.Errorf("the instances lead %v and %v relay shards, want 4 between them, some each", ledA, ledB)
-	}
+	// (the shards are rebalanced every 2 s, so the split is waited for, not read once)
+	eventually(t, 10*time.Second, "the four relay shards led between the two instances, some each", func() bool {
+		ledA, _ := scrapeMetrics(t, a.AdminURL).get("nova_outbox_relay_shards")
+		ledB, _ := scrapeMetrics(t, b.AdminURL).get("nova_outbox_relay_shards")
+		return ledA+ledB == 4 && ledA > 0 && ledB > 0
+	})
 	streams := exec.Command(testinfra.NovaBinary(t), "streams")
 	streams.Env = append(os.Environ(), "REDIS_URL="+env.RedisURL, "DATABASE_URL="+env.DatabaseURL, "NOVA_FANOUT_PARTITIONS="+env.Settings["NOVA_FANOUT_PARTITIONS"])
-	out, err := streams.Output()
+	out, err := streams.CombinedOutput()
 	if err != nil {
-		t.Fatalf("nova streams: %v", err)
+		t.Fatalf("nova streams: %v\n%s", err, out)
 	}
 	for p := range part.Count() {
 		if !strings.Contains(string(out), part.Stream(p)) {
