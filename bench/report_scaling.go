@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -37,14 +38,11 @@ type ScalingRow struct {
 // scalingRow sums up one run of the instances scenario.
 func scalingRow(l *LatencyResult) ScalingRow {
 	r := ScalingRow{Topology: l.Topology, RedisServers: l.RedisServers, FanoutPartitions: l.FanoutPartitions, Instances: l.Nodes, Error: l.Error}
-	if r.Topology == "" { // a run from before the topologies: the single server
-		r.Topology, r.RedisServers, r.FanoutPartitions = singleTopology.Name, 1, 1
-	}
 	if l.Error != "" {
 		return r
 	}
 	r.DeliveredPerS, r.P50Ms, r.P99Ms, r.Lost = l.DeliveredRate, l.Delivery.P50, l.Delivery.P99, l.Lost
-	r.CPUPerMsgMs = cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
+	r.CPUPerMsgMs = l.CPUPerMsgMs
 	r.NovaPerMsgMs = cpuPerMessageMs(l.CPU, []string{"nova"}, l.DeliveredRate)
 	r.PostgresPerMsgMs = cpuPerMessageMs(l.CPU, []string{"postgres (bench db)"}, l.DeliveredRate)
 	r.RedisPerMsgMs = cpuPerMessageMs(l.CPU, []string{"redis"}, l.DeliveredRate)
@@ -107,12 +105,8 @@ func (b *Bench) scalingSection() string {
 	fmt.Fprintf(&sb, "Scaling (the instances scenario: %d/s offered over %d conversations, HTTP sends to n1, every subscriber on n2 (n1 alone with one instance), %.0f s per run; CPU/msg is ms of CPU per delivered message of every server process, then split: nova = all nodes together, Postgres = the bench database's backends, Redis = every redis-server of the topology; n1 CPU and the busiest node without subscribers in %% of one core and ms per delivered message):\n",
 		b.cfg.Rate, b.cfg.Conversations, b.cfg.InstancesMeasure.Seconds())
 	sb.WriteString(formatGrid(scalingHead, scalingGrid(rows)))
-	seen := map[string]bool{}
-	for _, t := range b.cfg.Topologies {
-		if !seen[t.Name] {
-			seen[t.Name] = true
-			fmt.Fprintf(&sb, "  %s: %s\n", t.Name, t.Describe())
-		}
+	for _, t := range b.cfg.Topologies { // parseTopologies drops repeats
+		fmt.Fprintf(&sb, "  %s: %s\n", t.Name, t.Describe())
 	}
 	return sb.String()
 }
@@ -139,7 +133,7 @@ func (b *Bench) scalingCharts() []namedChart {
 		total[i].X, total[i].Y = append(total[i].X, x), append(total[i].Y, r.CPUPerMsgMs)
 		nova[i].X, nova[i].Y = append(nova[i].X, x), append(nova[i].Y, r.NovaPerMsgMs)
 		p99[i].X, p99[i].Y = append(p99[i].X, x), append(p99[i].Y, r.P99Ms)
-		if !containsFloat(counts, x) {
+		if !slices.Contains(counts, x) {
 			counts = append(counts, x)
 		}
 		maxX = math.Max(maxX, x)
@@ -157,13 +151,4 @@ func (b *Bench) scalingCharts() []namedChart {
 	lat := chart{Title: fmt.Sprintf("Send-to-deliver p99 against instances, %d msg/s", b.cfg.Rate), XLabel: "nova instances",
 		YLabel: "p99 latency (ms, log scale)", Series: p99, XTicks: ticks, LogY: true, XMin: xmin, XMax: xmax}
 	return []namedChart{{"scaling_cpu_per_msg.svg", cpu}, {"scaling_p99.svg", lat}}
-}
-
-func containsFloat(list []float64, v float64) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

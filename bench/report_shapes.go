@@ -284,11 +284,9 @@ func instanceRows(l *LatencyResult) []Row {
 }
 
 // topologyPrefix names the Redis of an instances run at the start of its rows: "single Redis, "
-// or "Redis Cluster (6 servers, 8 partitions), "; nothing for a run without a topology.
+// or "Redis Cluster (6 servers, 8 partitions), ".
 func topologyPrefix(l *LatencyResult) string {
 	switch {
-	case l.Topology == "":
-		return ""
 	case l.Topology == clusterTopology.Name:
 		return fmt.Sprintf("Redis Cluster (%d servers, %d partitions), ", l.RedisServers, l.FanoutPartitions)
 	default:
@@ -313,7 +311,7 @@ func (b *Bench) instancesSection() string {
 	}
 	var rows [][]string
 	for _, l := range runs {
-		r := []string{orDash(l.Topology), fmt.Sprint(l.Nodes)}
+		r := []string{l.Topology, fmt.Sprint(l.Nodes)}
 		if l.Error != "" {
 			rows = append(rows, append(r, fail+": "+firstLine(l.Error)))
 			continue

@@ -165,9 +165,6 @@ func TestInstancesReportNamesTheTopology(t *testing.T) {
 	if f := instanceRows(scalingRun(singleTopology, 2, nil, nil))[0].Figure; !strings.HasPrefix(f, "single Redis, 2 instances") {
 		t.Errorf("figure %q", f)
 	}
-	if f := instanceRows(&LatencyResult{Nodes: 2, OfferedRate: 1000, Delivery: shapeSummary(1)})[0].Figure; !strings.HasPrefix(f, "2 instances") {
-		t.Errorf("a run without topology: %q", f)
-	}
 	b := &Bench{cfg: Config{Rate: 1000, Conversations: 100, InstancesMeasure: 15 * time.Second}, res: &Results{InstanceRuns: []*LatencyResult{cluster}}}
 	sec := b.instancesSection()
 	if !strings.Contains(sec, "topology | instances") || !strings.Contains(sec, "cluster  | 4") {

@@ -121,9 +121,6 @@ func (b *Bench) runTopology(ctx context.Context, top redisTopology, steps []inst
 		b.log.Printf("%s: each node's CPU without load for %s: %s", name, instancesNoLoad, formatNodeCPU(noLoad))
 		l := b.runLatencyPlan(ctx, name, "interest", instancesPlan(b.env.Nodes), b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.InstancesMeasure, true)
 		l.Topology, l.RedisServers, l.FanoutPartitions = top.Name, top.Servers(), top.Partitions
-		if leader := b.env.Leader(0); leader != nil {
-			l.RelayLeader = leader.Name // of shard 0 (with 8 partitions the others spread over the nodes)
-		}
 		l.NodeCPUNoLoad = noLoad
 		if l.Error == "" {
 			var idle []string
