@@ -47,10 +47,26 @@ func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, name
 	}
 }
 
+// handled is which consumer handled a message of which stream.
+type handled struct{ consumer, stream string }
+
 // startOwnedConsumer is subscribeEveryPartition reporting each message's consumer and stream.
-func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- [2]string) {
+func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- handled) {
 	t.Helper()
-	subscribeEveryPartition(ctx, t, url, name, owner, func(stream string, _ *message.Message) { got <- [2]string{name, stream} })
+	subscribeEveryPartition(ctx, t, url, name, owner, func(stream string, _ *message.Message) { got <- handled{name, stream} })
+}
+
+// receiveN takes n handled messages from got, each within the given time, and checks each.
+func receiveN(t *testing.T, got <-chan handled, n int, within time.Duration, check func(handled)) {
+	t.Helper()
+	for i := range n {
+		select {
+		case h := <-got:
+			check(h)
+		case <-time.After(within):
+			t.Fatalf("only %d of %d messages arrived", i, n)
+		}
+	}
 }
 
 // publishToEveryPartition publishes one message into each of n new conversations until every
@@ -74,29 +90,23 @@ func publishToEveryPartition(ctx context.Context, t *testing.T, pub *redisstream
 // it leads): two instances owning two partitions each handle only their own partitions' entries,
 // and every entry is handled once.
 func TestEachConsumerReadsOnlyThePartitionsItOwns(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	rds := testinfra.StartRedis(t)
-	got := make(chan [2]string, 1000)
+	got := make(chan handled, 1000)
 	startOwnedConsumer(ctx, t, rds.URL(), "n1", owned{0, 1}, got)
 	startOwnedConsumer(ctx, t, rds.URL(), "n2", owned{2, 3}, got)
 
 	n := publishToEveryPartition(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four))
 
 	mine := map[string][]string{"n1": {four.Stream(0), four.Stream(1)}, "n2": {four.Stream(2), four.Stream(3)}}
-	for i := range n {
-		select {
-		case d := <-got:
-			if !slices.Contains(mine[d[0]], d[1]) {
-				t.Fatalf("consumer %s handled an entry of %s, which it does not own", d[0], d[1])
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d of %d messages arrived", i, n)
+	receiveN(t, got, n, 10*time.Second, func(h handled) {
+		if !slices.Contains(mine[h.consumer], h.stream) {
+			t.Fatalf("consumer %s handled an entry of %s, which it does not own", h.consumer, h.stream)
 		}
-	}
+	})
 	select {
-	case d := <-got:
-		t.Fatalf("an entry was handled twice (by %s, from %s)", d[0], d[1])
+	case h := <-got:
+		t.Fatalf("an entry was handled twice (by %s, from %s)", h.consumer, h.stream)
 	case <-time.After(500 * time.Millisecond):
 	}
 }
@@ -104,24 +114,16 @@ func TestEachConsumerReadsOnlyThePartitionsItOwns(t *testing.T) {
 // A partition whose owner makes no progress (frozen, or its shard not yet taken over) is read by
 // another instance once the group has stood still on it for a check: nothing waits for the owner.
 func TestAPartitionWhoseOwnerStallsIsReadByAnotherInstance(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	rds := testinfra.StartRedis(t)
-	got := make(chan [2]string, 1000)
+	got := make(chan handled, 1000)
 	// n1 owns partitions 0 and 1; the owner of 2 and 3 never reads
 	startOwnedConsumer(ctx, t, rds.URL(), "n1", owned{0, 1}, got)
 
 	n := publishToEveryPartition(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four))
 
 	from := map[string]bool{}
-	for i := range n {
-		select {
-		case d := <-got:
-			from[d[1]] = true
-		case <-time.After(15 * time.Second):
-			t.Fatalf("only %d of %d messages arrived; partitions read: %v", i, n, from)
-		}
-	}
+	receiveN(t, got, n, 15*time.Second, func(h handled) { from[h.stream] = true })
 	if len(from) != four.Count() {
 		t.Fatalf("n1 read from %v, want every partition", from)
 	}
@@ -130,10 +132,9 @@ func TestAPartitionWhoseOwnerStallsIsReadByAnotherInstance(t *testing.T) {
 // An owner that is alive keeps its partitions: while messages flow for longer than the stall
 // checks, an instance that owns nothing reads nothing.
 func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	rds := testinfra.StartRedis(t)
-	got := make(chan [2]string, 10000)
+	got := make(chan handled, 10000)
 	startOwnedConsumer(ctx, t, rds.URL(), "owner", owned{0, 1, 2, 3}, got)
 	startOwnedConsumer(ctx, t, rds.URL(), "bystander", owned{}, got)
 
@@ -148,14 +149,9 @@ func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
 	}
 
 	// then the owner handled every one and the bystander none
-	for i := range sent {
-		select {
-		case d := <-got:
-			if d[0] != "owner" {
-				t.Fatalf("the bystander read %s although its owner is alive", d[1])
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d of %d messages arrived", i, sent)
+	receiveN(t, got, sent, 10*time.Second, func(h handled) {
+		if h.consumer != "owner" {
+			t.Fatalf("the bystander read %s although its owner is alive", h.stream)
 		}
-	}
+	})
 }
