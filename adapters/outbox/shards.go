@@ -19,6 +19,11 @@ import (
 //
 // A shard changing hands is safe for the reason relays side by side are: each conversation's rows
 // go out in seq order, and Redis refuses what it holds already.
+//
+// Shards and fan-out partitions share only their number: shards hash with Postgres's hashtext,
+// partitions with FNV-1a (events.Partition), so relay shard p does not hold partition p's
+// conversations. The owner of shard p reads partition p (redisstream.PartitionOwner) only so
+// that the partitions spread over the instances as the shards do.
 
 // memberLockKey is held shared by every relay session; the number of holders is the number of
 // instances the shards are spread over.
