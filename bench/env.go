@@ -147,10 +147,7 @@ func (e *Env) StartRedis(ctx context.Context) error {
 // without persistence, with the single server's arguments; nodes started from now on use it,
 // until StopRedisCluster. Its logs go to LogDir as redis-cluster-<i>.log.
 func (e *Env) StartRedisCluster(ctx context.Context, masters int) error {
-	dir := filepath.Join(e.Dir, "redis-cluster")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+	dir := filepath.Join(e.Dir, "redis-cluster") // launch makes its node folders under it
 	c, err := testinfra.LaunchRedisCluster(ctx, testinfra.RedisClusterOptions{Masters: masters, Dir: dir, LogDir: e.LogDir,
 		Extra: []string{"--maxclients", "10000"}, SysProcAttr: childAttr()})
 	if err != nil {

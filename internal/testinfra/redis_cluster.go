@@ -130,7 +130,7 @@ func (c *RedisCluster) PIDs() []int {
 func (c *RedisCluster) Seeds() string {
 	addrs := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", n.Port)
+		addrs[i] = n.Addr()
 	}
 	return strings.Join(addrs, ",")
 }
@@ -156,7 +156,7 @@ func (c *RedisCluster) MasterFor(key string) *Redis {
 func (c *RedisCluster) node(addr string) *Redis {
 	c.t.Helper()
 	for _, n := range c.Nodes {
-		if addr == fmt.Sprintf("127.0.0.1:%d", n.Port) {
+		if addr == n.Addr() {
 			return n
 		}
 	}
