@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // LiveStats are the live channels' running totals (read them with Snapshot).
@@ -115,9 +117,11 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 		} else {
 			ps = l.client.Subscribe(ctx, channels...)
 		}
-		ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(8192))
-		receivers.Add(1)
-		go func() { defer receivers.Done(); l.receive(ctx, ch, onMessage, onSubscribed, onRemoved) }()
+		heard := new(atomic.Int64) // when ps last delivered anything (UnixNano)
+		heard.Store(time.Now().UnixNano())
+		receivers.Add(2)
+		go func() { defer receivers.Done(); l.receive(ctx, ps, heard, onMessage, onSubscribed, onRemoved) }()
+		go func() { defer receivers.Done(); l.keepAlive(ctx, ps, heard) }()
 		return ps
 	}
 	l.reconcile(ctx, pss, sharded, open)
@@ -130,38 +134,76 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 	return nil
 }
 
-// receive hands what one connection hears to the callbacks until ctx ends.
-func (l *LiveChannels) receive(ctx context.Context, ch <-chan any, onMessage func(conversation.ID, delivery.Item),
+// liveHealthEvery is how long a live connection may stay silent before it is pinged, so a
+// dead one is noticed and opened again (go-redis's own Channel checks every 3 s too).
+const liveHealthEvery = 3 * time.Second
+
+// receive hands what one connection hears to the callbacks until ctx ends. It reads the
+// connection itself rather than through go-redis's Channel, which forwards every message from a
+// goroutine of its own and wakes its health-check goroutine for each one: three goroutines woken
+// per live message where this wakes one (measured in ARCHITECTURE.md). The callbacks never block
+// (the hub only queues), so reading is not held up.
+func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64, onMessage func(conversation.ID, delivery.Item),
 	onSubscribed func(conversation.ID), onRemoved func(conversation.ID, conversation.UserID)) {
+	failures := 0
+	for {
+		m, err := ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			// go-redis opens the connection again (and re-subscribes) on the next Receive; a
+			// Redis that stays away is asked at most ten times a second, as go-redis's Channel does
+			if failures++; failures > 1 && ctxsleep.Sleep(ctx, 100*time.Millisecond) != nil {
+				return
+			}
+			continue
+		}
+		failures = 0
+		heard.Store(time.Now().UnixNano())
+		switch m := m.(type) {
+		case *redis.Message:
+			conv := conversation.ID(ConversationOfLive(m.Channel))
+			if user, ok := DecodeRemoved([]byte(m.Payload)); ok {
+				onRemoved(conv, conversation.UserID(user))
+				continue
+			}
+			l.stats.Messages.Add(1)
+			it, err := DecodeLive([]byte(m.Payload))
+			if err != nil {
+				l.stats.Malformed.Add(1)
+				continue
+			}
+			onMessage(conv, it)
+		case *redis.Subscription:
+			if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
+				l.stats.Confirmations.Add(1)
+				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)))
+			}
+		}
+	}
+}
+
+// keepAlive pings ps whenever nothing was heard on it for liveHealthEvery, until
+// ctx ends. A ping that cannot be written makes go-redis open the connection again and
+// re-subscribe, and the confirmations that follow make the listener look for what was missed.
+func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64) {
+	t := time.NewTicker(liveHealthEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			switch m := m.(type) {
-			case *redis.Message:
-				conv := conversation.ID(ConversationOfLive(m.Channel))
-				if user, ok := DecodeRemoved([]byte(m.Payload)); ok {
-					onRemoved(conv, conversation.UserID(user))
-					continue
-				}
-				l.stats.Messages.Add(1)
-				it, err := DecodeLive([]byte(m.Payload))
-				if err != nil {
-					l.stats.Malformed.Add(1)
-					continue
-				}
-				onMessage(conv, it)
-			case *redis.Subscription:
-				if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
-					l.stats.Confirmations.Add(1)
-					onSubscribed(conversation.ID(ConversationOfLive(m.Channel)))
-				}
-			}
+		case <-t.C:
 		}
+		if time.Since(time.Unix(0, heard.Load())) < liveHealthEvery {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := ps.Ping(pctx); err != nil && ctx.Err() == nil {
+			l.log.Debug("live connection ping failed; go-redis opens it again", "error", err)
+		}
+		cancel()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,6 +201,32 @@ func TestLiveConnectionCutIsMadeUpAfterItsResubscription(t *testing.T) {
 	}
 	rig.publish(t, "c1", 2)
 	sink.expect(t, 9)
+}
+
+func TestASilentLiveConnectionIsPingedSoThatADeadOneIsNoticed(t *testing.T) {
+	rig := startLive(t, time.Hour)
+	rig.hub.Subscribe(context.Background(), "c1", 0, &seqSink{})
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+
+	// when nothing is published for longer than the health interval, the instance itself pings
+	// its Pub/Sub connection (Redis shows the connection's last command)
+	testinfra.Eventually(t, 10*time.Second, "the live connection's last command is a ping", func() bool {
+		list, err := rig.rdb.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(list) {
+			if strings.Contains(line, "sub=0 psub=0 ssub=1") && strings.Contains(line, "cmd=ping") {
+				return true
+			}
+		}
+		return false
+	})
+	// and the connection still carries the conversation
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	rig.publish(t, "c1", 2)
+	sink.expect(t, 2)
 }
 
 func TestLiveMessageCodec(t *testing.T) {
