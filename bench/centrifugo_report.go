@@ -64,8 +64,11 @@ func (b *Bench) centrifugoNotMeasured() []Row {
 }
 
 // comparisonRows compare one Nova run with Centrifugo's of the same shape: p50 within 2x,
-// p99 within 3x, CPU per delivered message (every server process) within 1.5x.
-func comparisonRows(l *LatencyResult, r *CentrifugoRun) []Row {
+// p99 within 3x, CPU per delivered message (every server process) within 1.5x. With the durable
+// floor (the paced pgbench baseline) they also show how much of Nova's CPU per message is
+// Postgres, against what one durable one-row commit per message costs it at the same rate, and
+// Nova's CPU without that floor against Centrifugo's, which stores nothing durably.
+func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []Row {
 	if l == nil || r == nil || l.Error != "" || r.Error != "" || l.Delivery.Count == 0 || r.Delivery.Count == 0 {
 		return nil
 	}
@@ -81,8 +84,24 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun) []Row {
 		ratio := nova / r.CPUPerMsgMs
 		rows = append(rows, Row{fmt.Sprintf("  vs Centrifugo (%s): CPU per delivered msg, all server processes", r.Shape),
 			fmt.Sprintf("%.3f ms", nova), "<= 1.5x Centrifugo", fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx(ratio), verdict(ratio <= 1.5)})
+		if f := floor.PostgresMsPerRow(); f > 0 && floor.Rate == r.OfferedRate {
+			pg := cpuPerMessageMs(l.CPU, []string{"postgres (bench db)"}, l.DeliveredRate)
+			rows = append(rows,
+				Row{"    of which Postgres", fmt.Sprintf("%.3f ms", pg), blank,
+					fmt.Sprintf("durable floor %.3f ms (pgbench one row/tx at %d/s)", f, floor.Rate), fx(pg / f), info},
+				Row{"    Nova without the durable floor", fmt.Sprintf("%.3f ms", nova-f), blank,
+					fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx((nova - f) / r.CPUPerMsgMs), info})
+		}
 	}
 	return rows
+}
+
+// durableFloor is the paced pgbench baseline of this run, or nil.
+func (b *Bench) durableFloor() *PGBenchResult {
+	if b.res.Baselines == nil {
+		return nil
+	}
+	return b.res.Baselines.PGPaced
 }
 
 // centrifugoTable is the section's table: each shape's figures, Nova's next to them where

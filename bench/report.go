@@ -282,6 +282,14 @@ func (b *Bench) latencyRows() []Row {
 		commit = r.Baselines.PGCommit.LatencyAvgMs
 		add(Row{"Postgres one-row commit (pgbench -c 1)", fms(commit), blank, "(baseline)", blank, info})
 	}
+	if p := b.durableFloor(); p != nil {
+		m := fail
+		if f := p.PostgresMsPerRow(); f > 0 {
+			m = fmt.Sprintf("%.3f ms", f)
+		}
+		add(Row{fmt.Sprintf("Postgres CPU per one-row commit at %d/s (pgbench -R %d -c %d)", p.Rate, p.Rate, p.Clients), m, blank,
+			"(baseline: the durable floor)", blank, info})
+	}
 	commitRatio := func(v float64) (string, string) {
 		if commit <= 0 {
 			return blank, blank
@@ -565,6 +573,9 @@ func (b *Bench) cpuSection() string {
 			if p.When == "before the nodes" {
 				add(fmt.Sprintf("pgbench C=%d", p.Clients), p.CPU)
 			}
+		}
+		if p := bl.PGPaced; p != nil {
+			add(fmt.Sprintf("pgbench -R %d", p.Rate), p.CPU)
 		}
 	}
 	add("idle nodes (no load)", b.res.IdleCPU)

@@ -27,7 +27,7 @@ func (b *Bench) shapeRows() []Row {
 		if l != b.res.Latency {
 			rows = append(rows, shapeTargetRows(l)...)
 		}
-		rows = append(rows, comparisonRows(l, b.centrifugoRunFor(l))...)
+		rows = append(rows, comparisonRows(l, b.centrifugoRunFor(l), b.durableFloor())...)
 	}
 	return append(rows, b.centrifugoNotMeasured()...)
 }

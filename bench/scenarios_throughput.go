@@ -24,13 +24,28 @@ type Baselines struct {
 	// PGCommit is pgbench with one client: the latency of one durable one-row commit.
 	PGCommit *PGBenchResult `json:"pgbench_commit"`
 	// PGBench is pgbench at each concurrency of the throughput runs, one row per transaction.
-	PGBench   []*PGBenchResult  `json:"pgbench"`
+	PGBench []*PGBenchResult `json:"pgbench"`
+	// PGPaced is pgbench paced at the latency runs' rate, one row per transaction: what one
+	// durable commit per message costs Postgres at that rate (the floor of Nova's Postgres CPU).
+	PGPaced   *PGBenchResult    `json:"pgbench_paced,omitempty"`
 	RedisXADD *RedisBenchResult `json:"redis_benchmark_xadd"`
+}
+
+// pacedClients send the paced baseline: enough that a slow commit does not hold the rate up.
+const pacedClients = 4
+
+// PostgresMsPerRow is the CPU time the bench database's backends spent per committed row.
+func (r *PGBenchResult) PostgresMsPerRow() float64 {
+	if r == nil || r.Error != "" || r.TPS <= 0 {
+		return 0
+	}
+	return 1000 * r.CPU["postgres (bench db)"] / r.TPS
 }
 
 type PGBenchResult struct {
 	When         string  `json:"when,omitempty"` // "before the nodes" or "after the nova runs"
 	Clients      int     `json:"clients"`
+	Rate         int     `json:"rate,omitempty"` // pgbench -R: transactions/s offered (0: as fast as it can)
 	DurationS    int     `json:"duration_s"`
 	TPS          float64 `json:"tps"`
 	LatencyAvgMs float64 `json:"latency_avg_ms"`
@@ -110,6 +125,13 @@ func (b *Bench) runBaselines(ctx context.Context) *Baselines {
 			bl.PGBench = append(bl.PGBench, r)
 			b.log.Printf("baseline: pgbench -c %d: %.0f tps, latency avg %.2f ms %s; cpu %s", c, r.TPS, r.LatencyAvgMs, r.Error, r.CPU)
 		}
+	}
+	if b.cfg.wants("latency") && ctx.Err() == nil {
+		b.log.Printf("baseline: pgbench -R %d -c %d for %ds (one durable row per message at the latency runs' rate)", b.cfg.Rate, pacedClients, commitDur*2)
+		bl.PGPaced = b.pgbenchArgs(ctx, script, pacedClients, commitDur*2, "-R", itoa(b.cfg.Rate))
+		bl.PGPaced.Rate = b.cfg.Rate
+		b.log.Printf("baseline: pgbench -R %d: %.0f tps, Postgres %.3f ms CPU per row %s", b.cfg.Rate, bl.PGPaced.TPS,
+			bl.PGPaced.PostgresMsPerRow(), bl.PGPaced.Error)
 	}
 	bl.RedisXADD = b.redisBenchmark(ctx)
 	b.log.Printf("baseline: redis-benchmark XADD: %.0f requests/s %s", bl.RedisXADD.RequestsPerS, bl.RedisXADD.Error)

@@ -122,7 +122,7 @@ func TestShapeRowsAndGrid(t *testing.T) {
 	b := &Bench{cfg: Config{Rate: 1000, Conversations: 100}, res: &Results{Latency: main, LatencyShapes: []*LatencyResult{nova1, novaIdle},
 		Centrifugo: &CentrifugoResult{Version: centrifugoVersion, Runs: []*CentrifugoRun{cfMain, cfOne, cfSenders}}}}
 
-	rows := b.shapeRows()
+	rows := b.shapeRows() // no baselines in this run: no durable-floor rows
 	find := func(prefix string) []Row {
 		var out []Row
 		for _, r := range rows {
@@ -180,6 +180,34 @@ func TestShapeRowsAndGrid(t *testing.T) {
 	}
 	if errs := b.res.scenarioErrors(); len(errs) != 1 || !strings.Contains(errs[0], "idle=10000") || !b.res.failed() {
 		t.Errorf("scenario errors %v", errs)
+	}
+}
+
+func TestComparisonRowsSetTheDurableFloorApart(t *testing.T) {
+	nova := &LatencyResult{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Delivery: shapeSummary(1.5), DeliveredRate: 1000,
+		CPU: CPUUse{"nova": 0.4, "postgres (bench db)": 0.25, "redis": 0.15}}
+	cf := &CentrifugoRun{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Delivery: shapeSummary(1), DeliveredRate: 1000, CPUPerMsgMs: 0.4}
+	floor := &PGBenchResult{Clients: pacedClients, Rate: 1000, TPS: 1000, CPU: CPUUse{"postgres (bench db)": 0.2, "pgbench": 0.05}}
+
+	rows := comparisonRows(nova, cf, floor)
+	// p50, p99, CPU (0.8 ms, 2x), then Postgres against the floor (0.25 / 0.2) and Nova less the floor against Centrifugo (0.6 / 0.4)
+	if len(rows) != 5 {
+		t.Fatalf("rows %+v", rows)
+	}
+	if rows[2].Measured != "0.800 ms" || rows[2].Ratio != "2.00x" || rows[2].Verdict != miss {
+		t.Errorf("CPU row %+v", rows[2])
+	}
+	if rows[3].Measured != "0.250 ms" || rows[3].Ratio != "1.25x" || !strings.Contains(rows[3].Baseline, "durable floor 0.200 ms") {
+		t.Errorf("Postgres row %+v", rows[3])
+	}
+	if rows[4].Measured != "0.600 ms" || rows[4].Ratio != "1.50x" || rows[4].Verdict != info {
+		t.Errorf("without-floor row %+v", rows[4])
+	}
+	// a floor measured at another rate, or a failed one, is not set against the run
+	for _, f := range []*PGBenchResult{{Rate: 500, TPS: 500, CPU: CPUUse{"postgres (bench db)": 0.1}}, {Rate: 1000, Error: "pgbench: exit 1"}, nil} {
+		if rows := comparisonRows(nova, cf, f); len(rows) != 3 {
+			t.Errorf("floor %+v: rows %+v", f, rows)
+		}
 	}
 }
 
