@@ -73,6 +73,27 @@ func TestFastPathPublishesTheNextSeqAndDefersAGapToTheRelay(t *testing.T) {
 	}
 }
 
+func TestRowsTheFastPathPublishedJustBeforeItStopsAreStillDeleted(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	fast := outbox.NewFastPath(f.pool, f.pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = fast.Run(ctx) }()
+	conv := uuid.NewString()
+
+	// when a row is published and the instance stops before the rows' batched delete is due
+	fast.Committed([]postgres.CommittedMessage{f.committedRow(t, conv, 1)})
+	waitUntil(t, func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(conv))) == 1 }, "seq 1 published")
+	cancel()
+	<-stopped
+
+	// then its row is deleted before Run returns
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("outbox holds %d rows after the fast path stopped (err %v)", n, err)
+	}
+}
+
 func waitUntil(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	testinfra.Eventually(t, 5*time.Second, what, cond)
