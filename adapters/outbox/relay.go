@@ -100,9 +100,6 @@ func poke(ch chan struct{}) {
 	}
 }
 
-// IsLeader reports whether this instance's relay leads at least one shard now.
-func (r *Relay) IsLeader() bool { return len(r.led()) > 0 }
-
 // Leading reports how many of how many shards this instance's relay leads now.
 func (r *Relay) Leading() (led, total int) { return len(r.led()), r.shards }
 
@@ -194,8 +191,8 @@ func (r *Relay) lead(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.setLed(s.held)
 		if changed {
+			r.setLed(s.held)
 			r.log.Info("relay leads outbox shards", "shards", s.held, "of", r.shards)
 		}
 		if len(s.held) < r.shards {

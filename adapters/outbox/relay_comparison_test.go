@@ -147,7 +147,7 @@ func startRelay(b *testing.B, f *fixture) func() {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	for !r.IsLeader() {
+	for led, _ := r.Leading(); led == 0; led, _ = r.Leading() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return r.Notify
