@@ -95,9 +95,10 @@ func scalingGrid(rows []ScalingRow) [][]string {
 	return out
 }
 
-// scalingSection is the report's "Scaling" part: one line per (topology, instances).
+// scalingSection is the report's "Scaling" part: one line per (topology, instances) of
+// b.res.Scaling (writeOutputs works the rows out once).
 func (b *Bench) scalingSection() string {
-	rows := b.scalingRows()
+	rows := b.res.Scaling
 	if len(rows) == 0 {
 		return ""
 	}
@@ -118,7 +119,7 @@ func (b *Bench) scalingCharts() []namedChart {
 	colors := map[string]int{}
 	var counts []float64
 	maxX := 0.0
-	for _, r := range b.scalingRows() {
+	for _, r := range b.res.Scaling {
 		if r.Error != "" || r.DeliveredPerS <= 0 {
 			continue
 		}

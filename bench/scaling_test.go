@@ -97,6 +97,7 @@ func TestScalingRowsTableAndCharts(t *testing.T) {
 		res: &Results{InstanceRuns: []*LatencyResult{single1, single4, broken, cluster4}}}
 
 	rows := b.scalingRows()
+	b.res.Scaling = rows // as writeOutputs does, for the section and the charts
 	if len(rows) != 4 {
 		t.Fatalf("rows %+v", rows)
 	}
