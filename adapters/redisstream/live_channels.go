@@ -17,6 +17,7 @@ import (
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
 	"github.com/nova-chat/nova/internal/ctxsleep"
+	"github.com/nova-chat/nova/internal/outagelog"
 )
 
 // LiveStats are the live channels' running totals (read them with Snapshot).
@@ -44,6 +45,7 @@ type LiveChannels struct {
 	partitions FanoutPartitions
 	log        *slog.Logger
 	stats      LiveStats
+	down       *outagelog.Log // a live connection that cannot read (Redis away), logged once per outage
 
 	mu   sync.Mutex
 	want map[conversation.ID]struct{}
@@ -54,7 +56,10 @@ func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, 
 	if client == nil || log == nil {
 		panic("redisstream.NewLiveChannels: nil dependency")
 	}
-	return &LiveChannels{client: client, partitions: partitions, log: log.With("component", "live-channels"),
+	log = log.With("component", "live-channels")
+	return &LiveChannels{client: client, partitions: partitions, log: log,
+		down: outagelog.New(log, "live channels cannot read Redis; reconnecting (missed messages are found in the streams after)",
+			"live channels read Redis again"),
 		want: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
@@ -152,6 +157,7 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
 			}
+			l.down.Failed(err)
 			// go-redis opens the connection again (and re-subscribes) on the next Receive; a
 			// Redis that stays away is asked at most ten times a second, as go-redis's Channel does
 			if failures++; failures > 1 && ctxsleep.Sleep(ctx, 100*time.Millisecond) != nil {
@@ -160,6 +166,7 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 			continue
 		}
 		failures = 0
+		l.down.OK()
 		heard.Store(time.Now().UnixNano())
 		switch m := m.(type) {
 		case *redis.Message:
@@ -184,18 +191,12 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 	}
 }
 
-// keepAlive pings ps whenever nothing was heard on it for liveHealthEvery, until
-// ctx ends. A ping that cannot be written makes go-redis open the connection again and
-// re-subscribe, and the confirmations that follow make the listener look for what was missed.
+// keepAlive looks at ps every liveHealthEvery, until ctx ends, and pings it when nothing was
+// heard on it since the last look but one (so after 3 to 6 s of silence). A ping that cannot be
+// written makes go-redis open the connection again and re-subscribe, and the confirmations that
+// follow make the listener look for what was missed.
 func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64) {
-	t := time.NewTicker(liveHealthEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	for ctxsleep.Sleep(ctx, liveHealthEvery) == nil {
 		if time.Since(time.Unix(0, heard.Load())) < liveHealthEvery {
 			continue
 		}

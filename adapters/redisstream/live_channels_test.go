@@ -203,7 +203,7 @@ func TestLiveConnectionCutIsMadeUpAfterItsResubscription(t *testing.T) {
 	sink.expect(t, 9)
 }
 
-func TestASilentLiveConnectionIsPingedSoThatADeadOneIsNoticed(t *testing.T) {
+func TestASilentLiveConnectionIsPingedAndKeepsItsChannels(t *testing.T) {
 	rig := startLive(t, time.Hour)
 	rig.hub.Subscribe(context.Background(), "c1", 0, &seqSink{})
 	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
