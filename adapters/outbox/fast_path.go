@@ -72,9 +72,10 @@ func (f *FastPath) Committed(msgs []postgres.CommittedMessage) {
 
 // Run publishes until ctx ends; what is still queued then is left to the relay.
 func (f *FastPath) Run(ctx context.Context) error {
+	stopped := make(chan struct{}) // closed once Run publishes no more, so no done batch comes after it
 	deleted := make(chan struct{})
-	go func() { defer close(deleted); f.deleteDone(ctx) }()
-	defer func() { <-deleted }()
+	go func() { defer close(deleted); f.deleteDone(ctx, stopped) }()
+	defer func() { close(stopped); <-deleted }()
 	for {
 		var batch []postgres.CommittedMessage
 		select {
@@ -126,22 +127,29 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 }
 
 // deleteDone deletes published rows in batches (at most deleteLinger after the first of a batch
-// was published), and what is left when ctx ends, within a short grace.
-func (f *FastPath) deleteDone(ctx context.Context) {
+// was published) until stopped is closed, and then what is left. It stops on stopped rather than
+// on ctx: a batch Run publishes while ctx ends still reaches it. Once ctx has ended, deletes get
+// a short grace of their own.
+func (f *FastPath) deleteDone(ctx context.Context, stopped <-chan struct{}) {
 	var ids []int64
 	var linger <-chan time.Time
-	flush := func(ctx context.Context) {
+	flush := func() {
 		if len(ids) == 0 {
 			return
 		}
-		if err := f.relay.markDone(ctx, ids); err != nil && ctx.Err() == nil {
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			dctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		}
+		defer cancel()
+		if err := f.relay.markDone(dctx, ids); err != nil && dctx.Err() == nil {
 			f.log.Warn("fast-path outbox rows not deleted; the relay will find them already published", "rows", len(ids), "error", err)
 		}
 		ids, linger = ids[:0], nil
 	}
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stopped:
 			for more := true; more; {
 				select {
 				case d := <-f.done:
@@ -150,19 +158,17 @@ func (f *FastPath) deleteDone(ctx context.Context) {
 					more = false
 				}
 			}
-			grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			flush(grace)
-			cancel()
+			flush()
 			return
 		case d := <-f.done:
 			if linger == nil {
 				linger = time.After(deleteLinger)
 			}
 			if ids = append(ids, d...); len(ids) >= deleteBatch {
-				flush(ctx)
+				flush()
 			}
 		case <-linger:
-			flush(ctx)
+			flush()
 		}
 	}
 }
