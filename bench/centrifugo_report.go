@@ -85,7 +85,7 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 		rows = append(rows, Row{fmt.Sprintf("  vs Centrifugo (%s): CPU per delivered msg, all server processes", r.Shape),
 			fmt.Sprintf("%.3f ms", nova), "<= 1.5x Centrifugo", fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx(ratio), verdict(ratio <= 1.5)})
 		if f := floor.PostgresMsPerRow(); f > 0 && floor.Rate == r.OfferedRate {
-			pg := cpuPerMessageMs(l.CPU, []string{"postgres (bench db)"}, l.DeliveredRate)
+			pg := cpuPerMessageMs(l.CPU, []string{pgBenchDB}, l.DeliveredRate)
 			rows = append(rows,
 				Row{"    of which Postgres", fmt.Sprintf("%.3f ms", pg), blank,
 					fmt.Sprintf("durable floor %.3f ms (pgbench one row/tx at %d/s)", f, floor.Rate), fx(pg / f), info},

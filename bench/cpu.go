@@ -41,6 +41,10 @@ type procCPU struct {
 	ticks uint64
 }
 
+// pgBenchDB is the CPU group of the Postgres backends serving the bench database (Nova's, or
+// pgbench's for the baselines); other Postgres processes are "postgres (other)".
+const pgBenchDB = "postgres (bench db)"
+
 // CPUUse is cores used on average during a run, by group ("machine" is everything).
 type CPUUse map[string]float64
 
@@ -109,7 +113,7 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 			group = "postgres (other)"
 			if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && b.env.DBName != "" &&
 				bytes.Contains(cmd, []byte(" "+b.env.DBName+" ")) {
-				group = "postgres (bench db)"
+				group = pgBenchDB
 			}
 		case comm == "pgbench" || comm == "redis-benchmark":
 			group = comm

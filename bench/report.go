@@ -358,13 +358,13 @@ func (b *Bench) throughputRows() []Row {
 			add(Row{fmt.Sprintf("  send latency at C=%d p50 / p99", best.Concurrency), fms(best.Latency.P50) + " / " + fms(best.Latency.P99),
 				blank, blank, blank, info})
 			if best.SendsPerS > 0 && len(best.CPU) > 0 {
-				per := func(u CPUUse, k string, rate float64) float64 { return 1000 * u[k] / rate }
+				per := func(u CPUUse, group string, rate float64) float64 { return cpuPerMessageMs(u, []string{group}, rate) }
 				bl := blank
-				if pg != nil && pg.TPS > 0 && len(pg.CPU) > 0 {
-					bl = fmt.Sprintf("pgbench %.3f ms/row", per(pg.CPU, "postgres (bench db)", pg.TPS))
+				if row := pg.PostgresMsPerRow(); row > 0 {
+					bl = fmt.Sprintf("pgbench %.3f ms/row", row)
 				}
 				add(Row{fmt.Sprintf("  CPU per send at C=%d: nova / Postgres / Redis", best.Concurrency),
-					fmt.Sprintf("%.2f / %.2f / %.2f ms", per(best.CPU, "nova", best.SendsPerS), per(best.CPU, "postgres (bench db)", best.SendsPerS),
+					fmt.Sprintf("%.2f / %.2f / %.2f ms", per(best.CPU, "nova", best.SendsPerS), per(best.CPU, pgBenchDB, best.SendsPerS),
 						per(best.CPU, "redis", best.SendsPerS)), blank, bl, blank, info})
 			}
 			for _, run := range t.Runs {

@@ -44,7 +44,7 @@ func scalingRow(l *LatencyResult) ScalingRow {
 	r.DeliveredPerS, r.P50Ms, r.P99Ms, r.Lost = l.DeliveredRate, l.Delivery.P50, l.Delivery.P99, l.Lost
 	r.CPUPerMsgMs = l.CPUPerMsgMs
 	r.NovaPerMsgMs = cpuPerMessageMs(l.CPU, []string{"nova"}, l.DeliveredRate)
-	r.PostgresPerMsgMs = cpuPerMessageMs(l.CPU, []string{"postgres (bench db)"}, l.DeliveredRate)
+	r.PostgresPerMsgMs = cpuPerMessageMs(l.CPU, []string{pgBenchDB}, l.DeliveredRate)
 	r.RedisPerMsgMs = cpuPerMessageMs(l.CPU, []string{"redis"}, l.DeliveredRate)
 	r.N1Cores = l.NodeCPU["n1"]
 	for _, n := range idleNodes(l) {

@@ -72,7 +72,7 @@ type CentrifugoRun struct {
 // novaServerGroups Nova's: DESIGN.md compares CPU per delivered message summed over them.
 var (
 	centrifugoServerGroups = []string{"centrifugo", "redis"}
-	novaServerGroups       = []string{"nova", "postgres (bench db)", "redis"}
+	novaServerGroups       = []string{"nova", pgBenchDB, "redis"}
 )
 
 // cpuPerMessageMs is the CPU time (ms) the groups spent per delivered message.

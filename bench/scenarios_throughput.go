@@ -34,14 +34,6 @@ type Baselines struct {
 // pacedClients send the paced baseline: enough that a slow commit does not hold the rate up.
 const pacedClients = 4
 
-// PostgresMsPerRow is the CPU time the bench database's backends spent per committed row.
-func (r *PGBenchResult) PostgresMsPerRow() float64 {
-	if r == nil || r.Error != "" || r.TPS <= 0 {
-		return 0
-	}
-	return 1000 * r.CPU["postgres (bench db)"] / r.TPS
-}
-
 type PGBenchResult struct {
 	When         string  `json:"when,omitempty"` // "before the nodes" or "after the nova runs"
 	Clients      int     `json:"clients"`
@@ -52,6 +44,15 @@ type PGBenchResult struct {
 	CPU          CPUUse  `json:"cpu_cores"`
 	Command      string  `json:"command"`
 	Error        string  `json:"error,omitempty"`
+}
+
+// PostgresMsPerRow is the CPU time (ms) the bench database's backends spent per committed row
+// (0 for a failed run, or one without CPU figures).
+func (r *PGBenchResult) PostgresMsPerRow() float64 {
+	if r == nil || r.Error != "" {
+		return 0
+	}
+	return cpuPerMessageMs(r.CPU, []string{pgBenchDB}, r.TPS)
 }
 
 type RedisBenchResult struct {
