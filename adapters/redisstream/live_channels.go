@@ -143,6 +143,14 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 // dead one is noticed and opened again (go-redis's own Channel checks every 3 s too).
 const liveHealthEvery = 3 * time.Second
 
+// liveDeadAfter is how long a live connection may stay silent, the answer to its pings
+// included, before it is taken for dead and opened again. A connection whose network path died
+// (half-open: no FIN, no reset) takes the pings without an error and never answers, and
+// go-redis sets no read deadline on a Pub/Sub connection, so without this it would wait for
+// TCP keep-alive (minutes, and never behind a proxy that stays up). A live connection hears at
+// least a pong every 3-6 s (keepAlive); this leaves 4 s for the pong to come.
+const liveDeadAfter = 3*liveHealthEvery + time.Second
+
 // receive hands what one connection hears to the callbacks until ctx ends. It reads the
 // connection itself rather than through go-redis's Channel, which forwards every message from a
 // goroutine of its own and wakes its health-check goroutine for each one: three goroutines woken
@@ -151,8 +159,12 @@ const liveHealthEvery = 3 * time.Second
 func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64, onMessage func(conversation.ID, delivery.Item),
 	onSubscribed func(conversation.ID), onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
+	// each read has a deadline (liveDeadAfter): go-redis drops a connection whose read timed out
+	// and dials again on the next Receive, which subscribes it to the channels again
+	deadline := renewingDeadline{parent: ctx, d: liveDeadAfter}
+	defer deadline.stop()
 	for {
-		m, err := ps.Receive(ctx)
+		m, err := ps.Receive(deadline.next())
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
@@ -191,10 +203,36 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 	}
 }
 
+// renewingDeadline gives contexts that end d after they were made, a new one when the last is
+// over a second old: a deadline per read without a timer per read.
+type renewingDeadline struct {
+	parent context.Context
+	d      time.Duration
+	ctx    context.Context
+	cancel context.CancelFunc
+	made   time.Time
+}
+
+func (r *renewingDeadline) next() context.Context {
+	if now := time.Now(); now.Sub(r.made) > time.Second {
+		r.stop()
+		r.ctx, r.cancel = context.WithTimeout(r.parent, r.d)
+		r.made = now
+	}
+	return r.ctx
+}
+
+func (r *renewingDeadline) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
 // keepAlive looks at ps every liveHealthEvery, until ctx ends, and pings it when nothing was
 // heard on it since the last look but one (so after 3 to 6 s of silence). A ping that cannot be
-// written makes go-redis open the connection again and re-subscribe, and the confirmations that
-// follow make the listener look for what was missed.
+// written, or that is never answered (receive's read deadline), makes go-redis open the
+// connection again and re-subscribe, and the confirmations that follow make the listener look
+// for what was missed.
 func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64) {
 	for ctxsleep.Sleep(ctx, liveHealthEvery) == nil {
 		if time.Since(time.Unix(0, heard.Load())) < liveHealthEvery {

@@ -1,8 +1,10 @@
 package redisstream_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +38,15 @@ func startLive(t *testing.T, recheck time.Duration) *liveRig {
 // startLiveOn is startLive on a given Redis (or Redis Cluster) with a number of fan-out partitions.
 func startLiveOn(t *testing.T, rdb redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration) *liveRig {
 	t.Helper()
-	channels := redisstream.NewLiveChannels(rdb, partitions, quiet)
+	return startLiveVia(t, rdb, rdb, partitions, recheck, quiet)
+}
+
+// startLiveVia is startLiveOn with the live channels on a client of their own (through a proxy),
+// logging to log.
+func startLiveVia(t *testing.T, rdb, live redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration,
+	log *slog.Logger) *liveRig {
+	t.Helper()
+	channels := redisstream.NewLiveChannels(live, partitions, log)
 	backlog := redisstream.NewBacklog(rdb, noHistory{}, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
 	listener := messaging.NewLiveListener(channels, revocations{}, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
@@ -227,6 +237,55 @@ func TestASilentLiveConnectionIsPingedAndKeepsItsChannels(t *testing.T) {
 	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
 	rig.publish(t, "c1", 2)
 	sink.expect(t, 2)
+}
+
+func TestAHalfOpenLiveConnectionIsOpenedAgainAndWhatItSwallowedArrives(t *testing.T) {
+	srv := testinfra.StartRedis(t)
+	proxy := testinfra.StartProxy(t, srv.Addr())
+	live := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	t.Cleanup(func() { _ = live.Close() })
+	var logged lockedBuffer
+	rig := startLiveVia(t, srv.Client(), live, 1, time.Hour, slog.New(slog.NewTextHandler(&logged, nil))) // no timer: only a new connection can bring what was lost
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+	rig.publish(t, "c1", 3)
+	sink.expect(t, 3)
+
+	// when the path to Redis dies without a word (no FIN, no reset: the connection stays open on
+	// both ends and swallows the messages and the keep-alive pings)
+	proxy.Swallow()
+	rig.publish(t, "c1", 4)
+
+	// then the instance takes the silent connection for dead, opens another, subscribes again,
+	// and finds what was swallowed in the stream
+	testinfra.Eventually(t, 20*time.Second, "the swallowed messages arrived", func() bool { return len(sink.got()) >= 7 })
+	sink.expect(t, 7)
+	rig.publish(t, "c1", 2)
+	sink.expect(t, 9)
+	// and the operator reads of it once when it starts and once when it ends
+	out := logged.String()
+	if strings.Count(out, "live channels cannot read Redis") != 1 || strings.Count(out, "live channels read Redis again") != 1 {
+		t.Fatalf("want the outage logged once as it starts and once as it ends, got:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that goroutines may write to at once (a test's log).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestLiveMessageCodec(t *testing.T) {

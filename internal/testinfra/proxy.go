@@ -2,15 +2,16 @@ package testinfra
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 // Proxy is a TCP proxy on loopback that a test can cut (closing every connection and refusing
-// new ones) and restore, to take a dependency away from one process only.
+// new ones) and restore, to take a dependency away from one process only, or whose open
+// connections it can black-hole (Swallow), as a dead network path does.
 type Proxy struct {
 	t      testing.TB
 	target string
@@ -19,7 +20,7 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	cut   bool
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]*atomic.Bool // every proxied socket, both sides; true: swallowing
 }
 
 // StartProxy forwards a free loopback port to target (host:port).
@@ -29,7 +30,7 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, target: target, ln: ln, Port: ln.Addr().(*net.TCPAddr).Port, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{t: t, target: target, ln: ln, Port: ln.Addr().(*net.TCPAddr).Port, conns: map[net.Conn]*atomic.Bool{}}
 	go p.accept()
 	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
 	return p
@@ -46,7 +47,19 @@ func (p *Proxy) Cut() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
-	p.conns = map[net.Conn]struct{}{}
+	p.conns = map[net.Conn]*atomic.Bool{}
+}
+
+// Swallow turns every connection open now into a half-open one: it stays open, and what either
+// side sends is dropped, with no error and no FIN, as over a network path that died (or a NAT
+// that forgot the connection). Only a timeout of its own tells a process; connections opened
+// afterwards work.
+func (p *Proxy) Swallow() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, swallowing := range p.conns {
+		swallowing.Store(true)
+	}
 }
 
 // Restore lets connections through again.
@@ -74,17 +87,29 @@ func (p *Proxy) accept() {
 			_ = client.Close()
 			continue
 		}
-		p.conns[client], p.conns[server] = struct{}{}, struct{}{}
+		swallowing := new(atomic.Bool)
+		p.conns[client], p.conns[server] = swallowing, swallowing
 		p.mu.Unlock()
-		go pipe(client, server)
-		go pipe(server, client)
+		go pipe(client, server, swallowing)
+		go pipe(server, client, swallowing)
 	}
 }
 
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
+// pipe copies src to dst until either closes, dropping what src sends while swallowing.
+func pipe(dst, src net.Conn, swallowing *atomic.Bool) {
+	defer func() { _ = dst.Close(); _ = src.Close() }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !swallowing.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // ProxiedDatabaseURL puts a proxy the test can cut between a process and the database at dbURL:
