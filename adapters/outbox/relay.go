@@ -30,6 +30,13 @@ const (
 	// shards, takes or lets go of shards, and checks for rows a stalled leader left.
 	rebalanceInterval = 2 * time.Second
 	maxBackoff        = 5 * time.Second
+	// opTimeout bounds each statement of the relay's sessions and each batch it relays. Over a
+	// network path that died without a reset (half-open), a statement otherwise waits for the
+	// kernel's TCP timeout, a quarter of an hour with data in flight: the relay would hang,
+	// still believing it leads. A timed-out statement breaks its connection (pgx closes it), so
+	// the relay opens new sessions; Postgres drops the old ones, and their shard locks, after
+	// the keep-alive settings of session().
+	opTimeout = 10 * time.Second
 )
 
 // Publisher is where relayed entries go (the Redis dual streams).
@@ -171,7 +178,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	s := newShardSession(conn, r.shards)
-	if err := s.join(ctx); err != nil {
+	if err := bounded(ctx, s.join); err != nil {
 		return err
 	}
 	defer r.setLed(nil)
@@ -187,8 +194,8 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer func() { l.stop() }()
 	busy := false // the last round left in the middle of a backlog
 	for {
-		changed, err := s.rebalance(ctx)
-		if err != nil {
+		var changed bool
+		if err := bounded(ctx, func(ctx context.Context) (err error) { changed, err = s.rebalance(ctx); return err }); err != nil {
 			return err
 		}
 		if changed {
@@ -218,6 +225,13 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
+// bounded runs op with a context that ends after opTimeout (or with ctx).
+func bounded(ctx context.Context, op func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return op(ctx)
+}
+
 // session opens a dedicated session (the shard locks', the listener's). A leader whose host
 // vanished without a reset must lose its session, and with it its locks, in seconds rather than
 // after the kernel's TCP timeout.
@@ -244,7 +258,7 @@ func (r *Relay) listen(ctx context.Context) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if err := bounded(ctx, func(ctx context.Context) error { _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); return err }); err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -337,7 +351,9 @@ func (r *Relay) pollOnce(ctx context.Context, shards []int) (int, error) {
 	}
 	var oldest, newest int64
 	where, args := shardFilter("o", shards, r.shards, 1)
-	if err := r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox o`+where, args...).Scan(&oldest, &newest); err != nil {
+	if err := bounded(ctx, func(ctx context.Context) error {
+		return r.pool.QueryRow(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox o`+where, args...).Scan(&oldest, &newest)
+	}); err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	waited := oldest != 0 && oldest <= r.seenUpTo
@@ -362,13 +378,16 @@ const leaderStallBound = 3 * time.Second
 // row has waited past the bound: only those, so one frozen leader does not make every instance
 // relay every shard. Each shard's oldest row is found by walking the outbox's id index.
 func (r *Relay) relayIfLeaderStalls(ctx context.Context, shards []int) {
-	rows, err := r.pool.Query(ctx, `SELECT s FROM unnest($1::int[]) s WHERE EXISTS (
-		SELECT 1 FROM (SELECT created_at FROM outbox o WHERE `+shardOf("o", 2)+` = s ORDER BY id LIMIT 1) oldest
-		WHERE oldest.created_at < now() - make_interval(secs => $3))`, shards, r.shards, leaderStallBound.Seconds())
 	var stalled []int
-	if err == nil {
-		stalled, err = pgx.CollectRows(rows, pgx.RowTo[int])
-	}
+	err := bounded(ctx, func(ctx context.Context) error {
+		rows, err := r.pool.Query(ctx, `SELECT s FROM unnest($1::int[]) s WHERE EXISTS (
+			SELECT 1 FROM (SELECT created_at FROM outbox o WHERE `+shardOf("o", 2)+` = s ORDER BY id LIMIT 1) oldest
+			WHERE oldest.created_at < now() - make_interval(secs => $3))`, shards, r.shards, leaderStallBound.Seconds())
+		if err == nil {
+			stalled, err = pgx.CollectRows(rows, pgx.RowTo[int])
+		}
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Debug("cannot see whether a leader stalls; looking again soon", "error", err)
@@ -424,8 +443,11 @@ func (r *Relay) drain(stopped context.Context, shards []int) {
 // RelayOnce moves one batch of any shard and returns how many rows it read.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) { return r.relayShards(ctx, nil) }
 
-// relayShards moves one batch of the given shards (nil: all) and returns how many rows it read.
+// relayShards moves one batch of the given shards (nil: all), within opTimeout, and returns how
+// many rows it read. A batch cut short is relayed again: Redis refuses what it already holds.
 func (r *Relay) relayShards(ctx context.Context, shards []int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	batch, err := r.fetch(ctx, shards)
 	if err != nil || len(batch.rows) == 0 {
 		return 0, err

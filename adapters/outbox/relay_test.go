@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -307,4 +308,53 @@ func TestRelayKeepsRowsWhileRedisIsDownAndFlushesThemAfter(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestARelayWhoseSessionsWentHalfOpenLeadsAgainOnNewOnes(t *testing.T) {
+	dbURL, pool := testinfra.NewMigratedDatabase(t)
+	proxied, proxy := testinfra.ProxiedDatabaseURL(t, dbURL)
+	u, err := url.Parse(proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", "via-proxy")
+	u.RawQuery = q.Encode()
+	rdb := testinfra.StartRedis(t).Client()
+	r := outbox.NewRelay(testinfra.Pool(t, u.String()), redisstream.NewDualStreamPublisher(rdb, 1000, true, 1), 1,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	f := &fixture{pool: pool, rdb: rdb}
+	conv := uuid.NewString()
+	commit := func(seq int64) {
+		tx := f.begin(t)
+		addRow(t, tx, conv, seq)
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.Notify()
+	}
+	relayed := func(n int) func() bool {
+		return func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(conv))) == n }
+	}
+	testinfra.Eventually(t, 10*time.Second, "the relay leads", func() bool { led, _ := r.Leading(); return led == 1 })
+	commit(1)
+	testinfra.Eventually(t, 10*time.Second, "the first row is relayed", relayed(1))
+
+	// when the network path of every connection the relay holds dies without a reset (the
+	// proxy swallows their traffic), and Postgres gives up on those sessions, as its keep-alive
+	// would, so the shard lock goes with them (what reaches the relay of that: nothing)
+	proxy.Swallow()
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name IN ('via-proxy', 'nova-relay', 'nova-relay-listener')`); err != nil {
+		t.Fatal(err)
+	}
+	commit(2)
+
+	// then the relay gives up on them in turn (each statement waits 10 s at most: about 10 s for
+	// its pool, 10 more for its session), opens new sessions, leads again and relays
+	testinfra.Eventually(t, 45*time.Second, "the row committed after the path died is relayed", relayed(2))
 }

@@ -103,8 +103,16 @@ func Pool(t testing.TB, databaseURL string) *pgxpool.Pool {
 // NewMigratedPool opens a pool on a fresh database with every migration applied.
 func NewMigratedPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
+	_, pool := NewMigratedDatabase(t)
+	return pool
+}
+
+// NewMigratedDatabase is NewMigratedPool that also returns the database's URL.
+func NewMigratedDatabase(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
 	ctx := context.Background()
-	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(NewDatabase(t)))
+	dbURL := NewDatabase(t)
+	pool, closePool, err := postgres.NewPool(ctx, postgres.DSN(dbURL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,5 +125,5 @@ func NewMigratedPool(t testing.TB) *pgxpool.Pool {
 	if err := m.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
-	return pool
+	return dbURL, pool
 }

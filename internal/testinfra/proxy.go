@@ -95,18 +95,28 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst until either closes, dropping what src sends while swallowing.
+// pipe copies src to dst until either closes, dropping what src sends while swallowing: then
+// src closing does not reach dst either (a dead path carries no FIN), and dst stays open until
+// Cut or the test's end.
 func pipe(dst, src net.Conn, swallowing *atomic.Bool) {
-	defer func() { _ = dst.Close(); _ = src.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && !swallowing.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+		if swallowing.Load() {
+			if err != nil {
+				_ = src.Close()
 				return
+			}
+			continue
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				err = werr
 			}
 		}
 		if err != nil {
+			_ = dst.Close()
+			_ = src.Close()
 			return
 		}
 	}
