@@ -34,6 +34,7 @@ func NewPool(ctx context.Context, dsn DSN) (*pgxpool.Pool, func(), error) {
 	}
 	cfg.HealthCheckPeriod = 5 * time.Second
 	cfg.ConnConfig.ConnectTimeout = 3 * time.Second
+	cfg.ConnConfig.DialFunc = dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to Postgres: %w", err)

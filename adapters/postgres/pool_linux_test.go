@@ -1,0 +1,45 @@
+package postgres_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestPoolConnectionsAreDroppedByTheKernelSoonAfterTheirPathDies(t *testing.T) {
+	_, pool, _ := newRepo(t)
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tcp, ok := conn.Conn().PgConn().Conn().(*net.TCPConn)
+	if !ok {
+		t.Skipf("NOVA_TEST_DATABASE_URL reaches Postgres over a %T; these are TCP socket options", conn.Conn().PgConn().Conn())
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what the kernel will do over a dead path: drop unacknowledged data after 10 s, probe an
+	// idle connection after 5 s, every 2 s, 3 times
+	want := map[string]struct{ level, opt, value int }{
+		"TCP_USER_TIMEOUT (ms)": {unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 10000},
+		"SO_KEEPALIVE":          {unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		"TCP_KEEPIDLE (s)":      {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 5},
+		"TCP_KEEPINTVL (s)":     {unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 2},
+		"TCP_KEEPCNT":           {unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+	}
+	for name, o := range want {
+		var got int
+		var gerr error
+		if err := raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), o.level, o.opt) }); err != nil || gerr != nil {
+			t.Fatalf("%s: %v %v", name, err, gerr)
+		}
+		if got != o.value {
+			t.Errorf("%s = %d, want %d", name, got, o.value)
+		}
+	}
+}
