@@ -10,14 +10,21 @@ import (
 
 func TestPoolConnectionsAreDroppedByTheKernelSoonAfterTheirPathDies(t *testing.T) {
 	_, pool, _ := newRepo(t)
-	conn, err := pool.Acquire(context.Background())
+	// the pool's own dialer, on a TCP connection of the test's (NOVA_TEST_DATABASE_URL may reach
+	// Postgres over a Unix socket, which has no TCP options)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	tcp, ok := conn.Conn().PgConn().Conn().(*net.TCPConn)
+	defer ln.Close()
+	conn, err := pool.Config().ConnConfig.DialFunc(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
-		t.Skipf("NOVA_TEST_DATABASE_URL reaches Postgres over a %T; these are TCP socket options", conn.Conn().PgConn().Conn())
+		t.Fatalf("the pool's dialer gave a %T for tcp", conn)
 	}
 	raw, err := tcp.SyscallConn()
 	if err != nil {
