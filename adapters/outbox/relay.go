@@ -30,12 +30,13 @@ const (
 	// shards, takes or lets go of shards, and checks for rows a stalled leader left.
 	rebalanceInterval = 2 * time.Second
 	maxBackoff        = 5 * time.Second
-	// opTimeout bounds each statement of the relay's sessions and each batch it relays. Over a
-	// network path that died without a reset (half-open), a statement otherwise waits for the
-	// kernel's TCP timeout, a quarter of an hour with data in flight: the relay would hang,
-	// still believing it leads. A timed-out statement breaks its connection (pgx closes it), so
-	// the relay opens new sessions; Postgres drops the old ones, and their shard locks, after
-	// the keep-alive settings of session().
+	// opTimeout bounds each statement of the relay's sessions and each batch it relays. On a
+	// direct path that died without a reset the kernel drops the connection first (the dialer's
+	// keep-alive and TCP_USER_TIMEOUT, postgres.NewPool); behind something that stays up and
+	// answers TCP (a connection pooler, a proxy) it never does, and the relay would hang in its
+	// statement, still believing it leads. A timed-out statement breaks its connection (pgx
+	// closes it), so the relay opens new sessions; Postgres drops the old ones, and their shard
+	// locks, after the keep-alive settings of session().
 	opTimeout = 10 * time.Second
 )
 
