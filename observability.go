@@ -15,7 +15,7 @@ import (
 // port for the admin port, at scrape time, through the read-only snapshot each one returns.
 func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers,
 	conversations *postgres.ConversationRepository) admin.CounterSource {
-	return snapshots{sends: conversations.GroupCommitStats, relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
+	return snapshots{sends: conversations.GroupCommitStats, batches: conversations.PostBatchStats, relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
 		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims,
 		leading: bg.Relay.Leading}.counters
 }
@@ -23,6 +23,7 @@ func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.
 // snapshots are where each component's totals come from.
 type snapshots struct {
 	sends    func() postgres.GroupCommitStats
+	batches  func() postgres.PostBatchStats
 	relay    func() outbox.Stats
 	fastPath func() outbox.FastPathStats
 	fanout   func() messaging.FanoutStats
@@ -37,7 +38,7 @@ type snapshots struct {
 
 func (s snapshots) counters() admin.Counters {
 	r, fp, f, ro, h, ws, rd, live := s.relay(), s.fastPath(), s.fanout(), s.router(), s.hub(), s.ws(), s.redrive(), s.live()
-	sends := s.sends()
+	sends, batches := s.sends(), s.batches()
 	led, shards := s.leading()
 	return admin.Counters{
 		Relayed:         r.Relayed + fp.Published, // both paths write the streams
@@ -53,6 +54,7 @@ func (s snapshots) counters() admin.Counters {
 		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,
 		FastPathDeferred: fp.Deferred + fp.Dropped,
 		SendGroups:       sends.Groups, SendGroupWrites: sends.Writes, SendGroupsFailed: sends.Failed,
+		SendBatches: batches.Batches, SendBatchPosts: batches.Posts, SendBatchesFailed: batches.Failed,
 	}
 }
 

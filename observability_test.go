@@ -34,9 +34,9 @@ func TestEveryCounterReadsItsComponentsTotal(t *testing.T) {
 	relay, fast, fan := filled[outbox.Stats](&n), filled[outbox.FastPathStats](&n), filled[messaging.FanoutStats](&n)
 	router, hub, ws := filled[messaging.RouterStats](&n), filled[delivery.Stats](&n), filled[websocket.Stats](&n)
 	redrive, live := filled[redisstream.RedriveStats](&n), filled[redisstream.LiveSnapshot](&n)
-	sends := filled[postgres.GroupCommitStats](&n)
+	sends, batches := filled[postgres.GroupCommitStats](&n), filled[postgres.PostBatchStats](&n)
 	src := snapshots{
-		sends: func() postgres.GroupCommitStats { return sends },
+		sends: func() postgres.GroupCommitStats { return sends }, batches: func() postgres.PostBatchStats { return batches },
 		relay: func() outbox.Stats { return relay }, fastPath: func() outbox.FastPathStats { return fast },
 		fanout: func() messaging.FanoutStats { return fan }, router: func() messaging.RouterStats { return router },
 		hub: func() delivery.Stats { return hub }, ws: func() websocket.Stats { return ws },
@@ -60,7 +60,7 @@ func TestEveryCounterReadsItsComponentsTotal(t *testing.T) {
 	// sums read two fields at once; every other field must be read as it is
 	sums := map[string]bool{"outbox.Stats.Relayed": true, "outbox.FastPathStats.Published": true,
 		"outbox.FastPathStats.Deferred": true, "outbox.FastPathStats.Dropped": true}
-	for _, snap := range []any{sends, relay, fast, fan, router, hub, ws, redrive, live} {
+	for _, snap := range []any{sends, batches, relay, fast, fan, router, hub, ws, redrive, live} {
 		sv := reflect.ValueOf(snap)
 		for i := range sv.NumField() {
 			name := sv.Type().String() + "." + sv.Type().Field(i).Name

@@ -321,6 +321,10 @@ func (b *Bench) latencyRows() []Row {
 			}
 			add(Row{"  HTTP send response p50 / p99 (from intended time)", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank, blank, blank, info})
 			add(Row{"  consumer groups behind at the end / drain time", fmt.Sprintf("%d / %.1f s", l.GroupBacklog, l.GroupDrainS), blank, blank, blank, info})
+			if l.SendBatches > 0 {
+				add(Row{"  sends committed in batches / mean batch", fmt.Sprintf("%d of %d / %.1f", l.BatchedPosts, l.SentOK,
+					float64(l.BatchedPosts)/float64(l.SendBatches)), blank, blank, blank, info})
+			}
 		}
 		rows = append(rows, b.shapeRows()...)
 	}

@@ -66,6 +66,11 @@ type LatencyResult struct {
 	GroupBacklog int64    `json:"group_backlog_after"`
 	GroupDrainS  float64  `json:"group_drain_s"`
 	Profiles     []string `json:"cpu_profiles,omitempty"`
+	// One-statement sends committed in batches of more than one, and those batches, over the
+	// whole run, warm-up included, over the nodes (their nova_send_batch* counters; 0 when a
+	// scrape failed or the build has none).
+	BatchedPosts int64 `json:"batched_posts"`
+	SendBatches  int64 `json:"send_batches"`
 	// Timeline is one point per second of intended send time (warm-up included): how many were
 	// delivered, their mean and their worst latency; stalls show up here.
 	Timeline []TimelinePoint `json:"timeline,omitempty"`
@@ -295,6 +300,7 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 		}
 	}
 	cpuWait := b.cpuDuringByNode(ctx, run.winStart, run.winEnd)
+	posts0, batches0, scraped0 := b.sendBatches()
 	stopProgress := b.log.Every(2*time.Second, func() string {
 		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d skipped=%d", res.Name, time.Since(start).Seconds(),
 			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load(), run.nSkipped.Load())
@@ -306,6 +312,9 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 		run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
 	})
 	res.CPU, res.NodeCPU = cpuWait()
+	if posts1, batches1, scraped1 := b.sendBatches(); scraped0 && scraped1 {
+		res.BatchedPosts, res.SendBatches = posts1-posts0, batches1-batches0
+	}
 	return ctx.Err()
 }
 
@@ -328,6 +337,7 @@ func (b *Bench) summarizeLatency(ctx context.Context, res *LatencyResult, run *l
 		res.Name, res.Delivery.P50, res.Delivery.P90, res.Delivery.P99, res.Delivery.Max,
 		res.SentOK, res.Received, res.Lost, res.SendErrors, res.Skipped, res.OrderViolations, res.CPUPerMsgMs)
 	b.log.Printf("%s: cpu %s; by node: %s", res.Name, res.CPU, formatNodeCPU(res.NodeCPU))
+	b.log.Printf("%s: %d of %d sends committed in %d batches of more than one", res.Name, res.BatchedPosts, res.SentOK, res.SendBatches)
 	res.GroupBacklog, res.GroupDrainS = b.drainGroups(ctx, 60*time.Second)
 	if res.GroupBacklog > 0 {
 		b.log.Printf("%s: consumer groups were %d entries behind at the end; drained in %.1fs", res.Name, res.GroupBacklog, res.GroupDrainS)

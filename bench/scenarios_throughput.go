@@ -227,16 +227,27 @@ type ThroughputRun struct {
 // sendGroups sums the nodes' group-commit counters: writes committed in groups, and groups; ok
 // is false when a node did not show both (a build without them, or a failed scrape).
 func (b *Bench) sendGroups() (writes, groups int64, ok bool) {
+	return b.sumCounters("nova_send_group_writes_total", "nova_send_groups_total")
+}
+
+// sendBatches sums the nodes' counters of one-statement sends committed in batches, and batches.
+func (b *Bench) sendBatches() (posts, batches int64, ok bool) {
+	return b.sumCounters("nova_send_batch_posts_total", "nova_send_batches_total")
+}
+
+// sumCounters sums two counters over the nodes; ok is false when a node did not show both (a
+// build without them, or a failed scrape).
+func (b *Bench) sumCounters(name1, name2 string) (sum1, sum2 int64, ok bool) {
 	for _, node := range b.env.Nodes {
-		m := scrapeMetrics(node.AdminURL, "nova_send_group_writes_total", "nova_send_groups_total")
-		w, okW := m["nova_send_group_writes_total"]
-		g, okG := m["nova_send_groups_total"]
-		if !okW || !okG {
+		m := scrapeMetrics(node.AdminURL, name1, name2)
+		v1, ok1 := m[name1]
+		v2, ok2 := m[name2]
+		if !ok1 || !ok2 {
 			return 0, 0, false
 		}
-		writes, groups = writes+int64(w), groups+int64(g)
+		sum1, sum2 = sum1+int64(v1), sum2+int64(v2)
 	}
-	return writes, groups, true
+	return sum1, sum2, true
 }
 
 // Best is the run with the most sends per second.

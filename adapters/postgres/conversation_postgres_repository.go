@@ -42,6 +42,7 @@ type ConversationRepository struct {
 	signal OutboxSignal
 	cache  *stateCache
 	group  *groupCommitter
+	posts  *postBatcher
 }
 
 func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *ConversationRepository {
@@ -50,6 +51,7 @@ func NewConversationRepository(pool *pgxpool.Pool, signal OutboxSignal) *Convers
 	}
 	r := &ConversationRepository{pool: pool, signal: signal, cache: newStateCache()}
 	r.group = newGroupCommitter(r)
+	r.posts = newPostBatcher(pool)
 	return r
 }
 
@@ -78,6 +80,9 @@ func (r *ConversationRepository) Get(ctx context.Context, id conversation.ID) (*
 
 // GroupCommitStats reads the locked writes' group transactions since start.
 func (r *ConversationRepository) GroupCommitStats() GroupCommitStats { return r.group.Stats() }
+
+// PostBatchStats reads the one-statement sends' batches since start.
+func (r *ConversationRepository) PostBatchStats() PostBatchStats { return r.posts.Stats() }
 
 // Update runs fn on the conversation and appends what it recorded. When fn posts one message and
 // this instance wrote the conversation last, fn runs on the state it remembers and the append is
@@ -179,17 +184,17 @@ func isOnePost(c *conversation.Conversation) bool {
 	return ok
 }
 
-// appendRemembered appends a send decided on remembered state: postStatement alone, in one
-// round trip. One statement is its own transaction (committed, with synchronous_commit, before
-// the reply), so it needs no BEGIN and COMMIT around it. When the state row has moved on,
-// nothing is written (errStale); other errors are returned as Postgres reported them.
+// appendRemembered appends a send decided on remembered (or fresh) state: postStatement alone,
+// in one round trip, or in one batch with the sends of other conversations that wait for
+// Postgres at the same moment (post_batcher.go). A batch is one transaction, committed (with
+// synchronous_commit) before the reply. When the state row has moved on, nothing is written
+// (errStale); other errors are returned as Postgres reported them to the send alone.
 func (r *ConversationRepository) appendRemembered(ctx context.Context, c *conversation.Conversation) error {
-	var committed []CommittedMessage
-	b := &pgx.Batch{}
-	if err := queueAppend(b, c, false, &committed); err != nil {
-		return err
+	committed, err := r.posts.post(ctx, c)
+	if errors.Is(err, errGroupFailed) {
+		committed, err = r.posts.alone(ctx, c)
 	}
-	if err := r.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return err
 	}
 	r.committed(c, committed)
@@ -303,28 +308,41 @@ const postStatement = `WITH state AS (
 INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
 SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM state RETURNING id`
 
-// queuePost queues a send (one MessagePosted on an existing conversation) as postStatement.
+// queuePost queues a send (one MessagePosted on an existing conversation) as postStatement,
+// with a callback that appends what it committed to out.
 func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
+	cm, err := queuePostStatement(b, c, posted)
+	if err != nil {
+		return err
+	}
+	b.QueuedQueries[len(b.QueuedQueries)-1].QueryRow(func(row pgx.Row) error { return scanPost(row, cm, out) })
+	return nil
+}
+
+// queuePostStatement queues postStatement for a send and returns the message it commits, its
+// outbox id still to be read (scanPost).
+func queuePostStatement(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted) (CommittedMessage, error) {
 	m := posted.Message
 	payload, err := messagejson.Encode(m)
 	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
+		return CommittedMessage{}, fmt.Errorf("encode message: %w", err)
 	}
 	data := messagePostedEventData(payload)
-	participants := userIDs(c.Participants())
 	b.Queue(postStatement, string(c.ID()), c.Version(), aggregateConversation, uuid.Must(uuid.NewV7()).String(),
 		posted.EventType(), data, time.Now().UTC(),
-		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload).
-		QueryRow(func(row pgx.Row) error {
-			cm := CommittedMessage{Message: m, Payload: payload, Participants: participants}
-			if err := row.Scan(&cm.OutboxID); errors.Is(err, pgx.ErrNoRows) {
-				return errStale
-			} else if err != nil {
-				return err
-			}
-			*out = append(*out, cm)
-			return nil
-		})
+		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload)
+	return CommittedMessage{Message: m, Payload: payload, Participants: userIDs(c.Participants())}, nil
+}
+
+// scanPost reads postStatement's answer: the outbox id, or no row when the state row had moved
+// on (errStale: nothing was written).
+func scanPost(row pgx.Row, cm CommittedMessage, out *[]CommittedMessage) error {
+	if err := row.Scan(&cm.OutboxID); errors.Is(err, pgx.ErrNoRows) {
+		return errStale
+	} else if err != nil {
+		return err
+	}
+	*out = append(*out, cm)
 	return nil
 }
 

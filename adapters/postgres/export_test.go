@@ -26,3 +26,10 @@ func SetGroupLockTimeout(r *ConversationRepository, d time.Duration) { r.group.l
 // SetGroupCommitters sets how many group transactions r runs at once; 0 writes every locked
 // write on its own.
 func SetGroupCommitters(r *ConversationRepository, n int) { r.group.committers = n }
+
+// PostWaiting counts the one-statement sends waiting for a batch on r.
+func PostWaiting(r *ConversationRepository) int {
+	r.posts.mu.Lock()
+	defer r.posts.mu.Unlock()
+	return len(r.posts.waiting)
+}

@@ -28,6 +28,7 @@ type Counters struct {
 	TrimmedRepublished, TrimmedUnrecoverable               int64
 	FastPathDeferred                                       int64
 	SendGroups, SendGroupWrites, SendGroupsFailed          int64
+	SendBatches, SendBatchPosts, SendBatchesFailed         int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -65,6 +66,9 @@ var (
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
 	dSendGroups  = desc("nova_send_groups_total", "Group transactions of the locked send path that committed (writes of one conversation from several instances go the locked way; those that wait at once go in one transaction).")
 	dGroupWrites = desc("nova_send_group_writes_total", "Writes committed in those group transactions; divided by nova_send_groups_total, the mean group.")
+	dBatches     = desc("nova_send_batches_total", "Batches of one-statement sends (the usual way of a send) that committed: sends of different conversations that waited for Postgres at the same moment, one transaction.")
+	dBatchPosts  = desc("nova_send_batch_posts_total", "Sends committed in those batches; divided by nova_send_batches_total, the mean batch.")
+	dBatchFailed = desc("nova_send_batches_failed_total", "Batches that failed as a whole (a repeated send in the batch, Postgres unavailable); their sends were made one by one.")
 	dGroupFailed = desc("nova_send_groups_failed_total", "Group transactions that failed as a whole (a repeated send in the group, a row locked elsewhere past 500 ms, Postgres unavailable); their writes were made one by one.")
 	dFastDefer   = desc("nova_fast_path_deferred_total", "Messages the publish-after-commit fast path left to the outbox relay (a seq gap between instances, a Redis error or a full queue); they reach Redis a little later.")
 	dTrimmed     = desc("nova_fanout_trimmed_unacked_total", "Pending fan-out entries found trimmed away before their group acked them: republished from Postgres, or unrecoverable (should stay 0).", "outcome")
@@ -98,7 +102,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
-		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -148,6 +152,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dSendGroups, n.SendGroups)
 	counter(dGroupWrites, n.SendGroupWrites)
 	counter(dGroupFailed, n.SendGroupsFailed)
+	counter(dBatches, n.SendBatches)
+	counter(dBatchPosts, n.SendBatchPosts)
+	counter(dBatchFailed, n.SendBatchesFailed)
 
 	s := c.inspector.Snapshot(c.ctx)
 	gauge(dRedisUp, b2f(s.RedisUp))

@@ -1,0 +1,169 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nova-chat/nova/adapters/postgres"
+	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/testinfra"
+)
+
+// One-statement sends (on remembered state) that wait for Postgres at the same moment go in one
+// batch. These tests keep both of an instance's batches waiting on row locks another session
+// holds, so the sends behind them wait and go together.
+
+// sendRemembered posts key from sender the one-statement way, in the background.
+func sendRemembered(repo *postgres.ConversationRepository, id conversation.ID, key string, sender conversation.UserID, out chan<- sendResult) {
+	go func() {
+		var m conversation.Message
+		err := repo.Update(context.Background(), id, func(c *conversation.Conversation) (err error) {
+			m, err = c.PostMessage(post(key, sender))
+			return err
+		})
+		out <- sendResult{key, m, err}
+	}()
+}
+
+// busyBatches makes both batches of repo wait on row locks held elsewhere, one lock each, and
+// returns the releases of those locks and the results of the two sends.
+func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID) (release [2]func(), first chan sendResult) {
+	t.Helper()
+	first = make(chan sendResult, 2)
+	for i := range 2 {
+		c := startConversation(t, repo, alice)
+		lock := lockRows(t, pool, c.ID())
+		release[i] = func() { _ = lock.Rollback(context.Background()) }
+		sendRemembered(repo, c.ID(), "busy", alice, first)
+		testinfra.Eventually(t, 5*time.Second, "a batch to wait on its row lock", func() bool {
+			var n int
+			_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+			return n >= i+1
+		})
+	}
+	return release, first
+}
+
+func transactionsOf(t *testing.T, pool *pgxpool.Pool, ids []string) (msgs, txs int) {
+	t.Helper()
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT xmin::text) FROM messages
+		WHERE conversation_id = ANY($1::uuid[])`, ids).Scan(&msgs, &txs); err != nil {
+		t.Fatal(err)
+	}
+	return msgs, txs
+}
+
+func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *testing.T) {
+	repo, pool, sig := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	release, first := busyBatches(t, repo, pool, alice)
+
+	// given a conversation another instance wrote since this one did (its remembered state is stale)
+	stale := startConversation(t, repo, alice)
+	other := postgres.NewConversationRepository(pool, &countingSignal{})
+	if err := other.Update(ctx, stale.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("o1", alice)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	// and four sends waiting behind the busy batches, three new and one to that conversation
+	var ids []string
+	out := make(chan sendResult, 4)
+	for range 3 {
+		c := startConversation(t, repo, alice)
+		ids = append(ids, string(c.ID()))
+		sendRemembered(repo, c.ID(), "m1", alice, out)
+	}
+	sendRemembered(repo, stale.ID(), "s1", alice, out)
+	testinfra.Eventually(t, 5*time.Second, "four sends to wait", func() bool { return postgres.PostWaiting(repo) == 4 })
+
+	// when one batch's row lock is let go
+	release[0]()
+
+	// then the four go in one batch: the three new ones commit in one transaction with seq 1,
+	// and the stale one writes nothing there and commits after the other instance's, with seq 2
+	got := map[string]sendResult{}
+	for range 4 {
+		r := <-out
+		got[r.key] = r
+	}
+	for key, r := range got {
+		want := int64(1)
+		if key == "s1" {
+			want = 2
+		}
+		if r.err != nil || r.msg.Seq != want {
+			t.Fatalf("%s: seq %d, %v; want seq %d", key, r.msg.Seq, r.err, want)
+		}
+	}
+	if msgs, txs := transactionsOf(t, pool, ids); msgs != 3 || txs != 1 {
+		t.Fatalf("%d messages in %d transactions, want 3 in 1", msgs, txs)
+	}
+	if r := <-first; r.err != nil || r.msg.Seq != 1 {
+		t.Fatalf("the first busy send: seq %d, %v", r.msg.Seq, r.err)
+	}
+	release[1]()
+	if r := <-first; r.err != nil || r.msg.Seq != 1 {
+		t.Fatalf("the second busy send: seq %d, %v", r.msg.Seq, r.err)
+	}
+	if st := repo.PostBatchStats(); st.Batches != 1 || st.Posts != 4 || st.Failed != 0 {
+		t.Fatalf("batch stats %+v, want one batch of 4, none failed", st)
+	}
+	if n := sig.n.Load(); n != 6 {
+		t.Fatalf("the fast path heard of %d messages, want 6 (this instance's)", n)
+	}
+}
+
+func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	repeated := startConversation(t, repo, alice)
+	if err := repo.Update(ctx, repeated.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("r1", alice)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	release, first := busyBatches(t, repo, pool, alice)
+
+	// given, waiting together: two new sends and a repeat of a stored send
+	out := make(chan sendResult, 3)
+	fresh1, fresh2 := startConversation(t, repo, alice), startConversation(t, repo, alice)
+	sendRemembered(repo, fresh1.ID(), "f1", alice, out)
+	sendRemembered(repo, repeated.ID(), "r1", alice, out)
+	sendRemembered(repo, fresh2.ID(), "f2", alice, out)
+	testinfra.Eventually(t, 5*time.Second, "three sends to wait", func() bool { return postgres.PostWaiting(repo) == 3 })
+
+	// when a batch's row lock is let go
+	release[0]()
+	<-first
+
+	// then the repeat finds its original and the new sends commit once each, with seq 1, each
+	// in a transaction of its own (the batch failed as a whole and was sent again send by send)
+	got := map[string]sendResult{}
+	for range 3 {
+		r := <-out
+		got[r.key] = r
+	}
+	var dup *conversation.DuplicateMessageError
+	if err := got["r1"].err; !errors.As(err, &dup) || dup.Original.Seq != 1 {
+		t.Fatalf("the repeat: %v, want its original with seq 1", err)
+	}
+	for _, key := range []string{"f1", "f2"} {
+		if r := got[key]; r.err != nil || r.msg.Seq != 1 {
+			t.Fatalf("%s: seq %d, %v", key, r.msg.Seq, r.err)
+		}
+	}
+	ids := []string{string(fresh1.ID()), string(fresh2.ID()), string(repeated.ID())}
+	if msgs, txs := transactionsOf(t, pool, ids); msgs != 3 || txs != 3 {
+		t.Fatalf("%d messages in %d transactions, want 3 in 3", msgs, txs)
+	}
+	if st := repo.PostBatchStats(); st.Failed != 1 || st.Batches != 0 {
+		t.Fatalf("batch stats %+v, want the batch of three failed once and none committed", st)
+	}
+	release[1]()
+	<-first
+}
