@@ -33,3 +33,6 @@ func PostWaiting(r *ConversationRepository) int {
 	defer r.posts.mu.Unlock()
 	return len(r.posts.waiting)
 }
+
+// SetBatchLockTimeout changes how long r's batches of sends wait for their row locks.
+func SetBatchLockTimeout(r *ConversationRepository, d time.Duration) { r.posts.lockTimeout = d }

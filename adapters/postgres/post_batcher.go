@@ -3,8 +3,10 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,14 +19,14 @@ import (
 // groupCommitters batches of this instance in flight sends its statement itself, at once, as it
 // did alone. Sends that arrive while they are all busy wait; the batch that ends next hands its
 // turn to the first of them, which sends every waiting statement (up to maxGroup) as one batch:
-// one pipeline with one Sync, so one implicit transaction and one commit, a share of one fsync
-// and one round trip each. Postgres's CPU per commit is the largest part of a send's (see
+// one transaction in one pipeline, so one commit, a share of one fsync and one round trip each. Postgres's CPU per commit is the largest part of a send's (see
 // ARCHITECTURE.md), so under load a send costs less, and the busier Postgres is, the larger
 // the batches. Sends of one conversation never meet in a batch: they queue for the
 // conversation's cache lock before they get here.
 type postBatcher struct {
-	pool  *pgxpool.Pool
-	limit int // batches in flight at once
+	pool        *pgxpool.Pool
+	limit       int           // batches in flight at once
+	lockTimeout time.Duration // how long a batch of more than one waits for a row lock
 
 	mu      sync.Mutex
 	running int
@@ -49,7 +51,7 @@ type pendingPost struct {
 }
 
 func newPostBatcher(pool *pgxpool.Pool) *postBatcher {
-	return &postBatcher{pool: pool, limit: groupCommitters}
+	return &postBatcher{pool: pool, limit: groupCommitters, lockTimeout: groupLockTimeout}
 }
 
 // Stats returns a copy of the totals.
@@ -129,22 +131,26 @@ func (b *postBatcher) handOn() {
 	close(next.turn)
 }
 
-// send runs the batch, one statement per send, and returns each send's error. A batch of one
-// runs under its caller's ctx, as a send alone always has; a larger one outlives any one caller's
-// request, up to groupTimeout. A send whose state row moved on gets errStale and writes nothing;
-// the others still commit. A statement that fails makes Postgres skip the rest and roll the
-// implicit transaction back at the Sync, so nothing in the batch committed: each send of a
-// larger batch then gets errGroupFailed and is sent again alone, so it gets the answer it would
-// have had alone (a repeated client_msg_id, say).
+// send runs the batch, one statement per send, and returns each send's error. A batch of one is
+// the statement alone, its own transaction, under its caller's ctx, as a send alone always was.
+// A larger one is one transaction (BEGIN, SET LOCAL lock_timeout, the statements, COMMIT, all in
+// one pipeline) that outlives any one caller's request, up to groupTimeout, and waits for a row
+// lock at most groupLockTimeout: a conversation locked elsewhere must not hold up the others of
+// its batch for long. A send whose state row moved on gets errStale and writes nothing; the
+// others still commit. A statement that fails (a repeated client_msg_id, a lock timeout) makes
+// Postgres skip the rest, COMMIT included, and the transaction is rolled back: nothing in the
+// batch committed, and each of its sends gets errGroupFailed and is sent again alone, so it gets
+// the answer (and waits for the lock as long) as it would have alone.
 func (b *postBatcher) send(batch []*pendingPost) []error {
 	errs := make([]error, len(batch))
-	ctx := batch[0].ctx
-	if len(batch) > 1 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), groupTimeout)
-		defer cancel()
+	if len(batch) == 1 {
+		return b.sendOne(batch[0])
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), groupTimeout)
+	defer cancel()
 	q := &pgx.Batch{}
+	q.Queue("BEGIN")
+	q.Queue(fmt.Sprintf("SET LOCAL lock_timeout = %d", b.lockTimeout.Milliseconds()))
 	pending := make([]CommittedMessage, len(batch))
 	for i, w := range batch {
 		var err error
@@ -152,24 +158,41 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 			return fill(errs, err)
 		}
 	}
-	results := b.pool.SendBatch(ctx, q)
+	q.Queue("COMMIT")
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return fill(errs, err)
+	}
+	defer conn.Release()
+	results := conn.SendBatch(ctx, q)
+	_, _ = results.Exec()
+	_, _ = results.Exec()
 	for i, w := range batch {
 		errs[i] = scanPost(results.QueryRow(), pending[i], &w.committed)
 	}
-	err := results.Close()
-	switch {
-	case err == nil:
-		b.count(batch, false)
-		return errs
-	case len(batch) == 1:
-		return []error{cmp.Or(errs[0], err)}
-	default:
+	_, _ = results.Exec()
+	if err = results.Close(); err != nil {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		b.count(batch, true)
 		for _, w := range batch {
 			w.committed = nil
 		}
 		return fill(errs, errGroupFailed)
 	}
+	b.count(batch, false)
+	return errs
+}
+
+// sendOne runs one send's statement as its own transaction, under its caller's ctx.
+func (b *postBatcher) sendOne(p *pendingPost) []error {
+	q := &pgx.Batch{}
+	cm, err := queuePostStatement(q, p.c, p.c.Changes()[0].(conversation.MessagePosted))
+	if err != nil {
+		return []error{err}
+	}
+	results := b.pool.SendBatch(p.ctx, q)
+	err = scanPost(results.QueryRow(), cm, &p.committed)
+	return []error{cmp.Or(err, results.Close())}
 }
 
 // alone sends c's statement on its own, under ctx: what a send does after its batch failed.
@@ -179,9 +202,6 @@ func (b *postBatcher) alone(ctx context.Context, c *conversation.Conversation) (
 }
 
 func (b *postBatcher) count(batch []*pendingPost, failed bool) {
-	if len(batch) < 2 {
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if failed {

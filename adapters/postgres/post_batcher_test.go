@@ -167,3 +167,47 @@ func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
 	release[1]()
 	<-first
 }
+
+func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	alice := conversation.UserID(uuid.NewString())
+	postgres.SetBatchLockTimeout(repo, 100*time.Millisecond)
+	release, first := busyBatches(t, repo, pool, alice)
+
+	// given a send to a conversation another session keeps locked and one to a free
+	// conversation wait together behind the busy batches
+	locked, free := startConversation(t, repo, alice), startConversation(t, repo, alice)
+	lock := lockRows(t, pool, locked.ID())
+	stuck, out := make(chan sendResult, 1), make(chan sendResult, 1)
+	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
+	sendRemembered(repo, free.ID(), "f1", alice, out)
+	testinfra.Eventually(t, 5*time.Second, "two sends to wait", func() bool { return postgres.PostWaiting(repo) == 2 })
+
+	// when a busy batch ends and hands its turn on
+	release[0]()
+	<-first
+
+	// then the free conversation's send commits while the other still waits: their batch gave
+	// up on the lock and each was sent alone
+	select {
+	case r := <-out:
+		if r.err != nil || r.msg.Seq != 1 {
+			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
+		}
+	case r := <-stuck:
+		t.Fatalf("the send to the locked conversation ended first: %+v", r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the free conversation's send waited on the other's row lock")
+	}
+	if st := repo.PostBatchStats(); st.Failed != 1 {
+		t.Fatalf("batch stats %+v, want the batch of two given up once", st)
+	}
+
+	// and the locked one commits once its lock is let go
+	_ = lock.Rollback(context.Background())
+	if r := <-stuck; r.err != nil || r.msg.Seq != 1 {
+		t.Fatalf("the send to the once locked conversation: seq %d, %v", r.msg.Seq, r.err)
+	}
+	release[1]()
+	<-first
+}
