@@ -43,6 +43,45 @@ type sendResult struct {
 	err error
 }
 
+// conversationWithMessage starts a conversation of alice with one message, key.
+func conversationWithMessage(t *testing.T, repo *postgres.ConversationRepository, alice conversation.UserID, key string) *conversation.Conversation {
+	t.Helper()
+	c := startConversation(t, repo, alice)
+	if err := repo.Update(context.Background(), c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post(key, alice)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// collect reads n results, by key.
+func collect(out <-chan sendResult, n int) map[string]sendResult {
+	got := map[string]sendResult{}
+	for range n {
+		r := <-out
+		got[r.key] = r
+	}
+	return got
+}
+
+// requireOriginal fails unless the send of key was answered with its original, seq 1.
+func requireOriginal(t *testing.T, got map[string]sendResult, key string) {
+	t.Helper()
+	var dup *conversation.DuplicateMessageError
+	if err := got[key].err; !errors.As(err, &dup) || dup.Original.Seq != 1 {
+		t.Fatalf("the repeat %s: %v, want its original with seq 1", key, err)
+	}
+}
+
+// requireFirst fails unless each send of keys committed with seq 1.
+func requireFirst(t *testing.T, got map[string]sendResult, keys ...string) {
+	t.Helper()
+	for _, key := range keys {
+		if r := got[key]; r.err != nil || r.msg.Seq != 1 {
+			t.Fatalf("%s: seq %d, %v", key, r.msg.Seq, r.err)
+		}
+	}
+}
+
 // sendLocked posts key from sender on the locked way, in the background.
 func sendLocked(repo *postgres.ConversationRepository, id conversation.ID, key string, sender conversation.UserID, out chan<- sendResult) {
 	postgres.MarkContended(repo, id)
@@ -83,7 +122,6 @@ func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *p
 
 func TestLockedWritesThatArriveTogetherCommitInOneTransaction(t *testing.T) {
 	repo, pool, sig := newRepo(t)
-	ctx := context.Background()
 	alice := conversation.UserID(uuid.NewString())
 	release, first := busyCommitters(t, repo, pool, alice, time.Minute)
 
@@ -111,12 +149,7 @@ func TestLockedWritesThatArriveTogetherCommitInOneTransaction(t *testing.T) {
 			t.Fatalf("%s: seq %d, %v", r.key, r.msg.Seq, r.err)
 		}
 	}
-	var msgs, txs int
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xmin::text) FROM messages WHERE conversation_id = ANY($1::uuid[])`,
-		ids).Scan(&msgs, &txs); err != nil {
-		t.Fatal(err)
-	}
-	if msgs != 4 || txs != 1 {
+	if msgs, txs := transactionsOf(t, pool, ids); msgs != 4 || txs != 1 {
 		t.Fatalf("%d messages in %d transactions, want 4 in 1", msgs, txs)
 	}
 	if st := repo.GroupCommitStats(); st.Groups != 3 || st.Writes != 6 || st.Failed != 0 {
@@ -131,10 +164,7 @@ func TestAGroupWithARepeatedSendIsMadeAgainWriteByWrite(t *testing.T) {
 	repo, pool, _ := newRepo(t)
 	ctx := context.Background()
 	alice, mallory := conversation.UserID(uuid.NewString()), conversation.UserID(uuid.NewString())
-	repeated := startConversation(t, repo, alice)
-	if err := repo.Update(ctx, repeated.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("r1", alice)); return err }); err != nil {
-		t.Fatal(err)
-	}
+	repeated := conversationWithMessage(t, repo, alice, "r1")
 	release, first := busyCommitters(t, repo, pool, alice, time.Minute)
 
 	// given, waiting together: two new sends, a repeat of a stored send, and a non-participant's
@@ -153,23 +183,12 @@ func TestAGroupWithARepeatedSendIsMadeAgainWriteByWrite(t *testing.T) {
 
 	// then the repeat finds its original, the non-participant is refused, and the new sends
 	// commit, each once, with seq 1
-	got := map[string]sendResult{}
-	for range 4 {
-		r := <-out
-		got[r.key] = r
-	}
-	var dup *conversation.DuplicateMessageError
-	if err := got["r1"].err; !errors.As(err, &dup) || dup.Original.Seq != 1 {
-		t.Fatalf("the repeat: %v, want its original with seq 1", err)
-	}
+	got := collect(out, 4)
+	requireOriginal(t, got, "r1")
 	if err := got["m1"].err; !errors.Is(err, conversation.ErrNotFound) {
 		t.Fatalf("the non-participant: %v, want not found", err)
 	}
-	for _, key := range []string{"f1", "f2"} {
-		if r := got[key]; r.err != nil || r.msg.Seq != 1 {
-			t.Fatalf("%s: seq %d, %v", key, r.msg.Seq, r.err)
-		}
-	}
+	requireFirst(t, got, "f1", "f2")
 	rows, err := pool.Query(ctx, `SELECT count(*) FROM messages WHERE conversation_id = ANY($1::uuid[]) GROUP BY conversation_id`,
 		[]string{string(fresh1.ID()), string(fresh2.ID()), string(repeated.ID()), string(refused.ID())})
 	if err != nil {

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -87,11 +86,7 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 
 	// then the four go in one batch: the three new ones commit in one transaction with seq 1,
 	// and the stale one writes nothing there and commits after the other instance's, with seq 2
-	got := map[string]sendResult{}
-	for range 4 {
-		r := <-out
-		got[r.key] = r
-	}
+	got := collect(out, 4)
 	for key, r := range got {
 		want := int64(1)
 		if key == "s1" {
@@ -121,12 +116,8 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 
 func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
 	repo, pool, _ := newRepo(t)
-	ctx := context.Background()
 	alice := conversation.UserID(uuid.NewString())
-	repeated := startConversation(t, repo, alice)
-	if err := repo.Update(ctx, repeated.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("r1", alice)); return err }); err != nil {
-		t.Fatal(err)
-	}
+	repeated := conversationWithMessage(t, repo, alice, "r1")
 	release, first := busyBatches(t, repo, pool, alice)
 
 	// given, waiting together: two new sends and a repeat of a stored send
@@ -143,20 +134,9 @@ func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
 
 	// then the repeat finds its original and the new sends commit once each, with seq 1, each
 	// in a transaction of its own (the batch failed as a whole and was sent again send by send)
-	got := map[string]sendResult{}
-	for range 3 {
-		r := <-out
-		got[r.key] = r
-	}
-	var dup *conversation.DuplicateMessageError
-	if err := got["r1"].err; !errors.As(err, &dup) || dup.Original.Seq != 1 {
-		t.Fatalf("the repeat: %v, want its original with seq 1", err)
-	}
-	for _, key := range []string{"f1", "f2"} {
-		if r := got[key]; r.err != nil || r.msg.Seq != 1 {
-			t.Fatalf("%s: seq %d, %v", key, r.msg.Seq, r.err)
-		}
-	}
+	got := collect(out, 3)
+	requireOriginal(t, got, "r1")
+	requireFirst(t, got, "f1", "f2")
 	ids := []string{string(fresh1.ID()), string(fresh2.ID()), string(repeated.ID())}
 	if msgs, txs := transactionsOf(t, pool, ids); msgs != 3 || txs != 3 {
 		t.Fatalf("%d messages in %d transactions, want 3 in 3", msgs, txs)
