@@ -82,6 +82,19 @@ func requireFirst(t *testing.T, got map[string]sendResult, keys ...string) {
 	}
 }
 
+// holdRows is lockRows for as long as the test wants: the pool's
+// idle_in_transaction_session_timeout (3 s) is off for the transaction, because on a busy
+// machine the test's setup may take longer than that, and Postgres would end it and let the
+// locks go early.
+func holdRows(t *testing.T, pool *pgxpool.Pool, ids ...conversation.ID) pgx.Tx {
+	t.Helper()
+	tx := lockRows(t, pool, ids...)
+	if _, err := tx.Exec(context.Background(), `SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // sendLocked posts key from sender on the locked way, in the background.
 func sendLocked(repo *postgres.ConversationRepository, id conversation.ID, key string, sender conversation.UserID, out chan<- sendResult) {
 	postgres.MarkContended(repo, id)
@@ -102,7 +115,7 @@ func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *p
 	t.Helper()
 	postgres.SetGroupLockTimeout(repo, lockTimeout)
 	x, y := startConversation(t, repo, alice), startConversation(t, repo, alice)
-	locks := lockRows(t, pool, x.ID(), y.ID())
+	locks := holdRows(t, pool, x.ID(), y.ID())
 	release := func() { _ = locks.Rollback(context.Background()) }
 	out := make(chan sendResult, 2)
 	for i, send := range []struct {

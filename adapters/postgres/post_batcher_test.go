@@ -36,7 +36,7 @@ func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxp
 	first = make(chan sendResult, 2)
 	for i := range 2 {
 		c := startConversation(t, repo, alice)
-		lock := lockRows(t, pool, c.ID())
+		lock := holdRows(t, pool, c.ID())
 		release[i] = func() { _ = lock.Rollback(context.Background()) }
 		sendRemembered(repo, c.ID(), "busy", alice, first)
 		testinfra.Eventually(t, 5*time.Second, "a batch to wait on its row lock", func() bool {
@@ -157,7 +157,7 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testi
 	// given a send to a conversation another session keeps locked and one to a free
 	// conversation wait together behind the busy batches
 	locked, free := startConversation(t, repo, alice), startConversation(t, repo, alice)
-	lock := lockRows(t, pool, locked.ID())
+	lock := holdRows(t, pool, locked.ID())
 	stuck, out := make(chan sendResult, 1), make(chan sendResult, 1)
 	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
 	sendRemembered(repo, free.ID(), "f1", alice, out)
