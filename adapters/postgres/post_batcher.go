@@ -142,10 +142,10 @@ func (b *postBatcher) handOn() {
 // batch committed, and each of its sends gets errGroupFailed and is sent again alone, so it gets
 // the answer (and waits for the lock as long) as it would have alone.
 func (b *postBatcher) send(batch []*pendingPost) []error {
-	errs := make([]error, len(batch))
 	if len(batch) == 1 {
 		return b.sendOne(batch[0])
 	}
+	errs := make([]error, len(batch))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), groupTimeout)
 	defer cancel()
 	q := &pgx.Batch{}
@@ -165,13 +165,14 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 	}
 	defer conn.Release()
 	results := conn.SendBatch(ctx, q)
-	_, _ = results.Exec()
-	_, _ = results.Exec()
+	_, beginErr := results.Exec()
+	_, setErr := results.Exec()
 	for i, w := range batch {
 		errs[i] = scanPost(results.QueryRow(), pending[i], &w.committed)
 	}
-	_, _ = results.Exec()
-	if err = results.Close(); err != nil {
+	_, commitErr := results.Exec()
+	// any of them failing means nothing committed, whatever Close says
+	if err = cmp.Or(results.Close(), beginErr, setErr, commitErr); err != nil {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		b.count(batch, true)
 		for _, w := range batch {
