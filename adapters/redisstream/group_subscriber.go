@@ -66,14 +66,16 @@ func NewGroupSubscribers(url URL, partitions FanoutPartitions, owner PartitionOw
 // PartitionOwner says which fan-out partitions this instance reads for its consumer groups
 // (the outbox relay: the partitions whose relay shards it leads). Each partition has one owner
 // at a time, so the instances share the partitions instead of every instance reading every
-// partition: with P partitions and N instances an instance makes P/N reads per batch wait, not P.
+// partition: with P partitions and N instances an instance makes P/N reads per batch wait, not P,
+// and an instance that owns none (with one partition, every instance but the relay leader)
+// handles no entry while the owners are alive.
 type PartitionOwner interface {
 	LeadsShard(partition int) bool
 }
 
-// owns is the subscriber's read gate: nil (read every stream) with one partition or no owner.
+// owns is the subscriber's read gate: nil (read every stream) without an owner.
 func (g *GroupSubscribers) owns() func(stream string) bool {
-	if g.owner == nil || !g.partitions.Split() {
+	if g.owner == nil {
 		return nil
 	}
 	index := make(map[string]int, g.partitions.Count())

@@ -19,13 +19,13 @@ type owned []int
 
 func (o owned) LeadsShard(p int) bool { return slices.Contains(o, p) }
 
-// subscribeEveryPartition subscribes consumer name of messaging-service to every partition,
-// reading the partitions owner gives it (nil: all), and hands each message to handle, which
-// acks it.
-func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner,
-	handle func(stream string, m *message.Message)) {
+// subscribeEveryPartition subscribes consumer name of messaging-service to every partition of
+// parts, reading the partitions owner gives it (nil: all), and hands each message to handle,
+// which acks it.
+func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
+	owner redisstream.PartitionOwner, handle func(stream string, m *message.Message)) {
 	t.Helper()
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), four, owner, redisstream.ConsumerName(name),
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), parts, owner, redisstream.ConsumerName(name),
 		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 	sub, err := subs.For(ctx, redisstream.ConsumerGroup)
@@ -33,7 +33,7 @@ func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, name
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	for _, stream := range four.Streams() {
+	for _, stream := range parts.Streams() {
 		msgs, err := sub.Subscribe(ctx, stream)
 		if err != nil {
 			t.Fatal(err)
@@ -50,10 +50,18 @@ func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, name
 // handled is which consumer handled a message of which stream.
 type handled struct{ consumer, stream string }
 
-// startOwnedConsumer is subscribeEveryPartition reporting each message's consumer and stream.
+// startOwnedConsumer is subscribeEveryPartition of the four partitions reporting each message's
+// consumer and stream.
 func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- handled) {
 	t.Helper()
-	subscribeEveryPartition(ctx, t, url, name, owner, func(stream string, _ *message.Message) { got <- handled{name, stream} })
+	startConsumerOf(ctx, t, url, four, name, owner, got)
+}
+
+// startConsumerOf is startOwnedConsumer on parts.
+func startConsumerOf(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
+	owner redisstream.PartitionOwner, got chan<- handled) {
+	t.Helper()
+	subscribeEveryPartition(ctx, t, url, parts, name, owner, func(stream string, _ *message.Message) { got <- handled{name, stream} })
 }
 
 // receiveN takes n handled messages from got, each within the given time, and checks each.
@@ -132,14 +140,53 @@ func TestAPartitionWhoseOwnerStallsIsReadByAnotherInstance(t *testing.T) {
 // An owner that is alive keeps its partitions: while messages flow for longer than the stall
 // checks, an instance that owns nothing reads nothing.
 func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
+	requireOwnerReadsAlone(t, four)
+}
+
+// With one partition (one Redis, the default) its owner is the relay leader, so every other
+// instance (one with no subscriber of the busy conversations, say) handles no entry while the
+// leader is alive: consumer-group work costs them nothing per message.
+func TestWithOnePartitionOnlyItsOwnerReadsIt(t *testing.T) {
+	requireOwnerReadsAlone(t, redisstream.FanoutPartitions(1))
+}
+
+// And when that owner stops reading, another instance reads the one stream in its place.
+func TestWithOnePartitionAStalledOwnersStreamIsReadByAnotherInstance(t *testing.T) {
+	ctx := t.Context()
+	rds := testinfra.StartRedis(t)
+	one := redisstream.FanoutPartitions(1)
+	got := make(chan handled, 1000)
+	startConsumerOf(ctx, t, rds.URL(), one, "bystander", owned{}, got) // the owner never reads
+
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, one)
+	for range 10 {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receiveN(t, got, 10, 15*time.Second, func(h handled) {
+		if h.stream != one.Stream(0) {
+			t.Fatalf("read from %s, want %s", h.stream, one.Stream(0))
+		}
+	})
+}
+
+// requireOwnerReadsAlone: with an owner of every partition of parts and an instance that owns
+// none, while messages flow for 6 s (three stall checks), one every 20 ms, the owner handles
+// every one and the bystander none.
+func requireOwnerReadsAlone(t *testing.T, parts redisstream.FanoutPartitions) {
+	t.Helper()
 	ctx := t.Context()
 	rds := testinfra.StartRedis(t)
 	got := make(chan handled, 10000)
-	startOwnedConsumer(ctx, t, rds.URL(), "owner", owned{0, 1, 2, 3}, got)
-	startOwnedConsumer(ctx, t, rds.URL(), "bystander", owned{}, got)
+	all := make(owned, parts.Count())
+	for p := range all {
+		all[p] = p
+	}
+	startConsumerOf(ctx, t, rds.URL(), parts, "owner", all, got)
+	startConsumerOf(ctx, t, rds.URL(), parts, "bystander", owned{}, got)
 
-	// when messages flow for 6 s (three stall checks), one every 20 ms
-	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, four)
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, parts)
 	sent := 0
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); sent++ {
 		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
@@ -148,7 +195,6 @@ func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// then the owner handled every one and the bystander none
 	receiveN(t, got, sent, 10*time.Second, func(h handled) {
 		if h.consumer != "owner" {
 			t.Fatalf("the bystander read %s although its owner is alive", h.stream)
