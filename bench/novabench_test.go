@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,33 @@ func TestTableAlignsColumns(t *testing.T) {
 		if strings.Index(l, "|") != col {
 			t.Fatalf("misaligned:\n%s", out)
 		}
+	}
+}
+
+// The paced baseline's latency comes from pgbench's per-transaction logs, one per thread, and
+// counts every line's latency (third field, µs).
+func TestPgbenchLogLatencyReadsEveryThreadsLog(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "pgbench-paced")
+	var first, second strings.Builder
+	for i := range 99 {
+		fmt.Fprintf(&first, "0 %d 500 0 1796116308 %d 20\n", i, i)
+	}
+	fmt.Fprintf(&second, "1 0 45000 0 1796116309 0 42000\n")
+	if err := os.WriteFile(prefix+".2870", []byte(first.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prefix+".2870.1", []byte(second.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgbenchLogLatency(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Count != 100 || got.P50 < 0.49 || got.P50 > 0.51 || got.Max < 44.9 || got.Max > 45.1 {
+		t.Fatalf("got %+v, want 100 transactions, p50 0.5 ms, max 45 ms", got)
+	}
+	if _, err := pgbenchLogLatency(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("no log files: want an error")
 	}
 }

@@ -289,6 +289,10 @@ func (b *Bench) latencyRows() []Row {
 		}
 		add(Row{fmt.Sprintf("Postgres CPU per one-row commit at %d/s (pgbench -R %d -c %d)", p.Rate, p.Rate, p.Clients), m, blank,
 			"(baseline: the durable floor)", blank, info})
+		if p.Latency != nil {
+			add(Row{fmt.Sprintf("  its latency from scheduled start, p50 / p99 / max (%d s)", p.DurationS), p.Latency.Brief(), blank,
+				"(baseline: the durable floor's tail)", blank, info})
+		}
 	}
 	commitRatio := func(v float64) (string, string) {
 		if commit <= 0 {
@@ -314,6 +318,10 @@ func (b *Bench) latencyRows() []Row {
 			bl, ra = commitRatio(l.Delivery.P99)
 			add(Row{fmt.Sprintf(name, "p99"), fms(l.Delivery.P99), "<= 10 ms", bl, ra, verdict(complete && l.Delivery.P99 <= 10)})
 			add(Row{fmt.Sprintf(name, "max"), fms(l.Delivery.Max), blank, blank, blank, info})
+			if p := b.durableFloor(); p != nil && p.Latency != nil && p.Latency.P99 > 0 {
+				add(Row{"  p99 against one durable commit's p99 at the same rate", fms(l.Delivery.P99), blank,
+					"pgbench " + fms(p.Latency.P99), fmt.Sprintf("%.2fx", l.Delivery.P99/p.Latency.P99), info})
+			}
 			add(Row{"  messages lost (not delivered 5 s after the end)", fmt.Sprintf("%d of %d", l.Lost, l.SentOK), "0", blank, blank,
 				verdict(l.Lost == 0 && l.SendErrors == 0 && l.OrderViolations == 0)})
 			if l.SendErrors > 0 || l.OrderViolations > 0 || l.Skipped > 0 {

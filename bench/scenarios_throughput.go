@@ -41,9 +41,12 @@ type PGBenchResult struct {
 	DurationS    int     `json:"duration_s"`
 	TPS          float64 `json:"tps"`
 	LatencyAvgMs float64 `json:"latency_avg_ms"`
-	CPU          CPUUse  `json:"cpu_cores"`
-	Command      string  `json:"command"`
-	Error        string  `json:"error,omitempty"`
+	// Latency is each transaction's latency from its scheduled start (pgbench -l), kept for
+	// the paced run only: the durable floor's own tail, beside Nova's p99.
+	Latency *Summary `json:"latency,omitempty"`
+	CPU     CPUUse   `json:"cpu_cores"`
+	Command string   `json:"command"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // PostgresMsPerRow is the CPU time (ms) the bench database's backends spent per committed row
@@ -128,15 +131,66 @@ func (b *Bench) runBaselines(ctx context.Context) *Baselines {
 		}
 	}
 	if b.cfg.wants("latency") && ctx.Err() == nil {
-		b.log.Printf("baseline: pgbench -R %d -c %d for %ds (one durable row per message at the latency runs' rate)", b.cfg.Rate, pacedClients, commitDur*2)
-		bl.PGPaced = b.pgbenchArgs(ctx, script, pacedClients, commitDur*2, "-R", itoa(b.cfg.Rate))
+		secs := pacedSeconds(b.cfg.Quick)
+		b.log.Printf("baseline: pgbench -R %d -c %d for %ds (one durable row per message at the latency runs' rate)", b.cfg.Rate, pacedClients, secs)
+		logPrefix := filepath.Join(b.env.Dir, "pgbench-paced")
+		bl.PGPaced = b.pgbenchArgs(ctx, script, pacedClients, secs, "-R", itoa(b.cfg.Rate), "-l", "--log-prefix", logPrefix)
 		bl.PGPaced.Rate = b.cfg.Rate
-		b.log.Printf("baseline: pgbench -R %d: %.0f tps, Postgres %.3f ms CPU per row %s", b.cfg.Rate, bl.PGPaced.TPS,
-			bl.PGPaced.PostgresMsPerRow(), bl.PGPaced.Error)
+		if lat, err := pgbenchLogLatency(logPrefix); err != nil {
+			b.log.Printf("baseline: pgbench -R %d: no per-transaction latency: %v", b.cfg.Rate, err)
+		} else {
+			bl.PGPaced.Latency = &lat
+		}
+		b.log.Printf("baseline: pgbench -R %d: %.0f tps, Postgres %.3f ms CPU per row, latency %s %s", b.cfg.Rate, bl.PGPaced.TPS,
+			bl.PGPaced.PostgresMsPerRow(), bl.PGPaced.Latency.Brief(), bl.PGPaced.Error)
 	}
 	bl.RedisXADD = b.redisBenchmark(ctx)
 	b.log.Printf("baseline: redis-benchmark XADD: %.0f requests/s %s", bl.RedisXADD.RequestsPerS, bl.RedisXADD.Error)
 	return bl
+}
+
+// pacedSeconds is how long the paced baseline runs: long enough to meet the commit stalls of a
+// machine whose disk stalls fsync now and then (every 15–30 s on some), which are the floor of
+// any durable p99.
+func pacedSeconds(quick bool) int {
+	if quick {
+		return 4
+	}
+	return 30
+}
+
+// pgbenchLogLatency reads the per-transaction logs pgbench -l wrote under prefix (one file per
+// thread: prefix.<pid> and prefix.<pid>.<n>) into a latency summary. Each line is "client
+// transaction latency_us script epoch epoch_us [lag_us]"; with -R the latency counts from the
+// transaction's scheduled start, as the latency runs count from a message's intended send time.
+func pgbenchLogLatency(prefix string) (Summary, error) {
+	files, err := filepath.Glob(prefix + ".*")
+	if err != nil || len(files) == 0 {
+		return Summary{}, fmt.Errorf("no log files %s.*: %v", prefix, err)
+	}
+	h := newHist()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return Summary{}, err
+		}
+		for line := range strings.Lines(string(data)) {
+			fields := strings.Fields(line)
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseInt(fields[2], 10, 64)
+			if err != nil {
+				continue // "skipped" (only with --latency-limit)
+			}
+			h.Record(time.Duration(us) * time.Microsecond)
+		}
+	}
+	sum := h.Summary(false)
+	if sum.Count == 0 {
+		return Summary{}, fmt.Errorf("no transactions in %s.*", prefix)
+	}
+	return sum, nil
 }
 
 var (

@@ -130,3 +130,11 @@ func (p *Progress) Every(interval time.Duration, line func() string) (stop func(
 	var once sync.Once
 	return func() { once.Do(func() { close(done); <-finished }) }
 }
+
+// Brief is "p50 / p99 / max" of s ("-" for nil).
+func (s *Summary) Brief() string {
+	if s == nil {
+		return "-"
+	}
+	return fms(s.P50) + " / " + fms(s.P99) + " / " + fms(s.Max)
+}
