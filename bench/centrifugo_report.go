@@ -220,7 +220,7 @@ func (b *Bench) centrifugoNotes() []string {
 	if c == nil || c.NotRun != "" || c.Error != "" || len(c.Runs) == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("Centrifugo v%s runs the same paced workload as Nova's latency run (same rate, channels, warm-up and window, latency from each intended send time, same probe body): HTTP publishes (POST /api/publish) to %s, JSON-protocol WebSocket subscribers on %s; its nodes run only during its own measurements. CPU per delivered message sums every server process: Centrifugo's nodes and Redis; Nova's nodes, its database's Postgres backends and Redis.",
+	return []string{fmt.Sprintf("Centrifugo v%s runs the same paced workload as Nova's latency run (same rate, channels, warm-up and window, latency from each intended send time, same probe body): HTTP publishes (POST /api/publish) to %s, JSON-protocol WebSocket subscribers on %s; each shape runs on Centrifugo right after it ran on Nova, and each system's nodes are idle during the other's runs. CPU per delivered message sums every server process: Centrifugo's nodes and Redis; Nova's nodes, its database's Postgres backends and Redis.",
 		centrifugoVersion, orDash(firstPublishNode(c)), orDash(firstSubscriberNode(c)))}
 }
 

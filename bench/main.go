@@ -305,14 +305,23 @@ func (b *Bench) scenarios(ctx context.Context) {
 	now := time.Now()
 	b.res.IdleCPU = b.cpuDuring(ctx, now, now.Add(idle))()
 	b.log.Printf("idle: cpu %s", b.res.IdleCPU)
+	withCentrifugo := b.cfg.Centrifugo && b.cfg.wants("centrifugo")
 	if b.cfg.wants("latency") {
+		// Centrifugo runs each shape right after Nova ran it, with the same workload, so that a
+		// machine whose speed drifts over minutes meets both alike
+		var cf *cfShapes
+		if withCentrifugo {
+			cf = b.startCentrifugoShapes(ctx, b.res.Centrifugo)
+		}
 		b.res.Latency = b.runLatency(ctx, "latency@"+itoa(b.cfg.Rate), "interest", b.cfg.Rate, b.cfg.LatencyWarmup, b.cfg.LatencyMeasure, true)
-		if !b.runNovaShapes(ctx) { // the other load shapes, on the same nodes
+		cf.run(ctx, novaLatencyShape)
+		ok := b.runNovaShapes(ctx, cf) // the other load shapes, on the same nodes
+		cf.stop()
+		if !ok {
 			return
 		}
-	}
-	if b.cfg.Centrifugo && b.cfg.wants("centrifugo") && ctx.Err() == nil {
-		b.runCentrifugo(ctx, b.res.Centrifugo) // right after Nova's, with the same workload and shapes
+	} else if withCentrifugo && ctx.Err() == nil {
+		b.runCentrifugo(ctx, b.res.Centrifugo)
 	}
 	if b.cfg.wants("sweep") {
 		for _, rate := range b.cfg.SweepRates {

@@ -119,15 +119,32 @@ func (b *Bench) prepareCentrifugo(ctx context.Context) *CentrifugoResult {
 
 // runCentrifugo starts two nodes, runs every shape, and stops the nodes again.
 func (b *Bench) runCentrifugo(ctx context.Context, res *CentrifugoResult) {
+	cf := b.startCentrifugoShapes(ctx, res)
+	defer cf.stop()
+	for _, sh := range b.latencyShapes() {
+		if ctx.Err() != nil {
+			return
+		}
+		cf.run(ctx, sh)
+	}
+}
+
+// cfShapes are Centrifugo's nodes kept up for the load shapes, so that each shape can run on
+// Centrifugo right after it ran on Nova. Its methods do nothing when the nodes did not start.
+type cfShapes struct {
+	b   *Bench
+	res *CentrifugoResult
+	cl  *cfCluster
+}
+
+// startCentrifugoShapes starts two nodes for res (nil: Centrifugo is not measured in this run,
+// or is not installed).
+func (b *Bench) startCentrifugoShapes(ctx context.Context, res *CentrifugoResult) *cfShapes {
 	if res == nil || res.NotRun != "" {
-		return
+		return nil
 	}
 	t := time.Now()
 	cl, err := b.startCentrifugo(ctx, res.Binary, 2)
-	defer func() {
-		cl.Stop()
-		b.cf = nil
-	}()
 	for _, n := range cl.Nodes {
 		res.Nodes = append(res.Nodes, fmt.Sprintf("%s=%s (pid %d)", n.Name, strings.TrimPrefix(n.URL, "http://"), n.PID()))
 		res.Configs = append(res.Configs, n.Config)
@@ -135,25 +152,37 @@ func (b *Bench) runCentrifugo(ctx context.Context, res *CentrifugoResult) {
 	res.Warnings = cl.Warnings
 	res.Setup = fmt.Sprintf("2 nodes, engine redis (the bench's redis-server, DB %d, prefix %q), namespace %q: history_size %d, history_ttl %s, force_recovery, force_positioning, allow_subscribe_for_client; HTTP API with key, client JWT HS256",
 		centrifugoRedisDB, centrifugoPrefix, centrifugoNamespace, centrifugoHistory, centrifugoHistoryTTL)
+	cf := &cfShapes{b: b, res: res, cl: cl}
 	if err != nil {
 		res.Error = "start nodes: " + err.Error()
 		b.log.Printf("centrifugo: %s", res.Error)
-		return
+		cf.stop()
+		return nil
 	}
 	b.log.Printf("centrifugo: 2 nodes ready in %s: %s", time.Since(t).Round(time.Millisecond), strings.Join(res.Nodes, ", "))
 	for _, w := range cl.Warnings {
 		b.log.Printf("centrifugo log: %s", w)
 	}
-	shapes := b.cfg.Shapes
-	if len(shapes) == 0 {
-		shapes = withMainShape(defaultShapes(b.cfg.Quick))
+	return cf
+}
+
+// run measures shape sh on Centrifugo.
+func (cf *cfShapes) run(ctx context.Context, sh loadShape) {
+	if cf == nil || ctx.Err() != nil {
+		return
 	}
-	for _, sh := range shapes {
-		if ctx.Err() != nil {
-			return
-		}
-		res.Runs = append(res.Runs, b.runCentrifugoShape(ctx, cl, sh, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh)))
+	b := cf.b
+	cf.res.Runs = append(cf.res.Runs, b.runCentrifugoShape(ctx, cf.cl, sh, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh)))
+}
+
+// stop stops the nodes.
+func (cf *cfShapes) stop() {
+	if cf == nil || cf.cl == nil {
+		return
 	}
+	cf.cl.Stop()
+	cf.cl = nil
+	cf.b.cf = nil
 }
 
 func (b *Bench) runCentrifugoShape(ctx context.Context, cl *cfCluster, sh loadShape, rate int, warmup, measure time.Duration) *CentrifugoRun {

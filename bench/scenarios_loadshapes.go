@@ -12,17 +12,22 @@ import (
 // on one redis-server and on a Redis Cluster, to see how the cost of a message scales with
 // the instances and what a node without subscribers of the busy conversations spends on them.
 
-// runNovaShapes runs every shape of -shapes but the main one on the current nodes, at the
-// latency run's rate and size, in the same order as the Centrifugo runs. After a shape with
-// idle connections the nodes are restarted, so that later scenarios (memory above all) start
-// from processes that have not held 10,000 connections. It returns false when the nodes could
-// not be restarted.
-func (b *Bench) runNovaShapes(ctx context.Context) bool {
-	shapes := b.cfg.Shapes
-	if len(shapes) == 0 {
-		shapes = withMainShape(defaultShapes(b.cfg.Quick))
+// latencyShapes are the load shapes of this run, the main one included.
+func (b *Bench) latencyShapes() []loadShape {
+	if len(b.cfg.Shapes) > 0 {
+		return b.cfg.Shapes
 	}
-	for _, sh := range shapes {
+	return withMainShape(defaultShapes(b.cfg.Quick))
+}
+
+// runNovaShapes runs every shape of -shapes but the main one on the current nodes, at the
+// latency run's rate and size, each followed by the same shape on Centrifugo (cf; nil: not
+// measured), so that the two systems meet the machine as it is at that moment. After a shape
+// with idle connections the nodes are restarted, so that later scenarios (memory above all)
+// start from processes that have not held 10,000 connections. It returns false when the nodes
+// could not be restarted.
+func (b *Bench) runNovaShapes(ctx context.Context, cf *cfShapes) bool {
+	for _, sh := range b.latencyShapes() {
 		if sh == novaLatencyShape {
 			continue // that is b.res.Latency
 		}
@@ -42,6 +47,7 @@ func (b *Bench) runNovaShapes(ctx context.Context) bool {
 				return false
 			}
 		}
+		cf.run(ctx, sh)
 	}
 	return true
 }
