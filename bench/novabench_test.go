@@ -122,3 +122,16 @@ func TestPgbenchLogLatencyReadsEveryThreadsLog(t *testing.T) {
 		t.Fatal("no log files: want an error")
 	}
 }
+
+// A shape whose senders completed clearly fewer sends than offered is flagged: its latency is
+// then its own queue.
+func TestBehindFlagsASenderThatCouldNotKeepTheRate(t *testing.T) {
+	for _, c := range []struct {
+		done float64
+		want bool
+	}{{1000, false}, {990, false}, {965, true}, {859, true}, {0, false}} {
+		if got := behind(&LatencyResult{OfferedRate: 1000, SendRate: c.done}); got != c.want {
+			t.Errorf("behind(%v/s of 1000/s) = %v, want %v", c.done, got, c.want)
+		}
+	}
+}

@@ -43,12 +43,24 @@ func shapeTargetRows(l *LatencyResult) []Row {
 	}
 	complete := l.Lost == 0 && l.Skipped == 0
 	clean := complete && l.SendErrors == 0 && l.OrderViolations == 0
-	return []Row{
+	rows := []Row{
 		{fmt.Sprintf(name, "p50"), fms(l.Delivery.P50), "<= 2 ms", blank, blank, verdict(complete && l.Delivery.P50 <= targetP50Ms)},
 		{fmt.Sprintf(name, "p99"), fms(l.Delivery.P99), "<= 10 ms", blank, blank, verdict(complete && l.Delivery.P99 <= targetP99Ms)},
 		{"  lost / skipped late / send errors / order violations", fmt.Sprintf("%d / %d / %d / %d", l.Lost, l.Skipped, l.SendErrors, l.OrderViolations),
 			"0 / 0 / 0 / 0", blank, blank, verdict(clean)},
 	}
+	if behind(l) {
+		rows = append(rows, Row{"  sends completed per second: it fell behind, so its latency is its own queue", fmt.Sprintf("%.0f/s", l.SendRate),
+			fmt.Sprintf("%d/s", l.OfferedRate), blank, blank, miss})
+	}
+	return rows
+}
+
+// behind reports whether a run's senders completed clearly fewer sends per second than were
+// offered (one sequential sender whose send takes more than 1 ms cannot keep 1,000/s): each
+// send then waits for the ones before it, and its latency counts that wait.
+func behind(l *LatencyResult) bool {
+	return l.OfferedRate > 0 && l.SendRate > 0 && l.SendRate < 0.98*float64(l.OfferedRate)
 }
 
 // shapeGridRows lay the shapes out system by system: a Nova line, a Centrifugo line and a
