@@ -82,6 +82,22 @@ func TestFanoutPartitionsAreAnIntegerFrom1To1024(t *testing.T) {
 	}
 }
 
+func TestGroupReadersAreAllByDefaultOrTheOwner(t *testing.T) {
+	c, err := loadConfig(nil)
+	if err != nil || c.Groups.OwnerReadsAlone {
+		t.Fatalf("default: owner alone %v, %v; want every instance to read", c.Groups.OwnerReadsAlone, err)
+	}
+	c, err = loadConfig(map[string]string{"NOVA_GROUP_READERS": "owner"})
+	if err != nil || !c.Groups.OwnerReadsAlone {
+		t.Fatalf("owner: owner alone %v, %v", c.Groups.OwnerReadsAlone, err)
+	}
+	_, err = loadConfig(map[string]string{"NOVA_GROUP_READERS": "leader"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Variable != "NOVA_GROUP_READERS" {
+		t.Fatalf("leader: error %v, want a ConfigError naming NOVA_GROUP_READERS", err)
+	}
+}
+
 func TestARedisClusterIsAcceptedWithPartitions(t *testing.T) {
 	c, err := loadConfig(map[string]string{"REDIS_URL": "10.0.0.1:7000,10.0.0.2:7000", "NOVA_FANOUT_PARTITIONS": "16"})
 	if err != nil || !c.RedisURL.Cluster() || c.FanoutPartitions != 16 {

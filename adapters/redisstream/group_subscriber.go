@@ -30,6 +30,11 @@ type GroupConfig struct {
 	BatchSize int
 	BatchWait time.Duration
 	BlockTime time.Duration
+	// OwnerReadsAlone makes the owner of the one partition (the relay leader) its only reader
+	// of new entries, the others reading only while the group stalls (NOVA_GROUP_READERS=owner);
+	// by default every instance reads it and takes a share. With more partitions each one is
+	// always read by its owner.
+	OwnerReadsAlone bool
 }
 
 // GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream; the
@@ -67,15 +72,15 @@ func NewGroupSubscribers(url URL, partitions FanoutPartitions, owner PartitionOw
 // (the outbox relay: the partitions whose relay shards it leads). Each partition has one owner
 // at a time, so the instances share the partitions instead of every instance reading every
 // partition: with P partitions and N instances an instance makes P/N reads per batch wait, not P,
-// and an instance that owns none (with one partition, every instance but the relay leader)
-// handles no entry while the owners are alive.
+// and an instance that owns none handles no entry while the owners are alive.
 type PartitionOwner interface {
 	LeadsShard(partition int) bool
 }
 
-// owns is the subscriber's read gate: nil (read every stream) without an owner.
+// owns is the subscriber's read gate: nil (read every stream) without an owner, or with one
+// partition unless only its owner is to read it (OwnerReadsAlone).
 func (g *GroupSubscribers) owns() func(stream string) bool {
-	if g.owner == nil {
+	if g.owner == nil || !g.partitions.Split() && !g.cfg.OwnerReadsAlone {
 		return nil
 	}
 	index := make(map[string]int, g.partitions.Count())

@@ -20,13 +20,13 @@ type owned []int
 func (o owned) LeadsShard(p int) bool { return slices.Contains(o, p) }
 
 // subscribeEveryPartition subscribes consumer name of messaging-service to every partition of
-// parts, reading the partitions owner gives it (nil: all), and hands each message to handle,
-// which acks it.
+// parts, reading the partitions owner gives it (nil: all; with one partition only if
+// ownerAlone), and hands each message to handle, which acks it.
 func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
-	owner redisstream.PartitionOwner, handle func(stream string, m *message.Message)) {
+	owner redisstream.PartitionOwner, ownerAlone bool, handle func(stream string, m *message.Message)) {
 	t.Helper()
 	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), parts, owner, redisstream.ConsumerName(name),
-		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour},
+		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour, OwnerReadsAlone: ownerAlone},
 		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 	sub, err := subs.For(ctx, redisstream.ConsumerGroup)
 	if err != nil {
@@ -54,14 +54,14 @@ type handled struct{ consumer, stream string }
 // consumer and stream.
 func startOwnedConsumer(ctx context.Context, t *testing.T, url string, name string, owner redisstream.PartitionOwner, got chan<- handled) {
 	t.Helper()
-	startConsumerOf(ctx, t, url, four, name, owner, got)
+	startConsumerOf(ctx, t, url, four, name, owner, true, got)
 }
 
-// startConsumerOf is startOwnedConsumer on parts.
+// startConsumerOf is startOwnedConsumer on parts, ownerAlone as subscribeEveryPartition's.
 func startConsumerOf(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
-	owner redisstream.PartitionOwner, got chan<- handled) {
+	owner redisstream.PartitionOwner, ownerAlone bool, got chan<- handled) {
 	t.Helper()
-	subscribeEveryPartition(ctx, t, url, parts, name, owner, func(stream string, _ *message.Message) { got <- handled{name, stream} })
+	subscribeEveryPartition(ctx, t, url, parts, name, owner, ownerAlone, func(stream string, _ *message.Message) { got <- handled{name, stream} })
 }
 
 // receiveN takes n handled messages from got, each within the given time, and checks each.
@@ -143,9 +143,9 @@ func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
 	requireOwnerReadsAlone(t, four)
 }
 
-// With one partition (one Redis, the default) its owner is the relay leader, so every other
-// instance (one with no subscriber of the busy conversations, say) handles no entry while the
-// leader is alive: consumer-group work costs them nothing per message.
+// With one partition (one Redis, the default) and NOVA_GROUP_READERS=owner, its owner is the
+// relay leader, so every other instance (one with no subscriber of the busy conversations, say)
+// handles no entry while the leader is alive: consumer-group work costs them nothing per message.
 func TestWithOnePartitionOnlyItsOwnerReadsIt(t *testing.T) {
 	requireOwnerReadsAlone(t, redisstream.FanoutPartitions(1))
 }
@@ -156,7 +156,7 @@ func TestWithOnePartitionAStalledOwnersStreamIsReadByAnotherInstance(t *testing.
 	rds := testinfra.StartRedis(t)
 	one := redisstream.FanoutPartitions(1)
 	got := make(chan handled, 1000)
-	startConsumerOf(ctx, t, rds.URL(), one, "bystander", owned{}, got) // the owner never reads
+	startConsumerOf(ctx, t, rds.URL(), one, "bystander", owned{}, true, got) // the owner never reads
 
 	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, one)
 	for range 10 {
@@ -183,8 +183,8 @@ func requireOwnerReadsAlone(t *testing.T, parts redisstream.FanoutPartitions) {
 	for p := range all {
 		all[p] = p
 	}
-	startConsumerOf(ctx, t, rds.URL(), parts, "owner", all, got)
-	startConsumerOf(ctx, t, rds.URL(), parts, "bystander", owned{}, got)
+	startConsumerOf(ctx, t, rds.URL(), parts, "owner", all, true, got)
+	startConsumerOf(ctx, t, rds.URL(), parts, "bystander", owned{}, true, got)
 
 	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, parts)
 	sent := 0
@@ -200,4 +200,29 @@ func requireOwnerReadsAlone(t *testing.T, parts redisstream.FanoutPartitions) {
 			t.Fatalf("the bystander read %s although its owner is alive", h.stream)
 		}
 	})
+}
+
+// By default (NOVA_GROUP_READERS=all) every instance reads the one partition and takes a share
+// of the work (DESIGN.md goal 4), owner or not.
+func TestWithOnePartitionEveryInstanceTakesAShareByDefault(t *testing.T) {
+	ctx := t.Context()
+	rds := testinfra.StartRedis(t)
+	one := redisstream.FanoutPartitions(1)
+	got := make(chan handled, 10000)
+	startConsumerOf(ctx, t, rds.URL(), one, "owner", owned{0}, false, got)
+	startConsumerOf(ctx, t, rds.URL(), one, "other", owned{}, false, got)
+
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, one)
+	sent := 0
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); sent++ {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	by := map[string]int{}
+	receiveN(t, got, sent, 10*time.Second, func(h handled) { by[h.consumer]++ })
+	if by["owner"] == 0 || by["other"] == 0 {
+		t.Fatalf("handled by consumer: %v; want both to take a share", by)
+	}
 }

@@ -310,7 +310,7 @@ func TestAGroupReadsEveryPartitionOnceAndInOrder(t *testing.T) {
 	}
 	got := make(chan delivered, convs*per*2)
 	for _, name := range []string{"n1", "n2"} {
-		subscribeEveryPartition(ctx, t, rds.URL(), four, name, nil, func(_ string, m *message.Message) { got <- delivered{name, m} })
+		subscribeEveryPartition(ctx, t, rds.URL(), four, name, nil, false, func(_ string, m *message.Message) { got <- delivered{name, m} })
 	}
 
 	// then every message arrives once; each consumer gets a conversation's entries in seq order
