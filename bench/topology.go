@@ -13,26 +13,31 @@ import (
 
 // redisTopology is a Redis the nodes of the instances scenario run on.
 type redisTopology struct {
-	Name string `json:"name"` // "single" or "cluster"
+	Name string `json:"name"` // "single", "single-owner" or "cluster"
 	// Masters is the cluster's masters, each with one replica; 0 for the single redis-server.
 	Masters int `json:"masters,omitempty"`
 	// Partitions is the nodes' NOVA_FANOUT_PARTITIONS. A cluster needs more than 1 (the
 	// unpartitioned fan-out keys share no hash slot); the single server keeps Nova's default 1,
 	// what a deployment on one Redis runs.
 	Partitions int `json:"fanout_partitions"`
+	// OwnerReads runs the nodes with NOVA_GROUP_READERS=owner: only the relay leader reads the
+	// one partition for the consumer groups (the default is every node taking a share).
+	OwnerReads bool `json:"group_readers_owner,omitempty"`
 }
 
 var (
-	singleTopology  = redisTopology{Name: "single", Partitions: 1}
-	clusterTopology = redisTopology{Name: "cluster", Masters: 3, Partitions: 8}
-	topologyNames   = []string{singleTopology.Name, clusterTopology.Name}
+	singleTopology      = redisTopology{Name: "single", Partitions: 1}
+	singleOwnerTopology = redisTopology{Name: "single-owner", Partitions: 1, OwnerReads: true}
+	clusterTopology     = redisTopology{Name: "cluster", Masters: 3, Partitions: 8}
+	topologyNames       = []string{singleTopology.Name, singleOwnerTopology.Name, clusterTopology.Name}
 )
 
-// defaultTopologies are the topologies of a run without -topologies: both, in full and in
+// defaultTopologies are the topologies of a run without -topologies: all three, in full and in
 // quick mode alike (the cluster's start and its three quick runs add about 40 s to a quick run,
-// and they are the only smoke test of the bench on a cluster).
+// and they are the only smoke test of the bench on a cluster; single-owner shows what an
+// instance without subscribers spends when only the relay leader does the groups' work).
 func defaultTopologies() []redisTopology {
-	return []redisTopology{singleTopology, clusterTopology}
+	return []redisTopology{singleTopology, singleOwnerTopology, clusterTopology}
 }
 
 // parseTopologies reads a comma-separated list of topology names ("single,cluster"), in the
@@ -46,6 +51,8 @@ func parseTopologies(list string) ([]redisTopology, error) {
 			continue
 		case singleTopology.Name:
 			t = singleTopology
+		case singleOwnerTopology.Name:
+			t = singleOwnerTopology
 		case clusterTopology.Name:
 			t = clusterTopology
 		default:
@@ -69,14 +76,20 @@ func (t redisTopology) Servers() int {
 // Settings are the NOVA_* settings the nodes get on this topology beside the bench's own; the
 // REDIS_URL comes from the Env (the single server's URL, or the cluster's seeds).
 func (t redisTopology) Settings() map[string]string {
-	if t.Partitions > 1 {
+	switch {
+	case t.Partitions > 1:
 		return map[string]string{"NOVA_FANOUT_PARTITIONS": strconv.Itoa(t.Partitions)}
+	case t.OwnerReads:
+		return map[string]string{"NOVA_GROUP_READERS": "owner"}
 	}
 	return nil
 }
 
 // Describe says the topology in words, for the report.
 func (t redisTopology) Describe() string {
+	if t.Masters == 0 && t.OwnerReads {
+		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d, NOVA_GROUP_READERS=owner (only the relay leader reads for the consumer groups)", t.Partitions)
+	}
 	if t.Masters == 0 {
 		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d (the default)", t.Partitions)
 	}
