@@ -186,14 +186,7 @@ func requireOwnerReadsAlone(t *testing.T, parts redisstream.FanoutPartitions) {
 	startConsumerOf(ctx, t, rds.URL(), parts, "owner", all, true, got)
 	startConsumerOf(ctx, t, rds.URL(), parts, "bystander", owned{}, true, got)
 
-	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, parts)
-	sent := 0
-	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); sent++ {
-		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sent := publishFor(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, parts), 6*time.Second, 20*time.Millisecond)
 
 	receiveN(t, got, sent, 10*time.Second, func(h handled) {
 		if h.consumer != "owner" {
@@ -212,17 +205,24 @@ func TestWithOnePartitionEveryInstanceTakesAShareByDefault(t *testing.T) {
 	startConsumerOf(ctx, t, rds.URL(), one, "owner", owned{0}, false, got)
 	startConsumerOf(ctx, t, rds.URL(), one, "other", owned{}, false, got)
 
-	pub := redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, one)
-	sent := 0
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); sent++ {
-		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sent := publishFor(ctx, t, redisstream.NewDualStreamPublisher(rds.Client(), 1000, false, one), 2*time.Second, 10*time.Millisecond)
 	by := map[string]int{}
 	receiveN(t, got, sent, 10*time.Second, func(h handled) { by[h.consumer]++ })
 	if by["owner"] == 0 || by["other"] == 0 {
 		t.Fatalf("handled by consumer: %v; want both to take a share", by)
 	}
+}
+
+// publishFor publishes one message into a new conversation every pause for d, and returns how
+// many it published.
+func publishFor(ctx context.Context, t *testing.T, pub *redisstream.DualStreamPublisher, d, pause time.Duration) int {
+	t.Helper()
+	sent := 0
+	for end := time.Now().Add(d); time.Now().Before(end); sent++ {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(uuid.NewString(), 1, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pause)
+	}
+	return sent
 }
