@@ -176,12 +176,19 @@ func (r *ConversationRepository) updateFresh(ctx context.Context, id conversatio
 var errStale = errors.New("conversation state changed since it was read")
 
 func isOnePost(c *conversation.Conversation) bool {
+	_, ok := onePost(c)
+	return ok
+}
+
+// onePost returns c's one recorded change when it is a MessagePosted (a send: what
+// postStatement writes), and false for anything else.
+func onePost(c *conversation.Conversation) (conversation.MessagePosted, bool) {
 	changes := c.Changes()
 	if len(changes) != 1 {
-		return false
+		return conversation.MessagePosted{}, false
 	}
-	_, ok := changes[0].(conversation.MessagePosted)
-	return ok
+	posted, ok := changes[0].(conversation.MessagePosted)
+	return posted, ok
 }
 
 // appendRemembered appends a send decided on remembered (or fresh) state: postStatement alone,
@@ -262,7 +269,7 @@ func scanConversation(row pgx.Row, id conversation.ID) (*conversation.Conversati
 // queueAppend queues the recorded events, the state row, the read models and the outbox.
 func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]CommittedMessage) error {
 	if !isNew && isOnePost(c) {
-		return queuePost(b, c, c.Changes()[0].(conversation.MessagePosted), out)
+		return queuePost(b, c, out)
 	}
 	version := c.PersistedVersion()
 	for _, e := range c.Changes() {
@@ -310,8 +317,8 @@ SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM st
 
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement,
 // with a callback that appends what it committed to out.
-func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted, out *[]CommittedMessage) error {
-	cm, err := queuePostStatement(b, c, posted)
+func queuePost(b *pgx.Batch, c *conversation.Conversation, out *[]CommittedMessage) error {
+	cm, err := queuePostStatement(b, c)
 	if err != nil {
 		return err
 	}
@@ -319,9 +326,13 @@ func queuePost(b *pgx.Batch, c *conversation.Conversation, posted conversation.M
 	return nil
 }
 
-// queuePostStatement queues postStatement for a send and returns the message it commits, its
-// outbox id still to be read (scanPost).
-func queuePostStatement(b *pgx.Batch, c *conversation.Conversation, posted conversation.MessagePosted) (CommittedMessage, error) {
+// queuePostStatement queues postStatement for a send (c recorded one MessagePosted, else an
+// error) and returns the message it commits, its outbox id still to be read (scanPost).
+func queuePostStatement(b *pgx.Batch, c *conversation.Conversation) (CommittedMessage, error) {
+	posted, ok := onePost(c)
+	if !ok {
+		return CommittedMessage{}, fmt.Errorf("conversation %s: a send writes one MessagePosted, not %d changes", c.ID(), len(c.Changes()))
+	}
 	m := posted.Message
 	payload, err := messagejson.Encode(m)
 	if err != nil {

@@ -221,7 +221,7 @@ func (r *ConversationRepository) writeGroup(ctx context.Context, group []*locked
 	open := false
 	defer func() {
 		if err != nil && open {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			rollback(ctx, conn)
 		}
 	}()
 	ids := make([]string, len(group))

@@ -53,8 +53,16 @@ func SendTransaction(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) erro
 	}
 	defer conn.Release()
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		rollback(ctx, conn)
 		return err
 	}
 	return nil
+}
+
+// rollback ends the failed transaction of a batch on conn. Its own error needs no handling:
+// pgxpool does not put back a connection that is still inside a transaction (or broken, or
+// busy) but closes it on Release, and Postgres then rolls the transaction back itself, so no
+// later caller ever runs in it.
+func rollback(ctx context.Context, conn *pgxpool.Conn) {
+	_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 }

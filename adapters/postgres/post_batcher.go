@@ -154,7 +154,7 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 	pending := make([]CommittedMessage, len(batch))
 	for i, w := range batch {
 		var err error
-		if pending[i], err = queuePostStatement(q, w.c, w.c.Changes()[0].(conversation.MessagePosted)); err != nil {
+		if pending[i], err = queuePostStatement(q, w.c); err != nil {
 			return fill(errs, err)
 		}
 	}
@@ -173,7 +173,7 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 	_, commitErr := results.Exec()
 	// any of them failing means nothing committed, whatever Close says
 	if err = cmp.Or(results.Close(), beginErr, setErr, commitErr); err != nil {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		rollback(ctx, conn)
 		b.count(batch, true)
 		for _, w := range batch {
 			w.committed = nil
@@ -187,7 +187,7 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 // sendOne runs one send's statement as its own transaction, under its caller's ctx.
 func (b *postBatcher) sendOne(p *pendingPost) []error {
 	q := &pgx.Batch{}
-	cm, err := queuePostStatement(q, p.c, p.c.Changes()[0].(conversation.MessagePosted))
+	cm, err := queuePostStatement(q, p.c)
 	if err != nil {
 		return []error{err}
 	}
