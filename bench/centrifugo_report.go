@@ -79,6 +79,11 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 		{fmt.Sprintf(fig, "p50"), fms(l.Delivery.P50), "<= 2x Centrifugo", "Centrifugo " + fms(r.Delivery.P50), fx(p50), verdict(complete && p50 <= 2)},
 		{fmt.Sprintf(fig, "p99"), fms(l.Delivery.P99), "<= 3x Centrifugo", "Centrifugo " + fms(r.Delivery.P99), fx(p99), verdict(complete && p99 <= 3)},
 	}
+	if l.StartLag.Count > 0 && r.StartLag.Count > 0 {
+		// the load generator's own lateness is in both latencies; it should be alike and small
+		rows = append(rows, Row{"    sends started late by the load generator, p50 / p99", fms(l.StartLag.P50) + " / " + fms(l.StartLag.P99), blank,
+			"Centrifugo " + fms(r.StartLag.P50) + " / " + fms(r.StartLag.P99), blank, info})
+	}
 	nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
 	if nova > 0 && r.CPUPerMsgMs > 0 {
 		ratio := nova / r.CPUPerMsgMs

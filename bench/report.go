@@ -328,11 +328,15 @@ func (b *Bench) latencyRows() []Row {
 				add(Row{"  send errors / order violations / sends skipped late", fmt.Sprintf("%d / %d / %d", l.SendErrors, l.OrderViolations, l.Skipped), "0 / 0 / 0", blank, blank, miss})
 			}
 			add(Row{"  HTTP send response p50 / p99 (from intended time)", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank, blank, blank, info})
+			if l.ServerSendMeanMs > 0 {
+				add(Row{"  HTTP send, mean: at the client (from intended time) / inside the sender node", fms(l.HTTP.Mean) + " / " + fms(l.ServerSendMeanMs), blank, blank, blank, info})
+			}
 			add(Row{"  consumer groups behind at the end / drain time", fmt.Sprintf("%d / %.1f s", l.GroupBacklog, l.GroupDrainS), blank, blank, blank, info})
 			if l.SendBatches > 0 {
 				add(Row{"  sends committed in batches / mean batch", fmt.Sprintf("%d of %d / %.1f", l.BatchedPosts, l.SentOK,
 					float64(l.BatchedPosts)/float64(l.SendBatches)), blank, blank, blank, info})
 			}
+			add(Row{"  writes the locked way (a conversation another instance wrote in the last second)", fmt.Sprintf("%d of %d", l.LockedWrites, l.SentOK), blank, blank, blank, info})
 		}
 		rows = append(rows, b.shapeRows()...)
 	}

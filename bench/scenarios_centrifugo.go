@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,7 @@ type CentrifugoRun struct {
 	DeliveredRate    float64   `json:"delivered_per_s"`
 	Delivery         Summary   `json:"delivery_latency"`
 	HTTP             Summary   `json:"http_publish_latency"`
+	StartLag         Summary   `json:"send_start_lag"` // how late the load generator started each publish
 	CPU              CPUUse    `json:"cpu_cores_during_measurement"`
 	// CPUPerMsgMs is CPU time of every server process (both nodes and Redis) per delivered message.
 	CPUPerMsgMs float64         `json:"cpu_ms_per_delivered_message"`
@@ -343,16 +345,17 @@ func (lr *latencyRun) fillCentrifugoRun(res *CentrifugoRun, subErr *atomic.Value
 	res.DeliveredRate = float64(lr.winRecv.Load()) / measure.Seconds()
 	res.Delivery = lr.delivery.Summary(true)
 	res.HTTP = lr.http.Summary(false)
+	res.StartLag = lr.startLag.Summary(false)
 	res.Timeline = lr.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, centrifugoServerGroups, res.DeliveredRate)
 }
 
 // paceSends calls send(k, intended) for k = 0..total-1, the k-th due at start + k/rate,
 // whatever happened to the ones before (open loop: latency counts from the intended time).
-// senders 0 dispatches every due send in its own goroutine from a 1 ms ticker, as Nova's
-// latency run does; senders N > 0 has N goroutines, the k-th send belonging to goroutine
-// k%N, each sending its own in order (late when the one before was slow). It returns when
-// every send has returned or ctx has ended.
+// senders 0 dispatches every due send in its own goroutine from a ticker that starts at start,
+// as Nova's latency run does; senders N > 0 has N goroutines, the k-th send belonging to
+// goroutine k%N, each sending its own in order (late when the one before was slow). It returns
+// when every send has returned or ctx has ended.
 func paceSends(ctx context.Context, senders, total, rate int, start time.Time, send func(k int, intended time.Time)) {
 	interval := time.Second / time.Duration(rate)
 	var wg sync.WaitGroup
@@ -374,37 +377,62 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 		return
 	}
 	inflight := make(chan struct{}, 8192)
-	tick := time.NewTicker(time.Millisecond)
+	// The ticker ticks at start + n*period, on the intended times: a ticker started at any
+	// other moment launches every send late by the same fraction of a period, a constant that
+	// was up to 1 ms and differed from run to run (and from system to system, with what the
+	// caller did between choosing start and getting here).
+	period := max(interval, 100*time.Microsecond)
+	if !untilPrecisely(ctx, start) {
+		return
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
-	for k := 0; k < total; {
+	for k, now := 0, start; ; {
+		for due := min(total, int(now.Sub(start)/interval)+1); k < due; k++ {
+			intended := start.Add(time.Duration(k) * interval)
+			inflight <- struct{}{}
+			wg.Add(1)
+			go func(k int, intended time.Time) {
+				defer func() { <-inflight; wg.Done() }()
+				send(k, intended)
+			}(k, intended)
+		}
+		if k == total {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			if now.Before(start) {
-				continue
-			}
-			due := min(total, int(now.Sub(start)/interval)+1)
-			for ; k < due; k++ {
-				intended := start.Add(time.Duration(k) * interval)
-				inflight <- struct{}{}
-				wg.Add(1)
-				go func(k int, intended time.Time) {
-					defer func() { <-inflight; wg.Done() }()
-					send(k, intended)
-				}(k, intended)
-			}
+		case now = <-tick.C:
 		}
 	}
 }
 
+// untilPrecisely returns at t (within microseconds, where a Go timer may wake up to a
+// millisecond late), or false when ctx ends first: it sleeps until shortly before t and spins
+// the rest of the way.
+func untilPrecisely(ctx context.Context, t time.Time) bool {
+	if ctxsleep.Sleep(ctx, time.Until(t)-2*time.Millisecond) != nil {
+		return false
+	}
+	for time.Now().Before(t) {
+		runtime.Gosched()
+	}
+	return ctx.Err() == nil
+}
+
 // pace runs send for k = 0..total-1 at its intended time (paceSends), skipping (and counting)
-// a send that would start more than maxSendLag late.
+// a send that would start more than maxSendLag late, and records how late each measured send
+// started: the load generator's own share of the latency.
 func (r *latencyRun) pace(ctx context.Context, senders, total, rate int, start time.Time, send func(k int, intended time.Time)) {
 	paceSends(ctx, senders, total, rate, start, func(k int, intended time.Time) {
-		if time.Since(intended) > maxSendLag {
+		lag := time.Since(intended)
+		if lag > maxSendLag {
 			r.nSkipped.Add(1)
 			return
+		}
+		if k >= r.warmK {
+			r.startLag.Record(lag)
 		}
 		send(k, intended)
 	})

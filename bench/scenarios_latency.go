@@ -53,7 +53,10 @@ type LatencyResult struct {
 	Delivery Summary `json:"delivery_latency"`
 	// HTTP is the send's response time, also from the intended send time.
 	HTTP Summary `json:"http_send_latency"`
-	CPU  CPUUse  `json:"cpu_cores_during_measurement"`
+	// StartLag is how late the load generator started each measured send after its intended
+	// time: part of every latency above, and the same for any system it measures.
+	StartLag Summary `json:"send_start_lag"`
+	CPU      CPUUse  `json:"cpu_cores_during_measurement"`
 	// NodeCPU is each node's share of CPU (cores) during the measurement window.
 	NodeCPU map[string]float64 `json:"cpu_cores_by_node,omitempty"`
 	// NodeCPUNoLoad is each node's CPU (cores) just before the run, with nothing sent (the
@@ -71,6 +74,14 @@ type LatencyResult struct {
 	// scrape failed or the build has none).
 	BatchedPosts int64 `json:"batched_posts"`
 	SendBatches  int64 `json:"send_batches"`
+	// LockedWrites are the sends (and other writes) that went the locked way, in group
+	// transactions (nova_send_group_writes_total, same window): a conversation another instance
+	// wrote within the last second. In the latency runs nearly none should.
+	LockedWrites int64 `json:"locked_writes"`
+	// ServerSendMeanMs is the mean time the sender node spent on an HTTP send, from its handler's
+	// start to its answer (nova_send_duration_seconds, same window); beside the client's mean
+	// it splits a send's time between the node and the network and client around it.
+	ServerSendMeanMs float64 `json:"server_send_mean_ms"`
 	// Timeline is one point per second of intended send time (warm-up included): how many were
 	// delivered, their mean and their worst latency; stalls show up here.
 	Timeline []TimelinePoint `json:"timeline,omitempty"`
@@ -78,7 +89,7 @@ type LatencyResult struct {
 	Rounds int    `json:"rounds,omitempty"`
 	Error  string `json:"error,omitempty"`
 
-	delivery, http *Hist // kept for merging rounds
+	delivery, http, startLag *Hist // kept for merging rounds
 }
 
 type TimelinePoint struct {
@@ -104,6 +115,7 @@ type latencyRun struct {
 	sentOK   []atomic.Bool
 	delivery *Hist
 	http     *Hist
+	startLag *Hist // how late each measured send started (the load generator's share)
 
 	nSentOK, nErr, nRecv, nOrder atomic.Int64
 	nSkipped                     atomic.Int64
@@ -280,7 +292,7 @@ func (b *Bench) latencyConversations(ctx context.Context, sender *Node, perConv 
 func newLatencyRun(rate int, warmup, measure time.Duration) *latencyRun {
 	total := rate * int((warmup+measure)/time.Second)
 	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
-		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist()}
+		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist(), startLag: newHist()}
 	secs := total/rate + 1
 	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
 	return run
@@ -301,6 +313,8 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 	}
 	cpuWait := b.cpuDuringByNode(ctx, run.winStart, run.winEnd)
 	posts0, batches0, scraped0 := b.sendBatches()
+	locked0, _, lockedScraped0 := b.sendGroups()
+	sendSum0, sendCount0, sendScraped0 := serverSends(sender)
 	stopProgress := b.log.Every(2*time.Second, func() string {
 		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d skipped=%d", res.Name, time.Since(start).Seconds(),
 			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load(), run.nSkipped.Load())
@@ -315,6 +329,12 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 	if posts1, batches1, scraped1 := b.sendBatches(); scraped0 && scraped1 {
 		res.BatchedPosts, res.SendBatches = posts1-posts0, batches1-batches0
 	}
+	if locked1, _, lockedScraped1 := b.sendGroups(); lockedScraped0 && lockedScraped1 {
+		res.LockedWrites = locked1 - locked0
+	}
+	if sum1, count1, ok := serverSends(sender); sendScraped0 && ok && count1 > sendCount0 {
+		res.ServerSendMeanMs = (sum1 - sendSum0) / (count1 - sendCount0) * 1000
+	}
 	return ctx.Err()
 }
 
@@ -328,9 +348,10 @@ func (b *Bench) summarizeLatency(ctx context.Context, res *LatencyResult, run *l
 	}
 	res.SendRate = float64(run.winSends.Load()) / measure.Seconds()
 	res.DeliveredRate = float64(run.winRecv.Load()) / measure.Seconds()
-	res.delivery, res.http = run.delivery, run.http
+	res.delivery, res.http, res.startLag = run.delivery, run.http, run.startLag
 	res.Delivery = run.delivery.Summary(true)
 	res.HTTP = run.http.Summary(false)
+	res.StartLag = run.startLag.Summary(false)
 	res.Timeline = run.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, novaServerGroups, res.DeliveredRate)
 	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
@@ -430,7 +451,7 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 	m.Rounds, m.Timeline, m.CPU, m.Profiles = len(parts), nil, CPUUse{}, nil
 	m.SentOK, m.SendErrors, m.Received, m.Lost, m.OrderViolations, m.Scheduled = 0, 0, 0, 0, 0, 0
 	m.MeasureS, m.SendRate, m.DeliveredRate, m.GroupBacklog, m.GroupDrainS = 0, 0, 0, 0, 0
-	m.delivery, m.http = newHist(), newHist()
+	m.delivery, m.http, m.startLag = newHist(), newHist(), newHist()
 	for _, p := range parts {
 		if p.Error != "" && m.Error == "" {
 			m.Error = p.Error
@@ -456,8 +477,18 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 		if p.delivery != nil {
 			m.delivery.merge(p.delivery)
 			m.http.merge(p.http)
+			m.startLag.merge(p.startLag)
 		}
 	}
-	m.Delivery, m.HTTP = m.delivery.Summary(true), m.http.Summary(false)
+	m.Delivery, m.HTTP, m.StartLag = m.delivery.Summary(true), m.http.Summary(false), m.startLag.Summary(false)
 	return m
+}
+
+// serverSends reads a node's running total of HTTP send time (s) and its count of HTTP sends.
+func serverSends(node *Node) (sum, count float64, ok bool) {
+	const sumName, countName = `nova_send_duration_seconds_sum{transport="http"}`, `nova_send_duration_seconds_count{transport="http"}`
+	m := scrapeMetrics(node.AdminURL, sumName, countName)
+	sum, ok1 := m[sumName]
+	count, ok2 := m[countName]
+	return sum, count, ok1 && ok2
 }

@@ -37,7 +37,7 @@ func (b *Bench) runNovaShapes(ctx context.Context, cf *cfShapes) bool {
 		b.vacuum(ctx)
 		name := fmt.Sprintf("latency-%s@%d", sh, b.cfg.Rate)
 		b.log.Printf("%s: %s", name, sh.Describe())
-		l := b.runLatencyPlan(ctx, name, "interest", latencyPlan{shape: sh}, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh), false)
+		l := b.runLatencyPlan(ctx, name, "interest", latencyPlan{shape: sh}, b.cfg.Rate, b.cfg.LatencyWarmup, b.measureFor(sh), true)
 		b.res.LatencyShapes = append(b.res.LatencyShapes, l)
 		if sh.IdleConns > 0 && ctx.Err() == nil {
 			b.log.Printf("%s: restarting the %d nodes so that later scenarios start from fresh processes", name, b.cfg.Instances)

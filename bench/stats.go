@@ -30,7 +30,11 @@ func (h *Hist) Record(d time.Duration) {
 	h.mu.Unlock()
 }
 
+// merge adds o's values to h; a nil o (a result without that histogram) adds nothing.
 func (h *Hist) merge(o *Hist) {
+	if o == nil {
+		return
+	}
 	o.mu.Lock()
 	c := o.h.Export()
 	o.mu.Unlock()
