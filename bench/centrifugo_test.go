@@ -234,6 +234,8 @@ func TestPaceSends(t *testing.T) {
 		const total, rate = 60, 1000
 		var calls [total]atomic.Int32
 		var early atomic.Int32
+		var busy [4]atomic.Bool  // senders > 0: whether sender k%senders is in a send
+		var last [4]atomic.Int32 // and the last k it sent, +1
 		start := time.Now().Add(5 * time.Millisecond)
 		paceSends(context.Background(), senders, total, rate, start, func(k int, intended time.Time) {
 			if want := start.Add(time.Duration(k) * time.Millisecond); !intended.Equal(want) {
@@ -241,6 +243,17 @@ func TestPaceSends(t *testing.T) {
 			}
 			if time.Now().Before(intended) {
 				early.Add(1)
+			}
+			if senders > 0 {
+				g := k % senders
+				if busy[g].Swap(true) {
+					t.Errorf("senders=%d: sender %d ran two sends at once", senders, g)
+				}
+				if prev := last[g].Swap(int32(k + 1)); int(prev) > k {
+					t.Errorf("senders=%d: sender %d sent %d after %d", senders, g, k, prev-1)
+				}
+				time.Sleep(100 * time.Microsecond)
+				busy[g].Store(false)
 			}
 			calls[k].Add(1)
 		})

@@ -10,11 +10,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/nova-chat/nova/internal/ctxsleep"
 )
 
 // CentrifugoResult is the same-run comparison: Centrifugo v6.9.1 measured with the paced
@@ -206,11 +205,8 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	n := b.cfg.Conversations
 	runID, channels, index := freshChannels(n)
 
-	total := rate * int((warmup+measure)/time.Second)
-	lr := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
-		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist()}
-	secs := total/rate + 1
-	lr.secCount, lr.secSumUs, lr.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
+	lr := newLatencyRun(rate, warmup, measure)
+	total := len(lr.received)
 	res.Scheduled = total
 
 	subs, err := b.openCentrifugoSubscribers(ctx, cl, subNode, res, sh, channels, runID)
@@ -352,73 +348,80 @@ func (lr *latencyRun) fillCentrifugoRun(res *CentrifugoRun, subErr *atomic.Value
 
 // paceSends calls send(k, intended) for k = 0..total-1, the k-th due at start + k/rate,
 // whatever happened to the ones before (open loop: latency counts from the intended time).
-// senders 0 dispatches every due send in its own goroutine from a ticker that starts at start,
-// as Nova's latency run does; senders N > 0 has N goroutines, the k-th send belonging to
-// goroutine k%N, each sending its own in order (late when the one before was slow). It returns
-// when every send has returned or ctx has ended.
+// One pacer releases every send at its time (sleepUntil). senders 0 runs each released send in
+// a goroutine of its own, as Nova's latency run does; senders N > 0 has N goroutines, the k-th
+// send belonging to goroutine k%N, each sending its own in order (late when the one before was
+// slow). It returns when every send has returned or ctx has ended.
 func paceSends(ctx context.Context, senders, total, rate int, start time.Time, send func(k int, intended time.Time)) {
 	interval := time.Second / time.Duration(rate)
+	intended := func(k int) time.Time { return start.Add(time.Duration(k) * interval) }
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if senders > 0 {
-		for g := range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for k := g; k < total; k += senders {
-					intended := start.Add(time.Duration(k) * interval)
-					if ctxsleep.Sleep(ctx, time.Until(intended)) != nil {
-						return
-					}
-					send(k, intended)
-				}
-			}()
-		}
-		return
+	var queues []chan int
+	for range senders {
+		q := make(chan int, total/senders+1)
+		queues = append(queues, q)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range q {
+				send(k, intended(k))
+			}
+		}()
 	}
 	inflight := make(chan struct{}, 8192)
-	// The ticker ticks at start + n*period, on the intended times: a ticker started at any
-	// other moment launches every send late by the same fraction of a period, a constant that
-	// was up to 1 ms and differed from run to run (and from system to system, with what the
-	// caller did between choosing start and getting here).
-	period := max(interval, 100*time.Microsecond)
-	if !untilPrecisely(ctx, start) {
-		return
-	}
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for k, now := 0, start; ; {
-		for due := min(total, int(now.Sub(start)/interval)+1); k < due; k++ {
-			intended := start.Add(time.Duration(k) * interval)
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		defer func() {
+			for _, q := range queues {
+				close(q)
+			}
+		}()
+		// The pacer keeps its OS thread while it runs (sleepUntil sleeps the thread itself). It
+		// unlocks it at the end rather than letting the thread end with it: the nodes are
+		// started with Pdeathsig, which the kernel sends when the thread that started a child
+		// exits, and this may be that thread.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for k := range total {
+			if !sleepUntil(ctx, intended(k)) {
+				return
+			}
+			if queues != nil {
+				queues[k%senders] <- k
+				continue
+			}
 			inflight <- struct{}{}
 			wg.Add(1)
-			go func(k int, intended time.Time) {
+			go func() {
 				defer func() { <-inflight; wg.Done() }()
-				send(k, intended)
-			}(k, intended)
+				send(k, intended(k))
+			}()
 		}
-		if k == total {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case now = <-tick.C:
-		}
-	}
+	}()
+	<-paced
 }
 
-// untilPrecisely returns at t (within microseconds, where a Go timer may wake up to a
-// millisecond late), or false when ctx ends first: it sleeps until shortly before t and spins
-// the rest of the way.
-func untilPrecisely(ctx context.Context, t time.Time) bool {
-	if ctxsleep.Sleep(ctx, time.Until(t)-2*time.Millisecond) != nil {
-		return false
+// sleepUntil blocks the calling goroutine's OS thread until t, or returns false when ctx ends
+// first. A Go timer (time.Sleep, a Ticker) can wake a program up to a millisecond late when
+// nothing else wakes it, because the runtime's network poller waits in whole milliseconds;
+// how late then depended on the traffic of the system measured (Centrifugo's runs started
+// sends 0.5 ms late at the median, Nova's 0.2 ms, with a Ticker). A nanosleep of the thread
+// itself wakes within the kernel's timer slack, set here to 10 µs for this thread (it stays
+// so when the thread runs other goroutines later: timers there only get more precise).
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	const prSetTimerSlack = 29 // PR_SET_TIMERSLACK, in ns; affects the calling thread only
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 10_000, 0)
+	for ctx.Err() == nil {
+		d := time.Until(t)
+		if d <= 0 {
+			return true
+		}
+		ts := syscall.NsecToTimespec(int64(min(d, 50*time.Millisecond))) // and look at ctx again
+		_ = syscall.Nanosleep(&ts, nil)                                  // EINTR: the loop sleeps the rest
 	}
-	for time.Now().Before(t) {
-		runtime.Gosched()
-	}
-	return ctx.Err() == nil
+	return false
 }
 
 // pace runs send for k = 0..total-1 at its intended time (paceSends), skipping (and counting)
