@@ -666,7 +666,7 @@ func (b *Bench) notes() []string {
 		fmt.Sprintf("Redis %s, private, without persistence (--save \"\" --appendonly no, noeviction); production runs AOF, which adds a write per XADD.", m.Redis),
 		fmt.Sprintf("Nova from the %s (commit %s%s): %d `nova serve` processes with NOVA_SEND_RATE=0, NOVA_STREAM_MAXLEN=20000, NOVA_MAX_CONNS_PER_USER=100000; the load generator runs on the same 2 cores.",
 			m.NovaSource, orDash(m.GitCommit), map[bool]string{true: ", with uncommitted changes", false: ""}[m.GitDirty], r.Instances),
-		"Latency is measured from each message's intended send time (open loop, 1 ms ticker), so a stalled server cannot hide its queueing (no coordinated omission).",
+		"Latency is measured from each message's intended send time (open loop: one pacer thread releases each send at its time with nanosleep, for Nova and Centrifugo alike; \"sends started late by the load generator\" is its own share), so a stalled server cannot hide its queueing (no coordinated omission).",
 		latencyNote(r.Latency),
 		"Baselines are measured in the same run: pgbench (insert one message-like row per transaction into bench_messages, same columns and keys as messages) and redis-benchmark ran before the nodes started; raw XRANGE/SELECT read the same backlog the reconnect test replays.",
 	}
