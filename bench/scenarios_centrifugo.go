@@ -365,7 +365,9 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 		go func() {
 			defer wg.Done()
 			for k := range q {
-				send(k, intended(k))
+				if ctx.Err() == nil { // once ctx has ended, what is queued is dropped
+					send(k, intended(k))
+				}
 			}
 		}()
 	}
@@ -384,6 +386,7 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 		// exits, and this may be that thread.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		setTimerSlack(10 * time.Microsecond)
 		for k := range total {
 			if !sleepUntil(ctx, intended(k)) {
 				return
@@ -408,11 +411,8 @@ func paceSends(ctx context.Context, senders, total, rate int, start time.Time, s
 // nothing else wakes it, because the runtime's network poller waits in whole milliseconds;
 // how late then depended on the traffic of the system measured (Centrifugo's runs started
 // sends 0.5 ms late at the median, Nova's 0.2 ms, with a Ticker). A nanosleep of the thread
-// itself wakes within the kernel's timer slack, set here to 10 µs for this thread (it stays
-// so when the thread runs other goroutines later: timers there only get more precise).
+// itself wakes within the kernel's timer slack (setTimerSlack).
 func sleepUntil(ctx context.Context, t time.Time) bool {
-	const prSetTimerSlack = 29 // PR_SET_TIMERSLACK, in ns; affects the calling thread only
-	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 10_000, 0)
 	for ctx.Err() == nil {
 		d := time.Until(t)
 		if d <= 0 {
@@ -422,6 +422,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 		_ = syscall.Nanosleep(&ts, nil)                                  // EINTR: the loop sleeps the rest
 	}
 	return false
+}
+
+// setTimerSlack sets how late the kernel may wake the calling OS thread from a sleep (50 µs by
+// default). It stays so when the thread runs other goroutines later: their timers only get
+// more precise.
+func setTimerSlack(d time.Duration) {
+	const prSetTimerSlack = 29 // PR_SET_TIMERSLACK, in ns, for the calling thread only
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(d.Nanoseconds()), 0)
 }
 
 // pace runs send for k = 0..total-1 at its intended time (paceSends), skipping (and counting)

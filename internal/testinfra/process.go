@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -74,20 +75,19 @@ type Process struct {
 // StartProcess runs `nova serve` against env and waits until /readyz answers 200.
 func StartProcess(t testing.TB, env Env) *Process {
 	t.Helper()
-	p, err := newProcess(ProcessOptions{Binary: NovaBinary(t), Env: env, LogPath: filepath.Join(t.TempDir(), "nova.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.t = t
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			if data, err := os.ReadFile(p.logPath); err == nil {
-				t.Logf("log of %s:\n%s", p.URL, tail(data, 4000))
+	p, err := launch(context.Background(), ProcessOptions{Binary: NovaBinary(t), Env: env, LogPath: filepath.Join(t.TempDir(), "nova.log")})
+	if p != nil {
+		p.t = t
+		t.Cleanup(func() {
+			p.Kill()
+			if t.Failed() {
+				if data, err := os.ReadFile(p.logPath); err == nil {
+					t.Logf("log of %s:\n%s", p.URL, tail(data, 4000))
+				}
 			}
-		}
-	})
-	if err := p.start(context.Background()); err != nil {
+		})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -105,15 +105,34 @@ type ProcessOptions struct {
 
 // LaunchProcess runs `nova serve` and waits until /readyz answers 200; Stop or Kill ends it.
 func LaunchProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
-	p, err := newProcess(opts)
+	p, err := launch(ctx, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := p.start(ctx); err != nil {
-		p.Kill()
+		if p != nil {
+			p.Kill()
+		}
 		return nil, err
 	}
 	return p, nil
+}
+
+// errPortTaken: the process exited at once because one of its ports was taken.
+var errPortTaken = errors.New("a port chosen for nova serve was taken before it could listen")
+
+// launch starts `nova serve` on free ports and waits until it is ready. FreePort's ports are
+// free when chosen, but the kernel may give one to an outgoing connection (as its ephemeral
+// port) before nova binds it; a process that exits for that gets new ports, up to three times.
+// It returns the process it started last, if any, also with an error.
+func launch(ctx context.Context, opts ProcessOptions) (*Process, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := newProcess(opts)
+		if err != nil {
+			return nil, err
+		}
+		if err = p.start(ctx); err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+			return p, err
+		}
+		_ = os.Remove(opts.LogPath) // it holds only the bind error; the next start writes anew
+	}
 }
 
 func newProcess(opts ProcessOptions) (*Process, error) {
@@ -177,6 +196,9 @@ func (p *Process) waitReady(ctx context.Context) error {
 		select {
 		case <-p.done:
 			data, _ := os.ReadFile(p.logPath)
+			if bytes.Contains(data, []byte("address already in use")) {
+				return fmt.Errorf("nova serve exited early: %w: %v\n%s", errPortTaken, p.exitErr, tail(data, 4000))
+			}
 			return fmt.Errorf("nova serve exited early: %v\n%s", p.exitErr, tail(data, 4000))
 		case <-ctx.Done():
 			return ctx.Err()
