@@ -382,13 +382,14 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// instancesTopologyNote says how the instances scenario ran on each Redis topology.
+// instancesTopologyNote says how the instances scenario ran on the Redis topologies (each is
+// described once, under the scaling table).
 func instancesTopologyNote(tops []redisTopology) string {
-	var parts []string
+	var names []string
 	for _, t := range tops {
-		parts = append(parts, t.Name+": "+t.Describe())
+		names = append(names, t.Name)
 	}
-	return "Instances, Redis topologies, one after the other, every count on each: " + strings.Join(parts, "; ") +
+	return "Instances, Redis topologies (described under the Scaling table), one after the other, every count on each: " + strings.Join(names, ", ") +
 		". The cluster is private (no persistence, as the single server), started before its first run and stopped after its last; its nodes reach it through REDIS_URL = its seeds. Meanwhile the single redis-server stays up without traffic, in the CPU group \"" + redisNotInUse +
 		"\", outside CPU/msg. The single server keeps Nova's default of 1 partition, what a deployment on one Redis runs; the cluster needs more than 1."
 }

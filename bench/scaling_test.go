@@ -176,7 +176,7 @@ func TestInstancesReportNamesTheTopology(t *testing.T) {
 		t.Errorf("section:\n%s", sec)
 	}
 	note := instancesTopologyNote([]redisTopology{singleTopology, clusterTopology})
-	if !strings.Contains(note, redisNotInUse) || !strings.Contains(note, "NOVA_FANOUT_PARTITIONS=8") {
-		t.Errorf("note %q", note)
+	if !strings.Contains(note, redisNotInUse) || !strings.Contains(note, "single, cluster.") || strings.Contains(note, "NOVA_FANOUT_PARTITIONS=8") {
+		t.Errorf("note %q: the topologies by name, described once (under the scaling table)", note)
 	}
 }
