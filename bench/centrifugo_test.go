@@ -404,3 +404,28 @@ func TestCentrifugoReport(t *testing.T) {
 		t.Error("nodes that would not start do not fail the run")
 	}
 }
+
+// The rows read from the nodes' metrics show only when the scrape worked: an unscraped count
+// must not read as 0.
+func TestLatencyRowsHideWhatTheScrapeMissed(t *testing.T) {
+	h := Summary{Count: 100, P50: 1, P90: 2, P99: 4, Max: 8}
+	res := &LatencyResult{Shape: "per-conv", ShapeSpec: novaLatencyShape, OfferedRate: 1000, Conversations: 100, Delivery: h,
+		HTTP: h, DeliveredRate: 1000, SentOK: 1000}
+	b := &Bench{res: &Results{Latency: res}}
+	has := func(label string) bool {
+		for _, r := range b.latencyRows() {
+			if strings.Contains(r.Figure, label) {
+				return true
+			}
+		}
+		return false
+	}
+	if has("writes the locked way") || has("inside the sender node") || has("committed in batches") {
+		t.Error("rows of an unscraped run are shown")
+	}
+	locked := int64(0)
+	res.LockedWrites, res.ServerSendMeanMs, res.SendBatches, res.BatchedPosts = &locked, 0.5, 2, 6
+	if !has("writes the locked way") || !has("inside the sender node") || !has("committed in batches") {
+		t.Error("rows of a scraped run are missing")
+	}
+}

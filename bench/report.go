@@ -336,7 +336,9 @@ func (b *Bench) latencyRows() []Row {
 				add(Row{"  sends committed in batches / mean batch", fmt.Sprintf("%d of %d / %.1f", l.BatchedPosts, l.SentOK,
 					float64(l.BatchedPosts)/float64(l.SendBatches)), blank, blank, blank, info})
 			}
-			add(Row{"  writes the locked way (a conversation another instance wrote in the last second)", fmt.Sprintf("%d of %d", l.LockedWrites, l.SentOK), blank, blank, blank, info})
+			if l.LockedWrites != nil {
+				add(Row{"  writes the locked way (a conversation another instance wrote in the last second)", fmt.Sprintf("%d of %d", *l.LockedWrites, l.SentOK), blank, blank, blank, info})
+			}
 		}
 		rows = append(rows, b.shapeRows()...)
 	}

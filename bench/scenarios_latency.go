@@ -76,8 +76,9 @@ type LatencyResult struct {
 	SendBatches  int64 `json:"send_batches"`
 	// LockedWrites are the sends (and other writes) that went the locked way, in group
 	// transactions (nova_send_group_writes_total, same window): a conversation another instance
-	// wrote within the last second. In the latency runs nearly none should.
-	LockedWrites int64 `json:"locked_writes"`
+	// wrote within the last second. In the latency runs nearly none should. Nil when a scrape
+	// failed or the build has no such counter.
+	LockedWrites *int64 `json:"locked_writes,omitempty"`
 	// ServerSendMeanMs is the mean time the sender node spent on an HTTP send, from its handler's
 	// start to its answer (nova_send_duration_seconds, same window); beside the client's mean
 	// it splits a send's time between the node and the network and client around it.
@@ -330,7 +331,8 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 		res.BatchedPosts, res.SendBatches = posts1-posts0, batches1-batches0
 	}
 	if locked1, _, lockedScraped1 := b.sendGroups(); lockedScraped0 && lockedScraped1 {
-		res.LockedWrites = locked1 - locked0
+		locked := locked1 - locked0
+		res.LockedWrites = &locked
 	}
 	if sum1, count1, ok := serverSends(sender); sendScraped0 && ok && count1 > sendCount0 {
 		res.ServerSendMeanMs = (sum1 - sendSum0) / (count1 - sendCount0) * 1000
@@ -486,9 +488,10 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 
 // serverSends reads a node's running total of HTTP send time (s) and its count of HTTP sends.
 func serverSends(node *Node) (sum, count float64, ok bool) {
-	const sumName, countName = `nova_send_duration_seconds_sum{transport="http"}`, `nova_send_duration_seconds_count{transport="http"}`
-	m := scrapeMetrics(node.AdminURL, sumName, countName)
-	sum, ok1 := m[sumName]
-	count, ok2 := m[countName]
-	return sum, count, ok1 && ok2
+	sums, ok := sumMetrics([]*Node{node},
+		`nova_send_duration_seconds_sum{transport="http"}`, `nova_send_duration_seconds_count{transport="http"}`)
+	if !ok {
+		return 0, 0, false
+	}
+	return sums[0], sums[1], true
 }

@@ -292,16 +292,28 @@ func (b *Bench) sendBatches() (posts, batches int64, ok bool) {
 // sumCounters sums two counters over the nodes; ok is false when a node did not show both (a
 // build without them, or a failed scrape).
 func (b *Bench) sumCounters(name1, name2 string) (sum1, sum2 int64, ok bool) {
-	for _, node := range b.env.Nodes {
-		m := scrapeMetrics(node.AdminURL, name1, name2)
-		v1, ok1 := m[name1]
-		v2, ok2 := m[name2]
-		if !ok1 || !ok2 {
-			return 0, 0, false
-		}
-		sum1, sum2 = sum1+int64(v1), sum2+int64(v2)
+	sums, ok := sumMetrics(b.env.Nodes, name1, name2)
+	if !ok {
+		return 0, 0, false
 	}
-	return sum1, sum2, true
+	return int64(sums[0]), int64(sums[1]), true
+}
+
+// sumMetrics sums each named sample over the nodes, in the order of names; ok is false when a
+// node did not show every one of them (a build without them, or a failed scrape).
+func sumMetrics(nodes []*Node, names ...string) (sums []float64, ok bool) {
+	sums = make([]float64, len(names))
+	for _, node := range nodes {
+		m := scrapeMetrics(node.AdminURL, names...)
+		for i, name := range names {
+			v, found := m[name]
+			if !found {
+				return nil, false
+			}
+			sums[i] += v
+		}
+	}
+	return sums, true
 }
 
 // Best is the run with the most sends per second.
