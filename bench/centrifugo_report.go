@@ -84,6 +84,16 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 		rows = append(rows, Row{"    sends started late by the load generator, p50 / p99", fms(l.StartLag.P50) + " / " + fms(l.StartLag.P99), blank,
 			"Centrifugo " + fms(r.StartLag.P50) + " / " + fms(r.StartLag.P99), blank, info})
 	}
+	if l.AfterAnswer.Count > 0 && r.AfterAnswer.Count > 0 {
+		// what the tail is made of: the time to the send's answer, and delivery after it
+		rows = append(rows,
+			Row{"    send's answer (201) p50 / p99, from intended time", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank,
+				"Centrifugo " + fms(r.HTTP.P50) + " / " + fms(r.HTTP.P99), blank, info},
+			Row{"    delivered after the answer p50 / p99 (arrived before it)", fms(l.AfterAnswer.P50) + " / " + fms(l.AfterAnswer.P99) +
+				fmt.Sprintf(" (%s)", pct(l.BeforeAnswer, l.BeforeAnswer+l.AfterAnswer.Count)), blank,
+				"Centrifugo " + fms(r.AfterAnswer.P50) + " / " + fms(r.AfterAnswer.P99) +
+					fmt.Sprintf(" (%s)", pct(r.BeforeAnswer, r.BeforeAnswer+r.AfterAnswer.Count)), blank, info})
+	}
 	nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
 	if nova > 0 && r.CPUPerMsgMs > 0 {
 		ratio := nova / r.CPUPerMsgMs
@@ -272,4 +282,12 @@ func firstLine(s string) string {
 		s = s[:117] + "..."
 	}
 	return s
+}
+
+// pct is part of whole in percent, for a report cell.
+func pct(part, whole int64) string {
+	if whole <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f %%", 100*float64(part)/float64(whole))
 }

@@ -336,7 +336,8 @@ func TestCentrifugoClientAgainstFakeServer(t *testing.T) {
 	if !s.pong || s.offsets["novabench:c0"] != 10 || s.offsets["novabench:c1"] != 10 {
 		t.Fatalf("subscriber %+v", s)
 	}
-	lr := &latencyRun{rate: 1000, received: make([]atomic.Bool, 10), sentOK: make([]atomic.Bool, 10), delivery: newHist(), http: newHist(),
+	lr := &latencyRun{rate: 1000, received: make([]atomic.Bool, 10), sentOK: make([]atomic.Bool, 10),
+		answeredAt: make([]atomic.Int64, 10), arrivedAt: make([]atomic.Int64, 10), delivery: newHist(), http: newHist(),
 		secCount: make([]atomic.Int64, 1), secSumUs: make([]atomic.Int64, 1), secMaxUs: make([]atomic.Int64, 1)}
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -427,5 +428,26 @@ func TestLatencyRowsHideWhatTheScrapeMissed(t *testing.T) {
 	res.LockedWrites, res.ServerSendMeanMs, res.SendBatches, res.BatchedPosts = &locked, 0.5, 2, 6
 	if !has("writes the locked way") || !has("inside the sender node") || !has("committed in batches") {
 		t.Error("rows of a scraped run are missing")
+	}
+}
+
+// afterAnswer pairs each measured send's answer with its arrival: warm-up and unpaired sends
+// are left out, an arrival before the answer is counted apart.
+func TestAfterAnswer(t *testing.T) {
+	run := newLatencyRun(4, time.Second, time.Second) // k 0..3 warm-up, 4..7 measured
+	base := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	ctx := context.Background()
+	run.sent(ctx, 0, at(0), at(1), nil) // warm-up
+	run.delivered(latencyBody{K: 0, T: at(0).UnixNano()}, at(50))
+	run.sent(ctx, 4, at(0), at(1), nil)
+	run.delivered(latencyBody{K: 4, T: at(0).UnixNano()}, at(3)) // 2 ms after its answer
+	run.sent(ctx, 5, at(0), at(10), nil)
+	run.delivered(latencyBody{K: 5, T: at(0).UnixNano()}, at(4)) // before its answer
+	run.sent(ctx, 6, at(0), at(1), nil)                          // never delivered
+	after, before := run.afterAnswer()
+	s := after.Summary(false)
+	if s.Count != 1 || s.P50 < 1.99 || s.P50 > 2.01 || before != 1 {
+		t.Errorf("after %+v, before %d", s, before)
 	}
 }

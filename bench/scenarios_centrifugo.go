@@ -61,7 +61,9 @@ type CentrifugoRun struct {
 	DeliveredRate    float64   `json:"delivered_per_s"`
 	Delivery         Summary   `json:"delivery_latency"`
 	HTTP             Summary   `json:"http_publish_latency"`
-	StartLag         Summary   `json:"send_start_lag"` // how late the load generator started each publish
+	StartLag         Summary   `json:"send_start_lag"`          // how late the load generator started each publish
+	AfterAnswer      Summary   `json:"delivered_after_answer"`  // as LatencyResult's
+	BeforeAnswer     int64     `json:"delivered_before_answer"` // as LatencyResult's
 	CPU              CPUUse    `json:"cpu_cores_during_measurement"`
 	// CPUPerMsgMs is CPU time of every server process (both nodes and Redis) per delivered message.
 	CPUPerMsgMs float64         `json:"cpu_ms_per_delivered_message"`
@@ -342,6 +344,8 @@ func (lr *latencyRun) fillCentrifugoRun(res *CentrifugoRun, subErr *atomic.Value
 	res.Delivery = lr.delivery.Summary(true)
 	res.HTTP = lr.http.Summary(false)
 	res.StartLag = lr.startLag.Summary(false)
+	after, before := lr.afterAnswer()
+	res.AfterAnswer, res.BeforeAnswer = after.Summary(false), before
 	res.Timeline = lr.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, centrifugoServerGroups, res.DeliveredRate)
 }
@@ -478,6 +482,7 @@ func (r *latencyRun) sent(ctx context.Context, k int, intended, done time.Time, 
 		return
 	}
 	r.sentOK[k].Store(true)
+	r.answeredAt[k].Store(done.UnixNano())
 	r.nSentOK.Add(1)
 	if k >= r.warmK {
 		r.http.Record(done.Sub(intended))
@@ -493,6 +498,7 @@ func (r *latencyRun) delivered(body latencyBody, now time.Time) {
 	if k < 0 || k >= len(r.received) || r.received[k].Swap(true) {
 		return
 	}
+	r.arrivedAt[k].Store(now.UnixNano())
 	r.nRecv.Add(1)
 	if r.inWindow(now) {
 		r.winRecv.Add(1)
@@ -502,6 +508,23 @@ func (r *latencyRun) delivered(body latencyBody, now time.Time) {
 	if k >= r.warmK {
 		r.delivery.Record(lat)
 	}
+}
+
+// afterAnswer is, over the measured messages both answered and delivered, how long each
+// arrived after its send's answer, and how many arrived before it.
+func (r *latencyRun) afterAnswer() (after *Hist, before int64) {
+	after = newHist()
+	for k := r.warmK; k < len(r.answeredAt); k++ {
+		answered, arrived := r.answeredAt[k].Load(), r.arrivedAt[k].Load()
+		switch {
+		case answered == 0 || arrived == 0:
+		case arrived < answered:
+			before++
+		default:
+			after.Record(time.Duration(arrived - answered))
+		}
+	}
+	return after, before
 }
 
 // readCentrifugo takes publications off one subscriber connection until ctx ends, answering

@@ -56,7 +56,12 @@ type LatencyResult struct {
 	// StartLag is how late the load generator started each measured send after its intended
 	// time: part of every latency above, and the same for any system it measures.
 	StartLag Summary `json:"send_start_lag"`
-	CPU      CPUUse  `json:"cpu_cores_during_measurement"`
+	// AfterAnswer is, per measured message, how long after its send's answer (the 201) it
+	// reached its subscriber; BeforeAnswer counts those that arrived first. Beside HTTP it tells
+	// a tail made before the answer (the commit) from one made after it (publish, delivery).
+	AfterAnswer  Summary `json:"delivered_after_answer"`
+	BeforeAnswer int64   `json:"delivered_before_answer"`
+	CPU          CPUUse  `json:"cpu_cores_during_measurement"`
 	// NodeCPU is each node's share of CPU (cores) during the measurement window.
 	NodeCPU map[string]float64 `json:"cpu_cores_by_node,omitempty"`
 	// NodeCPUNoLoad is each node's CPU (cores) just before the run, with nothing sent (the
@@ -90,7 +95,7 @@ type LatencyResult struct {
 	Rounds int    `json:"rounds,omitempty"`
 	Error  string `json:"error,omitempty"`
 
-	delivery, http, startLag *Hist // kept for merging rounds
+	delivery, http, startLag, afterAnswer *Hist // kept for merging rounds
 }
 
 type TimelinePoint struct {
@@ -114,9 +119,12 @@ type latencyRun struct {
 	warmK    int // sends with k < warmK are warm-up
 	received []atomic.Bool
 	sentOK   []atomic.Bool
-	delivery *Hist
-	http     *Hist
-	startLag *Hist // how late each measured send started (the load generator's share)
+	// answeredAt and arrivedAt are when the k-th send's answer came back and when its message
+	// reached its subscriber (Unix ns, 0 = not yet): afterAnswer tells the two apart.
+	answeredAt, arrivedAt []atomic.Int64
+	delivery              *Hist
+	http                  *Hist
+	startLag              *Hist // how late each measured send started (the load generator's share)
 
 	nSentOK, nErr, nRecv, nOrder atomic.Int64
 	nSkipped                     atomic.Int64
@@ -293,7 +301,8 @@ func (b *Bench) latencyConversations(ctx context.Context, sender *Node, perConv 
 func newLatencyRun(rate int, warmup, measure time.Duration) *latencyRun {
 	total := rate * int((warmup+measure)/time.Second)
 	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
-		sentOK: make([]atomic.Bool, total), delivery: newHist(), http: newHist(), startLag: newHist()}
+		sentOK: make([]atomic.Bool, total), answeredAt: make([]atomic.Int64, total), arrivedAt: make([]atomic.Int64, total),
+		delivery: newHist(), http: newHist(), startLag: newHist()}
 	secs := total/rate + 1
 	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
 	return run
@@ -354,6 +363,8 @@ func (b *Bench) summarizeLatency(ctx context.Context, res *LatencyResult, run *l
 	res.Delivery = run.delivery.Summary(true)
 	res.HTTP = run.http.Summary(false)
 	res.StartLag = run.startLag.Summary(false)
+	res.afterAnswer, res.BeforeAnswer = run.afterAnswer()
+	res.AfterAnswer = res.afterAnswer.Summary(false)
 	res.Timeline = run.timeline()
 	res.CPUPerMsgMs = cpuPerMessageMs(res.CPU, novaServerGroups, res.DeliveredRate)
 	b.log.Printf("%s: p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms sent=%d received=%d lost=%d errors=%d skipped=%d order_violations=%d cpu/msg=%.3fms",
@@ -453,7 +464,8 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 	m.Rounds, m.Timeline, m.CPU, m.Profiles = len(parts), nil, CPUUse{}, nil
 	m.SentOK, m.SendErrors, m.Received, m.Lost, m.OrderViolations, m.Scheduled = 0, 0, 0, 0, 0, 0
 	m.MeasureS, m.SendRate, m.DeliveredRate, m.GroupBacklog, m.GroupDrainS = 0, 0, 0, 0, 0
-	m.delivery, m.http, m.startLag = newHist(), newHist(), newHist()
+	m.delivery, m.http, m.startLag, m.afterAnswer = newHist(), newHist(), newHist(), newHist()
+	m.BeforeAnswer = 0
 	for _, p := range parts {
 		if p.Error != "" && m.Error == "" {
 			m.Error = p.Error
@@ -480,9 +492,12 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 			m.delivery.merge(p.delivery)
 			m.http.merge(p.http)
 			m.startLag.merge(p.startLag)
+			m.afterAnswer.merge(p.afterAnswer)
 		}
+		m.BeforeAnswer += p.BeforeAnswer
 	}
 	m.Delivery, m.HTTP, m.StartLag = m.delivery.Summary(true), m.http.Summary(false), m.startLag.Summary(false)
+	m.AfterAnswer = m.afterAnswer.Summary(false)
 	return m
 }
 
