@@ -37,8 +37,35 @@ const checkpointsKey = "pg checkpoints"
 const redisNotInUse = "redis (single, not in use)"
 
 type procCPU struct {
-	group string
-	ticks uint64
+	group  string
+	ticks  uint64
+	waitNs uint64 // time its threads spent runnable, waiting for a core (schedstat)
+}
+
+// waitedPrefix marks a CPUUse entry that is not CPU used but time a group's threads spent
+// runnable without a core (summed over threads, in cores): on 2 shared cores, a process that
+// waits there delays whatever waits on it, e.g. Redis's replies.
+const waitedPrefix = "waited: "
+
+// runQueueWaitNs sums the run-queue wait of a process's threads (the second field of
+// /proc/<pid>/task/<tid>/schedstat); 0 where the kernel keeps no schedstats.
+func runQueueWaitNs(pid string) uint64 {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, t := range tasks {
+		data, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 // pgBenchDB is the CPU group of the Postgres backends serving the bench database (Nova's, or
@@ -120,7 +147,7 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 		default:
 			continue
 		}
-		s.groups[pid] = procCPU{group, ut + st}
+		s.groups[pid] = procCPU{group, ut + st, runQueueWaitNs(e.Name())}
 	}
 	return s
 }
@@ -180,6 +207,9 @@ func cpuBetween(a, z cpuSnap) CPUUse {
 		c := float64(p.ticks-before) / clockTicks / secs
 		use[p.group] += c
 		accounted += c
+		if w0 := a.groups[pid].waitNs; p.waitNs > w0 {
+			use[waitedPrefix+p.group] += float64(p.waitNs-w0) / 1e9 / secs
+		}
 	}
 	use["rest"] = max(0, use["machine"]-accounted)
 	use[checkpointsKey] = float64(z.checkpoints - a.checkpoints)
@@ -191,20 +221,30 @@ func (u CPUUse) String() string {
 	if len(u) == 0 {
 		return "n/a"
 	}
-	var keys []string
+	var used, waited []string
 	for k := range u {
-		if k != "machine" && k != checkpointsKey {
-			keys = append(keys, k)
+		switch {
+		case k == "machine" || k == checkpointsKey:
+		case strings.HasPrefix(k, waitedPrefix):
+			waited = append(waited, k)
+		default:
+			used = append(used, k)
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool { return u[keys[i]] > u[keys[j]] })
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if u[k] >= 0.005 {
-			parts = append(parts, fmt.Sprintf("%s %.2f", k, u[k]))
+	list := func(keys []string) string {
+		sort.Slice(keys, func(i, j int) bool { return u[keys[i]] > u[keys[j]] })
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			if u[k] >= 0.005 {
+				parts = append(parts, fmt.Sprintf("%s %.2f", strings.TrimPrefix(k, waitedPrefix), u[k]))
+			}
 		}
+		return strings.Join(parts, ", ")
 	}
-	out := fmt.Sprintf("busy %.2f of %d cores: %s", u["machine"], runtime.NumCPU(), strings.Join(parts, ", "))
+	out := fmt.Sprintf("busy %.2f of %d cores: %s", u["machine"], runtime.NumCPU(), list(used))
+	if w := list(waited); w != "" {
+		out += "; runnable, waiting for a core: " + w
+	}
 	if n := u[checkpointsKey]; n > 0 {
 		out += fmt.Sprintf("; Postgres checkpoints meanwhile: %.0f", n)
 	}

@@ -86,8 +86,8 @@ func TestInstancesPlanAndIdleNodes(t *testing.T) {
 
 func TestNodeCPUBetween(t *testing.T) {
 	t0 := time.Now()
-	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100}, 11: {"nova", 50}, 12: {"redis", 7}}, nodes: map[int]string{10: "n1", 11: "n2"}}
-	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200}, 11: {"nova", 51}, 13: {"nova", 30}, 12: {"redis", 9}},
+	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 0}, 11: {"nova", 50, 0}, 12: {"redis", 7, 0}}, nodes: map[int]string{10: "n1", 11: "n2"}}
+	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 0}, 11: {"nova", 51, 0}, 13: {"nova", 30, 0}, 12: {"redis", 9, 0}},
 		nodes: map[int]string{10: "n1", 11: "n2", 13: "n3"}}
 	got := nodeCPUBetween(a, z)
 	// n1: 100 ticks in 2 s = 0.5 cores; n2: 1 tick = 0.005; n3 started meanwhile: left out.
@@ -96,6 +96,24 @@ func TestNodeCPUBetween(t *testing.T) {
 	}
 	if s := formatNodeCPU(got); s != "n1 0.500, n2 0.005" {
 		t.Errorf("formatNodeCPU %q", s)
+	}
+}
+
+// cpuBetween also says how long each group's threads waited for a core, apart from the CPU
+// they used, and String lists those waits after the use.
+func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
+	t0 := time.Now()
+	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 1e9}, 12: {"redis", 7, 0}}}
+	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 2e9}, 12: {"redis", 9, 5e8}}}
+	u := cpuBetween(a, z)
+	// nova: 100 ticks = 0.5 cores used, 1 s waited in 2 s = 0.5; redis 0.01 used, 0.25 waited
+	near := func(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
+	if !near(u["nova"], 0.5) || !near(u[waitedPrefix+"nova"], 0.5) || !near(u["redis"], 0.01) || !near(u[waitedPrefix+"redis"], 0.25) {
+		t.Fatalf("cpuBetween %v", u)
+	}
+	s := u.String()
+	if !strings.Contains(s, ": nova 0.50, redis 0.01; runnable, waiting for a core: nova 0.50, redis 0.25") {
+		t.Errorf("String %q", s)
 	}
 }
 
