@@ -37,7 +37,9 @@ type Env struct {
 	DB       *pgxpool.Pool     // the bench's own pool on the bench database
 	RDB      *redis.Client     // the bench's own Redis client
 	Settings map[string]string // NOVA_* settings every instance gets
-	Nodes    []*Node
+	// RedisNice is the nice value every redis-server of the run is given (0: left as started).
+	RedisNice int
+	Nodes     []*Node
 	// Cluster is the private Redis Cluster while the instances scenario runs on it (nil
 	// otherwise): the nodes started meanwhile use it instead of Redis, which stays up idle.
 	Cluster    *testinfra.RedisCluster
@@ -138,6 +140,9 @@ func (e *Env) StartRedis(ctx context.Context) error {
 	}
 	e.Redis = r
 	e.onClose(r.Stop)
+	if err := e.renice(r.PID()); err != nil {
+		return err
+	}
 	e.RDB = redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 32})
 	e.onClose(func() { _ = e.RDB.Close() })
 	return nil
@@ -154,9 +159,37 @@ func (e *Env) StartRedisCluster(ctx context.Context, masters int) error {
 		return err
 	}
 	e.Cluster = c
+	e.onClose(e.StopRedisCluster)
+	for _, pid := range c.PIDs() {
+		if err := e.renice(pid); err != nil {
+			return err
+		}
+	}
 	e.ClusterRDB = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(c.Seeds(), ","), PoolSize: 8,
 		ClusterStateReloadInterval: redisstream.ClusterStateReload})
-	e.onClose(e.StopRedisCluster)
+	return nil
+}
+
+// renice gives every thread of a redis-server the nice value RedisNice (Linux keeps one per
+// thread; Redis runs its commands on the main one): on shared cores a lower value lets Redis
+// run ahead of the nodes, the load generator and Postgres, as if it had a core of its own.
+func (e *Env) renice(pid int) error {
+	if e.RedisNice == 0 {
+		return nil
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return fmt.Errorf("-redis-nice: %w", err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, e.RedisNice); err != nil {
+			return fmt.Errorf("-redis-nice %d on redis-server pid %d: %w (a negative value needs root or CAP_SYS_NICE)", e.RedisNice, pid, err)
+		}
+	}
 	return nil
 }
 

@@ -35,9 +35,12 @@ type Config struct {
 	Conversations int
 	Profile       bool
 	SendToLeader  bool
-	NovaRef       string
-	NovaBin       string
-	Only          []string
+	// RedisNice is the nice value of the bench's redis-servers (0: as started); both systems
+	// use the same Redis.
+	RedisNice int
+	NovaRef   string
+	NovaBin   string
+	Only      []string
 	// Centrifugo runs the same-run comparison (scenario "centrifugo").
 	Centrifugo bool
 	// Shapes are the load shapes of the latency scenario, run on Nova (scenario "latency")
@@ -96,6 +99,7 @@ func run() int {
 	flag.IntVar(&cfg.Rate, "rate", 1000, "offered send rate of the latency run, messages/s")
 	flag.IntVar(&cfg.Conversations, "conversations", 100, "conversations of the latency and throughput runs")
 	flag.BoolVar(&cfg.Profile, "profile", false, "save CPU profiles of the nodes during the latency and throughput runs")
+	flag.IntVar(&cfg.RedisNice, "redis-nice", 0, "run the bench's redis-servers at this nice value, -20..19 (e.g. -10: ahead of the nodes, Postgres and the load generator on shared cores, as if Redis had a core of its own; Nova and Centrifugo use the same Redis; a negative value needs root or CAP_SYS_NICE)")
 	flag.BoolVar(&cfg.SendToLeader, "send-to-leader", false, "latency runs send to the outbox relay leader (default: to a node that does not lead)")
 	flag.StringVar(&cfg.NovaRef, "nova-ref", "", "build nova from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&cfg.NovaBin, "nova-bin", "", "use this prebuilt nova binary instead of building one")
@@ -106,6 +110,10 @@ func run() int {
 	flag.StringVar(&counts, "instance-counts", "1,2,4", "node counts of the \"instances\" scenario (HTTP sends to n1, subscribers on n2 only)")
 	flag.StringVar(&topologies, "topologies", "", "comma-separated Redis topologies the \"instances\" scenario runs every count on: single (the private redis-server, NOVA_FANOUT_PARTITIONS=1), single-owner (the same with NOVA_GROUP_READERS=owner) and cluster (a private Redis Cluster of 3 masters with a replica each, 6 redis-servers, NOVA_FANOUT_PARTITIONS=8; needs redis-cli) (default: single,single-owner,cluster in full and in -quick mode)")
 	flag.Parse()
+	if cfg.RedisNice < -20 || cfg.RedisNice > 19 {
+		fmt.Fprintln(os.Stderr, "novabench: -redis-nice must be -20..19")
+		return 2
+	}
 	if cfg.Instances < 1 || cfg.Rate < 1 || cfg.Conversations < 1 {
 		fmt.Fprintln(os.Stderr, "novabench: -instances, -rate and -conversations must be positive")
 		return 2
@@ -202,6 +210,7 @@ func (b *Bench) run(ctx context.Context) int {
 		return 1
 	}
 	b.env = env
+	env.RedisNice = b.cfg.RedisNice
 	defer func() {
 		b.log.Printf("cleaning up: stopping nodes and redis-server, dropping database %s", env.DBName)
 		env.Close()
@@ -264,7 +273,7 @@ func (b *Bench) setup(ctx context.Context) error {
 	if err := b.env.StartRedis(ctx); err != nil {
 		return err
 	}
-	b.log.Printf("redis-server on port %d (no persistence; production runs AOF)", b.env.Redis.Port)
+	b.log.Printf("redis-server on port %d (no persistence; production runs AOF)%s", b.env.Redis.Port, niceNote(b.cfg.RedisNice))
 	if err := <-built; err != nil {
 		return err
 	}

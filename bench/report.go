@@ -669,7 +669,7 @@ func (b *Bench) notes() []string {
 		fmt.Sprintf("Machine: %d CPUs (%s), %.1f GiB RAM, Linux %s, %s.", m.CPUs, m.CPUModel, float64(m.MemTotalKiB)/(1<<20), m.Kernel, m.GoVersion),
 		fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, fsync=%s, shared_buffers=%s, autovacuum=%s: the bench runs VACUUM ANALYZE between scenarios instead), shared with %d other client sessions at start; fresh database %s, dropped at the end.",
 			m.Postgres, m.PGSettings["synchronous_commit"], m.PGSettings["fsync"], m.PGSettings["shared_buffers"], m.PGSettings["autovacuum"], m.PGOtherSessions, b.env.DBName),
-		fmt.Sprintf("Redis %s, private, without persistence (--save \"\" --appendonly no, noeviction); production runs AOF, which adds a write per XADD.", m.Redis),
+		fmt.Sprintf("Redis %s, private, without persistence (--save \"\" --appendonly no, noeviction); production runs AOF, which adds a write per XADD.%s", m.Redis, niceNote(b.cfg.RedisNice)),
 		fmt.Sprintf("Nova from the %s (commit %s%s): %d `nova serve` processes with NOVA_SEND_RATE=0, NOVA_STREAM_MAXLEN=20000, NOVA_MAX_CONNS_PER_USER=100000; the load generator runs on the same 2 cores.",
 			m.NovaSource, orDash(m.GitCommit), map[bool]string{true: ", with uncommitted changes", false: ""}[m.GitDirty], r.Instances),
 		"Latency is measured from each message's intended send time (open loop: one pacer thread releases each send at its time with nanosleep, for Nova and Centrifugo alike; \"sends started late by the load generator\" is its own share), so a stalled server cannot hide its queueing (no coordinated omission).",
@@ -758,4 +758,12 @@ func (b *Bench) writeOutputs(stdout io.Writer) error {
 	}
 	b.log.Printf("wrote %s, %s", filepath.Join(b.cfg.Out, "report.txt"), filepath.Join(b.cfg.Out, "results.json"))
 	return nil
+}
+
+// niceNote says, for the report and the log, that the redis-servers ran at another nice value.
+func niceNote(nice int) string {
+	if nice == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" Every redis-server ran at nice %d (-redis-nice): ahead of the other processes on these cores, for both systems.", nice)
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -301,5 +305,29 @@ func TestTheLeaderIsTheNodeWhoseLastWordLeadsShardZero(t *testing.T) {
 		if got := leadsFirstShard(tc.log); got != tc.want {
 			t.Errorf("leadsFirstShard(%q) = %v, want %v", tc.log, got, tc.want)
 		}
+	}
+}
+
+// -redis-nice gives every thread of the process the value (raising it needs no privilege).
+func TestReniceSetsEveryThread(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	e := &Env{RedisNice: 5}
+	if err := e.renice(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if f[16] != "5" { // field 19 of stat, the nice value
+		t.Fatalf("nice %s, want 5", f[16])
+	}
+	if niceNote(0) != "" || !strings.Contains(niceNote(-10), "nice -10") {
+		t.Error("niceNote")
 	}
 }
