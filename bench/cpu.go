@@ -24,6 +24,7 @@ type cpuSnap struct {
 	at          time.Time
 	busy, total uint64
 	groups      map[int]procCPU // pid -> group and ticks
+	allTicks    map[int]uint64  // pid -> CPU ticks of every process, in a group or not
 	nodes       map[int]string  // pid -> node name, of the nova nodes running at the snapshot
 	checkpoints int64           // Postgres checkpoints so far (timed + requested), server-wide
 }
@@ -76,7 +77,7 @@ const pgBenchDB = "postgres (bench db)"
 type CPUUse map[string]float64
 
 func (b *Bench) cpuSnapshot() cpuSnap {
-	s := cpuSnap{at: time.Now(), groups: map[int]procCPU{}, nodes: map[int]string{}}
+	s := cpuSnap{at: time.Now(), groups: map[int]procCPU{}, nodes: map[int]string{}, allTicks: map[int]uint64{}}
 	if b.env.DB != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = b.env.DB.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&s.checkpoints)
@@ -133,6 +134,7 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 		}
 		ut, _ := strconv.ParseUint(f[11], 10, 64)
 		st, _ := strconv.ParseUint(f[12], 10, 64)
+		s.allTicks[pid] = ut + st
 		group, ok := known[pid]
 		switch {
 		case ok:
@@ -198,6 +200,16 @@ func cpuBetween(a, z cpuSnap) CPUUse {
 	if dt := z.total - a.total; dt > 0 {
 		use["machine"] = float64(z.busy-a.busy) / float64(dt) * float64(runtime.NumCPU())
 	}
+	// /proc/stat samples busy time at the tick, and at low, bursty load (a CPU idle between
+	// short bursts) it reads less than the processes' own figures, which the kernel derives
+	// from their exact run time. The machine was at least as busy as its processes were.
+	var procs uint64
+	for pid, t := range z.allTicks {
+		if before := a.allTicks[pid]; t >= before {
+			procs += t - before
+		}
+	}
+	use["machine"] = max(use["machine"], float64(procs)/clockTicks/secs)
 	accounted := 0.0
 	for pid, p := range z.groups {
 		before := a.groups[pid].ticks // 0 for a process that started meanwhile

@@ -121,6 +121,22 @@ func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
 	}
 }
 
+// The machine was at least as busy as its processes: /proc/stat's tick-sampled busy time can
+// read less at bursty load, and "rest" is then what processes outside the groups used.
+func TestMachineIsAtLeastItsProcesses(t *testing.T) {
+	t0 := time.Now()
+	a := cpuSnap{at: t0, busy: 0, total: 0, groups: map[int]procCPU{10: {"nova", 100, 0}},
+		allTicks: map[int]uint64{10: 100, 20: 50}}
+	z := cpuSnap{at: t0.Add(2 * time.Second), busy: 0, total: 400, // /proc/stat saw no busy tick at all
+		groups:   map[int]procCPU{10: {"nova", 200, 0}},
+		allTicks: map[int]uint64{10: 200, 20: 90, 30: 20}} // nova 0.5, another 0.2, a new one 0.1
+	u := cpuBetween(a, z)
+	near := func(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
+	if !near(u["machine"], 0.8) || !near(u["nova"], 0.5) || !near(u["rest"], 0.3) {
+		t.Fatalf("cpuBetween %v; want machine 0.8 (its processes), nova 0.5, rest 0.3", u)
+	}
+}
+
 func shapeSummary(ms float64) Summary {
 	return Summary{Count: 100, P50: ms, P90: 2 * ms, P99: 4 * ms, Max: 8 * ms}
 }
