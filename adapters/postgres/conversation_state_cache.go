@@ -37,11 +37,16 @@ func newStateCache() *stateCache {
 
 // lock takes the writer lock of id's stripe; the caller unlocks what it returns.
 func (s *stateCache) lock(id conversation.ID) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	m := &s.writes[h.Sum32()%writeStripes]
+	m := &s.writes[writeStripe(id)]
 	m.Lock()
 	return m
+}
+
+// writeStripe is the stripe of id's writer lock: conversations of one stripe queue for it.
+func writeStripe(id conversation.ID) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum32() % writeStripes
 }
 
 func (s *stateCache) get(id conversation.ID) (conversation.Snapshot, bool) {

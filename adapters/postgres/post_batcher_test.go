@@ -29,13 +29,30 @@ func sendRemembered(repo *postgres.ConversationRepository, id conversation.ID, k
 	}()
 }
 
+// stripes are the remembered-state writer stripes a test's conversations hold. A send keeps its
+// conversation's stripe while it waits for its batch, so two of a test's conversations on one
+// stripe would queue one behind the other instead of waiting together (with random ids, about
+// one run in a hundred); start gives each conversation a stripe of its own.
+type stripes map[uint32]bool
+
+func (s stripes) start(t *testing.T, repo *postgres.ConversationRepository, alice conversation.UserID) *conversation.Conversation {
+	t.Helper()
+	for {
+		c := startConversation(t, repo, alice)
+		if st := postgres.WriteStripe(c.ID()); !s[st] {
+			s[st] = true
+			return c
+		}
+	}
+}
+
 // busyBatches makes both batches of repo wait on row locks held elsewhere, one lock each, and
 // returns the releases of those locks and the results of the two sends.
-func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID) (release [2]func(), first chan sendResult) {
+func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID, taken stripes) (release [2]func(), first chan sendResult) {
 	t.Helper()
 	first = make(chan sendResult, 2)
 	for i := range 2 {
-		c := startConversation(t, repo, alice)
+		c := taken.start(t, repo, alice)
 		lock := holdRows(t, pool, c.ID())
 		release[i] = func() { _ = lock.Rollback(context.Background()) }
 		sendRemembered(repo, c.ID(), "busy", alice, first)
@@ -62,10 +79,11 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 	repo, pool, sig := newRepo(t)
 	ctx := context.Background()
 	alice := conversation.UserID(uuid.NewString())
-	release, first := busyBatches(t, repo, pool, alice)
+	taken := stripes{}
+	release, first := busyBatches(t, repo, pool, alice, taken)
 
 	// given a conversation another instance wrote since this one did (its remembered state is stale)
-	stale := startConversation(t, repo, alice)
+	stale := taken.start(t, repo, alice)
 	other := postgres.NewConversationRepository(pool, &countingSignal{})
 	if err := other.Update(ctx, stale.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("o1", alice)); return err }); err != nil {
 		t.Fatal(err)
@@ -74,7 +92,7 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 	var ids []string
 	out := make(chan sendResult, 4)
 	for range 3 {
-		c := startConversation(t, repo, alice)
+		c := taken.start(t, repo, alice)
 		ids = append(ids, string(c.ID()))
 		sendRemembered(repo, c.ID(), "m1", alice, out)
 	}
@@ -117,12 +135,19 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
 	repo, pool, _ := newRepo(t)
 	alice := conversation.UserID(uuid.NewString())
-	repeated := conversationWithMessage(t, repo, alice, "r1")
-	release, first := busyBatches(t, repo, pool, alice)
+	taken := stripes{}
+	repeated := taken.start(t, repo, alice)
+	if err := repo.Update(context.Background(), repeated.ID(), func(c *conversation.Conversation) error {
+		_, err := c.PostMessage(post("r1", alice))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	release, first := busyBatches(t, repo, pool, alice, taken)
 
 	// given, waiting together: two new sends and a repeat of a stored send
 	out := make(chan sendResult, 3)
-	fresh1, fresh2 := startConversation(t, repo, alice), startConversation(t, repo, alice)
+	fresh1, fresh2 := taken.start(t, repo, alice), taken.start(t, repo, alice)
 	sendRemembered(repo, fresh1.ID(), "f1", alice, out)
 	sendRemembered(repo, repeated.ID(), "r1", alice, out)
 	sendRemembered(repo, fresh2.ID(), "f2", alice, out)
@@ -152,11 +177,12 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testi
 	repo, pool, _ := newRepo(t)
 	alice := conversation.UserID(uuid.NewString())
 	postgres.SetBatchLockTimeout(repo, 100*time.Millisecond)
-	release, first := busyBatches(t, repo, pool, alice)
+	taken := stripes{}
+	release, first := busyBatches(t, repo, pool, alice, taken)
 
 	// given a send to a conversation another session keeps locked and one to a free
 	// conversation wait together behind the busy batches
-	locked, free := startConversation(t, repo, alice), startConversation(t, repo, alice)
+	locked, free := taken.start(t, repo, alice), taken.start(t, repo, alice)
 	lock := holdRows(t, pool, locked.ID())
 	stuck, out := make(chan sendResult, 1), make(chan sendResult, 1)
 	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
