@@ -89,10 +89,8 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 		rows = append(rows,
 			Row{"    send's answer (201) p50 / p99, from intended time", fms(l.HTTP.P50) + " / " + fms(l.HTTP.P99), blank,
 				"Centrifugo " + fms(r.HTTP.P50) + " / " + fms(r.HTTP.P99), blank, info},
-			Row{"    delivered after the answer p50 / p99 (arrived before it)", fms(l.AfterAnswer.P50) + " / " + fms(l.AfterAnswer.P99) +
-				fmt.Sprintf(" (%s)", pct(l.BeforeAnswer, l.BeforeAnswer+l.AfterAnswer.Count)), blank,
-				"Centrifugo " + fms(r.AfterAnswer.P50) + " / " + fms(r.AfterAnswer.P99) +
-					fmt.Sprintf(" (%s)", pct(r.BeforeAnswer, r.BeforeAnswer+r.AfterAnswer.Count)), blank, info})
+			Row{"    delivered after the answer p50 / p99 (arrived before it)", afterAnswerCell(l.AfterAnswer, l.BeforeAnswer), blank,
+				"Centrifugo " + afterAnswerCell(r.AfterAnswer, r.BeforeAnswer), blank, info})
 	}
 	nova := cpuPerMessageMs(l.CPU, novaServerGroups, l.DeliveredRate)
 	if nova > 0 && r.CPUPerMsgMs > 0 {
@@ -284,10 +282,12 @@ func firstLine(s string) string {
 	return s
 }
 
-// pct is part of whole in percent, for a report cell.
-func pct(part, whole int64) string {
-	if whole <= 0 {
-		return "-"
+// afterAnswerCell is "p50 / p99 (share arrived before the answer)" of a run's delivery after
+// its send's answer.
+func afterAnswerCell(after Summary, before int64) string {
+	share := "-"
+	if n := before + after.Count; n > 0 {
+		share = fmt.Sprintf("%.1f %%", 100*float64(before)/float64(n))
 	}
-	return fmt.Sprintf("%.1f %%", 100*float64(part)/float64(whole))
+	return fmt.Sprintf("%s / %s (%s)", fms(after.P50), fms(after.P99), share)
 }

@@ -336,8 +336,7 @@ func TestCentrifugoClientAgainstFakeServer(t *testing.T) {
 	if !s.pong || s.offsets["novabench:c0"] != 10 || s.offsets["novabench:c1"] != 10 {
 		t.Fatalf("subscriber %+v", s)
 	}
-	lr := &latencyRun{rate: 1000, received: make([]atomic.Bool, 10), sentOK: make([]atomic.Bool, 10),
-		answeredAt: make([]atomic.Int64, 10), arrivedAt: make([]atomic.Int64, 10), delivery: newHist(), http: newHist(),
+	lr := &latencyRun{rate: 1000, answeredAt: make([]atomic.Int64, 10), arrivedAt: make([]atomic.Int64, 10), delivery: newHist(), http: newHist(),
 		secCount: make([]atomic.Int64, 1), secSumUs: make([]atomic.Int64, 1), secMaxUs: make([]atomic.Int64, 1)}
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -208,7 +208,7 @@ func (b *Bench) centrifugoLatency(ctx context.Context, cl *cfCluster, res *Centr
 	runID, channels, index := freshChannels(n)
 
 	lr := newLatencyRun(rate, warmup, measure)
-	total := len(lr.received)
+	total := len(lr.arrivedAt)
 	res.Scheduled = total
 
 	subs, err := b.openCentrifugoSubscribers(ctx, cl, subNode, res, sh, channels, runID)
@@ -464,8 +464,8 @@ func (r *latencyRun) awaitArrivals() {
 // lost counts the sends that were acknowledged and never delivered.
 func (r *latencyRun) lost() int64 {
 	var n int64
-	for i := range r.sentOK {
-		if r.sentOK[i].Load() && !r.received[i].Load() {
+	for i := range r.answeredAt {
+		if r.answeredAt[i].Load() != 0 && r.arrivedAt[i].Load() == 0 {
 			n++
 		}
 	}
@@ -481,7 +481,6 @@ func (r *latencyRun) sent(ctx context.Context, k int, intended, done time.Time, 
 		}
 		return
 	}
-	r.sentOK[k].Store(true)
 	r.answeredAt[k].Store(done.UnixNano())
 	r.nSentOK.Add(1)
 	if k >= r.warmK {
@@ -495,10 +494,9 @@ func (r *latencyRun) sent(ctx context.Context, k int, intended, done time.Time, 
 // delivered accounts one received probe (the bookkeeping of latencyRun.read).
 func (r *latencyRun) delivered(body latencyBody, now time.Time) {
 	k := body.K
-	if k < 0 || k >= len(r.received) || r.received[k].Swap(true) {
-		return
+	if k < 0 || k >= len(r.arrivedAt) || !r.arrivedAt[k].CompareAndSwap(0, now.UnixNano()) {
+		return // unknown, or a repeat
 	}
-	r.arrivedAt[k].Store(now.UnixNano())
 	r.nRecv.Add(1)
 	if r.inWindow(now) {
 		r.winRecv.Add(1)

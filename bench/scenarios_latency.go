@@ -115,12 +115,10 @@ type latencyBody struct {
 }
 
 type latencyRun struct {
-	rate     int
-	warmK    int // sends with k < warmK are warm-up
-	received []atomic.Bool
-	sentOK   []atomic.Bool
+	rate  int
+	warmK int // sends with k < warmK are warm-up
 	// answeredAt and arrivedAt are when the k-th send's answer came back and when its message
-	// reached its subscriber (Unix ns, 0 = not yet): afterAnswer tells the two apart.
+	// reached its subscriber (Unix ns, 0 = not (yet)): sent, received, lost and afterAnswer.
 	answeredAt, arrivedAt []atomic.Int64
 	delivery              *Hist
 	http                  *Hist
@@ -205,7 +203,7 @@ func (b *Bench) latency(ctx context.Context, res *LatencyResult, plan latencyPla
 		return err
 	}
 	run := newLatencyRun(rate, warmup, measure)
-	res.Scheduled = len(run.received)
+	res.Scheduled = len(run.arrivedAt)
 
 	// Idle subscribed connections first (they take the longest to open), each on a quiet
 	// conversation, all on the first subscriber node.
@@ -300,9 +298,8 @@ func (b *Bench) latencyConversations(ctx context.Context, sender *Node, perConv 
 
 func newLatencyRun(rate int, warmup, measure time.Duration) *latencyRun {
 	total := rate * int((warmup+measure)/time.Second)
-	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), received: make([]atomic.Bool, total),
-		sentOK: make([]atomic.Bool, total), answeredAt: make([]atomic.Int64, total), arrivedAt: make([]atomic.Int64, total),
-		delivery: newHist(), http: newHist(), startLag: newHist()}
+	run := &latencyRun{rate: rate, warmK: rate * int(warmup/time.Second), answeredAt: make([]atomic.Int64, total),
+		arrivedAt: make([]atomic.Int64, total), delivery: newHist(), http: newHist(), startLag: newHist()}
 	secs := total/rate + 1
 	run.secCount, run.secSumUs, run.secMaxUs = make([]atomic.Int64, secs), make([]atomic.Int64, secs), make([]atomic.Int64, secs)
 	return run
@@ -332,7 +329,7 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 	defer stopProgress()
 	runID := randomHex(4)
 	n := len(convs)
-	run.pace(ctx, res.ShapeSpec.Senders, len(run.received), run.rate, start, func(k int, intended time.Time) {
+	run.pace(ctx, res.ShapeSpec.Senders, len(run.arrivedAt), run.rate, start, func(k int, intended time.Time) {
 		run.send(ctx, b.api, sender.URL, senders[k%n], convs[k%n], runID, k, intended)
 	})
 	res.CPU, res.NodeCPU = cpuWait()

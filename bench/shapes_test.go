@@ -103,6 +103,9 @@ func TestNodeCPUBetween(t *testing.T) {
 	}
 }
 
+// near: v is want to a thousandth.
+func near(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
+
 // cpuBetween also says how long each group's threads waited for a core, apart from the CPU
 // they used, and String lists those waits after the use.
 func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
@@ -111,7 +114,6 @@ func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
 	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 2e9}, 12: {"redis", 9, 5e8}}}
 	u := cpuBetween(a, z)
 	// nova: 100 ticks = 0.5 cores used, 1 s waited in 2 s = 0.5; redis 0.01 used, 0.25 waited
-	near := func(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
 	if !near(u["nova"], 0.5) || !near(u[waitedPrefix+"nova"], 0.5) || !near(u["redis"], 0.01) || !near(u[waitedPrefix+"redis"], 0.25) {
 		t.Fatalf("cpuBetween %v", u)
 	}
@@ -131,7 +133,6 @@ func TestMachineIsAtLeastItsProcesses(t *testing.T) {
 		groups:   map[int]procCPU{10: {"nova", 200, 0}},
 		allTicks: map[int]uint64{10: 200, 20: 90, 30: 20}} // nova 0.5, another 0.2, a new one 0.1
 	u := cpuBetween(a, z)
-	near := func(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
 	if !near(u["machine"], 0.8) || !near(u["nova"], 0.5) || !near(u["rest"], 0.3) {
 		t.Fatalf("cpuBetween %v; want machine 0.8 (its processes), nova 0.5, rest 0.3", u)
 	}
