@@ -15,8 +15,9 @@ import (
 
 // subscribers are a latency run's active subscribers, each a Go client (client/), as an app
 // would connect: one per conversation, or one subscribed to all of them. ManualAck with no Ack
-// calls, so they send no ack frames the run would pay for; Messages is unbuffered, so a message
-// is timed as soon as the client has decoded it. The client drops a re-sent message (seq at or
+// calls, so they send no ack frames the run would pay for. A message is timed when the client
+// read its frame off the socket (Message.ReceivedAt), before decoding and the hand-over to this
+// reader: the point at which the Centrifugo reader times a publication. The client drops a re-sent message (seq at or
 // below the last one it delivered), so order_violations counts gaps and reorders only.
 type subscribers struct {
 	run     *latencyRun
@@ -84,7 +85,6 @@ func (s *subscribers) awaitProbes(ctx context.Context, api *API, base string, se
 func (s *subscribers) read(msgs <-chan client.Message) {
 	last := map[string]int64{} // by conversation: one client may carry all of them
 	for m := range msgs {
-		now := time.Now()
 		var body latencyBody
 		if json.Unmarshal(m.Body, &body) != nil {
 			continue
@@ -97,7 +97,7 @@ func (s *subscribers) read(msgs <-chan client.Message) {
 			s.probes <- m.ConversationID
 			continue
 		}
-		s.run.delivered(body, now)
+		s.run.delivered(body, m.ReceivedAt)
 	}
 }
 

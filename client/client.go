@@ -38,6 +38,10 @@ type Message struct {
 	ClientMsgID    string          `json:"client_msg_id"`
 	Body           json.RawMessage `json:"body"`
 	CreatedAt      time.Time       `json:"created_at"`
+	// ReceivedAt is when this client read the WebSocket frame that carried the message (local
+	// clock), before decoding it and before the application took it from Messages: the point
+	// at which to measure delivery latency.
+	ReceivedAt time.Time `json:"-"`
 }
 
 // TokenSource returns a valid access token (a JWT); it is asked before every connection and
@@ -262,6 +266,7 @@ type inFrame struct {
 func (c *Client) read(ctx context.Context, conn *websocket.Conn) error {
 	for {
 		_, data, err := conn.Read(ctx)
+		received := time.Now()
 		if err != nil {
 			if code := websocket.CloseStatus(err); code != -1 {
 				var ce websocket.CloseError
@@ -279,6 +284,7 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn) error {
 			if f.Message == nil || !c.isNew(*f.Message) {
 				continue
 			}
+			f.Message.ReceivedAt = received
 			select {
 			case c.msgs <- *f.Message:
 			case <-ctx.Done():

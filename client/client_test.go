@@ -34,11 +34,15 @@ func TestAClientWhoseInstanceIsKilledMidStreamSeesEveryMessageOnceInOrder(t *tes
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
+	sentAt := time.Now()
 	first, _ := alice.Send(conv, "warm-up", 0)
 	select {
 	case m := <-c.Messages():
 		if m.Seq != first.Seq {
 			t.Fatalf("first message seq %d, want %d", m.Seq, first.Seq)
+		}
+		if m.ReceivedAt.Before(sentAt) || m.ReceivedAt.After(time.Now()) {
+			t.Fatalf("ReceivedAt %v is not between the send (%v) and now", m.ReceivedAt, sentAt)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client got nothing")
