@@ -38,6 +38,7 @@ type Config struct {
 	// RedisNice is the nice value of the bench's redis-servers (0: as started); both systems
 	// use the same Redis.
 	RedisNice int
+	QuietWait time.Duration // how long to wait for a quiet machine before the first measurement
 	NovaRef   string
 	NovaBin   string
 	Only      []string
@@ -100,6 +101,7 @@ func run() int {
 	flag.IntVar(&cfg.Conversations, "conversations", 100, "conversations of the latency and throughput runs")
 	flag.BoolVar(&cfg.Profile, "profile", false, "save CPU profiles of the nodes during the latency and throughput runs")
 	flag.IntVar(&cfg.RedisNice, "redis-nice", 0, "run the bench's redis-servers at this nice value, -20..19 (e.g. -10: ahead of the nodes, Postgres and the load generator on shared cores, as if Redis had a core of its own; Nova and Centrifugo use the same Redis; a negative value needs root or CAP_SYS_NICE)")
+	flag.DurationVar(&cfg.QuietWait, "quiet-wait", 5*time.Minute, "before the first measurement, wait up to this long until work other than the bench's uses under 0.2 cores (0: check once, do not wait); the report says what it found")
 	flag.BoolVar(&cfg.SendToLeader, "send-to-leader", false, "latency runs send to the outbox relay leader (default: to a node that does not lead)")
 	flag.StringVar(&cfg.NovaRef, "nova-ref", "", "build nova from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&cfg.NovaBin, "nova-bin", "", "use this prebuilt nova binary instead of building one")
@@ -298,6 +300,11 @@ func (b *Bench) setup(ctx context.Context) error {
 // first (Postgres to itself, no nova connections holding slots), then the nova runs, then the
 // A/B runs on restarted nodes.
 func (b *Bench) scenarios(ctx context.Context) {
+	quiet := b.waitQuiet(ctx, b.cfg.QuietWait)
+	b.res.Quiet = &quiet
+	if ctx.Err() != nil {
+		return
+	}
 	if b.cfg.wants("baseline") || b.cfg.wants("throughput") || b.cfg.wants("latency") {
 		b.res.Baselines = b.runBaselines(ctx)
 	}

@@ -22,6 +22,7 @@ type Results struct {
 	DurationS       float64                   `json:"duration_s"`
 	Instances       int                       `json:"instances"`
 	Machine         MachineFacts              `json:"machine"`
+	Quiet           *QuietCheck               `json:"quiet_before_start,omitempty"`
 	Baselines       *Baselines                `json:"baselines,omitempty"`
 	IdleCPU         CPUUse                    `json:"idle_cpu_cores"`
 	Latency         *LatencyResult            `json:"latency,omitempty"`
@@ -673,8 +674,13 @@ func (b *Bench) notes() []string {
 			m.NovaSource, orDash(m.GitCommit), map[bool]string{true: ", with uncommitted changes", false: ""}[m.GitDirty], r.Instances),
 		"Latency is measured from each message's intended send time (open loop: one pacer thread releases each send at its time with nanosleep, for Nova and Centrifugo alike; \"sends started late by the load generator\" is its own share), so a stalled server cannot hide its queueing (no coordinated omission).",
 		latencyNote(r.Latency),
-		"Baselines are measured in the same run: pgbench (insert one message-like row per transaction into bench_messages, same columns and keys as messages) and redis-benchmark ran before the nodes started; raw XRANGE/SELECT read the same backlog the reconnect test replays.",
 	}
+	if q := quietNote(r.Quiet); q != "" {
+		n = append(n, q)
+	}
+	n = append(n,
+		"Baselines are measured in the same run: pgbench (insert one message-like row per transaction into bench_messages, same columns and keys as messages) and redis-benchmark ran before the nodes started; raw XRANGE/SELECT read the same backlog the reconnect test replays.",
+	)
 	n = append(n, b.centrifugoNotes()...)
 	n = append(n, b.shapeNotes()...)
 	if r.Server.FanoutStreamLen > 0 {
