@@ -94,6 +94,34 @@ func TestRowsTheFastPathPublishedJustBeforeItStopsAreStillDeleted(t *testing.T) 
 	}
 }
 
+func TestABurstOfMoreRowsThanOneDeleteTakesIsDeletedWhole(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fast := outbox.NewFastPath(f.pool, f.pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = fast.Run(ctx) }()
+	conv := uuid.NewString()
+	const n = 1001 // one more than a batched delete holds
+	burst := make([]postgres.CommittedMessage, n)
+	for i := range burst {
+		burst[i] = f.committedRow(t, conv, int64(i+1))
+	}
+
+	// when one publish hands the deleter more rows than one delete takes
+	fast.Committed(burst)
+
+	// then every row is published once and deleted
+	waitUntil(t, func() bool { return f.rdb.XLen(ctx, redisstream.ConversationStream(conv)).Val() == n }, "the burst published")
+	waitUntil(t, func() bool {
+		var left int
+		_ = f.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left)
+		return left == 0
+	}, "every row of the burst deleted")
+	if s := fast.Stats(); s.Published != n || s.Deferred != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v, want all %d published by the fast path", s, n)
+	}
+}
+
 func waitUntil(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	testinfra.Eventually(t, 5*time.Second, what, cond)
