@@ -26,7 +26,7 @@ const (
 type QuietCheck struct {
 	OtherCores float64 `json:"other_cores"` // cores used by work that is not the bench's, last reading
 	Load1      float64 `json:"load1"`       // the 1-minute load average then, for comparison
-	WaitedS    float64 `json:"waited_s"`    // how long the bench waited for it
+	WaitedS    float64 `json:"waited_s"`    // readings before the quiet one (all of them if none was)
 	Quiet      bool    `json:"quiet"`       // under quietCores (else the bench gave up waiting)
 }
 
@@ -65,12 +65,17 @@ func quietLoop(ctx context.Context, sample func(context.Context) (float64, error
 	start := time.Now()
 	var q QuietCheck
 	for {
+		reading := time.Now()
 		other, err := sample(ctx)
 		if err != nil {
 			break
 		}
 		q.OtherCores = other
-		if q.Quiet = other < quietCores; q.Quiet || time.Since(start) >= limit {
+		if q.Quiet = other < quietCores; q.Quiet {
+			q.WaitedS = reading.Sub(start).Seconds() // the readings before the quiet one
+			return q
+		}
+		if time.Since(start) >= limit {
 			break
 		}
 		busy(other, time.Since(start))
@@ -96,7 +101,7 @@ func quietNote(q *QuietCheck) string {
 		return ""
 	}
 	if q.Quiet {
-		return fmt.Sprintf("Before the first measurement the machine was quiet: work other than the bench's used %.2f cores over %s (under %.2f; waited %.0f s for it); load average %.2f.",
+		return fmt.Sprintf("Before the first measurement the machine was quiet: work other than the bench's used %.2f cores over %s (under %.2f), after %.0f s of waiting for it; load average %.2f.",
 			q.OtherCores, quietSample, quietCores, q.WaitedS, q.Load1)
 	}
 	return fmt.Sprintf("THE MACHINE WAS NOT QUIET: work other than the bench's still used %.2f cores after the bench waited %.0f s (it needs under %.2f); load average %.2f. Every figure of this run is disturbed; run it again when nothing else runs.",

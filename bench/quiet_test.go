@@ -25,6 +25,9 @@ func TestQuietLoopWaitsUntilTheOtherWorkStops(t *testing.T) {
 	if !q.Quiet || q.OtherCores != 0.05 {
 		t.Fatalf("got %+v, want quiet at the third reading (0.05 cores)", q)
 	}
+	if q.WaitedS > 1 {
+		t.Fatalf("waited %.1f s, want no more than the two instant busy readings took", q.WaitedS)
+	}
 	if len(heard) != 2 || heard[0] != 0.9 || heard[1] != 0.5 {
 		t.Fatalf("progress heard %v, want the two busy readings [0.9 0.5]", heard)
 	}
@@ -43,6 +46,14 @@ func TestQuietLoopGivesUpAfterItsLimit(t *testing.T) {
 	}
 	if calls < 2 || q.WaitedS < 0.1 {
 		t.Fatalf("%d readings over %.2f s, want it to keep reading for the whole 100 ms", calls, q.WaitedS)
+	}
+}
+
+func TestAMachineQuietAtOnceIsNotWaitedFor(t *testing.T) {
+	sample := func(context.Context) (float64, error) { time.Sleep(30 * time.Millisecond); return 0.01, nil }
+	q := quietLoop(context.Background(), sample, time.Minute, func(float64, time.Duration) { t.Fatal("it was quiet") })
+	if !q.Quiet || q.WaitedS > 0.001 {
+		t.Fatalf("got %+v, want quiet with no wait (the quiet reading itself is not waiting)", q)
 	}
 }
 
