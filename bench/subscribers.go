@@ -17,8 +17,9 @@ import (
 // would connect: one per conversation, or one subscribed to all of them. ManualAck with no Ack
 // calls, so they send no ack frames the run would pay for. A message is timed when the client
 // read its frame off the socket (Message.ReceivedAt), before decoding and the hand-over to this
-// reader: the point at which the Centrifugo reader times a publication. The client drops a re-sent message (seq at or
-// below the last one it delivered), so order_violations counts gaps and reorders only.
+// reader: the point at which the Centrifugo reader times a publication. The client drops a
+// re-sent message (seq at or below the last one it delivered), so order_violations counts gaps
+// and reorders only.
 type subscribers struct {
 	run     *latencyRun
 	probes  chan string // conversations whose probe arrived
