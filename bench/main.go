@@ -101,7 +101,7 @@ func run() int {
 	flag.IntVar(&cfg.Conversations, "conversations", 100, "conversations of the latency and throughput runs")
 	flag.BoolVar(&cfg.Profile, "profile", false, "save CPU profiles of the nodes during the latency and throughput runs")
 	flag.IntVar(&cfg.RedisNice, "redis-nice", 0, "run the bench's redis-servers at this nice value, -20..19 (e.g. -10: ahead of the nodes, Postgres and the load generator on shared cores, as if Redis had a core of its own; Nova and Centrifugo use the same Redis; a negative value needs root or CAP_SYS_NICE)")
-	flag.DurationVar(&cfg.QuietWait, "quiet-wait", 5*time.Minute, "before the first measurement, wait up to this long until work other than the bench's uses under 0.2 cores (0: check once, do not wait); the report says what it found")
+	flag.DurationVar(&cfg.QuietWait, "quiet-wait", 5*time.Minute, "before the first measurement, wait up to this long until work other than the bench's uses under 0.2 cores (0: check once, do not wait; -quick: 30s unless given); the report says what it found")
 	flag.BoolVar(&cfg.SendToLeader, "send-to-leader", false, "latency runs send to the outbox relay leader (default: to a node that does not lead)")
 	flag.StringVar(&cfg.NovaRef, "nova-ref", "", "build nova from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&cfg.NovaBin, "nova-bin", "", "use this prebuilt nova binary instead of building one")
@@ -147,6 +147,9 @@ func run() int {
 		return 2
 	}
 	sizes(&cfg)
+	if cfg.Quick && !flagGiven("quiet-wait") {
+		cfg.QuietWait = quickQuietWait // a smoke run: its figures are not the ones to compare
+	}
 	if len(cfg.Topologies) == 0 {
 		cfg.Topologies = defaultTopologies()
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -20,7 +21,16 @@ import (
 const (
 	quietCores  = 0.2             // other work allowed beside the bench, in cores
 	quietSample = 3 * time.Second // one reading of the other work's CPU use
+	// quickQuietWait is -quiet-wait's default in quick mode, a smoke run of under 2 minutes.
+	quickQuietWait = 30 * time.Second
 )
+
+// flagGiven reports whether the command line set the named flag.
+func flagGiven(name string) bool {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
 
 // QuietCheck is what the bench found before its first measurement.
 type QuietCheck struct {
