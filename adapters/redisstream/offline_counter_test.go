@@ -46,6 +46,37 @@ func TestOverlappingOfflineCountsShareRoundTripsAndCountEachEventOnce(t *testing
 	}
 }
 
+func TestOneEventCountedManyTimesAtOnceCountsOnce(t *testing.T) {
+	ctx := context.Background()
+	rdb := testinfra.StartRedis(t).Client()
+	counter := redisstream.NewOfflineCounter(rdb)
+	// when 50 callers count the same event at the same time (one batch, one script call)
+	var fresh atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 50 {
+		wg.Go(func() {
+			<-start
+			isNew, err := counter.CountOffline(ctx, "g", "c", 7, []conversation.UserID{"alice"})
+			if err != nil {
+				t.Error(err)
+			}
+			if isNew {
+				fresh.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	// then one of them hears it was new, and the counter holds it once
+	if fresh.Load() != 1 {
+		t.Fatalf("%d callers heard the event was new, want 1", fresh.Load())
+	}
+	if n, _ := rdb.Get(ctx, redisstream.OfflineKey("alice", "c")).Int(); n != 1 {
+		t.Fatalf("alice's counter: %d, want 1", n)
+	}
+}
+
 // tripCounter counts a client's round trips: each single command and each pipeline is one.
 type tripCounter struct{ n *atomic.Int64 }
 
