@@ -48,16 +48,26 @@ type procCPU struct {
 // waits there delays whatever waits on it, e.g. Redis's replies.
 const waitedPrefix = "waited: "
 
+// threadIDs lists a process's threads (the entries of /proc/<pid>/task).
+func threadIDs(pid string) ([]string, error) {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		tids = append(tids, t.Name())
+	}
+	return tids, nil
+}
+
 // runQueueWaitNs sums the run-queue wait of a process's threads (the second field of
 // /proc/<pid>/task/<tid>/schedstat); 0 where the kernel keeps no schedstats.
 func runQueueWaitNs(pid string) uint64 {
-	tasks, err := os.ReadDir("/proc/" + pid + "/task")
-	if err != nil {
-		return 0
-	}
+	tids, _ := threadIDs(pid) // none: a process that ended meanwhile
 	var sum uint64
-	for _, t := range tasks {
-		data, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/schedstat")
+	for _, tid := range tids {
+		data, err := os.ReadFile("/proc/" + pid + "/task/" + tid + "/schedstat")
 		if err != nil {
 			continue
 		}

@@ -177,12 +177,12 @@ func (e *Env) renice(pid int) error {
 	if e.RedisNice == 0 {
 		return nil
 	}
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := threadIDs(strconv.Itoa(pid))
 	if err != nil {
 		return fmt.Errorf("-redis-nice: %w", err)
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	for _, name := range tids {
+		tid, err := strconv.Atoi(name)
 		if err != nil {
 			continue
 		}
