@@ -120,7 +120,8 @@ func (r *ConversationRepository) Update(ctx context.Context, id conversation.ID,
 // decide it. Writers of one conversation on this instance queue here, so they do not make each
 // other's remembered state stale; the locked way queues in Postgres instead.
 func (r *ConversationRepository) updateRemembered(ctx context.Context, id conversation.ID, fn func(c *conversation.Conversation) error) (done bool, err error) {
-	defer r.cache.lock(id).Unlock()
+	r.cache.lockWriter(id)
+	defer r.cache.unlockWriter(id)
 	st, ok := r.cache.get(id)
 	if !ok {
 		return false, nil

@@ -1,9 +1,10 @@
 package postgres
 
 import (
-	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/moby/locker"
 
 	"github.com/nova-chat/nova/domain/conversation"
 )
@@ -14,7 +15,6 @@ const (
 	// contendedFor is how long a conversation whose cached state proved stale (another instance
 	// wrote it) is written the locked way, so alternating writers do not pay a conflict each time.
 	contendedFor = time.Second
-	writeStripes = 1024
 )
 
 // stateCache remembers the state row of the conversations this instance wrote last, so the
@@ -26,27 +26,24 @@ type stateCache struct {
 	states    map[conversation.ID]conversation.Snapshot
 	contended map[conversation.ID]time.Time
 
-	// writes serialises this instance's remembered-state writers of one conversation (striped),
-	// so they do not make each other's state stale.
-	writes [writeStripes]sync.Mutex
+	// writers serialises this instance's remembered-state writers of one conversation, so they
+	// do not make each other's state stale. One lock per conversation (kept while anyone holds
+	// or waits for it): a send stuck on a row lock held elsewhere holds up only its own
+	// conversation's sends on this instance.
+	writers *locker.Locker
 }
 
 func newStateCache() *stateCache {
-	return &stateCache{states: map[conversation.ID]conversation.Snapshot{}, contended: map[conversation.ID]time.Time{}}
+	return &stateCache{states: map[conversation.ID]conversation.Snapshot{}, contended: map[conversation.ID]time.Time{},
+		writers: locker.New()}
 }
 
-// lock takes the writer lock of id's stripe; the caller unlocks what it returns.
-func (s *stateCache) lock(id conversation.ID) *sync.Mutex {
-	m := &s.writes[writeStripe(id)]
-	m.Lock()
-	return m
-}
+// lockWriter takes id's writer lock; the caller releases it with unlockWriter.
+func (s *stateCache) lockWriter(id conversation.ID) { s.writers.Lock(string(id)) }
 
-// writeStripe is the stripe of id's writer lock: conversations of one stripe queue for it.
-func writeStripe(id conversation.ID) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	return h.Sum32() % writeStripes
+// unlockWriter releases id's writer lock, taken by lockWriter.
+func (s *stateCache) unlockWriter(id conversation.ID) {
+	_ = s.writers.Unlock(string(id)) // fails only for a lock not taken, which lockWriter's callers never do
 }
 
 func (s *stateCache) get(id conversation.ID) (conversation.Snapshot, bool) {

@@ -13,9 +13,6 @@ var DecodeConversationEvent = decodeConversationEvent
 // written it.
 func MarkContended(r *ConversationRepository, id conversation.ID) { r.cache.stale(id) }
 
-// WriteStripe is the stripe of id's remembered-state writer lock.
-func WriteStripe(id conversation.ID) uint32 { return writeStripe(id) }
-
 // GroupWaiting counts the locked writes waiting for a group transaction on r.
 func GroupWaiting(r *ConversationRepository) int {
 	r.group.mu.Lock()

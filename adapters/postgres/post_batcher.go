@@ -22,7 +22,7 @@ import (
 // one transaction in one pipeline, so one commit, a share of one fsync and one round trip each. Postgres's CPU per commit is the largest part of a send's (see
 // ARCHITECTURE.md), so under load a send costs less, and the busier Postgres is, the larger
 // the batches. Sends of one conversation never meet in a batch: they queue for the
-// conversation's cache lock before they get here.
+// conversation's writer lock before they get here.
 type postBatcher struct {
 	pool        *pgxpool.Pool
 	limit       int           // batches in flight at once

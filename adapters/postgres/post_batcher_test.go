@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -29,30 +30,13 @@ func sendRemembered(repo *postgres.ConversationRepository, id conversation.ID, k
 	}()
 }
 
-// stripes are the remembered-state writer stripes a test's conversations hold. A send keeps its
-// conversation's stripe while it waits for its batch, so two of a test's conversations on one
-// stripe would queue one behind the other instead of waiting together (with random ids, about
-// one run in a hundred); start gives each conversation a stripe of its own.
-type stripes map[uint32]bool
-
-func (s stripes) start(t *testing.T, repo *postgres.ConversationRepository, alice conversation.UserID) *conversation.Conversation {
-	t.Helper()
-	for {
-		c := startConversation(t, repo, alice)
-		if st := postgres.WriteStripe(c.ID()); !s[st] {
-			s[st] = true
-			return c
-		}
-	}
-}
-
 // busyBatches makes both batches of repo wait on row locks held elsewhere, one lock each, and
 // returns the releases of those locks and the results of the two sends.
-func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID, taken stripes) (release [2]func(), first chan sendResult) {
+func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID) (release [2]func(), first chan sendResult) {
 	t.Helper()
 	first = make(chan sendResult, 2)
 	for i := range 2 {
-		c := taken.start(t, repo, alice)
+		c := startConversation(t, repo, alice)
 		lock := holdRows(t, pool, c.ID())
 		release[i] = func() { _ = lock.Rollback(context.Background()) }
 		sendRemembered(repo, c.ID(), "busy", alice, first)
@@ -79,11 +63,10 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 	repo, pool, sig := newRepo(t)
 	ctx := context.Background()
 	alice := conversation.UserID(uuid.NewString())
-	taken := stripes{}
-	release, first := busyBatches(t, repo, pool, alice, taken)
+	release, first := busyBatches(t, repo, pool, alice)
 
 	// given a conversation another instance wrote since this one did (its remembered state is stale)
-	stale := taken.start(t, repo, alice)
+	stale := startConversation(t, repo, alice)
 	other := postgres.NewConversationRepository(pool, &countingSignal{})
 	if err := other.Update(ctx, stale.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(post("o1", alice)); return err }); err != nil {
 		t.Fatal(err)
@@ -92,7 +75,7 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 	var ids []string
 	out := make(chan sendResult, 4)
 	for range 3 {
-		c := taken.start(t, repo, alice)
+		c := startConversation(t, repo, alice)
 		ids = append(ids, string(c.ID()))
 		sendRemembered(repo, c.ID(), "m1", alice, out)
 	}
@@ -135,19 +118,18 @@ func TestSendsThatWaitTogetherCommitInOneTransactionAndAStaleOneOnItsOwn(t *test
 func TestABatchWithARepeatedSendIsSentAgainSendBySend(t *testing.T) {
 	repo, pool, _ := newRepo(t)
 	alice := conversation.UserID(uuid.NewString())
-	taken := stripes{}
-	repeated := taken.start(t, repo, alice)
+	repeated := startConversation(t, repo, alice)
 	if err := repo.Update(context.Background(), repeated.ID(), func(c *conversation.Conversation) error {
 		_, err := c.PostMessage(post("r1", alice))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	release, first := busyBatches(t, repo, pool, alice, taken)
+	release, first := busyBatches(t, repo, pool, alice)
 
 	// given, waiting together: two new sends and a repeat of a stored send
 	out := make(chan sendResult, 3)
-	fresh1, fresh2 := taken.start(t, repo, alice), taken.start(t, repo, alice)
+	fresh1, fresh2 := startConversation(t, repo, alice), startConversation(t, repo, alice)
 	sendRemembered(repo, fresh1.ID(), "f1", alice, out)
 	sendRemembered(repo, repeated.ID(), "r1", alice, out)
 	sendRemembered(repo, fresh2.ID(), "f2", alice, out)
@@ -177,12 +159,11 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testi
 	repo, pool, _ := newRepo(t)
 	alice := conversation.UserID(uuid.NewString())
 	postgres.SetBatchLockTimeout(repo, 100*time.Millisecond)
-	taken := stripes{}
-	release, first := busyBatches(t, repo, pool, alice, taken)
+	release, first := busyBatches(t, repo, pool, alice)
 
 	// given a send to a conversation another session keeps locked and one to a free
 	// conversation wait together behind the busy batches
-	locked, free := taken.start(t, repo, alice), taken.start(t, repo, alice)
+	locked, free := startConversation(t, repo, alice), startConversation(t, repo, alice)
 	lock := holdRows(t, pool, locked.ID())
 	stuck, out := make(chan sendResult, 1), make(chan sendResult, 1)
 	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
@@ -216,4 +197,49 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testi
 	}
 	release[1]()
 	<-first
+}
+
+func TestASendStuckOnARowLockHoldsUpNoSendToAnotherConversation(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	alice := conversation.UserID(uuid.NewString())
+
+	// given a send on remembered state waiting for a row lock another session holds
+	locked := startConversation(t, repo, alice)
+	lock := holdRows(t, pool, locked.ID())
+	stuck := make(chan sendResult, 1)
+	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
+	testinfra.Eventually(t, 5*time.Second, "the send to wait on its row lock", func() bool {
+		var n int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return n == 1
+	})
+
+	// when this instance sends to 50 other conversations
+	out := make(chan sendResult, 50)
+	for i := range 50 {
+		c := startConversation(t, repo, alice)
+		sendRemembered(repo, c.ID(), fmt.Sprint("o", i), alice, out)
+	}
+
+	// then every one of them commits while the first still waits
+	deadline := time.After(10 * time.Second)
+	for range 50 {
+		select {
+		case r := <-out:
+			if r.err != nil || r.msg.Seq != 1 {
+				t.Fatalf("%s: seq %d, %v", r.key, r.msg.Seq, r.err)
+			}
+		case r := <-stuck:
+			t.Fatalf("the send to the locked conversation ended before the others: %+v", r)
+		case <-deadline:
+			t.Fatal("a send to another conversation waited behind the one stuck on a row lock")
+		}
+	}
+
+	// and the stuck one commits once the lock is let go
+	_ = lock.Rollback(context.Background())
+	if r := <-stuck; r.err != nil || r.msg.Seq != 1 {
+		t.Fatalf("the send to the once locked conversation: seq %d, %v", r.msg.Seq, r.err)
+	}
 }
