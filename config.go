@@ -223,13 +223,21 @@ var settings = []setting{
 	{"NOVA_GROUP_BATCH_WAIT", "100ms", "after a consumer-group read that found less than a full batch (128), wait this long before the next, so entries arriving meanwhile are read, handled and acknowledged together; the delay of offline counters and other group work, never of live delivery", func(c *Config, v string) error {
 		return parseDuration(v, &c.Groups.BatchWait)
 	}},
-	{"NOVA_GROUP_READERS", "all", "with one fan-out partition, which instances read its new entries for the consumer groups: all (each takes a share of the work) or owner (only the outbox relay leader, the others only when it stalls; an instance then spends nothing per message on group work, at the cost of one instance doing all of it); with more partitions each partition is read by its owner", func(c *Config, v string) error {
+	{"NOVA_GROUP_READERS", "owner", "with one fan-out partition, which instances read its new entries for the consumer groups: owner (the outbox relay leader; the others join in while it stalls or is NOVA_GROUP_HELP_AFTER entries behind, so an instance without subscribers spends nothing per message on group work until the leader needs help) or all (every instance always takes a share); with more partitions each partition is read the owner way by the leader of its relay shard", func(c *Config, v string) error {
 		switch v {
 		case "all", "owner":
 			c.Groups.OwnerReadsAlone = v == "owner"
 			return nil
 		}
 		return fmt.Errorf("%q is not all or owner", v)
+	}},
+	{"NOVA_GROUP_HELP_AFTER", "1000", "a consumer group's lag on a fan-out partition (entries not yet delivered to it, Redis 7+) from which the instances that do not own the partition read it too, until the lag is below it again (checked every few seconds); 0: they read it only when its owner stalls", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be an integer >= 0")
+		}
+		c.Groups.HelpAfter = n
+		return nil
 	}},
 	{"NOVA_CONSUMER_TIMEOUT", "10m", "an idle consumer with nothing pending is removed from its group after this", func(c *Config, v string) error {
 		return parseDuration(v, &c.Groups.ConsumerTimeout)

@@ -82,19 +82,22 @@ func TestFanoutPartitionsAreAnIntegerFrom1To1024(t *testing.T) {
 	}
 }
 
-func TestGroupReadersAreAllByDefaultOrTheOwner(t *testing.T) {
+func TestGroupReadersAreTheOwnerByDefaultOrAll(t *testing.T) {
 	c, err := loadConfig(nil)
-	if err != nil || c.Groups.OwnerReadsAlone {
-		t.Fatalf("default: owner alone %v, %v; want every instance to read", c.Groups.OwnerReadsAlone, err)
+	if err != nil || !c.Groups.OwnerReadsAlone || c.Groups.HelpAfter != 1000 {
+		t.Fatalf("default: owner first %v, help after %d, %v; want the owner first, helped from a lag of 1000",
+			c.Groups.OwnerReadsAlone, c.Groups.HelpAfter, err)
 	}
-	c, err = loadConfig(map[string]string{"NOVA_GROUP_READERS": "owner"})
-	if err != nil || !c.Groups.OwnerReadsAlone {
-		t.Fatalf("owner: owner alone %v, %v", c.Groups.OwnerReadsAlone, err)
+	c, err = loadConfig(map[string]string{"NOVA_GROUP_READERS": "all", "NOVA_GROUP_HELP_AFTER": "0"})
+	if err != nil || c.Groups.OwnerReadsAlone || c.Groups.HelpAfter != 0 {
+		t.Fatalf("all: owner first %v, help after %d, %v", c.Groups.OwnerReadsAlone, c.Groups.HelpAfter, err)
 	}
-	_, err = loadConfig(map[string]string{"NOVA_GROUP_READERS": "leader"})
 	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Variable != "NOVA_GROUP_READERS" {
-		t.Fatalf("leader: error %v, want a ConfigError naming NOVA_GROUP_READERS", err)
+	for name, v := range map[string]string{"NOVA_GROUP_READERS": "leader", "NOVA_GROUP_HELP_AFTER": "-1"} {
+		_, err = loadConfig(map[string]string{name: v})
+		if !errors.As(err, &ce) || ce.Variable != name {
+			t.Fatalf("%s=%s: error %v, want a ConfigError naming it", name, v, err)
+		}
 	}
 }
 

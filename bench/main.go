@@ -110,7 +110,7 @@ func run() int {
 	flag.StringVar(&shapeList, "shapes", "", "comma-separated load shapes of the latency runs, on Nova and on Centrifugo alike: per-conv|one-conn[+senders=N][+idle=N]; per-conv (the main latency run) is always included (default: per-conv,one-conn in -quick mode; per-conv,one-conn,per-conv+senders=1,per-conv+senders=16,per-conv+idle=10000 in full mode)")
 	flag.StringVar(&cfShapes, "centrifugo-shapes", "", "old name of -shapes (used if -shapes is not given)")
 	flag.StringVar(&counts, "instance-counts", "1,2,4", "node counts of the \"instances\" scenario (HTTP sends to n1, subscribers on n2 only)")
-	flag.StringVar(&topologies, "topologies", "", "comma-separated Redis topologies the \"instances\" scenario runs every count on: single (the private redis-server, NOVA_FANOUT_PARTITIONS=1), single-owner (the same with NOVA_GROUP_READERS=owner) and cluster (a private Redis Cluster of 3 masters with a replica each, 6 redis-servers, NOVA_FANOUT_PARTITIONS=8; needs redis-cli) (default: single,single-owner,cluster in full and in -quick mode)")
+	flag.StringVar(&topologies, "topologies", "", "comma-separated Redis topologies the \"instances\" scenario runs every count on: single (the private redis-server, NOVA_FANOUT_PARTITIONS=1, Nova's defaults), single-all (the same with NOVA_GROUP_READERS=all) and cluster (a private Redis Cluster of 3 masters with a replica each, 6 redis-servers, NOVA_FANOUT_PARTITIONS=8; needs redis-cli) (default: single,single-all,cluster in full and in -quick mode)")
 	flag.Parse()
 	if cfg.RedisNice < -20 || cfg.RedisNice > 19 {
 		fmt.Fprintln(os.Stderr, "novabench: -redis-nice must be -20..19")

@@ -301,8 +301,8 @@ func topologyPrefix(l *LatencyResult) string {
 	switch {
 	case l.Topology == clusterTopology.Name:
 		return fmt.Sprintf("Redis Cluster (%d servers, %d partitions), ", l.RedisServers, l.FanoutPartitions)
-	case l.Topology == singleOwnerTopology.Name:
-		return "single Redis, NOVA_GROUP_READERS=owner, "
+	case l.Topology == singleAllTopology.Name:
+		return "single Redis, NOVA_GROUP_READERS=all, "
 	default:
 		return fmt.Sprintf("%s Redis, ", l.Topology)
 	}

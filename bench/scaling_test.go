@@ -22,10 +22,10 @@ func TestParseTopologies(t *testing.T) {
 	if got, err := parseTopologies(""); err != nil || got != nil {
 		t.Errorf("empty list: %v %v", got, err)
 	}
-	if _, err := parseTopologies("single,sentinel"); err == nil || !strings.Contains(err.Error(), "single,single-owner,cluster") {
+	if _, err := parseTopologies("single,sentinel"); err == nil || !strings.Contains(err.Error(), "single,single-all,cluster") {
 		t.Errorf("unknown topology: %v", err)
 	}
-	if d := defaultTopologies(); !slices.Equal(names(d), []string{"single", "single-owner", "cluster"}) {
+	if d := defaultTopologies(); !slices.Equal(names(d), []string{"single", "single-all", "cluster"}) {
 		t.Errorf("defaults %v", names(d))
 	}
 }
@@ -34,9 +34,9 @@ func TestTopologySettings(t *testing.T) {
 	if singleTopology.Servers() != 1 || singleTopology.Settings() != nil || singleTopology.Partitions != 1 {
 		t.Errorf("single: %d servers, settings %v", singleTopology.Servers(), singleTopology.Settings())
 	}
-	// owner mode: one server, one partition, only the relay leader reads it for the groups
-	if s := singleOwnerTopology.Settings(); singleOwnerTopology.Servers() != 1 || s["NOVA_GROUP_READERS"] != "owner" || len(s) != 1 {
-		t.Errorf("single-owner: %d servers, settings %v", singleOwnerTopology.Servers(), s)
+	// every instance reading: one server, one partition, each node takes a share of the groups' work
+	if s := singleAllTopology.Settings(); singleAllTopology.Servers() != 1 || s["NOVA_GROUP_READERS"] != "all" || len(s) != 1 {
+		t.Errorf("single-all: %d servers, settings %v", singleAllTopology.Servers(), s)
 	}
 	// a cluster needs more than one partition (Nova refuses to start otherwise)
 	if s := clusterTopology.Settings(); clusterTopology.Servers() != 6 || s["NOVA_FANOUT_PARTITIONS"] != "8" || len(s) != 1 {

@@ -13,31 +13,32 @@ import (
 
 // redisTopology is a Redis the nodes of the instances scenario run on.
 type redisTopology struct {
-	Name string `json:"name"` // "single", "single-owner" or "cluster"
+	Name string `json:"name"` // "single", "single-all" or "cluster"
 	// Masters is the cluster's masters, each with one replica; 0 for the single redis-server.
 	Masters int `json:"masters,omitempty"`
 	// Partitions is the nodes' NOVA_FANOUT_PARTITIONS. A cluster needs more than 1 (the
 	// unpartitioned fan-out keys share no hash slot); the single server keeps Nova's default 1,
 	// what a deployment on one Redis runs.
 	Partitions int `json:"fanout_partitions"`
-	// OwnerReads runs the nodes with NOVA_GROUP_READERS=owner: only the relay leader reads the
-	// one partition for the consumer groups (the default is every node taking a share).
-	OwnerReads bool `json:"group_readers_owner,omitempty"`
+	// AllRead runs the nodes with NOVA_GROUP_READERS=all: every node takes a share of the one
+	// partition's consumer-group work (by default the relay leader reads it, the others only
+	// when it stalls or falls behind).
+	AllRead bool `json:"group_readers_all,omitempty"`
 }
 
 var (
 	singleTopology      = redisTopology{Name: "single", Partitions: 1}
-	singleOwnerTopology = redisTopology{Name: "single-owner", Partitions: 1, OwnerReads: true}
+	singleAllTopology   = redisTopology{Name: "single-all", Partitions: 1, AllRead: true}
 	clusterTopology     = redisTopology{Name: "cluster", Masters: 3, Partitions: 8}
-	topologyNames       = []string{singleTopology.Name, singleOwnerTopology.Name, clusterTopology.Name}
+	topologyNames       = []string{singleTopology.Name, singleAllTopology.Name, clusterTopology.Name}
 )
 
 // defaultTopologies are the topologies of a run without -topologies: all three, in full and in
 // quick mode alike (the cluster's start and its three quick runs add about 40 s to a quick run,
-// and they are the only smoke test of the bench on a cluster; single-owner shows what an
-// instance without subscribers spends when only the relay leader does the groups' work).
+// and they are the only smoke test of the bench on a cluster; single-all shows what an
+// instance without subscribers spends when every instance takes a share of the groups' work).
 func defaultTopologies() []redisTopology {
-	return []redisTopology{singleTopology, singleOwnerTopology, clusterTopology}
+	return []redisTopology{singleTopology, singleAllTopology, clusterTopology}
 }
 
 // parseTopologies reads a comma-separated list of topology names ("single,cluster"), in the
@@ -51,8 +52,8 @@ func parseTopologies(list string) ([]redisTopology, error) {
 			continue
 		case singleTopology.Name:
 			t = singleTopology
-		case singleOwnerTopology.Name:
-			t = singleOwnerTopology
+		case singleAllTopology.Name:
+			t = singleAllTopology
 		case clusterTopology.Name:
 			t = clusterTopology
 		default:
@@ -79,19 +80,19 @@ func (t redisTopology) Settings() map[string]string {
 	switch {
 	case t.Partitions > 1:
 		return map[string]string{"NOVA_FANOUT_PARTITIONS": strconv.Itoa(t.Partitions)}
-	case t.OwnerReads:
-		return map[string]string{"NOVA_GROUP_READERS": "owner"}
+	case t.AllRead:
+		return map[string]string{"NOVA_GROUP_READERS": "all"}
 	}
 	return nil
 }
 
 // Describe says the topology in words, for the report.
 func (t redisTopology) Describe() string {
-	if t.Masters == 0 && t.OwnerReads {
-		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d, NOVA_GROUP_READERS=owner (only the relay leader reads for the consumer groups)", t.Partitions)
+	if t.Masters == 0 && t.AllRead {
+		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d, NOVA_GROUP_READERS=all (every instance takes a share of the consumer groups' work)", t.Partitions)
 	}
 	if t.Masters == 0 {
-		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d (the default)", t.Partitions)
+		return fmt.Sprintf("one redis-server, NOVA_FANOUT_PARTITIONS=%d (the defaults: the relay leader reads for the consumer groups, the others when it stalls or falls behind)", t.Partitions)
 	}
 	return fmt.Sprintf("Redis Cluster of %d masters with a replica each (%d redis-servers), NOVA_FANOUT_PARTITIONS=%d",
 		t.Masters, t.Servers(), t.Partitions)

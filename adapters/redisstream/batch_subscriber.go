@@ -39,7 +39,8 @@ type batchSubscriber struct {
 	cfg      GroupConfig
 	decode   wredis.Unmarshaller
 	// owns says whether this instance reads a stream's new entries (nil: every stream); a
-	// stream it does not own it reads only while the group stalls on it (stalled)
+	// stream it does not own it reads only while the group stalls or falls behind on it
+	// (needsHelp)
 	owns func(stream string) bool
 	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
 	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
@@ -105,12 +106,12 @@ func (s *batchSubscriber) Close() error {
 // read hands over this consumer's own pending entries first, then new ones, batch by batch.
 // After a batch smaller than BatchSize it waits BatchWait, so entries arriving at a moderate
 // rate are read and acked together instead of one round trip each. New entries of a stream
-// this instance does not own (owns) it reads only while the group stalls on it.
+// this instance does not own (owns) it reads only while the group stalls or falls behind on it.
 func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message) {
 	from := "0" // own pending entries (held when this consumer stopped)
 	var watch stallWatch
 	for ctx.Err() == nil {
-		if from == ">" && s.owns != nil && !s.owns(stream) && !s.stalled(ctx, stream, &watch) {
+		if from == ">" && s.owns != nil && !s.owns(stream) && !s.needsHelp(ctx, stream, &watch) {
 			ctxsleep.Sleep(ctx, notOwnedPause)
 			continue
 		}
@@ -236,6 +237,17 @@ type stallWatch struct {
 	top           string    // the stream's newest id then
 	ours          string    // the last id this consumer read itself
 	stalled       bool
+	behind        bool // the group's lag was HelpAfter entries or more at the last check
+}
+
+// needsHelp reports whether this consumer should read a stream it does not own: the group
+// stalls on it (stalled) or falls behind, its lag (entries not yet delivered to any of its
+// consumers, from XINFO GROUPS, Redis 7) at least HelpAfter at the last check. The owner then
+// cannot keep up, and the group's work is shared until it is back under that. Both are checked
+// at most once per stallCheck.
+func (s *batchSubscriber) needsHelp(ctx context.Context, stream string, w *stallWatch) bool {
+	stalled := s.stalled(ctx, stream, w)
+	return stalled || w.behind
 }
 
 // stalled reports whether the group makes no progress on stream although entries wait for it:
@@ -253,15 +265,16 @@ func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWa
 	groups := pipe.XInfoGroups(ctx, stream)
 	top := pipe.XRevRangeN(ctx, stream, "+", "-", 1)
 	if _, err := pipe.Exec(ctx); err != nil {
-		w.stalled, w.at = true, time.Now() // cannot tell: the read recreates a lost group, or retries
+		w.stalled, w.behind, w.at = true, false, time.Now() // cannot tell: the read recreates a lost group, or retries
 		return true
 	}
-	delivered := ""
+	delivered, lag := "", int64(-1)
 	for _, g := range groups.Val() {
 		if g.Name == s.group {
-			delivered = g.LastDeliveredID
+			delivered, lag = g.LastDeliveredID, g.Lag // -1: Redis cannot tell (or is before 7.0)
 		}
 	}
+	w.behind = s.cfg.HelpAfter > 0 && lag >= int64(s.cfg.HelpAfter)
 	waited := w.top != "" && (delivered == "" || lessID(delivered, w.top)) // was there a check ago
 	moved := w.at.IsZero() || delivered != w.lastDelivered && delivered != w.ours
 	w.stalled = !moved && (waited || w.stalled)

@@ -30,11 +30,15 @@ type GroupConfig struct {
 	BatchSize int
 	BatchWait time.Duration
 	BlockTime time.Duration
-	// OwnerReadsAlone makes the owner of the one partition (the relay leader) its only reader
-	// of new entries, the others reading only while the group stalls (NOVA_GROUP_READERS=owner);
-	// by default every instance reads it and takes a share. With more partitions each one is
-	// always read by its owner.
+	// OwnerReadsAlone makes the owner of the one partition (the relay leader) its first reader
+	// of new entries, the others reading only while the group stalls or falls behind on it
+	// (NOVA_GROUP_READERS=owner); without it every instance reads it and takes a share. With
+	// more partitions each one is always read by its owner first.
 	OwnerReadsAlone bool
+	// HelpAfter is the lag (entries of a stream not yet delivered to the group) from which the
+	// instances that do not own the stream read it too, sharing the work until the lag is below
+	// it again (checked once per stall check); zero: only when the group stalls.
+	HelpAfter int
 }
 
 // GroupSubscribers makes one Watermill subscriber per consumer group on the fan-out stream; the

@@ -25,9 +25,21 @@ func (o owned) LeadsShard(p int) bool { return slices.Contains(o, p) }
 func subscribeEveryPartition(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
 	owner redisstream.PartitionOwner, ownerAlone bool, handle func(stream string, m *message.Message)) {
 	t.Helper()
+	subscribeWith(ctx, t, url, parts, name, owner, groupConfig(ownerAlone, 0), handle)
+}
+
+// groupConfig is the tests' group configuration: no claims or consumer cleanup within a test.
+func groupConfig(ownerAlone bool, helpAfter int) redisstream.GroupConfig {
+	return redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour,
+		OwnerReadsAlone: ownerAlone, HelpAfter: helpAfter}
+}
+
+// subscribeWith is subscribeEveryPartition with the group configuration cfg.
+func subscribeWith(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
+	owner redisstream.PartitionOwner, cfg redisstream.GroupConfig, handle func(stream string, m *message.Message)) {
+	t.Helper()
 	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), parts, owner, redisstream.ConsumerName(name),
-		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour, OwnerReadsAlone: ownerAlone},
-		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
+		cfg, messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
 	sub, err := subs.For(ctx, redisstream.ConsumerGroup)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +155,7 @@ func TestAnInstanceOwningNothingLeavesALiveOwnersPartitionsAlone(t *testing.T) {
 	requireOwnerReadsAlone(t, four)
 }
 
-// With one partition (one Redis, the default) and NOVA_GROUP_READERS=owner, its owner is the
+// With one partition (one Redis, the default) and NOVA_GROUP_READERS=owner (the default), its owner is the
 // relay leader, so every other instance (one with no subscriber of the busy conversations, say)
 // handles no entry while the leader is alive: consumer-group work costs them nothing per message.
 func TestWithOnePartitionOnlyItsOwnerReadsIt(t *testing.T) {
@@ -167,6 +179,50 @@ func TestWithOnePartitionAStalledOwnersStreamIsReadByAnotherInstance(t *testing.
 	// the assertion is that all 10 arrive although their owner never reads; with one partition
 	// there is one stream and one consumer, so who read them from where needs no check
 	receiveN(t, got, 10, 15*time.Second, func(handled) {})
+}
+
+// An owner that keeps reading but cannot keep up is helped: once the group's lag reaches
+// HelpAfter, an instance that owns nothing reads the stream too (DESIGN.md goal 4: instances
+// share the group's work when there is work to share), and it stops again once the lag is back.
+func TestWithOnePartitionAnOwnerFallingBehindIsHelpedUntilItCatchesUp(t *testing.T) {
+	ctx := t.Context()
+	rds := testinfra.StartRedis(t)
+	one := redisstream.FanoutPartitions(1)
+	got := make(chan handled, 10000)
+	cfg := groupConfig(true, 200)
+	// the owner handles at most 200 messages a second (one conversation's, one at a time)
+	subscribeWith(ctx, t, rds.URL(), one, "owner", owned{0}, cfg, func(stream string, _ *message.Message) {
+		time.Sleep(5 * time.Millisecond)
+		got <- handled{"owner", stream}
+	})
+	subscribeWith(ctx, t, rds.URL(), one, "helper", owned{}, cfg, func(stream string, _ *message.Message) {
+		got <- handled{"helper", stream}
+	})
+
+	// given 2,000 messages of one conversation at once: 10 s of the owner's work alone
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 10000, false, one)
+	conv := uuid.NewString()
+	for from := int64(1); from <= 2000; from += 100 {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, from, from+99)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// then the instance that owns nothing takes a share, and all are handled well within those 10 s
+	by := map[string]int{}
+	receiveN(t, got, 2000, 8*time.Second, func(h handled) { by[h.consumer]++ })
+	if by["helper"] == 0 {
+		t.Fatalf("handled by consumer: %v; want the helper to take a share of the owner's backlog", by)
+	}
+
+	// and once the lag is back under HelpAfter (seen at its next check, at most 2 s on), a
+	// trickle the owner keeps up with is the owner's alone
+	time.Sleep(4500 * time.Millisecond)
+	sent := publishFor(ctx, t, pub, 3*time.Second, 30*time.Millisecond)
+	receiveN(t, got, sent, 10*time.Second, func(h handled) {
+		if h.consumer != "owner" {
+			t.Fatalf("the helper still read after the owner had caught up")
+		}
+	})
 }
 
 // requireOwnerReadsAlone: with an owner of every partition of parts and an instance that owns
@@ -193,9 +249,9 @@ func requireOwnerReadsAlone(t *testing.T, parts redisstream.FanoutPartitions) {
 	})
 }
 
-// By default (NOVA_GROUP_READERS=all) every instance reads the one partition and takes a share
-// of the work (DESIGN.md goal 4), owner or not.
-func TestWithOnePartitionEveryInstanceTakesAShareByDefault(t *testing.T) {
+// With NOVA_GROUP_READERS=all every instance reads the one partition and takes a share of the
+// work (DESIGN.md goal 4), owner or not, however little there is.
+func TestWithOnePartitionEveryInstanceTakesAShareInAllMode(t *testing.T) {
 	ctx := t.Context()
 	rds := testinfra.StartRedis(t)
 	one := redisstream.FanoutPartitions(1)
