@@ -27,10 +27,10 @@ type redisTopology struct {
 }
 
 var (
-	singleTopology      = redisTopology{Name: "single", Partitions: 1}
-	singleAllTopology   = redisTopology{Name: "single-all", Partitions: 1, AllRead: true}
-	clusterTopology     = redisTopology{Name: "cluster", Masters: 3, Partitions: 8}
-	topologyNames       = []string{singleTopology.Name, singleAllTopology.Name, clusterTopology.Name}
+	singleTopology    = redisTopology{Name: "single", Partitions: 1}
+	singleAllTopology = redisTopology{Name: "single-all", Partitions: 1, AllRead: true}
+	clusterTopology   = redisTopology{Name: "cluster", Masters: 3, Partitions: 8}
+	topologyNames     = []string{singleTopology.Name, singleAllTopology.Name, clusterTopology.Name}
 )
 
 // defaultTopologies are the topologies of a run without -topologies: all three, in full and in
