@@ -271,13 +271,17 @@ func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWa
 	delivered, lag := "", int64(-1)
 	for _, g := range groups.Val() {
 		if g.Name == s.group {
-			delivered, lag = g.LastDeliveredID, g.Lag // -1: Redis cannot tell (or is before 7.0)
+			// Lag is -1 when Redis cannot tell, and 0 before Redis 7.0, which does not report it
+			delivered, lag = g.LastDeliveredID, g.Lag
 		}
 	}
-	w.behind = s.cfg.HelpAfter > 0 && lag >= int64(s.cfg.HelpAfter)
 	waited := w.top != "" && (delivered == "" || lessID(delivered, w.top)) // was there a check ago
-	moved := w.at.IsZero() || delivered != w.lastDelivered && delivered != w.ours
+	// this consumer's own reads say nothing of the owner while it reads in the owner's place
+	// (stalled), but they are the group's progress while it only helps (behind): else a helper
+	// that happened to read last at a check would take the owner for stalled and read for good
+	moved := w.at.IsZero() || delivered != w.lastDelivered && (delivered != w.ours || w.behind)
 	w.stalled = !moved && (waited || w.stalled)
+	w.behind = s.cfg.HelpAfter > 0 && lag >= int64(s.cfg.HelpAfter)
 	w.lastDelivered, w.at, w.top = delivered, time.Now(), ""
 	if len(top.Val()) == 1 {
 		w.top = top.Val()[0].ID
