@@ -28,8 +28,8 @@ type stateCache struct {
 
 	// writers serialises this instance's remembered-state writers of one conversation, so they
 	// do not make each other's state stale. One lock per conversation (kept while anyone holds
-	// or waits for it): a send stuck on a row lock held elsewhere holds up only its own
-	// conversation's sends on this instance.
+	// or waits for it): through it, a send stuck on a row lock held elsewhere holds up only its
+	// own conversation's sends on this instance (it still holds a batch slot: ARCHITECTURE.md).
 	writers *locker.Locker
 }
 

@@ -76,13 +76,14 @@ func NewGroupSubscribers(url URL, partitions FanoutPartitions, owner PartitionOw
 // (the outbox relay: the partitions whose relay shards it leads). Each partition has one owner
 // at a time, so the instances share the partitions instead of every instance reading every
 // partition: with P partitions and N instances an instance makes P/N reads per batch wait, not P,
-// and an instance that owns none handles no entry while the owners are alive.
+// and an instance that owns none handles no entry while the owners are alive and keep up (it
+// reads a partition whose owner stalls or falls HelpAfter entries behind).
 type PartitionOwner interface {
 	LeadsShard(partition int) bool
 }
 
 // owns is the subscriber's read gate: nil (read every stream) without an owner, or with one
-// partition unless only its owner is to read it (OwnerReadsAlone).
+// partition unless its owner is to read it first (OwnerReadsAlone, NOVA_GROUP_READERS=owner).
 func (g *GroupSubscribers) owns() func(stream string) bool {
 	if g.owner == nil || !g.partitions.Split() && !g.cfg.OwnerReadsAlone {
 		return nil
