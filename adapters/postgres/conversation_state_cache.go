@@ -29,7 +29,7 @@ type stateCache struct {
 	// writers serialises this instance's remembered-state writers of one conversation, so they
 	// do not make each other's state stale. One lock per conversation (kept while anyone holds
 	// or waits for it): through it, a send stuck on a row lock held elsewhere holds up only its
-	// own conversation's sends on this instance (it still holds a batch slot: ARCHITECTURE.md).
+	// own conversation's sends on this instance (and its batch turn for 500 ms at most).
 	writers *locker.Locker
 }
 

@@ -34,5 +34,8 @@ func PostWaiting(r *ConversationRepository) int {
 	return len(r.posts.waiting)
 }
 
+// SetBatchSlotHold changes how long one of r's batches of sends keeps its turn.
+func SetBatchSlotHold(r *ConversationRepository, d time.Duration) { r.posts.slotHold = d }
+
 // SetBatchLockTimeout changes how long r's batches of sends wait for their row locks.
 func SetBatchLockTimeout(r *ConversationRepository, d time.Duration) { r.posts.lockTimeout = d }

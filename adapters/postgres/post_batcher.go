@@ -27,6 +27,10 @@ type postBatcher struct {
 	pool        *pgxpool.Pool
 	limit       int           // batches in flight at once
 	lockTimeout time.Duration // how long a batch of more than one waits for a row lock
+	// slotHold is how long a batch keeps its turn: one still running then (a send alone waiting
+	// for a row lock held elsewhere, as long as its caller lets it) hands its turn on and goes
+	// on without one, so that it does not hold up the instance's other sends
+	slotHold time.Duration
 
 	mu      sync.Mutex
 	running int
@@ -51,7 +55,7 @@ type pendingPost struct {
 }
 
 func newPostBatcher(pool *pgxpool.Pool) *postBatcher {
-	return &postBatcher{pool: pool, limit: groupCommitters, lockTimeout: groupLockTimeout}
+	return &postBatcher{pool: pool, limit: groupCommitters, lockTimeout: groupLockTimeout, slotHold: groupLockTimeout}
 }
 
 // Stats returns a copy of the totals.
@@ -85,7 +89,8 @@ func (b *postBatcher) post(ctx context.Context, c *conversation.Conversation) ([
 	}
 }
 
-// lead sends p with the sends waiting now, answers them, and hands the turn on.
+// lead sends p with the sends waiting now, answers them, and hands the turn on (after slotHold
+// at the latest).
 func (b *postBatcher) lead(p *pendingPost) ([]CommittedMessage, error) {
 	b.mu.Lock()
 	n := min(len(b.waiting), maxGroup-1)
@@ -104,7 +109,11 @@ func (b *postBatcher) lead(p *pendingPost) ([]CommittedMessage, error) {
 	// in id order, as the locked way takes its locks, so that two batches (of this instance or
 	// another) never wait for each other's rows the other way round
 	slices.SortFunc(live, func(a, b *pendingPost) int { return cmp.Compare(a.c.ID(), b.c.ID()) })
+	var turn sync.Once
+	handOn := func() { turn.Do(b.handOn) }
+	held := time.AfterFunc(b.slotHold, handOn)
 	errs := b.send(live)
+	held.Stop()
 	var mine error
 	for i, w := range live {
 		if w == p {
@@ -113,7 +122,7 @@ func (b *postBatcher) lead(p *pendingPost) ([]CommittedMessage, error) {
 			w.done <- errs[i]
 		}
 	}
-	b.handOn()
+	handOn()
 	return p.committed, mine
 }
 

@@ -34,6 +34,7 @@ func sendRemembered(repo *postgres.ConversationRepository, id conversation.ID, k
 // returns the releases of those locks and the results of the two sends.
 func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID) (release [2]func(), first chan sendResult) {
 	t.Helper()
+	postgres.SetBatchSlotHold(repo, time.Minute) // the batches keep their turns as long as the test needs
 	first = make(chan sendResult, 2)
 	for i := range 2 {
 		c := startConversation(t, repo, alice)
@@ -241,5 +242,47 @@ func TestASendStuckOnARowLockHoldsUpNoSendToAnotherConversation(t *testing.T) {
 	_ = lock.Rollback(context.Background())
 	if r := <-stuck; r.err != nil || r.msg.Seq != 1 {
 		t.Fatalf("the send to the once locked conversation: seq %d, %v", r.msg.Seq, r.err)
+	}
+}
+
+func TestSendsStuckOnRowLocksKeepTheInstancesTurnsForHalfASecondAtMost(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	alice := conversation.UserID(uuid.NewString())
+
+	// given both of the instance's turns taken by sends waiting on row locks held elsewhere
+	locked := []*conversation.Conversation{startConversation(t, repo, alice), startConversation(t, repo, alice)}
+	stuck := make(chan sendResult, 2)
+	for i, c := range locked {
+		lock := holdRows(t, pool, c.ID())
+		t.Cleanup(func() { _ = lock.Rollback(context.Background()) })
+		sendRemembered(repo, c.ID(), fmt.Sprint("l", i), alice, stuck)
+	}
+	testinfra.Eventually(t, 5*time.Second, "both sends to wait on their row locks", func() bool {
+		var n int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return n == 2
+	})
+
+	// when the instance sends to a free conversation
+	free := startConversation(t, repo, alice)
+	out := make(chan sendResult, 1)
+	sendRemembered(repo, free.ID(), "f1", alice, out)
+
+	// then it commits while both still wait: they handed their turns on after half a second
+	select {
+	case r := <-out:
+		if r.err != nil || r.msg.Seq != 1 {
+			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
+		}
+	case r := <-stuck:
+		t.Fatalf("a send to a locked conversation ended first: %+v", r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the free conversation's send waited behind the two stuck on row locks")
+	}
+	select {
+	case r := <-stuck:
+		t.Fatalf("a send to a locked conversation ended while its lock was held: %+v", r)
+	default:
 	}
 }
