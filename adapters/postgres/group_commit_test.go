@@ -123,12 +123,7 @@ func busyCommitters(t *testing.T, repo *postgres.ConversationRepository, pool *p
 		key string
 	}{{x.ID(), "x1"}, {y.ID(), "y1"}} {
 		sendLocked(repo, send.id, send.key, alice, out)
-		testinfra.Eventually(t, 5*time.Second, "a group transaction to wait on its row lock", func() bool {
-			var n int
-			_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
-			return n >= i+1
-		})
+		waitForLockWaits(t, pool, i+1, "a group transaction to wait on its row lock")
 	}
 	return release, out
 }
@@ -234,16 +229,7 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheOthers(t *testing.T) {
 
 	// then it commits while the other two still wait: their groups gave up on the locks and
 	// they wait on their own
-	select {
-	case r := <-out:
-		if r.err != nil || r.msg.Seq != 1 {
-			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
-		}
-	case r := <-stuck:
-		t.Fatalf("a send to a locked conversation ended first: %+v", r)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the free conversation's send waited on the others' row locks")
-	}
+	requireFreeFirst(t, out, stuck, "the free conversation's send waited on the others' row locks")
 	t.Logf("the free conversation's send took %v", time.Since(start).Round(time.Millisecond))
 	if st := repo.GroupCommitStats(); st.Failed < 1 {
 		t.Fatalf("group stats %+v, want a waiting group given up", st)

@@ -30,6 +30,33 @@ func sendRemembered(repo *postgres.ConversationRepository, id conversation.ID, k
 	}()
 }
 
+// waitForLockWaits waits until at least n sessions of the test's database wait for a lock.
+func waitForLockWaits(t *testing.T, pool *pgxpool.Pool, n int, what string) {
+	t.Helper()
+	testinfra.Eventually(t, 5*time.Second, what, func() bool {
+		var waiting int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return waiting >= n
+	})
+}
+
+// requireFreeFirst fails unless the free conversation's send (out) commits with seq 1 within
+// 5 s and before any send to a locked conversation (stuck) ends; late says what went wrong then.
+func requireFreeFirst(t *testing.T, out, stuck <-chan sendResult, late string) {
+	t.Helper()
+	select {
+	case r := <-out:
+		if r.err != nil || r.msg.Seq != 1 {
+			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
+		}
+	case r := <-stuck:
+		t.Fatalf("a send to a locked conversation ended first: %+v", r)
+	case <-time.After(5 * time.Second):
+		t.Fatal(late)
+	}
+}
+
 // busyBatches makes both batches of repo wait on row locks held elsewhere, one lock each, and
 // returns the releases of those locks and the results of the two sends.
 func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxpool.Pool, alice conversation.UserID) (release [2]func(), first chan sendResult) {
@@ -41,12 +68,7 @@ func busyBatches(t *testing.T, repo *postgres.ConversationRepository, pool *pgxp
 		lock := holdRows(t, pool, c.ID())
 		release[i] = func() { _ = lock.Rollback(context.Background()) }
 		sendRemembered(repo, c.ID(), "busy", alice, first)
-		testinfra.Eventually(t, 5*time.Second, "a batch to wait on its row lock", func() bool {
-			var n int
-			_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
-			return n >= i+1
-		})
+		waitForLockWaits(t, pool, i+1, "a batch to wait on its row lock")
 	}
 	return release, first
 }
@@ -177,16 +199,7 @@ func TestAConversationLockedElsewhereDoesNotHoldUpTheSendsBatchedWithIt(t *testi
 
 	// then the free conversation's send commits while the other still waits: their batch gave
 	// up on the lock and each was sent alone
-	select {
-	case r := <-out:
-		if r.err != nil || r.msg.Seq != 1 {
-			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
-		}
-	case r := <-stuck:
-		t.Fatalf("the send to the locked conversation ended first: %+v", r)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the free conversation's send waited on the other's row lock")
-	}
+	requireFreeFirst(t, out, stuck, "the free conversation's send waited on the other's row lock")
 	if st := repo.PostBatchStats(); st.Failed != 1 {
 		t.Fatalf("batch stats %+v, want the batch of two given up once", st)
 	}
@@ -209,12 +222,7 @@ func TestASendStuckOnARowLockHoldsUpNoSendToAnotherConversation(t *testing.T) {
 	lock := holdRows(t, pool, locked.ID())
 	stuck := make(chan sendResult, 1)
 	sendRemembered(repo, locked.ID(), "l1", alice, stuck)
-	testinfra.Eventually(t, 5*time.Second, "the send to wait on its row lock", func() bool {
-		var n int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
-		return n == 1
-	})
+	waitForLockWaits(t, pool, 1, "the send to wait on its row lock")
 
 	// when this instance sends to 50 other conversations
 	out := make(chan sendResult, 50)
@@ -257,12 +265,7 @@ func TestSendsStuckOnRowLocksKeepTheInstancesTurnsForHalfASecondAtMost(t *testin
 		t.Cleanup(func() { _ = lock.Rollback(context.Background()) })
 		sendRemembered(repo, c.ID(), fmt.Sprint("l", i), alice, stuck)
 	}
-	testinfra.Eventually(t, 5*time.Second, "both sends to wait on their row locks", func() bool {
-		var n int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
-		return n == 2
-	})
+	waitForLockWaits(t, pool, 2, "both sends to wait on their row locks")
 
 	// when the instance sends to a free conversation
 	free := startConversation(t, repo, alice)
@@ -270,16 +273,7 @@ func TestSendsStuckOnRowLocksKeepTheInstancesTurnsForHalfASecondAtMost(t *testin
 	sendRemembered(repo, free.ID(), "f1", alice, out)
 
 	// then it commits while both still wait: they handed their turns on after half a second
-	select {
-	case r := <-out:
-		if r.err != nil || r.msg.Seq != 1 {
-			t.Fatalf("the free conversation's send: seq %d, %v", r.msg.Seq, r.err)
-		}
-	case r := <-stuck:
-		t.Fatalf("a send to a locked conversation ended first: %+v", r)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the free conversation's send waited behind the two stuck on row locks")
-	}
+	requireFreeFirst(t, out, stuck, "the free conversation's send waited behind the two stuck on row locks")
 	select {
 	case r := <-stuck:
 		t.Fatalf("a send to a locked conversation ended while its lock was held: %+v", r)
