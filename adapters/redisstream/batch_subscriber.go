@@ -236,37 +236,39 @@ type stallWatch struct {
 	lastDelivered string    // the group's last delivered id then
 	top           string    // the stream's newest id then
 	ours          string    // the last id this consumer read itself
-	stalled       bool
-	behind        bool // the group's lag was HelpAfter entries or more at the last check
+	stalled       bool      // the group stood still at the last check (look)
+	behind        bool      // the group's lag was HelpAfter entries or more at the last check
 }
 
 // needsHelp reports whether this consumer should read a stream it does not own: the group
-// stalls on it (stalled) or falls behind, its lag (entries not yet delivered to any of its
-// consumers, from XINFO GROUPS, Redis 7) at least HelpAfter at the last check. The owner then
-// cannot keep up, and the group's work is shared until it is back under that. Both are checked
-// at most once per stallCheck.
+// stalls on it or falls behind on it, as seen at the last check (look), at most one stallCheck
+// ago.
 func (s *batchSubscriber) needsHelp(ctx context.Context, stream string, w *stallWatch) bool {
-	stalled := s.stalled(ctx, stream, w)
-	return stalled || w.behind
+	if time.Since(w.at) >= s.stallCheck() {
+		s.look(ctx, stream, w)
+	}
+	return w.stalled || w.behind
 }
 
-// stalled reports whether the group makes no progress on stream although entries wait for it:
-// its last delivered id stayed where it was (or moved only by this consumer's own reads) over a
-// whole stallCheck while an entry that was already there at the previous check is still not
-// delivered. The owner is then frozen, or its session is lost and the partition not yet taken
-// over; reading in its place is safe (a group hands each entry to one consumer), and this
-// consumer keeps reading until someone else moves the group again. When Redis cannot tell, it
-// reads.
-func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWatch) bool {
-	if time.Since(w.at) < s.stallCheck() {
-		return w.stalled
-	}
+// look checks the group on stream and records it in w:
+//   - stalled: the group makes no progress although entries wait for it. Its last delivered id
+//     stayed where it was (or moved only by this consumer's own reads) over a whole stallCheck
+//     while an entry that was already there at the previous check is still not delivered. The
+//     owner is then frozen, or its session is lost and the partition not yet taken over;
+//     reading in its place is safe (a group hands each entry to one consumer), and this
+//     consumer keeps reading until someone else moves the group again.
+//   - behind: the group's lag (entries not yet delivered to any of its consumers, from XINFO
+//     GROUPS, Redis 7) is at least HelpAfter. The owner cannot keep up, and the group's work is
+//     shared until the lag is back under that.
+//
+// When Redis cannot tell, it counts as stalled: the read recreates a lost group, or retries.
+func (s *batchSubscriber) look(ctx context.Context, stream string, w *stallWatch) {
 	pipe := s.client.Pipeline()
 	groups := pipe.XInfoGroups(ctx, stream)
 	top := pipe.XRevRangeN(ctx, stream, "+", "-", 1)
 	if _, err := pipe.Exec(ctx); err != nil {
-		w.stalled, w.behind, w.at = true, false, time.Now() // cannot tell: the read recreates a lost group, or retries
-		return true
+		w.stalled, w.behind, w.at = true, false, time.Now()
+		return
 	}
 	delivered, lag := "", int64(-1)
 	for _, g := range groups.Val() {
@@ -286,7 +288,6 @@ func (s *batchSubscriber) stalled(ctx context.Context, stream string, w *stallWa
 	if len(top.Val()) == 1 {
 		w.top = top.Val()[0].ID
 	}
-	return w.stalled
 }
 
 // stallCheck is how long the group must stand still on a stream before another consumer reads
