@@ -72,8 +72,8 @@ func TestOneEventCountedManyTimesAtOnceCountsOnce(t *testing.T) {
 	if fresh.Load() != 1 {
 		t.Fatalf("%d callers heard the event was new, want 1", fresh.Load())
 	}
-	if n, _ := rdb.Get(ctx, redisstream.OfflineKey("alice", "c")).Int(); n != 1 {
-		t.Fatalf("alice's counter: %d, want 1", n)
+	if n, err := rdb.Get(ctx, redisstream.OfflineKey("alice", "c")).Int(); err != nil || n != 1 {
+		t.Fatalf("alice's counter: %d, %v; want 1", n, err)
 	}
 }
 

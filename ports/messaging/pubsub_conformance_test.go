@@ -149,6 +149,7 @@ type delayed struct{ message.Subscriber }
 
 const (
 	reconnectMessages = 10_000 // TestReconnect's messagesCount
+	heldBack          = 10     // the last messages delayed
 	lastDelay         = 50 * time.Millisecond
 )
 
@@ -162,7 +163,7 @@ func (d delayed) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 		defer close(out)
 		n := 0
 		for m := range in {
-			if n++; n > reconnectMessages-10 {
+			if n++; n > reconnectMessages-heldBack {
 				time.Sleep(lastDelay)
 			}
 			select {
