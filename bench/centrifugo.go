@@ -56,7 +56,7 @@ func centrifugoInstalled(ctx context.Context, bin string) bool {
 	if _, err := os.Stat(bin); err != nil {
 		return false
 	}
-	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil && strings.Contains(string(out), " "+centrifugoVersion+" ") {
+	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil && strings.Contains(string(out), " v"+centrifugoVersion+" ") {
 		return true
 	}
 	out, err := exec.CommandContext(ctx, "go", "version", "-m", bin).Output()

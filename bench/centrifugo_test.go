@@ -450,3 +450,27 @@ func TestAfterAnswer(t *testing.T) {
 		t.Errorf("after %+v, before %d", s, before)
 	}
 }
+
+// centrifugoInstalled takes a binary for the pinned build by what `centrifugo version` prints
+// ("Centrifugo v6.9.1 (Go version: ...)"), so a wrapper script that execs it (to set its
+// environment for an experiment) passes too, and another version does not.
+func TestCentrifugoInstalledReadsTheVersionItPrints(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		prints string
+		want   bool
+	}{
+		{"Centrifugo v" + centrifugoVersion + " (Go version: go1.26.8)", true},
+		{"Centrifugo v6.9.10 (Go version: go1.26.8)", false},
+		{"Centrifugo v6.8.1 (Go version: go1.26.8)", false},
+	} {
+		bin := filepath.Join(dir, "centrifugo")
+		script := "#!/bin/sh\necho '" + c.prints + "'\n"
+		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got := centrifugoInstalled(context.Background(), bin); got != c.want {
+			t.Errorf("printing %q: installed = %v, want %v", c.prints, got, c.want)
+		}
+	}
+}
