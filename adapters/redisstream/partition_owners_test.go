@@ -232,6 +232,82 @@ func TestWithOnePartitionAnOwnerFallingBehindIsHelpedUntilItCatchesUp(t *testing
 	})
 }
 
+// With partitions the help rule is per partition: an instance helps the partition whose owner
+// falls behind, not the owner's other partitions, which it keeps up with, and once the owner has
+// caught up every partition is its owner's alone again.
+func TestWithPartitionsOnlyThePartitionFallingBehindIsHelped(t *testing.T) {
+	ctx := t.Context()
+	rds := testinfra.StartRedis(t)
+	got := make(chan handled, 10000)
+	cfg := groupConfig(true, 200)
+	// "slow" owns partitions 0 and 1 and handles at most 200 messages a second on each, "fast"
+	// owns 2 and 3 and handles 1,000 (each partition is read, and handled, on its own)
+	for _, c := range []struct {
+		name  string
+		owner owned
+		each  time.Duration
+	}{{"slow", owned{0, 1}, 5 * time.Millisecond}, {"fast", owned{2, 3}, time.Millisecond}} {
+		subscribeWith(ctx, t, rds.URL(), four, c.name, c.owner, cfg, func(stream string, _ *message.Message) {
+			time.Sleep(c.each)
+			got <- handled{c.name, stream}
+		})
+	}
+	busy, calm := conversationIn(0), conversationIn(1)
+	busyStream, calmStream := four.Streams()[0], four.Streams()[1]
+
+	// given 5,000 messages of one conversation of partition 0 at once (25 s of its owner's work)
+	// while a trickle its owner keeps up with flows on partition 1
+	pub := redisstream.NewDualStreamPublisher(rds.Client(), 10000, false, four)
+	for from := int64(1); from <= 5000; from += 100 {
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(busy, from, from+99)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trickle := make(chan int)
+	go func() {
+		n := int64(0)
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && ctx.Err() == nil; {
+			n++
+			if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(calm, n, n)}); err != nil {
+				t.Error(err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		trickle <- int(n)
+	}()
+
+	// then the other instance takes a share of partition 0 only
+	by := map[handled]int{}
+	receiveN(t, got, 5000, 8*time.Second, func(h handled) { by[h]++ })
+	receiveN(t, got, <-trickle, 8*time.Second, func(h handled) { by[h]++ })
+	if by[handled{"fast", busyStream}] == 0 {
+		t.Fatalf("handled: %v; want the fast instance to take a share of partition 0's backlog", by)
+	}
+	if n := by[handled{"fast", calmStream}]; n > 0 {
+		t.Fatalf("the fast instance handled %d messages of partition 1, whose owner kept up with it", n)
+	}
+
+	// and once partition 0's lag is back under HelpAfter (seen at the next check, about 2 s
+	// on), a trickle on every partition is each owner's alone
+	time.Sleep(4500 * time.Millisecond)
+	sent := publishFor(ctx, t, pub, 3*time.Second, 20*time.Millisecond)
+	receiveN(t, got, sent, 10*time.Second, func(h handled) {
+		if p := slices.Index(four.Streams(), h.stream); !slices.Contains(map[string]owned{"slow": {0, 1}, "fast": {2, 3}}[h.consumer], p) {
+			t.Fatalf("%s handled a message of partition %d after its owner had caught up", h.consumer, p)
+		}
+	})
+}
+
+// conversationIn returns a new conversation id of partition p of four.
+func conversationIn(p int) string {
+	for {
+		if conv := uuid.NewString(); four.Of(conv) == p {
+			return conv
+		}
+	}
+}
+
 // requireOwnerReadsAlone: with an owner of every partition of parts and an instance that owns
 // none, while messages flow for 6 s (three stall checks), one every 20 ms, the owner handles
 // every one and the bystander none.
