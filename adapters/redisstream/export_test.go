@@ -11,3 +11,10 @@ func PublishConversationHalf(ctx context.Context, p *DualStreamPublisher, entrie
 	return publishEntries.Run(ctx, p.client, []string{ConversationStream(entries[0].ConversationID)},
 		p.conversationArgs(entries, false, "")...).Err()
 }
+
+// WarnIfLagUnreported is the group subscribers' verdict on a Redis of this major version (the
+// tests' Redis is 7 or later).
+func (g *GroupSubscribers) WarnIfLagUnreported(major int) { g.warnIfLagUnreported(major) }
+
+// MajorVersion reads INFO server's redis_version.
+var MajorVersion = majorVersion

@@ -54,6 +54,7 @@ type GroupSubscribers struct {
 	cfg        GroupConfig
 	log        *slog.Logger
 	claims     sync.Map // group -> *atomic.Int64
+	lagChecked sync.Once
 }
 
 // ConsumerName is this instance's consumer name inside every group (NOVA_INSTANCE_ID).
@@ -105,6 +106,7 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	if err != nil {
 		return nil, err
 	}
+	g.lagChecked.Do(func() { g.checkLagReported(ctx, client) })
 	log := g.log.With("consumer_group", group)
 	cfg := g.cfg
 	cfg.NackResendSleep = cmp.Or(cfg.NackResendSleep, 250*time.Millisecond)
@@ -120,6 +122,39 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 			return rd.shouldClaim(ctx, stream, group, xp)
 		},
 	}, nil
+}
+
+// checkLagReported warns (once, at the first subscriber) when owners read first and are to be
+// helped when they fall HelpAfter entries behind, but Redis cannot say how far behind a group is:
+// XINFO GROUPS reports a group's lag from Redis 7.0 on (before, go-redis reads 0), so on an older
+// server only a stall brings help, and an owner that cannot keep up falls further behind.
+func (g *GroupSubscribers) checkLagReported(ctx context.Context, client redis.UniversalClient) {
+	if !g.helpsOnLag() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	major, err := redisMajorVersion(ctx, client)
+	if err != nil {
+		g.log.Debug("cannot ask Redis for its version; not checking that it reports consumer-group lag", "error", err)
+		return
+	}
+	g.warnIfLagUnreported(major)
+}
+
+// helpsOnLag reports whether an instance reads a stream it does not own when the group falls
+// behind on it: owners read first (partitions, or NOVA_GROUP_READERS=owner) and HelpAfter is set.
+func (g *GroupSubscribers) helpsOnLag() bool {
+	return g.cfg.HelpAfter > 0 && g.owns() != nil
+}
+
+// warnIfLagUnreported is checkLagReported's verdict on a server of this major version.
+func (g *GroupSubscribers) warnIfLagUnreported(major int) {
+	if major < 7 && g.helpsOnLag() {
+		g.log.Warn("Redis before 7.0 does not report a consumer group's lag: an instance reads a partition it does not own "+
+			"only when the owner stalls, not when it falls NOVA_GROUP_HELP_AFTER entries behind; "+
+			"set NOVA_GROUP_READERS=all if one instance cannot keep up with a group's work", "redis_major_version", major)
+	}
 }
 
 // Reachable pings Redis with a client of its own (closed again), within 2 s.

@@ -337,19 +337,30 @@ func (l *LiveChannels) detectSharded(ctx context.Context) (bool, error) {
 
 // HasShardedPubSub reports whether the server is Redis 7 or later (SPUBLISH and SSUBSCRIBE).
 func HasShardedPubSub(ctx context.Context, client redis.UniversalClient) (bool, error) {
+	major, err := redisMajorVersion(ctx, client)
+	return major >= 7, err
+}
+
+// redisMajorVersion is the server's major version (INFO server).
+func redisMajorVersion(ctx context.Context, client redis.UniversalClient) (int, error) {
 	info, err := client.Info(ctx, "server").Result()
 	if err != nil {
-		return false, err
+		return 0, err
 	}
+	return majorVersion(info)
+}
+
+// majorVersion reads the major version off INFO server's redis_version line.
+func majorVersion(info string) (int, error) {
 	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
 			major, _, _ := strings.Cut(v, ".")
 			n, err := strconv.Atoi(major)
 			if err != nil {
-				return false, fmt.Errorf("redis_version %q: %w", v, err)
+				return 0, fmt.Errorf("redis_version %q: %w", v, err)
 			}
-			return n >= 7, nil
+			return n, nil
 		}
 	}
-	return false, fmt.Errorf("INFO server has no redis_version")
+	return 0, fmt.Errorf("INFO server has no redis_version")
 }

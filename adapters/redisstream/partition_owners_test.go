@@ -2,7 +2,9 @@ package redisstream_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -362,4 +364,61 @@ func publishFor(ctx context.Context, t *testing.T, pub *redisstream.DualStreamPu
 		time.Sleep(pause)
 	}
 	return sent
+}
+
+// Help for an owner that falls behind reads the group's lag off XINFO GROUPS, which Redis reports
+// from 7.0 on: on an older server the instances warn that only a stall brings help. They do not
+// on this Redis (7 or later), nor when the lag is not used (NOVA_GROUP_READERS=all, or
+// NOVA_GROUP_HELP_AFTER=0).
+func TestOwnersReadingFirstWarnWhenRedisCannotReportTheLag(t *testing.T) {
+	rds := testinfra.StartRedis(t)
+	subscribers := func(owner redisstream.PartitionOwner, parts redisstream.FanoutPartitions, cfg redisstream.GroupConfig) (*redisstream.GroupSubscribers, *lockedBuffer) {
+		logged := &lockedBuffer{}
+		return redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), parts, owner, "n1", cfg,
+			messaging.FanoutUnmarshaller{}, noHistory{}, slog.New(slog.NewTextHandler(logged, nil))), logged
+	}
+	const warning = "does not report a consumer group's lag"
+
+	for _, c := range []struct {
+		name  string
+		parts redisstream.FanoutPartitions
+		cfg   redisstream.GroupConfig
+		warns bool // on a Redis before 7.0
+	}{
+		{"owner reads first", 1, groupConfig(true, 200), true},
+		{"partitions", four, groupConfig(false, 200), true},
+		{"every instance reads", 1, groupConfig(false, 200), false},
+		{"help on a stall only", 1, groupConfig(true, 0), false},
+	} {
+		subs, logged := subscribers(owned{0}, c.parts, c.cfg)
+		sub, err := subs.For(t.Context(), redisstream.ConsumerGroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = sub.Close()
+		if strings.Contains(logged.String(), warning) {
+			t.Errorf("%s: warned on this Redis, which reports the lag:\n%s", c.name, logged)
+		}
+		subs.WarnIfLagUnreported(6)
+		if got := strings.Contains(logged.String(), warning); got != c.warns {
+			t.Errorf("%s: warned on Redis 6 = %v, want %v:\n%s", c.name, got, c.warns, logged)
+		}
+	}
+}
+
+func TestMajorVersionIsReadOffInfoServer(t *testing.T) {
+	for info, want := range map[string]int{
+		"# Server\r\nredis_version:6.2.14\r\nredis_git_sha1:00000000\r\n": 6,
+		"# Server\r\nredis_version:7.0.15\r\n":                            7,
+		"# Server\r\nredis_version:10.0.0\r\n":                            10,
+	} {
+		if got, err := redisstream.MajorVersion(info); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", info, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "# Server\r\nredis_version:x.1\r\n"} {
+		if _, err := redisstream.MajorVersion(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
 }
