@@ -16,7 +16,7 @@ import (
 func NewCounterSource(bg Background, ws *websocket.Handler, groups *redisstream.GroupSubscribers,
 	conversations *postgres.ConversationRepository) admin.CounterSource {
 	return snapshots{sends: conversations.GroupCommitStats, batches: conversations.PostBatchStats, relay: bg.Relay.Stats, fastPath: bg.FastPath.Stats, fanout: bg.Fanout.Stats, router: bg.Router.Stats,
-		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims,
+		hub: bg.Hub.Stats, ws: ws.Stats, redrive: groups.RedriveStats, live: bg.Channels.Snapshot, claims: groups.Claims, helped: groups.Helped,
 		leading: bg.Relay.Leading}.counters
 }
 
@@ -33,6 +33,7 @@ type snapshots struct {
 	redrive  func() redisstream.RedriveStats
 	live     func() redisstream.LiveSnapshot
 	claims   func() map[string]int64
+	helped   func() map[string]int64
 	leading  func() (led, total int)
 }
 
@@ -50,7 +51,7 @@ func (s snapshots) counters() admin.Counters {
 		FanoutEntries: f.Entries, FanoutMalformed: f.Malformed, FanoutOutages: f.Outages,
 		LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed,
 		ConsumerHandled: ro.Handled, DeadLettered: ro.DeadLettered, ConsumerMalformed: ro.Malformed,
-		Claims:             s.claims(),
+		Claims: s.claims(), Helped: s.helped(),
 		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,
 		FastPathDeferred: fp.Deferred + fp.Dropped,
 		SendGroups:       sends.Groups, SendGroupWrites: sends.Writes, SendGroupsFailed: sends.Failed,

@@ -41,7 +41,8 @@ func TestEveryCounterReadsItsComponentsTotal(t *testing.T) {
 		fanout: func() messaging.FanoutStats { return fan }, router: func() messaging.RouterStats { return router },
 		hub: func() delivery.Stats { return hub }, ws: func() websocket.Stats { return ws },
 		redrive: func() redisstream.RedriveStats { return redrive }, live: func() redisstream.LiveSnapshot { return live },
-		claims: func() map[string]int64 { return map[string]int64{"messaging-service": 7} }, leading: func() (int, int) { return 3, 4 },
+		claims: func() map[string]int64 { return map[string]int64{"messaging-service": 7} },
+		helped: func() map[string]int64 { return map[string]int64{"messaging-service": 8} }, leading: func() (int, int) { return 3, 4 },
 	}
 
 	c := src.counters()

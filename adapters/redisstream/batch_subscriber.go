@@ -45,6 +45,7 @@ type batchSubscriber struct {
 	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
 	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
 	claims      *atomic.Int64
+	helped      *atomic.Int64 // new entries read from streams this consumer does not own
 	log         *slog.Logger
 
 	closing   chan struct{}
@@ -111,7 +112,8 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 	from := "0" // own pending entries (held when this consumer stopped)
 	var watch stallWatch
 	for ctx.Err() == nil {
-		if from == ">" && s.owns != nil && !s.owns(stream) && !s.needsHelp(ctx, stream, &watch) {
+		helping := from == ">" && s.owns != nil && !s.owns(stream)
+		if helping && !s.needsHelp(ctx, stream, &watch) {
 			ctxsleep.Sleep(ctx, notOwnedPause)
 			continue
 		}
@@ -139,6 +141,9 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 		}
 		if len(entries) > 0 {
 			watch.ours = entries[len(entries)-1].ID
+		}
+		if helping {
+			s.helped.Add(int64(len(entries)))
 		}
 		s.handle(ctx, stream, entries, out)
 		if len(entries) < s.cfg.BatchSize {

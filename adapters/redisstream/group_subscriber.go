@@ -53,7 +53,8 @@ type GroupSubscribers struct {
 	consumer   string
 	cfg        GroupConfig
 	log        *slog.Logger
-	claims     sync.Map // group -> *atomic.Int64
+	claims     groupCounts // entries taken over (XCLAIM)
+	helped     groupCounts // entries read from partitions this instance does not own
 	lagChecked sync.Once
 }
 
@@ -116,7 +117,8 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 	return &batchSubscriber{
 		client: client, group: group, consumer: g.consumer, cfg: cfg, decode: g.decode, log: log,
 		owns:    g.owns(),
-		claims:  g.claimsOf(group),
+		claims:  g.claims.of(group),
+		helped:  g.helped.of(group),
 		closing: make(chan struct{}),
 		shouldClaim: func(ctx context.Context, stream string, xp redis.XPendingExt) bool {
 			return rd.shouldClaim(ctx, stream, group, xp)
@@ -185,18 +187,29 @@ func recreateGroupIfLost(ctx context.Context, client redis.UniversalClient, stre
 
 // Claims returns, per consumer group, how many pending entries this instance has taken over
 // (XCLAIM) after they sat idle for NOVA_CLAIM_IDLE: work left behind by a dead consumer.
-func (g *GroupSubscribers) Claims() map[string]int64 {
+func (g *GroupSubscribers) Claims() map[string]int64 { return g.claims.snapshot() }
+
+// Helped returns, per consumer group, how many new entries this instance has read from fan-out
+// partitions it does not own, while their owner stalled or was NOVA_GROUP_HELP_AFTER or more
+// entries behind: work its owner could not do. Zero while owners keep up (and always with
+// NOVA_GROUP_READERS=all and one partition, where every instance reads it).
+func (g *GroupSubscribers) Helped() map[string]int64 { return g.helped.snapshot() }
+
+// groupCounts are running totals by consumer group.
+type groupCounts struct{ m sync.Map } // group -> *atomic.Int64
+
+func (c *groupCounts) of(group string) *atomic.Int64 {
+	n, _ := c.m.LoadOrStore(group, new(atomic.Int64))
+	return n.(*atomic.Int64)
+}
+
+func (c *groupCounts) snapshot() map[string]int64 {
 	out := map[string]int64{}
-	g.claims.Range(func(k, v any) bool {
+	c.m.Range(func(k, v any) bool {
 		out[k.(string)] = v.(*atomic.Int64).Load()
 		return true
 	})
 	return out
-}
-
-func (g *GroupSubscribers) claimsOf(group string) *atomic.Int64 {
-	n, _ := g.claims.LoadOrStore(group, new(atomic.Int64))
-	return n.(*atomic.Int64)
 }
 
 // RedriveStats returns how many trimmed pending entries were republished or found unrecoverable.

@@ -36,9 +36,10 @@ func groupConfig(ownerAlone bool, helpAfter int) redisstream.GroupConfig {
 		OwnerReadsAlone: ownerAlone, HelpAfter: helpAfter}
 }
 
-// subscribeWith is subscribeEveryPartition with the group configuration cfg.
+// subscribeWith is subscribeEveryPartition with the group configuration cfg; it returns the
+// subscribers, for their counts.
 func subscribeWith(ctx context.Context, t *testing.T, url string, parts redisstream.FanoutPartitions, name string,
-	owner redisstream.PartitionOwner, cfg redisstream.GroupConfig, handle func(stream string, m *message.Message)) {
+	owner redisstream.PartitionOwner, cfg redisstream.GroupConfig, handle func(stream string, m *message.Message)) *redisstream.GroupSubscribers {
 	t.Helper()
 	subs := redisstream.NewGroupSubscribers(redisstream.URL(url), parts, owner, redisstream.ConsumerName(name),
 		cfg, messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
@@ -59,6 +60,7 @@ func subscribeWith(ctx context.Context, t *testing.T, url string, parts redisstr
 			}
 		}()
 	}
+	return subs
 }
 
 // handled is which consumer handled a message of which stream.
@@ -242,6 +244,7 @@ func TestWithPartitionsOnlyThePartitionFallingBehindIsHelped(t *testing.T) {
 	rds := testinfra.StartRedis(t)
 	got := make(chan handled, 10000)
 	cfg := groupConfig(true, 200)
+	subs := map[string]*redisstream.GroupSubscribers{}
 	// "slow" owns partitions 0 and 1 and handles at most 200 messages a second on each, "fast"
 	// owns 2 and 3 and handles 1,000 (each partition is read, and handled, on its own)
 	for _, c := range []struct {
@@ -249,7 +252,7 @@ func TestWithPartitionsOnlyThePartitionFallingBehindIsHelped(t *testing.T) {
 		owner owned
 		each  time.Duration
 	}{{"slow", owned{0, 1}, 5 * time.Millisecond}, {"fast", owned{2, 3}, time.Millisecond}} {
-		subscribeWith(ctx, t, rds.URL(), four, c.name, c.owner, cfg, func(stream string, _ *message.Message) {
+		subs[c.name] = subscribeWith(ctx, t, rds.URL(), four, c.name, c.owner, cfg, func(stream string, _ *message.Message) {
 			time.Sleep(c.each)
 			got <- handled{c.name, stream}
 		})
@@ -288,6 +291,11 @@ func TestWithPartitionsOnlyThePartitionFallingBehindIsHelped(t *testing.T) {
 	}
 	if n := by[handled{"fast", calmStream}]; n > 0 {
 		t.Fatalf("the fast instance handled %d messages of partition 1, whose owner kept up with it", n)
+	}
+	// nova_consumer_group_helped_total counts what each instance read in an owner's place
+	fast, slow := subs["fast"].Helped()[redisstream.ConsumerGroup], subs["slow"].Helped()[redisstream.ConsumerGroup]
+	if want := int64(by[handled{"fast", busyStream}]); fast != want || slow != 0 {
+		t.Fatalf("helped: fast %d, slow %d; want %d and 0", fast, slow, want)
 	}
 
 	// and once partition 0's lag is back under HelpAfter (seen at the next check, about 2 s

@@ -94,6 +94,7 @@ type countersView struct {
 	DeadLettered          int64            `json:"dead_lettered"`
 	ClaimsTotal           int64            `json:"claims_total"`
 	Claims                map[string]int64 `json:"claims"` // by consumer group
+	Helped                map[string]int64 `json:"helped"` // by consumer group
 }
 
 type latencyView struct {
@@ -125,7 +126,7 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 			RecoveredFromRedis: n.RecoveredFromRedis, RecoveredFromPostgres: n.RecoveredFromPostgres,
 			SlowCutoffs: n.SlowCutoffs, FanoutEntries: n.FanoutEntries, FanoutOutages: n.FanoutOutages,
 			LiveChannels: n.LiveFollowing, LiveMessages: n.LiveMessages,
-			ConsumerHandled: n.ConsumerHandled, DeadLettered: n.DeadLettered, Claims: n.Claims,
+			ConsumerHandled: n.ConsumerHandled, DeadLettered: n.DeadLettered, Claims: n.Claims, Helped: n.Helped,
 		},
 		Latency:   latencyView{Send: a.metrics.SendLatency(), SendToDeliver: a.metrics.DeliverLatency()},
 		Streams:   []streamView{},
@@ -133,6 +134,9 @@ func (a *Admin) view(s monitoring.Snapshot) streamsView {
 	}
 	if v.Counters.Claims == nil {
 		v.Counters.Claims = map[string]int64{}
+	}
+	if v.Counters.Helped == nil {
+		v.Counters.Helped = map[string]int64{}
 	}
 	for _, n := range v.Counters.Claims {
 		v.Counters.ClaimsTotal += n

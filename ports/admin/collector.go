@@ -25,6 +25,7 @@ type Counters struct {
 	LiveFollowing, LiveMessages, LiveMalformed             int64
 	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
 	Claims                                                 map[string]int64 // by consumer group
+	Helped                                                 map[string]int64 // by consumer group
 	TrimmedRepublished, TrimmedUnrecoverable               int64
 	FastPathDeferred                                       int64
 	SendGroups, SendGroupWrites, SendGroupsFailed          int64
@@ -73,6 +74,7 @@ var (
 	dFastDefer   = desc("nova_fast_path_deferred_total", "Messages the publish-after-commit fast path left to the outbox relay (a seq gap between instances, a Redis error or a full queue); they reach Redis a little later.")
 	dTrimmed     = desc("nova_fanout_trimmed_unacked_total", "Pending fan-out entries found trimmed away before their group acked them: republished from Postgres, or unrecoverable (should stay 0).", "outcome")
 	dClaims      = desc("nova_consumer_group_claims_total", "Pending entries this instance took over (XCLAIM) after they sat idle NOVA_CLAIM_IDLE, usually from a dead consumer.", "group")
+	dHelped      = desc("nova_consumer_group_helped_total", "New entries this instance read from fan-out partitions it does not own, while their owner stalled or was NOVA_GROUP_HELP_AFTER entries behind.", "group")
 
 	dRedisUp     = desc("nova_redis_up", "1 when this instance could inspect Redis at the last scrape, else 0.")
 	dPostgresUp  = desc("nova_postgres_up", "1 when this instance could read the outbox in Postgres at the last scrape, else 0.")
@@ -102,7 +104,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
-		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dClaims, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dClaims, dHelped, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -145,6 +147,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dConsBad, n.ConsumerMalformed)
 	for g, v := range n.Claims {
 		counter(dClaims, v, g)
+	}
+	for g, v := range n.Helped {
+		counter(dHelped, v, g)
 	}
 	counter(dTrimmed, n.TrimmedRepublished, "republished")
 	counter(dTrimmed, n.TrimmedUnrecoverable, "unrecoverable")
