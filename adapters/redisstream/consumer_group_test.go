@@ -389,3 +389,40 @@ func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *t
 		t.Fatalf("%d entries left without the declaration, want 0", n)
 	}
 }
+
+// Help for an owner that falls behind reads the group's lag off XINFO GROUPS. Redis reports no
+// lag (go-redis: -1) when it cannot tell, which would silently leave an owner without help; it
+// can tell after the trimmer's XTRIM MINID (unlike after XDEL, which Nova never uses), also for a
+// group created from "0" after a trim (a group declared later, or recreated after Redis came back
+// empty).
+func TestTheGroupLagStaysKnownAfterTheFanoutStreamIsTrimmed(t *testing.T) {
+	ctx := t.Context()
+	rdb := testinfra.StartRedis(t).Client()
+	if err := rdb.XGroupCreateMkStream(ctx, redisstream.FanoutStream, "messaging-service", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	addFanoutEntries(t, rdb, 300)
+	read := readGroup(t, rdb, "messaging-service", 100)
+	if err := rdb.XAck(ctx, redisstream.FanoutStream, "messaging-service", read...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := redisstream.NewFanoutTrimmer(rdb, 1, nil).Trim(ctx); err != nil || n != 100 {
+		t.Fatalf("trimmed %d entries (%v), want the 100 the group acked", n, err)
+	}
+	if err := rdb.XGroupCreate(ctx, redisstream.FanoutStream, "search", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	addFanoutEntries(t, rdb, 10)
+
+	groups, err := rdb.XInfoGroups(ctx, redisstream.FanoutStream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag := map[string]int64{}
+	for _, g := range groups {
+		lag[g.Name] = g.Lag
+	}
+	if lag["messaging-service"] != 210 || lag["search"] != 210 {
+		t.Fatalf("lag by group: %v; want 210 entries for each", lag)
+	}
+}
