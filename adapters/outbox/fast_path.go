@@ -29,6 +29,8 @@ const (
 	// deleted is harmless: the relay would find it already in Redis.
 	deleteLinger = 20 * time.Millisecond
 	deleteBatch  = 1000
+	// stopGrace is how long publishes outlive the fast path's stop (Run).
+	stopGrace = 2 * time.Second
 )
 
 // FastPath publishes each message to Redis right after its transaction commits, from the
@@ -70,8 +72,15 @@ func (f *FastPath) Committed(msgs []postgres.CommittedMessage) {
 	}
 }
 
-// Run publishes until ctx ends; what is still queued then is left to the relay.
+// Run publishes until ctx ends, and then what is still queued. Publishes outlive the stop by up
+// to stopGrace: the server stops its background work only after the last request was answered,
+// and each of those requests' messages is published, whether it was still queued or on its way
+// to Redis, instead of being left to the relay, which may not lead its shard yet (a stopping
+// relay drains only the shards it holds). What fails even so stays in the outbox for the relay.
 func (f *FastPath) Run(ctx context.Context) error {
+	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPub()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancelPub) })()
 	stopped := make(chan struct{}) // closed once Run publishes no more, so no done batch comes after it
 	deleted := make(chan struct{})
 	go func() { defer close(deleted); f.deleteDone(ctx, stopped) }()
@@ -80,7 +89,6 @@ func (f *FastPath) Run(ctx context.Context) error {
 		var batch []postgres.CommittedMessage
 		select {
 		case <-ctx.Done():
-			return nil
 		case msgs := <-f.queue:
 			batch = append(batch, msgs...)
 		}
@@ -93,7 +101,12 @@ func (f *FastPath) Run(ctx context.Context) error {
 				break more
 			}
 		}
-		f.publish(ctx, batch)
+		if len(batch) > 0 {
+			f.publish(pubCtx, batch)
+		}
+		if ctx.Err() != nil && len(f.queue) == 0 {
+			return nil
+		}
 	}
 }
 

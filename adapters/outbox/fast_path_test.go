@@ -94,6 +94,32 @@ func TestRowsTheFastPathPublishedJustBeforeItStopsAreStillDeleted(t *testing.T) 
 	}
 }
 
+// A request that committed just before the instance was told to stop has handed its message to
+// the fast path; stopping publishes it (and deletes its row) instead of leaving it to the relay,
+// which may not lead its shard yet, so a graceful stop gets what was committed into Redis.
+func TestWhatWasQueuedWhenTheFastPathStopsIsPublished(t *testing.T) {
+	f := newFixture(t)
+	fast := outbox.NewFastPath(f.pool, f.pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	conv := uuid.NewString()
+	fast.Committed([]postgres.CommittedMessage{f.committedRow(t, conv, 1), f.committedRow(t, conv, 2)})
+
+	// when the fast path runs only after the stop (the queue and the stop are both waiting)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := fast.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// then both are in the stream and their rows are gone
+	if ids := f.streamIDs(t, redisstream.ConversationStream(conv)); len(ids) != 2 {
+		t.Fatalf("stream holds %v after the stop, want seqs 1 and 2", ids)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("outbox holds %d rows after the fast path stopped (err %v)", n, err)
+	}
+}
+
 func TestABurstOfMoreRowsThanOneDeleteTakesIsDeletedWhole(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
