@@ -355,14 +355,7 @@ func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *t
 	rdb := testinfra.StartRedis(t).Client()
 	// given Redis came back empty: Nova's own group is back at once and has read and acked
 	// the 50 events published since, while the search service has not noticed yet
-	if err := rdb.XGroupCreateMkStream(ctx, redisstream.FanoutStream, "messaging-service", "$").Err(); err != nil {
-		t.Fatal(err)
-	}
-	addFanoutEntries(t, rdb, 50)
-	read := readGroup(t, rdb, "messaging-service", 50)
-	if err := rdb.XAck(ctx, redisstream.FanoutStream, "messaging-service", read...).Err(); err != nil {
-		t.Fatal(err)
-	}
+	ownGroupReadAndAcked(t, rdb, "$", 50, 50)
 
 	// when the trimmer of an instance that declares the search group runs
 	trimmer := redisstream.NewFanoutTrimmer(rdb, 1, redisstream.DeclaredGroups{"search"})
@@ -398,14 +391,7 @@ func TestADeclaredGroupIsRecreatedAndNotTrimmedPastAfterRedisComesBackEmpty(t *t
 func TestTheGroupLagStaysKnownAfterTheFanoutStreamIsTrimmed(t *testing.T) {
 	ctx := t.Context()
 	rdb := testinfra.StartRedis(t).Client()
-	if err := rdb.XGroupCreateMkStream(ctx, redisstream.FanoutStream, "messaging-service", "0").Err(); err != nil {
-		t.Fatal(err)
-	}
-	addFanoutEntries(t, rdb, 300)
-	read := readGroup(t, rdb, "messaging-service", 100)
-	if err := rdb.XAck(ctx, redisstream.FanoutStream, "messaging-service", read...).Err(); err != nil {
-		t.Fatal(err)
-	}
+	ownGroupReadAndAcked(t, rdb, "0", 300, 100)
 	if n, err := redisstream.NewFanoutTrimmer(rdb, 1, nil).Trim(ctx); err != nil || n != 100 {
 		t.Fatalf("trimmed %d entries (%v), want the 100 the group acked", n, err)
 	}
@@ -424,5 +410,20 @@ func TestTheGroupLagStaysKnownAfterTheFanoutStreamIsTrimmed(t *testing.T) {
 	}
 	if lag["messaging-service"] != 210 || lag["search"] != 210 {
 		t.Fatalf("lag by group: %v; want 210 entries for each", lag)
+	}
+}
+
+// ownGroupReadAndAcked creates Nova's own group on the fan-out stream from start, adds n entries
+// and has the group read and acknowledge the first acked of them.
+func ownGroupReadAndAcked(t *testing.T, rdb *redis.Client, start string, n int, acked int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := rdb.XGroupCreateMkStream(ctx, redisstream.FanoutStream, "messaging-service", start).Err(); err != nil {
+		t.Fatal(err)
+	}
+	addFanoutEntries(t, rdb, n)
+	read := readGroup(t, rdb, "messaging-service", acked)
+	if err := rdb.XAck(ctx, redisstream.FanoutStream, "messaging-service", read...).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
