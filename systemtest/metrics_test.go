@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +219,13 @@ func TestMetricsCountSendsRelayDeliveryAndMatchConsumerGroups(t *testing.T) {
 	if v, ok := s.get("nova_instance_info", "instance_id", ""); ok {
 		t.Errorf("nova_instance_info has an empty instance_id (%v)", v)
 	}
+	// and every metric the alert rules and the dashboard query is one an instance exports (an
+	// alert on a misspelt or removed metric would never fire)
+	for _, name := range deployedMetrics(t) {
+		if _, ok := s[name]; !ok {
+			t.Errorf("deploy/ queries %s, which /metrics does not have", name)
+		}
+	}
 
 	// /admin/api/streams tells the same story as JSON
 	var api struct {
@@ -335,4 +345,32 @@ func readFrame(t *testing.T, c *websocket.Conn) map[string]any {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// deployedMetrics are the nova_* metric families deploy/prometheus/alerts.yml and
+// deploy/grafana/nova.json query (a histogram's _bucket, _sum and _count are its family).
+func deployedMetrics(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, file := range []string{"../deploy/prometheus/alerts.yml", "../deploy/grafana/nova.json"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`nova_[a-z_]+`).FindAllString(string(data), -1) {
+			if strings.HasSuffix(name, "_") {
+				continue // a family of names in a comment, as in nova_stream_*
+			}
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				name = strings.TrimSuffix(name, suffix)
+			}
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) < 20 {
+		t.Fatalf("found only %v in deploy/", names)
+	}
+	return names
 }
