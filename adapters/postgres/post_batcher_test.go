@@ -35,8 +35,10 @@ func waitForLockWaits(t *testing.T, pool *pgxpool.Pool, n int, what string) {
 	t.Helper()
 	testinfra.Eventually(t, 5*time.Second, what, func() bool {
 		var waiting int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatalf("counting the sessions that wait for a lock: %v", err)
+		}
 		return waiting >= n
 	})
 }

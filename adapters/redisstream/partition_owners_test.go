@@ -403,7 +403,9 @@ func TestOwnersReadingFirstWarnWhenRedisCannotReportTheLag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = sub.Close()
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if strings.Contains(logged.String(), warning) {
 			t.Errorf("%s: warned on this Redis, which reports the lag:\n%s", c.name, logged)
 		}
