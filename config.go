@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -165,9 +166,9 @@ var settings = []setting{
 		return nil
 	}},
 	{"NOVA_FANOUT_PARTITIONS", "1", "partitions of the fan-out stream (1..1024): 1 keeps the one stream stream:fanout:all-conversations; more split it into stream:fanout:all-conversations:{p} by conversation, so no Redis script spans hash slots (Redis Cluster), and the outbox relay into as many shards spread over the instances; every instance and every consumer of the stream must use the same value", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > events.MaxPartitions {
-			return fmt.Errorf("must be an integer from 1 to %d", events.MaxPartitions)
+		n, err := parseInt(v, 1, events.MaxPartitions)
+		if err != nil {
+			return err
 		}
 		c.FanoutPartitions = redisstream.FanoutPartitions(n)
 		return nil
@@ -181,9 +182,9 @@ var settings = []setting{
 		return nil
 	}},
 	{"NOVA_MAX_SUBSCRIPTIONS", "1000", "subscriptions one WebSocket connection may hold at once; a subscribe beyond them is answered with a rate_limited error frame", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return errors.New("must be a positive integer")
+		n, err := parseInt(v, 1, math.MaxInt)
+		if err != nil {
+			return err
 		}
 		c.MaxSubscriptions = n
 		return nil
@@ -192,9 +193,9 @@ var settings = []setting{
 		return parseDuration(v, &c.PingInterval)
 	}},
 	{"NOVA_MAX_CONNS_PER_USER", "32", "WebSocket connections one user may hold at once, across all instances", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return errors.New("must be a positive integer")
+		n, err := parseInt(v, 1, math.MaxInt)
+		if err != nil {
+			return err
 		}
 		c.MaxConnsPerUser = MaxConnsPerUser(n)
 		return nil
@@ -232,9 +233,9 @@ var settings = []setting{
 		return fmt.Errorf("%q is not all or owner", v)
 	}},
 	{"NOVA_GROUP_HELP_AFTER", "1000", "a consumer group's lag on a fan-out partition (entries not yet delivered to it, Redis 7+) from which the instances that do not own the partition read it too, until the lag is below it again (checked every few seconds); 0: they read it only when its owner stalls", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errors.New("must be an integer >= 0")
+		n, err := parseInt(v, 0, math.MaxInt)
+		if err != nil {
+			return err
 		}
 		c.Groups.HelpAfter = n
 		return nil
@@ -278,6 +279,20 @@ var settings = []setting{
 		c.LogLevel = v
 		return nil
 	}},
+}
+
+// parseInt reads an integer from lo to hi (math.MaxInt: no upper bound).
+func parseInt(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	switch {
+	case err == nil && n >= lo && n <= hi:
+		return n, nil
+	case hi < math.MaxInt:
+		return 0, fmt.Errorf("must be an integer from %d to %d", lo, hi)
+	case lo == 1:
+		return 0, errors.New("must be a positive integer")
+	}
+	return 0, fmt.Errorf("must be an integer >= %d", lo)
 }
 
 func parseDuration(v string, dst *time.Duration) error {
