@@ -112,8 +112,8 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 	from := "0" // own pending entries (held when this consumer stopped)
 	var watch stallWatch
 	for ctx.Err() == nil {
-		helping := from == ">" && s.owns != nil && !s.owns(stream)
-		if helping && !s.needsHelp(ctx, stream, &watch) {
+		foreign := from == ">" && s.owns != nil && !s.owns(stream) // read only to help its owner
+		if foreign && !s.needsHelp(ctx, stream, &watch) {
 			ctxsleep.Sleep(ctx, notOwnedPause)
 			continue
 		}
@@ -142,7 +142,7 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 		if len(entries) > 0 {
 			watch.ours = entries[len(entries)-1].ID
 		}
-		if helping {
+		if foreign {
 			s.helped.Add(int64(len(entries)))
 		}
 		s.handle(ctx, stream, entries, out)
