@@ -106,7 +106,28 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 					fmt.Sprintf("Centrifugo %.3f ms", r.CPUPerMsgMs), fx((nova - f) / r.CPUPerMsgMs), info})
 		}
 	}
+	// how often the server processes' threads were put on a core per message: each is a
+	// context switch, which a virtual machine's kernel can make dear (docs/BENCHMARKS.md, AE)
+	nv := perMessage(l.CPU, slicesPrefix, novaServerGroups, l.DeliveredRate)
+	cv := perMessage(r.CPU, slicesPrefix, centrifugoServerGroups, r.DeliveredRate)
+	if nv > 0 && cv > 0 {
+		rows = append(rows, Row{"    times put on a core per delivered msg, all server processes", fmt.Sprintf("%.1f", nv), blank,
+			fmt.Sprintf("Centrifugo %.1f", cv), fx(nv / cv), info})
+	}
 	return rows
+}
+
+// perMessage sums the groups' entries of one kind (prefix: a rate per second) and divides by
+// the delivered rate; 0 without them.
+func perMessage(u CPUUse, prefix string, groups []string, deliveredPerS float64) float64 {
+	if deliveredPerS <= 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, g := range groups {
+		sum += u[prefix+g]
+	}
+	return sum / deliveredPerS
 }
 
 // durableFloor is the paced pgbench baseline of this run, or nil.

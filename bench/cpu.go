@@ -41,12 +41,19 @@ type procCPU struct {
 	group  string
 	ticks  uint64
 	waitNs uint64 // time its threads spent runnable, waiting for a core (schedstat)
+	slices uint64 // times its threads were put on a core (schedstat): its context switches in
 }
 
 // waitedPrefix marks a CPUUse entry that is not CPU used but time a group's threads spent
 // runnable without a core (summed over threads, in cores): on 2 shared cores, a process that
 // waits there delays whatever waits on it, e.g. Redis's replies.
 const waitedPrefix = "waited: "
+
+// slicesPrefix marks a CPUUse entry that is a rate, not cores: how many times a second a group's
+// threads were put on a core (each a context switch). Where a context switch is dear (on a
+// virtual machine whose kernel pays the hypervisor for every interrupt it enables again), a
+// process that sleeps and wakes for every event pays for it in CPU as well as in latency.
+const slicesPrefix = "scheduled: "
 
 // threadIDs lists a process's threads (the entries of /proc/<pid>/task).
 func threadIDs(pid string) ([]string, error) {
@@ -61,22 +68,24 @@ func threadIDs(pid string) ([]string, error) {
 	return tids, nil
 }
 
-// runQueueWaitNs sums the run-queue wait of a process's threads (the second field of
-// /proc/<pid>/task/<tid>/schedstat); 0 where the kernel keeps no schedstats.
-func runQueueWaitNs(pid string) uint64 {
+// schedStats sums over a process's threads the run-queue wait (ns) and the number of times
+// they were put on a core: the second and third fields of /proc/<pid>/task/<tid>/schedstat.
+// Both are 0 where the kernel keeps no schedstats. A thread that ended meanwhile takes its
+// counts with it, which undercounts a little for processes that start and end threads.
+func schedStats(pid string) (waitNs, slices uint64) {
 	tids, _ := threadIDs(pid) // none: a process that ended meanwhile
-	var sum uint64
 	for _, tid := range tids {
 		data, err := os.ReadFile("/proc/" + pid + "/task/" + tid + "/schedstat")
 		if err != nil {
 			continue
 		}
-		if f := strings.Fields(string(data)); len(f) >= 2 {
-			n, _ := strconv.ParseUint(f[1], 10, 64)
-			sum += n
+		if f := strings.Fields(string(data)); len(f) >= 3 {
+			w, _ := strconv.ParseUint(f[1], 10, 64)
+			n, _ := strconv.ParseUint(f[2], 10, 64)
+			waitNs, slices = waitNs+w, slices+n
 		}
 	}
-	return sum
+	return waitNs, slices
 }
 
 // pgBenchDB is the CPU group of the Postgres backends serving the bench database (Nova's, or
@@ -159,7 +168,8 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 		default:
 			continue
 		}
-		s.groups[pid] = procCPU{group, ut + st, runQueueWaitNs(e.Name())}
+		waitNs, slices := schedStats(e.Name())
+		s.groups[pid] = procCPU{group, ut + st, waitNs, slices}
 	}
 	return s
 }
@@ -232,6 +242,9 @@ func cpuBetween(a, z cpuSnap) CPUUse {
 		if w0 := a.groups[pid].waitNs; p.waitNs > w0 {
 			use[waitedPrefix+p.group] += float64(p.waitNs-w0) / 1e9 / secs
 		}
+		if n0 := a.groups[pid].slices; p.slices > n0 {
+			use[slicesPrefix+p.group] += float64(p.slices-n0) / secs
+		}
 	}
 	use["rest"] = max(0, use["machine"]-accounted)
 	use[checkpointsKey] = float64(z.checkpoints - a.checkpoints)
@@ -243,29 +256,34 @@ func (u CPUUse) String() string {
 	if len(u) == 0 {
 		return "n/a"
 	}
-	var used, waited []string
+	var used, waited, scheduled []string
 	for k := range u {
 		switch {
 		case k == "machine" || k == checkpointsKey:
 		case strings.HasPrefix(k, waitedPrefix):
 			waited = append(waited, k)
+		case strings.HasPrefix(k, slicesPrefix):
+			scheduled = append(scheduled, k)
 		default:
 			used = append(used, k)
 		}
 	}
-	list := func(keys []string) string {
+	list := func(keys []string, prefix, format string, least float64) string {
 		sort.Slice(keys, func(i, j int) bool { return u[keys[i]] > u[keys[j]] })
 		parts := make([]string, 0, len(keys))
 		for _, k := range keys {
-			if u[k] >= 0.005 {
-				parts = append(parts, fmt.Sprintf("%s %.2f", strings.TrimPrefix(k, waitedPrefix), u[k]))
+			if u[k] >= least {
+				parts = append(parts, strings.TrimPrefix(k, prefix)+" "+fmt.Sprintf(format, u[k]))
 			}
 		}
 		return strings.Join(parts, ", ")
 	}
-	out := fmt.Sprintf("busy %.2f of %d cores: %s", u["machine"], runtime.NumCPU(), list(used))
-	if w := list(waited); w != "" {
+	out := fmt.Sprintf("busy %.2f of %d cores: %s", u["machine"], runtime.NumCPU(), list(used, "", "%.2f", 0.005))
+	if w := list(waited, waitedPrefix, "%.2f", 0.005); w != "" {
 		out += "; runnable, waiting for a core: " + w
+	}
+	if n := list(scheduled, slicesPrefix, "%.0f", 50); n != "" {
+		out += "; put on a core, times a second: " + n
 	}
 	if n := u[checkpointsKey]; n > 0 {
 		out += fmt.Sprintf("; Postgres checkpoints meanwhile: %.0f", n)

@@ -90,8 +90,8 @@ func TestInstancesPlanAndIdleNodes(t *testing.T) {
 
 func TestNodeCPUBetween(t *testing.T) {
 	t0 := time.Now()
-	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 0}, 11: {"nova", 50, 0}, 12: {"redis", 7, 0}}, nodes: map[int]string{10: "n1", 11: "n2"}}
-	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 0}, 11: {"nova", 51, 0}, 13: {"nova", 30, 0}, 12: {"redis", 9, 0}},
+	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 0, 0}, 11: {"nova", 50, 0, 0}, 12: {"redis", 7, 0, 0}}, nodes: map[int]string{10: "n1", 11: "n2"}}
+	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 0, 0}, 11: {"nova", 51, 0, 0}, 13: {"nova", 30, 0, 0}, 12: {"redis", 9, 0, 0}},
 		nodes: map[int]string{10: "n1", 11: "n2", 13: "n3"}}
 	got := nodeCPUBetween(a, z)
 	// n1: 100 ticks in 2 s = 0.5 cores; n2: 1 tick = 0.005; n3 started meanwhile: left out.
@@ -106,20 +106,29 @@ func TestNodeCPUBetween(t *testing.T) {
 // near: v is want to a thousandth.
 func near(v, want float64) bool { return v > want-0.001 && v < want+0.001 }
 
-// cpuBetween also says how long each group's threads waited for a core, apart from the CPU
-// they used, and String lists those waits after the use.
-func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
+// cpuBetween also says how long each group's threads waited for a core and how often they were
+// put on one, apart from the CPU they used, and String lists those after the use (rates under
+// 50 a second left out).
+func TestCPUBetweenCountsRunQueueWaitAndSchedulingApart(t *testing.T) {
 	t0 := time.Now()
-	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 1e9}, 12: {"redis", 7, 0}}}
-	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 2e9}, 12: {"redis", 9, 5e8}}}
+	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 1e9, 1000}, 11: {"nova", 10, 0, 500}, 12: {"redis", 7, 0, 40}}}
+	z := cpuSnap{at: t0.Add(2 * time.Second), groups: map[int]procCPU{10: {"nova", 200, 2e9, 9000}, 11: {"nova", 10, 0, 1700},
+		12: {"redis", 9, 5e8, 120}}}
 	u := cpuBetween(a, z)
-	// nova: 100 ticks = 0.5 cores used, 1 s waited in 2 s = 0.5; redis 0.01 used, 0.25 waited
-	if !near(u["nova"], 0.5) || !near(u[waitedPrefix+"nova"], 0.5) || !near(u["redis"], 0.01) || !near(u[waitedPrefix+"redis"], 0.25) {
+	// nova: 100 ticks = 0.5 cores used, 1 s waited in 2 s = 0.5, (8000 + 1200) / 2 s = 4600 a
+	// second on a core; redis 0.01 used, 0.25 waited, 40 a second (left out of String)
+	if !near(u["nova"], 0.5) || !near(u[waitedPrefix+"nova"], 0.5) || !near(u["redis"], 0.01) || !near(u[waitedPrefix+"redis"], 0.25) ||
+		!near(u[slicesPrefix+"nova"], 4600) || !near(u[slicesPrefix+"redis"], 40) {
 		t.Fatalf("cpuBetween %v", u)
 	}
 	s := u.String()
-	if !strings.Contains(s, ": nova 0.50, redis 0.01; runnable, waiting for a core: nova 0.50, redis 0.25") {
+	if !strings.Contains(s, ": nova 0.50, redis 0.01; runnable, waiting for a core: nova 0.50, redis 0.25; put on a core, times a second: nova 4600") ||
+		strings.Contains(s, "redis 40") {
 		t.Errorf("String %q", s)
+	}
+	// per delivered message, only the server groups count, as before
+	if got := cpuPerMessageMs(u, novaServerGroups, 1000); !near(got, 0.51) {
+		t.Errorf("cpu per message %.3f ms, want 0.51 (nova 0.5 + redis 0.01)", got)
 	}
 }
 
@@ -127,10 +136,10 @@ func TestCPUBetweenCountsRunQueueWaitApart(t *testing.T) {
 // read less at bursty load, and "rest" is then what processes outside the groups used.
 func TestMachineIsAtLeastItsProcesses(t *testing.T) {
 	t0 := time.Now()
-	a := cpuSnap{at: t0, busy: 0, total: 0, groups: map[int]procCPU{10: {"nova", 100, 0}},
+	a := cpuSnap{at: t0, busy: 0, total: 0, groups: map[int]procCPU{10: {"nova", 100, 0, 0}},
 		allTicks: map[int]uint64{10: 100, 20: 50}}
 	z := cpuSnap{at: t0.Add(2 * time.Second), busy: 0, total: 400, // /proc/stat saw no busy tick at all
-		groups:   map[int]procCPU{10: {"nova", 200, 0}},
+		groups:   map[int]procCPU{10: {"nova", 200, 0, 0}},
 		allTicks: map[int]uint64{10: 200, 20: 90, 30: 20}} // nova 0.5, another 0.2, a new one 0.1
 	u := cpuBetween(a, z)
 	if !near(u["machine"], 0.8) || !near(u["nova"], 0.5) || !near(u["rest"], 0.3) {
@@ -247,6 +256,15 @@ func TestComparisonRowsSetTheDurableFloorApart(t *testing.T) {
 		if rows := comparisonRows(nova, cf, f); len(rows) != 3 {
 			t.Errorf("floor %+v: rows %+v", f, rows)
 		}
+	}
+	// with both systems' scheduling counts, a last row sets them per message side by side; the
+	// load generator's own switches are not the servers'
+	nova.CPU[slicesPrefix+"nova"], nova.CPU[slicesPrefix+pgBenchDB], nova.CPU[slicesPrefix+"redis"] = 8000, 3000, 1000
+	nova.CPU[slicesPrefix+"novabench"] = 7000
+	cf.CPU = CPUUse{slicesPrefix + "centrifugo": 10000, slicesPrefix + "redis": 1500, slicesPrefix + "novabench": 9000}
+	rows = comparisonRows(nova, cf, nil)
+	if len(rows) != 4 || rows[3].Measured != "12.0" || rows[3].Baseline != "Centrifugo 11.5" || rows[3].Ratio != "1.04x" {
+		t.Errorf("scheduling row %+v", rows)
 	}
 }
 
