@@ -56,6 +56,7 @@ func (s snapshots) counters() admin.Counters {
 		FastPathDeferred: fp.Deferred + fp.Dropped,
 		SendGroups:       sends.Groups, SendGroupWrites: sends.Writes, SendGroupsFailed: sends.Failed,
 		SendBatches: batches.Batches, SendBatchPosts: batches.Posts, SendBatchesFailed: batches.Failed,
+		SendTransactions: batches.Transactions, SendTransactionMicros: batches.TransactionMicros,
 	}
 }
 

@@ -420,12 +420,12 @@ func TestLatencyRowsHideWhatTheScrapeMissed(t *testing.T) {
 		}
 		return false
 	}
-	if has("writes the locked way") || has("inside the sender node") || has("committed in batches") {
+	if has("writes the locked way") || has("inside the sender node") || has("committed in batches") || has("a send transaction's round trip") {
 		t.Error("rows of an unscraped run are shown")
 	}
 	locked := int64(0)
-	res.LockedWrites, res.ServerSendMeanMs, res.SendBatches, res.BatchedPosts = &locked, 0.5, 2, 6
-	if !has("writes the locked way") || !has("inside the sender node") || !has("committed in batches") {
+	res.LockedWrites, res.ServerSendMeanMs, res.SendBatches, res.BatchedPosts, res.SendTxMeanMs = &locked, 0.5, 2, 6, 0.3
+	if !has("writes the locked way") || !has("inside the sender node") || !has("committed in batches") || !has("a send transaction's round trip") {
 		t.Error("rows of a scraped run are missing")
 	}
 }

@@ -335,6 +335,10 @@ func (b *Bench) latencyRows() []Row {
 			if l.ServerSendMeanMs > 0 {
 				add(Row{"  HTTP send, mean: at the client (from intended time) / inside the sender node", fms(l.HTTP.Mean) + " / " + fms(l.ServerSendMeanMs), blank, blank, blank, info})
 			}
+			if l.SendTxMeanMs > 0 {
+				// what the time inside the node is mostly made of under load: Postgres's round trip
+				add(Row{"    of which a send transaction's round trip, mean (commit included)", fms(l.SendTxMeanMs), blank, blank, blank, info})
+			}
 			add(Row{"  consumer groups behind at the end / drain time", fmt.Sprintf("%d / %.1f s", l.GroupBacklog, l.GroupDrainS), blank, blank, blank, info})
 			if l.SendBatches > 0 {
 				add(Row{"  sends committed in batches / mean batch", fmt.Sprintf("%d of %d / %.1f", l.BatchedPosts, l.SentOK,

@@ -88,6 +88,9 @@ type LatencyResult struct {
 	// start to its answer (nova_send_duration_seconds, same window); beside the client's mean
 	// it splits a send's time between the node and the network and client around it.
 	ServerSendMeanMs float64 `json:"server_send_mean_ms"`
+	// SendTxMeanMs is the sender node's mean round trip of a send transaction (a send alone or a
+	// batch, commit included; nova_send_transaction_seconds_total), 0 if not scraped.
+	SendTxMeanMs float64 `json:"send_transaction_mean_ms,omitempty"`
 	// Timeline is one point per second of intended send time (warm-up included): how many were
 	// delivered, their mean and their worst latency; stalls show up here.
 	Timeline []TimelinePoint `json:"timeline,omitempty"`
@@ -322,6 +325,7 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 	posts0, batches0, scraped0 := b.sendBatches()
 	locked0, _, lockedScraped0 := b.sendGroups()
 	sendSum0, sendCount0, sendScraped0 := serverSends(sender)
+	txSum0, txCount0, txScraped0 := sendTransactions(sender)
 	stopProgress := b.log.Every(2*time.Second, func() string {
 		return fmt.Sprintf("%s: %4.1fs/%.0fs  sent=%d recv=%d errors=%d skipped=%d", res.Name, time.Since(start).Seconds(),
 			(warmup + measure).Seconds(), run.nSentOK.Load(), run.nRecv.Load(), run.nErr.Load(), run.nSkipped.Load())
@@ -342,6 +346,9 @@ func (b *Bench) measureLatency(ctx context.Context, res *LatencyResult, run *lat
 	}
 	if sum1, count1, ok := serverSends(sender); sendScraped0 && ok && count1 > sendCount0 {
 		res.ServerSendMeanMs = (sum1 - sendSum0) / (count1 - sendCount0) * 1000
+	}
+	if sum1, count1, ok := sendTransactions(sender); txScraped0 && ok && count1 > txCount0 {
+		res.SendTxMeanMs = (sum1 - txSum0) / (count1 - txCount0) * 1000
 	}
 	return ctx.Err()
 }
@@ -496,6 +503,16 @@ func mergeLatency(parts []*LatencyResult) *LatencyResult {
 	m.Delivery, m.HTTP, m.StartLag = m.delivery.Summary(true), m.http.Summary(false), m.startLag.Summary(false)
 	m.AfterAnswer = m.afterAnswer.Summary(false)
 	return m
+}
+
+// sendTransactions reads a node's running total of send-transaction time (s) and its count of
+// send transactions.
+func sendTransactions(node *Node) (sum, count float64, ok bool) {
+	sums, ok := sumMetrics([]*Node{node}, "nova_send_transaction_seconds_total", "nova_send_transactions_total")
+	if !ok {
+		return 0, 0, false
+	}
+	return sums[0], sums[1], true
 }
 
 // serverSends reads a node's running total of HTTP send time (s) and its count of HTTP sends.

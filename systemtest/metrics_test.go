@@ -158,6 +158,12 @@ func TestMetricsCountSendsRelayDeliveryAndMatchConsumerGroups(t *testing.T) {
 		e.eq(s, viaHTTP+1, "nova_send_duration_seconds", "transport", "http")
 		e.eq(s, viaWS, "nova_send_duration_seconds", "transport", "ws")
 		e.eq(s, total, "nova_messages_relayed_total")
+		// one transaction per send, one at a time, and the repeat's two that failed (on remembered
+		// state, then on fresh state, before the locked way names the original)
+		e.eq(s, total+2, "nova_send_transactions_total")
+		if secs, ok := s.get("nova_send_transaction_seconds_total"); !ok || secs <= 0 {
+			e = append(e, fmt.Sprintf("nova_send_transaction_seconds_total = %v (present: %v), want above 0", secs, ok))
+		}
 		e.eq(s, total, "nova_messages_delivered_total")
 		e.eq(s, 1, "nova_outbox_relay_leader")
 		e.eq(s, 0, "nova_outbox_backlog_rows")

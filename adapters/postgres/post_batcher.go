@@ -43,6 +43,12 @@ type PostBatchStats struct {
 	Batches int64 // batches of more than one send that committed
 	Posts   int64 // sends in them (Posts / Batches is the mean batch)
 	Failed  int64 // such batches that failed as a whole (their sends were made on their own)
+	// Transactions counts every transaction of this way (a send alone or a batch), committed or
+	// not, and TransactionMicros the time they took from being sent to Postgres's answer, commit
+	// included (a send alone also takes its pooled connection in that time): TransactionMicros /
+	// Transactions is a transaction's mean round trip, what a send waits for most of its time in
+	// the node once the node is busy.
+	Transactions, TransactionMicros int64
 }
 
 // pendingPost is one caller's send waiting for a batch.
@@ -173,6 +179,7 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 		return fill(errs, err)
 	}
 	defer conn.Release()
+	sent := time.Now()
 	results := conn.SendBatch(ctx, q)
 	_, beginErr := results.Exec()
 	_, setErr := results.Exec()
@@ -181,7 +188,9 @@ func (b *postBatcher) send(batch []*pendingPost) []error {
 	}
 	_, commitErr := results.Exec()
 	// any of them failing means nothing committed, whatever Close says
-	if err = cmp.Or(results.Close(), beginErr, setErr, commitErr); err != nil {
+	err = cmp.Or(results.Close(), beginErr, setErr, commitErr)
+	b.timed(sent)
+	if err != nil {
 		rollback(ctx, conn)
 		b.count(batch, true)
 		for _, w := range batch {
@@ -200,9 +209,19 @@ func (b *postBatcher) sendOne(p *pendingPost) []error {
 	if err != nil {
 		return []error{err}
 	}
+	defer b.timed(time.Now())
 	results := b.pool.SendBatch(p.ctx, q)
 	err = scanPost(results.QueryRow(), cm, &p.committed)
 	return []error{cmp.Or(err, results.Close())}
+}
+
+// timed counts a transaction sent at start and answered now.
+func (b *postBatcher) timed(start time.Time) {
+	d := time.Since(start)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stats.Transactions++
+	b.stats.TransactionMicros += d.Microseconds()
 }
 
 // alone sends c's statement on its own, under ctx: what a send does after its batch failed.

@@ -282,3 +282,46 @@ func TestSendsStuckOnRowLocksKeepTheInstancesTurnsForHalfASecondAtMost(t *testin
 	default:
 	}
 }
+
+// Every transaction of the one-statement way is counted with the time it took, from being sent
+// to Postgres's answer, commit included: a send that waits 200 ms for a row lock held elsewhere
+// is one transaction of at least 200 ms (what nova_send_transaction_seconds_total adds up).
+func TestEachSendTransactionIsCountedWithItsRoundTrip(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+	before := repo.PostBatchStats()
+
+	start := time.Now()
+	for i := range 2 {
+		err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error {
+			_, err := c.PostMessage(post(fmt.Sprint("alone", i), alice))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	two := repo.PostBatchStats()
+	if n, us := two.Transactions-before.Transactions, two.TransactionMicros-before.TransactionMicros; n != 2 || us <= 0 || us > took.Microseconds() {
+		t.Fatalf("two sends alone: %d transactions of %d µs in all, want 2 taking between 0 and the %v the sends took", n, us, took)
+	}
+
+	lock := holdRows(t, pool, c.ID())
+	out := make(chan sendResult, 1)
+	sendRemembered(repo, c.ID(), "late", alice, out)
+	waitForLockWaits(t, pool, 1, "the send to wait on its row lock")
+	time.Sleep(200 * time.Millisecond)
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-out; r.err != nil || r.msg.Seq != 3 {
+		t.Fatalf("the send behind the row lock: seq %d, %v", r.msg.Seq, r.err)
+	}
+	three := repo.PostBatchStats()
+	if n, us := three.Transactions-two.Transactions, three.TransactionMicros-two.TransactionMicros; n != 1 || us < 200_000 {
+		t.Fatalf("the send behind the row lock: %d transactions of %d µs, want 1 of at least 200 ms", n, us)
+	}
+}

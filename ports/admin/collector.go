@@ -30,6 +30,7 @@ type Counters struct {
 	FastPathDeferred                                       int64
 	SendGroups, SendGroupWrites, SendGroupsFailed          int64
 	SendBatches, SendBatchPosts, SendBatchesFailed         int64
+	SendTransactions, SendTransactionMicros                int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -69,6 +70,8 @@ var (
 	dGroupWrites = desc("nova_send_group_writes_total", "Writes committed in those group transactions; divided by nova_send_groups_total, the mean group.")
 	dBatches     = desc("nova_send_batches_total", "Batches of one-statement sends (the usual way of a send) that committed: sends of different conversations that waited for Postgres at the same moment, one transaction.")
 	dBatchPosts  = desc("nova_send_batch_posts_total", "Sends committed in those batches; divided by nova_send_batches_total, the mean batch.")
+	dSendTxs     = desc("nova_send_transactions_total", "Transactions of one-statement sends (a send alone or a batch) this instance sent to Postgres, committed or not.")
+	dSendTxTime  = desc("nova_send_transaction_seconds_total", "Time those transactions took, from being sent to Postgres's answer (commit included); divided by nova_send_transactions_total, a transaction's mean round trip.")
 	dBatchFailed = desc("nova_send_batches_failed_total", "Batches that failed as a whole (a repeated send in the batch, Postgres unavailable); their sends were made one by one.")
 	dGroupFailed = desc("nova_send_groups_failed_total", "Group transactions that failed as a whole (a repeated send in the group, a row locked elsewhere past 500 ms, Postgres unavailable); their writes were made one by one.")
 	dFastDefer   = desc("nova_fast_path_deferred_total", "Messages the publish-after-commit fast path left to the outbox relay (a seq gap between instances, a Redis error or a full queue); they reach Redis a little later.")
@@ -104,7 +107,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
 		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
-		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dClaims, dHelped, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
+		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dSendTxs, dSendTxTime, dClaims, dHelped, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
 	}
@@ -160,6 +163,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dBatches, n.SendBatches)
 	counter(dBatchPosts, n.SendBatchPosts)
 	counter(dBatchFailed, n.SendBatchesFailed)
+	counter(dSendTxs, n.SendTransactions)
+	ch <- prometheus.MustNewConstMetric(dSendTxTime, prometheus.CounterValue, float64(n.SendTransactionMicros)/1e6)
 
 	s := c.inspector.Snapshot(c.ctx)
 	gauge(dRedisUp, b2f(s.RedisUp))
