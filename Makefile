@@ -113,7 +113,7 @@ go-test:
 	if [ -n "$$pgbin" ]; then export PATH="$$PATH:$$pgbin"; fi; \
 	echo "==> go test $(GO_TEST_FLAGS) ./...   (NOVA_TEST_DATABASE_URL=$$url)"; \
 	$(GO) test $(GO_TEST_FLAGS) ./... && \
-	echo "==> deploy/check: the Dockerfile and compose file, with their own parsers (a module of its own)" && \
+	echo "==> deploy/check: the Dockerfile and compose file, with their own parsers, and the alert rules' runbook links (a module of its own)" && \
 	(cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...) && \
 	echo "==> bench: the benchmark's own unit tests (a module of its own)" && \
 	cd bench && $(GO) test -count=1 ./...

@@ -1,7 +1,7 @@
 // Package check tests Nova's container packaging without a Docker daemon (this project's CI has
 // none): the Dockerfile through BuildKit's own parser, the compose file through the Compose
-// specification's own loader. It is a module of its own so their dependencies stay out of
-// Nova's.
+// specification's own loader; and the Prometheus alert rules' links to their runbook sections.
+// It is a module of its own so their dependencies stay out of Nova's.
 package check
 
 import (
