@@ -113,6 +113,14 @@ func TestMetricsCountSendsRelayDeliveryAndMatchConsumerGroups(t *testing.T) {
 	if f := readFrame(t, bobConn); f["type"] != "subscribed" {
 		t.Fatalf("subscribe: %v", f)
 	}
+	// and the instance listens on the conversation's live channel, so that the sends below are
+	// delivered live and timed (sends made before that reach bob from the stream, untimed: on a
+	// busy machine all 15 once did)
+	live := redisstream.LiveChannel(string(conv))
+	testinfra.Eventually(t, 10*time.Second, "the instance to subscribe to "+live, func() bool {
+		n, err := rdb.PubSubShardNumSub(ctx, live).Result()
+		return err == nil && n[live] == 1
+	})
 
 	// when alice sends 12 messages over HTTP (and repeats one), and 3 over her WebSocket
 	const viaHTTP, viaWS = 12, 3
