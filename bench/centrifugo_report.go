@@ -117,19 +117,6 @@ func comparisonRows(l *LatencyResult, r *CentrifugoRun, floor *PGBenchResult) []
 	return rows
 }
 
-// perMessage sums the groups' entries of one kind (prefix: a rate per second) and divides by
-// the delivered rate; 0 without them.
-func perMessage(u CPUUse, prefix string, groups []string, deliveredPerS float64) float64 {
-	if deliveredPerS <= 0 {
-		return 0
-	}
-	sum := 0.0
-	for _, g := range groups {
-		sum += u[prefix+g]
-	}
-	return sum / deliveredPerS
-}
-
 // durableFloor is the paced pgbench baseline of this run, or nil.
 func (b *Bench) durableFloor() *PGBenchResult {
 	if b.res.Baselines == nil {

@@ -80,14 +80,20 @@ var (
 
 // cpuPerMessageMs is the CPU time (ms) the groups spent per delivered message.
 func cpuPerMessageMs(u CPUUse, groups []string, deliveredPerS float64) float64 {
-	if deliveredPerS <= 0 || len(u) == 0 {
+	return 1000 * perMessage(u, "", groups, deliveredPerS)
+}
+
+// perMessage sums the groups' entries of one kind (prefix: "" for cores, slicesPrefix for
+// times put on a core a second) and divides by the delivered rate; 0 without a rate.
+func perMessage(u CPUUse, prefix string, groups []string, deliveredPerS float64) float64 {
+	if deliveredPerS <= 0 {
 		return 0
 	}
-	cores := 0.0
+	sum := 0.0
 	for _, g := range groups {
-		cores += u[g]
+		sum += u[prefix+g]
 	}
-	return 1000 * cores / deliveredPerS
+	return sum / deliveredPerS
 }
 
 // measureFor is the measurement window of a shape, the same for Nova and Centrifugo: the

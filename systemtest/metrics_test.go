@@ -361,6 +361,8 @@ func readFrame(t *testing.T, c *websocket.Conn) map[string]any {
 	return f
 }
 
+var novaMetricName = regexp.MustCompile(`nova_[a-z_]+`)
+
 // deployedMetrics are the nova_* metric families deploy/prometheus/alerts.yml and
 // deploy/grafana/nova.json query (a histogram's _bucket, _sum and _count are its family).
 func deployedMetrics(t *testing.T) []string {
@@ -371,7 +373,7 @@ func deployedMetrics(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range regexp.MustCompile(`nova_[a-z_]+`).FindAllString(string(data), -1) {
+		for _, name := range novaMetricName.FindAllString(string(data), -1) {
 			if strings.HasSuffix(name, "_") {
 				continue // a family of names in a comment, as in nova_stream_*
 			}

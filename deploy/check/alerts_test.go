@@ -25,17 +25,19 @@ type alertRules struct {
 // runbookLink is an alert description's link to its section of docs/OPERATIONS.md.
 var runbookLink = regexp.MustCompile(`docs/OPERATIONS\.md#([a-z0-9-]+)`)
 
+// notInAnchor is what GitHub drops from a heading to make its anchor.
+var notInAnchor = regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
+
 // headingAnchors are the anchors GitHub gives the headings of a Markdown file: lower case,
 // punctuation other than '-' and '_' dropped, spaces made '-'.
 func headingAnchors(markdown string) map[string]bool {
 	anchors := map[string]bool{}
-	drop := regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
 	for _, line := range strings.Split(markdown, "\n") {
 		if !strings.HasPrefix(line, "#") {
 			continue
 		}
 		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
-		slug := strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(title), ""), " ", "-")
+		slug := strings.ReplaceAll(notInAnchor.ReplaceAllString(strings.ToLower(title), ""), " ", "-")
 		anchors[slug] = true
 	}
 	return anchors
