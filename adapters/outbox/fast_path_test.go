@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/nova-chat/nova/adapters/postgres"
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/events"
 	"github.com/nova-chat/nova/internal/messagejson"
 	"github.com/nova-chat/nova/internal/testinfra"
 )
@@ -145,6 +147,128 @@ func TestABurstOfMoreRowsThanOneDeleteTakesIsDeletedWhole(t *testing.T) {
 	}, "every row of the burst deleted")
 	if s := fast.Stats(); s.Published != n || s.Deferred != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v, want all %d published by the fast path", s, n)
+	}
+}
+
+// blockingPublisher holds every publish that includes a conversation of blocked until release
+// is closed, as a Redis round trip that takes long would.
+type blockingPublisher struct {
+	outbox.NextPublisher
+	blocked string
+	held    chan struct{} // closed when a publish of blocked is being held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *blockingPublisher) PublishNext(ctx context.Context, byConversation [][]redisstream.Entry) (redisstream.PublishResult, error) {
+	for _, entries := range byConversation {
+		if entries[0].ConversationID == p.blocked {
+			p.once.Do(func() { close(p.held) })
+			<-p.release
+		}
+	}
+	return p.NextPublisher.PublishNext(ctx, byConversation)
+}
+
+// conversationInLane returns a new conversation id whose messages take the fast path's lane
+// (the lane is the conversation's partition among FastPathLanes).
+func conversationInLane(t *testing.T, lane int) string {
+	t.Helper()
+	for range 10000 {
+		if id := uuid.NewString(); events.Partition(id, outbox.FastPathLanes) == lane {
+			return id
+		}
+	}
+	t.Fatalf("no conversation id found in lane %d", lane)
+	return ""
+}
+
+// A publish that takes long holds up the conversations of its own lane only: a message of
+// another conversation, committed meanwhile, goes out at once (with one lane it waited).
+func TestASlowPublishHoldsUpOnlyTheConversationsOfItsLane(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, other := conversationInLane(t, 0), conversationInLane(t, 1)
+	pub := &blockingPublisher{NextPublisher: f.pub, blocked: slow, held: make(chan struct{}), release: make(chan struct{})}
+	fast := outbox.NewFastPath(f.pool, pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = fast.Run(ctx) }()
+
+	// when one conversation's publish is on its way and slow
+	fast.Committed([]postgres.CommittedMessage{f.committedRow(t, slow, 1)})
+	select {
+	case <-pub.held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slow conversation's publish never started")
+	}
+	// and another conversation commits a message meanwhile
+	fast.Committed([]postgres.CommittedMessage{f.committedRow(t, other, 1)})
+
+	// then that message is published while the slow one still waits
+	waitUntil(t, func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(other))) == 1 }, "the other conversation published")
+	if ids := f.streamIDs(t, redisstream.ConversationStream(slow)); len(ids) != 0 {
+		t.Fatalf("the slow publish was not held: stream %v", ids)
+	}
+
+	// and once the slow publish ends, its conversation goes on in order by the fast path
+	close(pub.release)
+	fast.Committed([]postgres.CommittedMessage{f.committedRow(t, slow, 2)})
+	waitUntil(t, func() bool { return len(f.streamIDs(t, redisstream.ConversationStream(slow))) == 2 }, "the slow conversation published")
+	if s := fast.Stats(); s.Published != 3 || s.Deferred != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v, want all 3 published by the fast path", s)
+	}
+}
+
+// Publishes run side by side in lanes, yet a conversation always takes the same lane: messages
+// committed one by one, many conversations interleaved, all go out in order by the fast path,
+// and none finds a gap (which it would if two lanes raced on one conversation).
+func TestEachConversationKeepsItsOrderAcrossTheLanes(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fast := outbox.NewFastPath(f.pool, f.pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go func() { _ = fast.Run(ctx) }()
+	const convs, perConv = 16, 40
+	ids := make([]string, convs)
+	for i := range ids {
+		ids[i] = conversationInLane(t, i%outbox.FastPathLanes)
+	}
+	rows := make([][]postgres.CommittedMessage, convs)
+	for i, conv := range ids {
+		for seq := int64(1); seq <= perConv; seq++ {
+			rows[i] = append(rows[i], f.committedRow(t, conv, seq))
+		}
+	}
+
+	// when each message is handed over alone, the conversations interleaved
+	for seq := range perConv {
+		for i := range ids {
+			fast.Committed([]postgres.CommittedMessage{rows[i][seq]})
+		}
+	}
+	// and one commit hands over messages of several conversations at once
+	var mixed []postgres.CommittedMessage
+	for i, conv := range ids {
+		rows[i] = append(rows[i], f.committedRow(t, conv, perConv+1))
+		mixed = append(mixed, rows[i][perConv])
+	}
+	fast.Committed(mixed)
+
+	// then every conversation's stream holds 1..perConv+1 in order, all by the fast path
+	waitUntil(t, func() bool { return fast.Stats().Published+fast.Stats().Deferred == convs*(perConv+1) }, "every message handled")
+	if s := fast.Stats(); s.Deferred != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v: a conversation found a gap or a full lane", s)
+	}
+	for _, conv := range ids {
+		got := f.streamIDs(t, redisstream.ConversationStream(conv))
+		if len(got) != perConv+1 {
+			t.Fatalf("conversation %s: stream holds %d entries, want %d", conv, len(got), perConv+1)
+		}
+		for j, id := range got {
+			if want := conversation.StreamID(int64(j + 1)); id != want {
+				t.Fatalf("conversation %s: entry %d is %s, want %s", conv, j, id, want)
+			}
+		}
 	}
 }
 
