@@ -30,7 +30,7 @@ const (
 	// after another in commit order; with one lane a message just committed waited for the
 	// publish before it (0.5-1 ms at 1,000 sends/s on two cores, docs/BENCHMARKS.md section AF).
 	fastPathLanes = 4
-	fastPathQueue = 4096 // messages waiting, over all lanes
+	fastPathQueue = 4096 // commits waiting, over all lanes (beyond that the relay publishes them)
 	// deleteLinger and deleteBatch bound how long and how many published rows wait to be deleted
 	// together: one DELETE per burst instead of one per message. A row published but not yet
 	// deleted is harmless: the relay would find it already in Redis.
