@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,20 +78,18 @@ var _ postgres.OutboxSignal = (*FastPath)(nil)
 // caller hands a conversation's messages over in commit order (the repository does it while it
 // holds the conversation's writer lock or row lock).
 func (f *FastPath) Committed(msgs []postgres.CommittedMessage) {
-	for len(msgs) > 0 { // nearly always one pass: a commit's messages are of one conversation
+	for len(msgs) > 0 {
 		lane := laneOf(msgs[0])
-		mine, others := msgs, []postgres.CommittedMessage(nil)
-		for i := 1; i < len(msgs); i++ {
-			if laneOf(msgs[i]) != lane {
-				mine, others = nil, nil
-				for _, m := range msgs {
-					if laneOf(m) == lane {
-						mine = append(mine, m)
-					} else {
-						others = append(others, m)
-					}
-				}
-				break
+		if !slices.ContainsFunc(msgs[1:], func(m postgres.CommittedMessage) bool { return laneOf(m) != lane }) {
+			f.enqueue(f.lanes[lane], msgs) // nearly always: a commit's messages are of one conversation
+			return
+		}
+		var mine, others []postgres.CommittedMessage
+		for _, m := range msgs {
+			if laneOf(m) == lane {
+				mine = append(mine, m)
+			} else {
+				others = append(others, m)
 			}
 		}
 		f.enqueue(f.lanes[lane], mine)
@@ -112,11 +111,12 @@ func (f *FastPath) enqueue(lane chan<- []postgres.CommittedMessage, msgs []postg
 	}
 }
 
-// Run publishes, a goroutine per lane, until ctx ends, and then what is still queued. Publishes outlive the stop by up
-// to stopGrace: the server stops its background work only after the last request was answered,
-// and each of those requests' messages is published, whether it was still queued or on its way
-// to Redis, instead of being left to the relay, which may not lead its shard yet (a stopping
-// relay drains only the shards it holds). What fails even so stays in the outbox for the relay.
+// Run publishes, a goroutine per lane, until ctx ends, and then what is still queued. Publishes
+// outlive the stop by up to stopGrace: the server stops its background work only after the last
+// request was answered, and each of those requests' messages is published, whether it was still
+// queued or on its way to Redis, instead of being left to the relay, which may not lead its
+// shard yet (a stopping relay drains only the shards it holds). What fails even so stays in the
+// outbox for the relay.
 func (f *FastPath) Run(ctx context.Context) error {
 	pubCtx, cancelPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPub()
