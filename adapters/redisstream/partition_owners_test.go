@@ -310,13 +310,7 @@ func TestWithPartitionsOnlyThePartitionFallingBehindIsHelped(t *testing.T) {
 }
 
 // conversationIn returns a new conversation id of partition p of four.
-func conversationIn(p int) string {
-	for {
-		if conv := uuid.NewString(); four.Of(conv) == p {
-			return conv
-		}
-	}
-}
+func conversationIn(p int) string { return testinfra.ConversationIn(p, four.Count()) }
 
 // requireOwnerReadsAlone: with an owner of every partition of parts and an instance that owns
 // none, while messages flow for 6 s (three stall checks), one every 20 ms, the owner handles
