@@ -28,24 +28,34 @@ var runbookLink = regexp.MustCompile(`docs/OPERATIONS\.md#([a-z0-9-]+)`)
 // notInAnchor is what GitHub drops from a heading to make its anchor.
 var notInAnchor = regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
 
-// headingAnchors are the anchors GitHub gives the headings of a Markdown file: lower case,
-// punctuation other than '-' and '_' dropped, spaces made '-'.
+// atxHeading is a Markdown heading line: one to six '#', a space, the title.
+var atxHeading = regexp.MustCompile(`^#{1,6} +(.*)$`)
+
+// headingAnchors are the anchors GitHub gives the headings of a Markdown file (outside fenced
+// code blocks, where '#' starts a shell comment): lower case, punctuation other than '-' and
+// '_' dropped, spaces made '-'.
 func headingAnchors(markdown string) map[string]bool {
 	anchors := map[string]bool{}
+	inCode := false
 	for _, line := range strings.Split(markdown, "\n") {
-		if !strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
 			continue
 		}
-		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		m := atxHeading.FindStringSubmatch(line)
+		if inCode || m == nil {
+			continue
+		}
+		title := strings.TrimSpace(m[1])
 		slug := strings.ReplaceAll(notInAnchor.ReplaceAllString(strings.ToLower(title), ""), " ", "-")
 		anchors[slug] = true
 	}
 	return anchors
 }
 
-// Every alert has an expression, a severity, a summary and a description that links to its runbook section in
-// docs/OPERATIONS.md, and that section exists: a link to a heading that was renamed, or an
-// alert added without a runbook, fails here.
+// Every alert has an expression, a severity, a summary and a description that links to its
+// runbook section in docs/OPERATIONS.md, and that section exists: a link to a heading that was
+// renamed, or an alert added without a runbook, fails here.
 func TestEveryAlertLinksToItsRunbookSection(t *testing.T) {
 	raw, err := os.ReadFile("../prometheus/alerts.yml")
 	if err != nil {
@@ -97,5 +107,13 @@ func TestHeadingAnchorsAreGitHubs(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("anchors %v, want 3", got)
+	}
+}
+
+// A '#' line in a fenced code block is a shell comment, not a heading: a link to it goes nowhere.
+func TestCodeBlockCommentsAreNoHeadings(t *testing.T) {
+	got := headingAnchors("## Run it\n```sh\n# make run\nmake run\n```\n#hashtag\n")
+	if len(got) != 1 || !got["run-it"] {
+		t.Errorf("anchors %v, want only run-it", got)
 	}
 }
