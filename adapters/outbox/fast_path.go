@@ -29,7 +29,7 @@ const (
 	// fastPathLanes is how many publishes of one instance's fast path may be on their way to
 	// Redis at once. A conversation always takes the same lane, so its messages still go out one
 	// after another in commit order; with one lane a message just committed waited for the
-	// publish before it (0.5-1 ms at 1,000 sends/s on two cores, docs/BENCHMARKS.md section AF).
+	// publish before it (0.6-1.6 ms at 1,000 sends/s on two cores, docs/BENCHMARKS.md section AF).
 	fastPathLanes = 4
 	fastPathQueue = 4096 // commits waiting, over all lanes (beyond that the relay publishes them)
 	// deleteLinger and deleteBatch bound how long and how many published rows wait to be deleted
