@@ -43,7 +43,7 @@ func (s snapshots) counters() admin.Counters {
 	led, shards := s.leading()
 	return admin.Counters{
 		Relayed:         r.Relayed + fp.Published, // both paths write the streams
-		RelayDuplicates: r.Duplicates, RelayMovedAside: r.MovedAside, RelayErrors: r.Errors,
+		RelayDuplicates: r.Duplicates + fp.Duplicates, RelayMovedAside: r.MovedAside, RelayErrors: r.Errors,
 		RelayLeader: led > 0, RelayShards: int64(led), RelayShardsTotal: int64(shards), RelayTakeovers: r.TakenOver,
 		Delivered: h.Delivered, DuplicatesDropped: h.DuplicatesDropped, GapsFilled: h.GapsFilled,
 		RecoveredFromRedis: h.FromRedis, RecoveredFromPostgres: h.FromPostgres, Subscriptions: h.Subscriptions,

@@ -60,6 +60,7 @@ func TestEveryCounterReadsItsComponentsTotal(t *testing.T) {
 	}
 	// sums read two fields at once; every other field must be read as it is
 	sums := map[string]bool{"outbox.Stats.Relayed": true, "outbox.FastPathStats.Published": true,
+		"outbox.Stats.Duplicates": true, "outbox.FastPathStats.Duplicates": true,
 		"outbox.FastPathStats.Deferred": true, "outbox.FastPathStats.Dropped": true}
 	for _, snap := range []any{sends, batches, relay, fast, fan, router, hub, ws, redrive, live} {
 		sv := reflect.ValueOf(snap)
@@ -70,7 +71,8 @@ func TestEveryCounterReadsItsComponentsTotal(t *testing.T) {
 			}
 		}
 	}
-	if c.Relayed != relay.Relayed+fast.Published || c.FastPathDeferred != fast.Deferred+fast.Dropped {
-		t.Errorf("sums: Relayed %d, FastPathDeferred %d", c.Relayed, c.FastPathDeferred)
+	if c.Relayed != relay.Relayed+fast.Published || c.FastPathDeferred != fast.Deferred+fast.Dropped ||
+		c.RelayDuplicates != relay.Duplicates+fast.Duplicates {
+		t.Errorf("sums: Relayed %d, FastPathDeferred %d, RelayDuplicates %d", c.Relayed, c.FastPathDeferred, c.RelayDuplicates)
 	}
 }

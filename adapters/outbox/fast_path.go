@@ -20,10 +20,12 @@ type NextPublisher interface {
 	PublishNext(ctx context.Context, byConversation [][]redisstream.Entry) (redisstream.PublishResult, error)
 }
 
-// FastPathStats are the fast path's running totals (exported as metrics).
-type FastPathStats struct{ Published, Deferred, Dropped int64 }
+// FastPathStats are the fast path's running totals (exported as metrics). Duplicates are
+// messages Redis held already: the relay published them first, or a batch ran again after Redis
+// had lost its scripts.
+type FastPathStats struct{ Published, Duplicates, Deferred, Dropped int64 }
 
-type fastPathCounts struct{ Published, Deferred, Dropped atomic.Int64 }
+type fastPathCounts struct{ Published, Duplicates, Deferred, Dropped atomic.Int64 }
 
 const (
 	// fastPathLanes is how many publishes of one instance's fast path may be on their way to
@@ -171,6 +173,7 @@ func (f *FastPath) publish(ctx context.Context, batch []postgres.CommittedMessag
 	byConversation := groupByConversation(entries)
 	res, err := f.pub.PublishNext(ctx, byConversation)
 	f.counts.Published.Add(int64(res.Added))
+	f.counts.Duplicates.Add(int64(res.Duplicates))
 	if len(res.Done) > 0 && f.log.Enabled(ctx, slog.LevelDebug) {
 		f.relay.logPublished(ctx, byConversation, res)
 	}
@@ -240,5 +243,6 @@ func (f *FastPath) deleteDone(ctx context.Context, stopped <-chan struct{}) {
 // Stats returns the running totals at this moment (a copy: read-only for the caller).
 func (f *FastPath) Stats() FastPathStats {
 	c := &f.counts
-	return FastPathStats{Published: c.Published.Load(), Deferred: c.Deferred.Load(), Dropped: c.Dropped.Load()}
+	return FastPathStats{Published: c.Published.Load(), Duplicates: c.Duplicates.Load(), Deferred: c.Deferred.Load(),
+		Dropped: c.Dropped.Load()}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/nova-chat/nova/domain/conversation"
 )
@@ -59,6 +60,10 @@ type DualStreamPublisher struct {
 	pubsub     PubSubCompat
 	partitions FanoutPartitions
 	liveCmd    atomic.Pointer[string] // SPUBLISH or PUBLISH, asked of Redis once
+	// loaded says the scripts were loaded before the first publish; loads makes the callers
+	// that need them at one moment (the fast path's lanes, the relay) share one SCRIPT LOAD.
+	loaded atomic.Bool
+	loads  singleflight.Group
 }
 
 func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, pubsub PubSubCompat,
@@ -102,18 +107,46 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 	if p.partitions.Split() {
 		publish = p.publishSplit
 	}
+	if !p.loaded.Load() {
+		// Loaded up front: the fast path's lanes would otherwise all meet an empty script cache
+		// on a fresh Redis, and each would run its whole batch twice.
+		if err := p.loadScripts(ctx, false); err != nil {
+			return PublishResult{}, err
+		}
+	}
 	res, err := publish(ctx, byConversation, strict)
 	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
-		// Redis lost its script cache (a restart): load the scripts and run the batch again
-		// (what was written is recognised as such).
-		for _, s := range []*redis.Script{publishEntries, publishFanout} {
-			if lerr := s.Load(ctx, p.client).Err(); lerr != nil {
-				return res, fmt.Errorf("load publish script: %w", lerr)
-			}
+		// Redis lost its script cache (a restart, a failover to a fresh master): load the scripts
+		// and run the batch again (what was written is recognised as such and counted as a
+		// duplicate).
+		if lerr := p.loadScripts(ctx, true); lerr != nil {
+			return res, lerr
 		}
 		return publish(ctx, byConversation, strict)
 	}
 	return res, err
+}
+
+// loadScripts loads the publish scripts (on every master of a cluster), once for all the
+// callers that ask while a load is on its way; again loads them even if they were loaded before.
+func (p *DualStreamPublisher) loadScripts(ctx context.Context, again bool) error {
+	key := "first"
+	if again {
+		key = "again"
+	}
+	_, err, _ := p.loads.Do(key, func() (any, error) {
+		if !again && p.loaded.Load() {
+			return nil, nil // a caller that checked just before the first load ended
+		}
+		for _, s := range []*redis.Script{publishEntries, publishFanout} {
+			if err := s.Load(ctx, p.client).Err(); err != nil {
+				return nil, fmt.Errorf("load publish script: %w", err)
+			}
+		}
+		p.loaded.Store(true)
+		return nil, nil
+	})
+	return err
 }
 
 // Removed publishes a membership notice on conv's live channel (command.MembershipNotifier).

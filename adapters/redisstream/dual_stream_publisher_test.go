@@ -2,9 +2,14 @@ package redisstream_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/nova-chat/nova/adapters/redisstream"
 	"github.com/nova-chat/nova/internal/testinfra"
@@ -52,5 +57,97 @@ func TestAnIDBelowTheTopIsCheckedNotAssumed(t *testing.T) {
 	_, err = pub.Publish(ctx, [][]redisstream.Entry{{entry(3, `{"seq":3,"other":true}`)}})
 	if err == nil || !strings.Contains(err.Error(), "another message") {
 		t.Fatalf("another message at 3-0: %v, want an error", err)
+	}
+}
+
+// commandStat is one figure of INFO commandstats for cmd (e.g. "script|load", "calls"): how
+// often rdb's server ran it since it started.
+func commandStat(t *testing.T, rdb *redis.Client, cmd, field string) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		for stat := range strings.SplitSeq(stats, ",") {
+			if v, ok := strings.CutPrefix(stat, field+"="); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("commandstats line %q: %v", line, err)
+				}
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// On a Redis that has never seen Nova's scripts (a new server, or one restarted), publishers
+// running side by side, as the fast path's lanes do, load them once between them before their
+// first publish, and no call meets an empty script cache (a pipeline that did would run again
+// whole, and what it wrote the first time would come back as duplicates).
+func TestPublishersStartingTogetherLoadTheScriptsOnceAndWriteEachMessageOnce(t *testing.T) {
+	for _, partitions := range []redisstream.FanoutPartitions{1, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) {
+			rdb := testinfra.StartRedis(t).Client()
+			ctx := context.Background()
+			pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)
+			const callers = 8
+			results := make([]redisstream.PublishResult, callers)
+			errs := make([]error, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Go(func() {
+					e := entry(1, `{"seq":1}`)
+					e.ConversationID = fmt.Sprintf("c%d", i)
+					results[i], errs[i] = pub.PublishNext(ctx, [][]redisstream.Entry{{e}})
+				})
+			}
+			wg.Wait()
+			for i := range callers {
+				if errs[i] != nil || results[i].Added != 1 || results[i].Duplicates != 0 {
+					t.Errorf("publisher %d: %+v %v, want the message added once", i, results[i], errs[i])
+				}
+			}
+			if n := commandStat(t, rdb, "script|load", "calls"); n != 2 {
+				t.Errorf("SCRIPT LOAD ran %d times, want 2 (each of the two scripts once)", n)
+			}
+			if n := commandStat(t, rdb, "evalsha", "failed_calls"); n != 0 {
+				t.Errorf("%d script calls failed (NOSCRIPT), want none", n)
+			}
+		})
+	}
+}
+
+// Redis loses its scripts when it restarts (or a replica without them takes over): the next
+// publish loads them again and writes what follows, and a re-send of what Redis kept is
+// recognised as such.
+func TestAPublishAfterRedisLostItsScriptsLoadsThemAgain(t *testing.T) {
+	for _, partitions := range []redisstream.FanoutPartitions{1, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) {
+			rdb := testinfra.StartRedis(t).Client()
+			ctx := context.Background()
+			pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)
+			if _, err := pub.Publish(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`)}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+
+			res, err := pub.PublishNext(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`), entry(2, `{"seq":2}`)}})
+
+			if err != nil || res.Added != 1 || res.Duplicates != 1 || len(res.Done) != 2 {
+				t.Fatalf("after SCRIPT FLUSH: %+v %v, want seq 2 added and seq 1 a duplicate", res, err)
+			}
+			ids, err := rdb.XRange(ctx, redisstream.ConversationStream("c1"), "-", "+").Result()
+			if err != nil || len(ids) != 2 || ids[0].ID != "1-0" || ids[1].ID != "2-0" {
+				t.Fatalf("conversation stream %v %v, want 1-0 and 2-0", ids, err)
+			}
+		})
 	}
 }

@@ -43,7 +43,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	dInstance    = desc("nova_instance_info", "Always 1; names this instance (NOVA_INSTANCE_ID, its consumer name in every group).", "instance_id")
 	dRelayed     = desc("nova_messages_relayed_total", "Messages this instance wrote to Redis (conversation stream and fan-out stream): its fast path's, after its own commits, and its relay's, for the shards it leads.")
-	dRelayDup    = desc("nova_outbox_relay_duplicates_total", "Outbox rows the relay found already in Redis (re-sent after a crash or lost delete; harmless).")
+	dRelayDup    = desc("nova_outbox_relay_duplicates_total", "Outbox rows this instance's relay or fast path found already in Redis (re-sent after a crash or a lost delete, published by the other path first, or run again after Redis lost its scripts; harmless).")
 	dMovedAside  = desc("nova_outbox_moved_aside_total", "Outbox rows the relay could not decode and moved to outbox_dead.")
 	dRelayErrors = desc("nova_outbox_relay_errors_total", "Relay batches that failed (Redis or Postgres unavailable) and were retried.")
 	dTakeovers   = desc("nova_outbox_relay_takeovers_total", "Times this instance relayed outbox rows that waited past the bound while another instance held the lead (a frozen or paused leader).")
