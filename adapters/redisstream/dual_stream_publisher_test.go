@@ -86,68 +86,71 @@ func commandStat(t *testing.T, rdb *redis.Client, cmd, field string) int {
 	return 0
 }
 
+// withEachPartitioning runs test on a fresh private Redis with a publisher for one fan-out
+// partition (one script writes everything) and for four (the publish is split).
+func withEachPartitioning(t *testing.T, test func(t *testing.T, rdb *redis.Client, pub *redisstream.DualStreamPublisher)) {
+	for _, partitions := range []redisstream.FanoutPartitions{1, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) {
+			rdb := testinfra.StartRedis(t).Client()
+			test(t, rdb, redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions))
+		})
+	}
+}
+
 // On a Redis that has never seen Nova's scripts (a new server, or one restarted), publishers
 // running side by side, as the fast path's lanes do, load them once between them before their
 // first publish, and no call meets an empty script cache (a pipeline that did would run again
 // whole, and what it wrote the first time would come back as duplicates).
 func TestPublishersStartingTogetherLoadTheScriptsOnceAndWriteEachMessageOnce(t *testing.T) {
-	for _, partitions := range []redisstream.FanoutPartitions{1, 4} {
-		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) {
-			rdb := testinfra.StartRedis(t).Client()
-			ctx := context.Background()
-			pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)
-			const callers = 8
-			results := make([]redisstream.PublishResult, callers)
-			errs := make([]error, callers)
-			var wg sync.WaitGroup
-			for i := range callers {
-				wg.Go(func() {
-					e := entry(1, `{"seq":1}`)
-					e.ConversationID = fmt.Sprintf("c%d", i)
-					results[i], errs[i] = pub.PublishNext(ctx, [][]redisstream.Entry{{e}})
-				})
+	withEachPartitioning(t, func(t *testing.T, rdb *redis.Client, pub *redisstream.DualStreamPublisher) {
+		ctx := context.Background()
+		const callers = 8
+		results := make([]redisstream.PublishResult, callers)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				e := entry(1, `{"seq":1}`)
+				e.ConversationID = fmt.Sprintf("c%d", i)
+				results[i], errs[i] = pub.PublishNext(ctx, [][]redisstream.Entry{{e}})
+			})
+		}
+		wg.Wait()
+		for i := range callers {
+			if errs[i] != nil || results[i].Added != 1 || results[i].Duplicates != 0 {
+				t.Errorf("publisher %d: %+v %v, want the message added once", i, results[i], errs[i])
 			}
-			wg.Wait()
-			for i := range callers {
-				if errs[i] != nil || results[i].Added != 1 || results[i].Duplicates != 0 {
-					t.Errorf("publisher %d: %+v %v, want the message added once", i, results[i], errs[i])
-				}
-			}
-			if n := commandStat(t, rdb, "script|load", "calls"); n != 2 {
-				t.Errorf("SCRIPT LOAD ran %d times, want 2 (each of the two scripts once)", n)
-			}
-			if n := commandStat(t, rdb, "evalsha", "failed_calls"); n != 0 {
-				t.Errorf("%d script calls failed (NOSCRIPT), want none", n)
-			}
-		})
-	}
+		}
+		if n := commandStat(t, rdb, "script|load", "calls"); n != 2 {
+			t.Errorf("SCRIPT LOAD ran %d times, want 2 (each of the two scripts once)", n)
+		}
+		if n := commandStat(t, rdb, "evalsha", "failed_calls"); n != 0 {
+			t.Errorf("%d script calls failed (NOSCRIPT), want none", n)
+		}
+	})
 }
 
 // Redis loses its scripts when it restarts (or a replica without them takes over): the next
 // publish loads them again and writes what follows, and a re-send of what Redis kept is
 // recognised as such.
 func TestAPublishAfterRedisLostItsScriptsLoadsThemAgain(t *testing.T) {
-	for _, partitions := range []redisstream.FanoutPartitions{1, 4} {
-		t.Run(fmt.Sprintf("partitions=%d", partitions), func(t *testing.T) {
-			rdb := testinfra.StartRedis(t).Client()
-			ctx := context.Background()
-			pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)
-			if _, err := pub.Publish(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`)}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-				t.Fatal(err)
-			}
+	withEachPartitioning(t, func(t *testing.T, rdb *redis.Client, pub *redisstream.DualStreamPublisher) {
+		ctx := context.Background()
+		if _, err := pub.Publish(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
 
-			res, err := pub.PublishNext(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`), entry(2, `{"seq":2}`)}})
+		res, err := pub.PublishNext(ctx, [][]redisstream.Entry{{entry(1, `{"seq":1}`), entry(2, `{"seq":2}`)}})
 
-			if err != nil || res.Added != 1 || res.Duplicates != 1 || len(res.Done) != 2 {
-				t.Fatalf("after SCRIPT FLUSH: %+v %v, want seq 2 added and seq 1 a duplicate", res, err)
-			}
-			ids, err := rdb.XRange(ctx, redisstream.ConversationStream("c1"), "-", "+").Result()
-			if err != nil || len(ids) != 2 || ids[0].ID != "1-0" || ids[1].ID != "2-0" {
-				t.Fatalf("conversation stream %v %v, want 1-0 and 2-0", ids, err)
-			}
-		})
-	}
+		if err != nil || res.Added != 1 || res.Duplicates != 1 || len(res.Done) != 2 {
+			t.Fatalf("after SCRIPT FLUSH: %+v %v, want seq 2 added and seq 1 a duplicate", res, err)
+		}
+		ids, err := rdb.XRange(ctx, redisstream.ConversationStream("c1"), "-", "+").Result()
+		if err != nil || len(ids) != 2 || ids[0].ID != "1-0" || ids[1].ID != "2-0" {
+			t.Fatalf("conversation stream %v %v, want 1-0 and 2-0", ids, err)
+		}
+	})
 }
