@@ -60,8 +60,9 @@ type DualStreamPublisher struct {
 	pubsub     PubSubCompat
 	partitions FanoutPartitions
 	liveCmd    atomic.Pointer[string] // SPUBLISH or PUBLISH, asked of Redis once
-	// loaded says the scripts were loaded before the first publish; loads makes the callers
-	// that need them at one moment (the fast path's lanes, the relay) share one SCRIPT LOAD.
+	// loaded says Redis holds the scripts, as far as this publisher knows (cleared on NOSCRIPT);
+	// loads makes the callers that need them at one moment (the fast path's lanes, the relay)
+	// share one SCRIPT LOAD.
 	loaded atomic.Bool
 	loads  singleflight.Group
 }
@@ -107,19 +108,18 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 	if p.partitions.Split() {
 		publish = p.publishSplit
 	}
-	if !p.loaded.Load() {
-		// Loaded up front: the fast path's lanes would otherwise all meet an empty script cache
-		// on a fresh Redis, and each would run its whole batch twice.
-		if err := p.loadScripts(ctx, false); err != nil {
-			return PublishResult{}, err
-		}
+	// Loaded up front: the fast path's lanes would otherwise all meet an empty script cache on a
+	// fresh Redis, and each would run its whole batch twice.
+	if err := p.loadScripts(ctx); err != nil {
+		return PublishResult{}, err
 	}
 	res, err := publish(ctx, byConversation, strict)
 	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
 		// Redis lost its script cache (a restart, a failover to a fresh master): load the scripts
-		// and run the batch again (what was written is recognised as such and counted as a
-		// duplicate).
-		if lerr := p.loadScripts(ctx, true); lerr != nil {
+		// (the other callers wait for that load instead of meeting NOSCRIPT too) and run the batch
+		// again (what was written is recognised as such and counted as a duplicate).
+		p.loaded.Store(false)
+		if lerr := p.loadScripts(ctx); lerr != nil {
 			return res, lerr
 		}
 		return publish(ctx, byConversation, strict)
@@ -127,16 +127,15 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 	return res, err
 }
 
-// loadScripts loads the publish scripts (on every master of a cluster), once for all the
-// callers that ask while a load is on its way; again loads them even if they were loaded before.
-func (p *DualStreamPublisher) loadScripts(ctx context.Context, again bool) error {
-	key := "first"
-	if again {
-		key = "again"
+// loadScripts loads the publish scripts (on every master of a cluster) unless they are loaded,
+// once for all the callers that ask while a load is on its way.
+func (p *DualStreamPublisher) loadScripts(ctx context.Context) error {
+	if p.loaded.Load() {
+		return nil
 	}
-	_, err, _ := p.loads.Do(key, func() (any, error) {
-		if !again && p.loaded.Load() {
-			return nil, nil // a caller that checked just before the first load ended
+	_, err, _ := p.loads.Do("scripts", func() (any, error) {
+		if p.loaded.Load() {
+			return nil, nil // a caller that looked just before the previous load ended
 		}
 		for _, s := range []*redis.Script{publishEntries, publishFanout} {
 			if err := s.Load(ctx, p.client).Err(); err != nil {
