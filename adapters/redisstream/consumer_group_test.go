@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,18 +218,6 @@ func addConversationEntries(t *testing.T, rdb *redis.Client, convs, perConv int)
 	}
 }
 
-func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int {
-	t.Helper()
-	info := rdb.Info(context.Background(), "commandstats").Val()
-	var n int
-	for _, line := range strings.Split(info, "\n") {
-		if strings.HasPrefix(line, "cmdstat_"+cmd+":") {
-			_, _ = fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_"+cmd+":"), "calls=%d", &n)
-		}
-	}
-	return n
-}
-
 func TestAGroupReadsAndAcksInBatchesAndKeepsEachConversationsOrder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -295,7 +282,7 @@ func TestAGroupReadsAndAcksInBatchesAndKeepsEachConversationsOrder(t *testing.T)
 	if overlap.Load() < 2 {
 		t.Errorf("at most %d message in the handlers at once, want conversations side by side", overlap.Load())
 	}
-	if reads, acks := commandCalls(t, rdb, "xreadgroup"), commandCalls(t, rdb, "xack"); reads > 30 || acks > 20 {
+	if reads, acks := commandStat(t, rdb, "xreadgroup", "calls"), commandStat(t, rdb, "xack", "calls"); reads > 30 || acks > 20 {
 		t.Errorf("%d XREADGROUP and %d XACK calls for %d entries, want batches of up to 128", reads, acks, convs*perConv)
 	}
 }
