@@ -1,0 +1,1 @@
+INSERT INTO bench_messages VALUES (gen_random_uuid(), 1, gen_random_uuid(), gen_random_uuid(), md5(random()::text), '{"text":"hello from the bench, a message about a hundred bytes long, give or take a few"}', now());
