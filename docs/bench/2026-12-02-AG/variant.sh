@@ -1,0 +1,18 @@
+#!/bin/bash
+# variant.sh NAME: prints the pgbench script NAME. floor and full are files here; the others
+# are full.sql with one change each:
+#   noevent   without the event row
+#   noout     without the outbox row (the message row is the statement's last part)
+#   smallpay  the outbox row with a 1-byte payload
+#   noserial  the outbox row in outbox2, keyed by (conversation, seq) instead of a sequence
+cd "$(dirname "$0")"
+case $1 in
+floor | full) cat "$1.sql" ;;
+noevent) sed '/^), event AS/,/FROM state$/{/^), message AS/!d}' full.sql ;;
+noout) sed -n '1,/^), message AS/p' full.sql | sed '$d'
+	echo ')'
+	sed -n '/^ INSERT INTO messages/,/FROM state$/p' full.sql | sed '1s/^ //; $s/$/;/' ;;
+smallpay) sed "s/convert_to(repeat('x', 260), 'UTF8')/'\\\\\\\\x00'::bytea/" full.sql ;;
+noserial) sed 's/INSERT INTO outbox (/INSERT INTO outbox2 (/; s/RETURNING id;/RETURNING seq;/' full.sql ;;
+*) echo "variant.sh: unknown script $1 (floor, full, noevent, noout, smallpay, noserial)" >&2; exit 2 ;;
+esac
