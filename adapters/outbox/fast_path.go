@@ -33,7 +33,9 @@ const (
 	// after another in commit order; with one lane a message just committed waited for the
 	// publish before it (0.6-1.6 ms at 1,000 sends/s on two cores, docs/BENCHMARKS.md section AF).
 	fastPathLanes = 4
-	fastPathQueue = 4096 // commits waiting, over all lanes (beyond that the relay publishes them)
+	// fastPathQueue is how many commits may wait, over all lanes together (beyond that the relay
+	// publishes them): a burst into the conversations of one lane may use all of it.
+	fastPathQueue = 4096
 	// deleteLinger and deleteBatch bound how long and how many published rows wait to be deleted
 	// together: one DELETE per burst instead of one per message. A row published but not yet
 	// deleted is harmless: the relay would find it already in Redis.
@@ -59,6 +61,7 @@ type FastPath struct {
 	log    *slog.Logger
 	counts fastPathCounts
 	lanes  [fastPathLanes]chan []postgres.CommittedMessage
+	queued atomic.Int64 // commits in the lanes, at most fastPathQueue
 	done   chan []int64 // published rows, to delete
 }
 
@@ -69,7 +72,7 @@ func NewFastPath(pool *pgxpool.Pool, pub NextPublisher, relay *Relay, log *slog.
 	f := &FastPath{pool: pool, pub: pub, relay: relay, log: log.With("component", "outbox-fast-path"),
 		done: make(chan []int64, fastPathQueue)}
 	for i := range f.lanes {
-		f.lanes[i] = make(chan []postgres.CommittedMessage, fastPathQueue/fastPathLanes)
+		f.lanes[i] = make(chan []postgres.CommittedMessage, fastPathQueue)
 	}
 	return f
 }
@@ -104,13 +107,23 @@ func laneOf(m postgres.CommittedMessage) int {
 	return events.Partition(string(m.Message.ConversationID), fastPathLanes)
 }
 
+// enqueue queues one commit's messages of one lane, or leaves them to the relay when
+// fastPathQueue commits wait already. The count, not the lane's buffer (which holds as many), is
+// the bound, so one busy lane may take the whole queue.
 func (f *FastPath) enqueue(lane chan<- []postgres.CommittedMessage, msgs []postgres.CommittedMessage) {
-	select {
-	case lane <- msgs:
-	default: // the fast path is behind: the relay will publish these
-		f.counts.Dropped.Add(int64(len(msgs)))
+	if f.queued.Add(1) > fastPathQueue {
+		f.queued.Add(-1)
+		f.counts.Dropped.Add(int64(len(msgs))) // the fast path is behind: the relay will publish these
 		f.relay.Notify()
+		return
 	}
+	lane <- msgs // never blocks: the lane's buffer holds fastPathQueue
+}
+
+// take is a commit's messages leaving its lane.
+func (f *FastPath) take(msgs []postgres.CommittedMessage) []postgres.CommittedMessage {
+	f.queued.Add(-1)
+	return msgs
 }
 
 // Run publishes, a goroutine per lane, until ctx ends, and then what is still queued. Publishes
@@ -143,13 +156,13 @@ func (f *FastPath) runLane(ctx, pubCtx context.Context, lane <-chan []postgres.C
 		select {
 		case <-ctx.Done():
 		case msgs := <-lane:
-			batch = append(batch, msgs...)
+			batch = append(batch, f.take(msgs)...)
 		}
 	more: // take what else is waiting
 		for len(batch) < batchSize {
 			select {
 			case msgs := <-lane:
-				batch = append(batch, msgs...)
+				batch = append(batch, f.take(msgs)...)
 			default:
 				break more
 			}

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/nova-chat/nova/adapters/outbox"
 	"github.com/nova-chat/nova/adapters/postgres"
@@ -22,16 +24,7 @@ import (
 // committedRow writes and commits one outbox row and returns what the repository would signal.
 func (f *fixture) committedRow(t *testing.T, conv string, seq int64) postgres.CommittedMessage {
 	t.Helper()
-	m := conversation.Message{ID: uuid.NewString(), ConversationID: conversation.ID(conv), Seq: seq,
-		StreamID: conversation.StreamID(seq), SenderID: conversation.UserID(uuid.NewString()), ClientMsgID: "c",
-		Body: json.RawMessage(`1`), CreatedAt: time.Now().UTC()}
-	payload, _ := messagejson.Encode(m)
-	cm := postgres.CommittedMessage{Message: m, Payload: payload}
-	if err := f.pool.QueryRow(context.Background(), `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, conv, seq, m.ID, string(m.SenderID), m.CreatedAt, payload).Scan(&cm.OutboxID); err != nil {
-		t.Fatal(err)
-	}
-	return cm
+	return f.committedRows(t, conv, seq, 1)[0]
 }
 
 // runFastPath runs a fast path publishing through pub, deferring to relay, until the test ends
@@ -155,6 +148,80 @@ func TestABurstOfMoreRowsThanOneDeleteTakesIsDeletedWhole(t *testing.T) {
 	if s := fast.Stats(); s.Published != n || s.Deferred != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v, want all %d published by the fast path", s, n)
 	}
+}
+
+// The fast path's queue is the instance's, not one lane's: commits into the conversations of one
+// lane (here of one conversation) may fill all of it before anything is left to the relay.
+func TestOneLaneMayFillTheWholeQueue(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	fast := outbox.NewFastPath(f.pool, f.pub, f.relay(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	conv := uuid.NewString()
+	rows := f.committedRows(t, conv, 1, outbox.FastPathQueue+1)
+
+	// when a whole queue of commits of one conversation arrives before any is published (as
+	// while Redis is slow), and then one more
+	for _, cm := range rows[:outbox.FastPathQueue] {
+		fast.Committed([]postgres.CommittedMessage{cm})
+	}
+	if s := fast.Stats(); s.Dropped != 0 {
+		t.Fatalf("%d of %d commits of one lane were left to the relay; the queue holds %d over all lanes",
+			s.Dropped, outbox.FastPathQueue, outbox.FastPathQueue)
+	}
+	fast.Committed(rows[outbox.FastPathQueue:])
+	if s := fast.Stats(); s.Dropped != 1 {
+		t.Fatalf("stats %+v after one commit more than the queue holds, want that one left to the relay", s)
+	}
+
+	// then, once the fast path runs, every queued one is published in order, and the one left
+	// over stays in the outbox for the relay
+	done := make(chan struct{})
+	runCtx, cancel := context.WithCancel(ctx)
+	go func() { defer close(done); _ = fast.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil(t, func() bool { return fast.Stats().Published == outbox.FastPathQueue }, "the queue published")
+	last, err := f.rdb.XRevRangeN(ctx, redisstream.ConversationStream(conv), "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].ID != fmt.Sprintf("%d-0", outbox.FastPathQueue) {
+		t.Fatalf("the stream ends at %v (err %v), want seq %d", last, err, outbox.FastPathQueue)
+	}
+	waitUntil(t, func() bool {
+		var seqs []int64
+		rows, err := f.pool.Query(ctx, `SELECT seq FROM outbox`)
+		if err == nil {
+			seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		return err == nil && len(seqs) == 1 && seqs[0] == outbox.FastPathQueue+1
+	}, "only the row left to the relay still in the outbox")
+}
+
+// committedRows writes and commits n outbox rows of conv (seqs first, first+1, ...) in one
+// statement and returns what the repository would signal for each, in seq order.
+func (f *fixture) committedRows(t *testing.T, conv string, first int64, n int) []postgres.CommittedMessage {
+	t.Helper()
+	out := make([]postgres.CommittedMessage, n)
+	ids, senders, created, payloads := make([]string, n), make([]string, n), make([]time.Time, n), make([][]byte, n)
+	for i := range out {
+		m := conversation.Message{ID: uuid.NewString(), ConversationID: conversation.ID(conv), Seq: first + int64(i),
+			StreamID: conversation.StreamID(first + int64(i)), SenderID: conversation.UserID(uuid.NewString()), ClientMsgID: "c",
+			Body: json.RawMessage(`1`), CreatedAt: time.Now().UTC()}
+		payload, err := messagejson.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = postgres.CommittedMessage{Message: m, Payload: payload}
+		ids[i], senders[i], created[i], payloads[i] = m.ID, string(m.SenderID), m.CreatedAt, payload
+	}
+	rows, err := f.pool.Query(context.Background(), `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
+		SELECT $1, $6 + i - 1, m, u, c, p FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::bytea[]) WITH ORDINALITY AS t(m, u, c, p, i)
+		RETURNING seq, id`, conv, ids, senders, created, payloads, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq, id int64
+	if _, err := pgx.ForEachRow(rows, []any{&seq, &id}, func() error { out[seq-first].OutboxID = id; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // blockingPublisher holds every publish that includes a conversation of blocked until release
