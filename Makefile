@@ -31,7 +31,7 @@ GO_FILES = $(shell { git ls-files --cached --others --exclude-standard -- '*.go'
 	|| find . -name '*.go' -not -path './.data/*' -not -path './.git/*'; } \
 	| while read -r f; do [ -f "$$f" ] && echo "$$f"; done | sort -u)
 
-.PHONY: build run test test-tools fmt fmt-check vet wire wire-check lint-arch \
+.PHONY: build run test test-tools bench-tools fmt fmt-check vet wire wire-check lint-arch \
 	go-test bench bench-quick bench-outbox bench-sends chaos clean stop arch-lint-bin demo-assets
 
 build:
@@ -54,6 +54,13 @@ test: test-tools fmt-check vet wire-check lint-arch go-test
 test-tools:
 	@echo "==> test tools: redis-server, redis-cli, initdb, pg_ctl, chromium, a PostgreSQL"
 	@bash $(SERVICES) ensure-test-tools
+
+# What the benchmarks and the chaos tests need: the test tools without chromium, so that no
+# measurement starts right after a browser was installed (runs W and AH of docs/BENCHMARKS.md
+# had other work running during Centrifugo's shapes after that install).
+bench-tools:
+	@echo "==> bench tools: redis-server, redis-cli, initdb, pg_ctl, a PostgreSQL"
+	@bash $(SERVICES) ensure-bench-tools
 
 fmt-check:
 	@echo "==> gofmt -l"
@@ -130,18 +137,18 @@ BENCH_RUN = url="$${NOVA_TEST_DATABASE_URL:-$$(bash $(SERVICES) postgres-url)}";
 	echo "==> (cd bench && go run . $$mode -out $(CURDIR)/artifacts/bench $(BENCH_FLAGS))   (NOVA_TEST_DATABASE_URL=$$url)"; \
 	cd bench && $(GO) run . $$mode -out "$(CURDIR)/artifacts/bench" $(BENCH_FLAGS)
 
-bench: test-tools
+bench: bench-tools
 	@mode=""; $(BENCH_RUN)
 
 # The whole-system checks, on one Redis and on a Redis Cluster (kill -9, SIGSTOP, Redis restart
 # or failover, Postgres outage under load; about 3 min).
-chaos: test-tools
+chaos: bench-tools
 	@echo "==> go test -tags chaos -run TestChaos ./systemtest"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
 		$(GO) test -tags chaos -count=1 -run TestChaos -v -timeout 10m ./systemtest
 
 # The outbox relay comparison behind the decision recorded in ARCHITECTURE.md.
-bench-outbox: test-tools
+bench-outbox: bench-tools
 	@echo "==> go test -bench Outbox ./adapters/outbox  (watermill-sql forwarder vs Nova relay)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
 		$(GO) test -run '^$$' -bench OutboxLatency -benchtime 200x ./adapters/outbox
@@ -150,12 +157,12 @@ bench-outbox: test-tools
 
 # Group commit of the locked send path against every locked write on its own, in the same run
 # (two instances sending into the same 100 conversations; 1, 2, 4 and 8 groups at once; about 2 min).
-bench-sends: test-tools
+bench-sends: bench-tools
 	@echo "==> go test -bench LockedSendsFromTwoInstances ./adapters/postgres  (grouped vs alone)"
 	@NOVA_TEST_DATABASE_URL="$$(bash $(SERVICES) postgres-url)" \
 		$(GO) test -run '^$$' -bench LockedSendsFromTwoInstances -benchtime 20000x -count 3 ./adapters/postgres
 
-bench-quick: test-tools
+bench-quick: bench-tools
 	@mode="-quick"; $(BENCH_RUN)
 
 # The demo page (ports/demo) embeds the compiled TypeScript client; make test checks it is current.

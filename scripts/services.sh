@@ -8,6 +8,8 @@
 #   ensure-test-tools  redis-server, redis-cli, initdb, pg_ctl and chromium (for
 #                      the admin dashboard's browser test) on this machine,
 #                      plus ensure-postgres
+#   ensure-bench-tools the same without chromium (the benchmarks and the chaos
+#                      tests do not drive a browser)
 #   postgres-url       ensure-postgres, then print the admin URL in use
 #   redis-url          ensure-redis, then print the Redis URL in use
 #   pg-bindir          print the directory holding initdb/pg_ctl
@@ -493,13 +495,17 @@ main() {
     case "$cmd" in
         ensure-postgres) ensure_postgres ;;
         ensure-redis) ensure_redis ;;
-        ensure-test-tools)
+        ensure-test-tools | ensure-bench-tools)
             need_redis_bins
             need_pg_server_bins
             need_pg_client_bins
-            need_chromium
+            local browser=""
+            if [ "$cmd" = ensure-test-tools ]; then
+                need_chromium
+                browser=", chromium /usr/bin/chromium"
+            fi
             ensure_postgres
-            log "test tools: redis-server $(command -v redis-server), initdb/pg_ctl in $(pg_bindir), chromium /usr/bin/chromium"
+            log "${cmd#ensure-}: redis-server $(command -v redis-server), initdb/pg_ctl in $(pg_bindir)$browser"
             ;;
         postgres-url) ensure_postgres; echo "$PG_URL" ;;
         redis-url) ensure_redis; echo "$REDIS_URL_IN_USE" ;;
