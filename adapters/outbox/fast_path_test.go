@@ -186,9 +186,9 @@ func TestOneLaneMayFillTheWholeQueue(t *testing.T) {
 	}
 	waitUntil(t, func() bool {
 		var seqs []int64
-		rows, err := f.pool.Query(ctx, `SELECT seq FROM outbox`)
+		left, err := f.pool.Query(ctx, `SELECT seq FROM outbox`)
 		if err == nil {
-			seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			seqs, err = pgx.CollectRows(left, pgx.RowTo[int64])
 		}
 		return err == nil && len(seqs) == 1 && seqs[0] == outbox.FastPathQueue+1
 	}, "only the row left to the relay still in the outbox")
