@@ -304,17 +304,23 @@ func queueAppend(b *pgx.Batch, c *conversation.Conversation, isNew bool, out *[]
 // only if it was, the event, the message row (whose unique key makes the send idempotent) and
 // the outbox row. A state that moved on writes nothing and returns no row (errStale), without
 // an error that would have to be rolled back; a unique violation fails the transaction.
+//
+// The message's JSON ($13, the outbox payload) goes once: the event's data is built around it
+// here, {"message":<payload>}, the bytes encodeConversationEvent writes for the same event
+// (TestTheSendPathStoresTheEventDataEncodeWrites). Sending it twice made a send's Bind message
+// larger than pgx's 1 KiB write buffer, which pgx then made again for every send.
 const postStatement = `WITH state AS (
-	UPDATE conversations SET last_seq = $8, version = $2 WHERE id = $1 AND version = $2 - 1 RETURNING id
+	UPDATE conversations SET last_seq = $7, version = $2 WHERE id = $1 AND version = $2 - 1 RETURNING id
 ), event AS (
 	INSERT INTO events (aggregate_id, version, aggregate_type, event_id, event_type, data, occurred_at)
-	SELECT id, $2::bigint, $3::text, $4::uuid, $5::text, $6::json, $7::timestamptz FROM state
+	SELECT id, $2::bigint, $3::text, $4::uuid, $5::text, ('{"message":' || convert_from($13::bytea, 'UTF8') || '}')::json,
+		$6::timestamptz FROM state
 ), message AS (
 	INSERT INTO messages (conversation_id, seq, id, sender_id, client_msg_id, body, created_at)
-	SELECT id, $8::bigint, $9::uuid, $10::uuid, $11::text, $12::json, $13::timestamptz FROM state
+	SELECT id, $7::bigint, $8::uuid, $9::uuid, $10::text, $11::json, $12::timestamptz FROM state
 )
 INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
-SELECT id, $8::bigint, $9::uuid, $10::uuid, $13::timestamptz, $14::bytea FROM state RETURNING id`
+SELECT id, $7::bigint, $8::uuid, $9::uuid, $12::timestamptz, $13::bytea FROM state RETURNING id`
 
 // queuePost queues a send (one MessagePosted on an existing conversation) as postStatement,
 // with a callback that appends what it committed to out.
@@ -339,9 +345,8 @@ func queuePostStatement(b *pgx.Batch, c *conversation.Conversation) (CommittedMe
 	if err != nil {
 		return CommittedMessage{}, fmt.Errorf("encode message: %w", err)
 	}
-	data := messagePostedEventData(payload)
 	b.Queue(postStatement, string(c.ID()), c.Version(), aggregateConversation, uuid.Must(uuid.NewV7()).String(),
-		posted.EventType(), data, time.Now().UTC(),
+		posted.EventType(), time.Now().UTC(),
 		m.Seq, m.ID, string(m.SenderID), m.ClientMsgID, string(m.Body), m.CreatedAt, payload)
 	return CommittedMessage{Message: m, Payload: payload, Participants: userIDs(c.Participants())}, nil
 }

@@ -109,6 +109,61 @@ func TestStateRowEqualsReplayedHistory(t *testing.T) {
 	}
 }
 
+// A send's event data is built in SQL around the message's JSON (postStatement). It must be the
+// bytes encodeConversationEvent writes for the same event, whichever way the send was written.
+func TestTheSendPathStoresTheEventDataEncodeWrites(t *testing.T) {
+	repo, pool, _ := newRepo(t)
+	ctx := context.Background()
+	alice := conversation.UserID(uuid.NewString())
+	c := startConversation(t, repo, alice)
+	send := func(clientMsgID string) {
+		t.Helper()
+		d := post(clientMsgID, alice)
+		d.Body = json.RawMessage(`{"text":"<hi> \"é\" ✓","n":[1,2.5,null]}`)
+		if err := repo.Update(ctx, c.ID(), func(c *conversation.Conversation) error { _, err := c.PostMessage(d); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// given a send on remembered state, and one the locked way (another instance wrote the
+	// conversation meanwhile)
+	send("remembered")
+	postgres.MarkContended(repo, c.ID())
+	send("locked")
+
+	// then each stored MessagePosted's data is what encoding its event gives, byte for byte
+	rows, err := pool.Query(ctx, `SELECT event_type, data FROM events WHERE aggregate_id = $1 ORDER BY version`, string(c.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var typ string
+	var data []byte
+	posts := 0
+	if _, err := pgx.ForEachRow(rows, []any{&typ, &data}, func() error {
+		e, err := postgres.DecodeConversationEvent(typ, data)
+		if err != nil {
+			return err
+		}
+		if _, ok := e.(conversation.MessagePosted); !ok {
+			return nil
+		}
+		posts++
+		want, err := postgres.EncodeConversationEvent(e)
+		if err != nil {
+			return err
+		}
+		if string(data) != string(want) {
+			t.Errorf("stored data =\n%s\nencoding the event gives\n%s", data, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if posts != 2 {
+		t.Fatalf("%d messages stored as events, want 2", posts)
+	}
+}
+
 func TestUpdateRetriesWithAFreshAggregateAfterAConflict(t *testing.T) {
 	repo, pool, _ := newRepo(t)
 	ctx := context.Background()

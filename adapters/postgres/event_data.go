@@ -70,17 +70,6 @@ func encodeConversationEvent(e conversation.Event) ([]byte, error) {
 	return jsonenc.Marshal(v)
 }
 
-// messagePostedEventData is a MessagePosted event's data column around its already encoded
-// Message JSON: the send path encodes each message once, for the outbox payload and the event
-// alike (encodeConversationEvent writes the same bytes; TestTheSendPathWritesTheEventDataOfEncode
-// holds them equal).
-func messagePostedEventData(payload []byte) []byte {
-	data := make([]byte, 0, len(`{"message":}`)+len(payload))
-	data = append(data, `{"message":`...)
-	data = append(data, payload...)
-	return append(data, '}')
-}
-
 // keepNil is userIDs, except that nil stays nil (null in JSON, as it was always stored).
 func keepNil(us []conversation.UserID) []string {
 	if us == nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nova-chat/nova/domain/clientsync"
 	"github.com/nova-chat/nova/domain/conversation"
-	"github.com/nova-chat/nova/internal/messagejson"
 )
 
 // Stored history: each event type's data column, byte for byte as Nova has always written it.
@@ -52,24 +51,6 @@ func TestConversationEventsAreStoredAsTheyAlwaysWere(t *testing.T) {
 				t.Fatalf("data =\n%s\nwant\n%s", got, g.data)
 			}
 		})
-	}
-}
-
-func TestTheSendPathWritesTheEventDataOfEncode(t *testing.T) {
-	for _, g := range goldenEvents {
-		posted, ok := g.event.(conversation.MessagePosted)
-		if !ok {
-			continue
-		}
-		// given a message's Message JSON, encoded once on the send path
-		payload, err := messagejson.Encode(posted.Message)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// then the event data built around it is the golden row
-		if got := string(messagePostedEventData(payload)); got != g.data {
-			t.Fatalf("data =\n%s\nwant\n%s", got, g.data)
-		}
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 // DecodeConversationEvent lets the repository tests replay what the events table holds.
 var DecodeConversationEvent = decodeConversationEvent
 
+// EncodeConversationEvent is the data column the repository writes for an event.
+var EncodeConversationEvent = encodeConversationEvent
+
 // MarkContended sends id's next writes on r the locked way, as if another instance had just
 // written it.
 func MarkContended(r *ConversationRepository, id conversation.ID) { r.cache.stale(id) }
