@@ -130,6 +130,9 @@ func TestTheSendPathStoresTheEventDataEncodeWrites(t *testing.T) {
 	send("remembered")
 	postgres.MarkContended(repo, c.ID())
 	send("locked")
+	if locked := repo.GroupCommitStats().Writes; locked != 1 {
+		t.Fatalf("%d sends went the locked way, want the second one", locked)
+	}
 
 	// then each stored MessagePosted's data is what encoding its event gives, byte for byte
 	rows, err := pool.Query(ctx, `SELECT event_type, data FROM events WHERE aggregate_id = $1 ORDER BY version`, string(c.ID()))
