@@ -48,6 +48,10 @@ var (
 // far longer than an outbox row waits to be published again.
 const fanoutLastSeqTTL = 7 * 24 * time.Hour
 
+// scriptLoadTimeout bounds a load of the publish scripts, which runs on past the context of the
+// caller that started it (loadScripts).
+const scriptLoadTimeout = 10 * time.Second
+
 // DualStreamPublisher writes each message to its conversation stream with the explicit id
 // <seq>-0, to the fan-out stream, to the live channel and (in compatibility mode) to the legacy
 // Pub/Sub channel. With one fan-out partition, one Lua script per conversation does it all
@@ -128,15 +132,19 @@ func (p *DualStreamPublisher) run(ctx context.Context, byConversation [][]Entry,
 }
 
 // loadScripts loads the publish scripts (on every master of a cluster) unless they are loaded,
-// once for all the callers that ask while a load is on its way.
+// once for all the callers that ask while a load is on its way. The load does not end with the
+// context of the caller that started it: a caller that gives up (its context ended) gets its
+// context's error, and the load goes on for the others, bounded by scriptLoadTimeout.
 func (p *DualStreamPublisher) loadScripts(ctx context.Context) error {
 	if p.loaded.Load() {
 		return nil
 	}
-	_, err, _ := p.loads.Do("scripts", func() (any, error) {
+	loading := p.loads.DoChan("scripts", func() (any, error) {
 		if p.loaded.Load() {
 			return nil, nil // a caller that looked just before the previous load ended
 		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scriptLoadTimeout)
+		defer cancel()
 		for _, s := range []*redis.Script{publishEntries, publishFanout} {
 			if err := s.Load(ctx, p.client).Err(); err != nil {
 				return nil, fmt.Errorf("load publish script: %w", err)
@@ -145,7 +153,12 @@ func (p *DualStreamPublisher) loadScripts(ctx context.Context) error {
 		p.loaded.Store(true)
 		return nil, nil
 	})
-	return err
+	select {
+	case r := <-loading:
+		return r.Err
+	case <-ctx.Done():
+		return fmt.Errorf("load publish scripts: %w", ctx.Err())
+	}
 }
 
 // Removed publishes a membership notice on conv's live channel (command.MembershipNotifier).

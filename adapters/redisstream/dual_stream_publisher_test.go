@@ -130,6 +130,40 @@ func TestPublishersStartingTogetherLoadTheScriptsOnceAndWriteEachMessageOnce(t *
 	})
 }
 
+// The caller that starts the scripts' load may give up before it ends (its request's deadline,
+// a stopping relay); the callers that joined that load still get the scripts, not its error.
+func TestACallerGivingUpDoesNotFailTheScriptLoadOfThoseWaitingWithIt(t *testing.T) {
+	withEachPartitioning(t, func(t *testing.T, rdb *redis.Client, pub *redisstream.DualStreamPublisher) {
+		ctx := context.Background()
+		// Redis answers nothing for 500 ms, so the first caller's load is on its way when the
+		// second asks and when the first one's deadline passes.
+		if err := rdb.Do(ctx, "CLIENT", "PAUSE", 500, "ALL").Err(); err != nil {
+			t.Fatal(err)
+		}
+		impatient, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		first := make(chan error, 1)
+		go func() {
+			_, err := pub.PublishNext(impatient, [][]redisstream.Entry{{entry(1, `{"seq":1}`)}})
+			first <- err
+		}()
+		time.Sleep(30 * time.Millisecond)
+		e := entry(1, `{"seq":1}`)
+		e.ConversationID = "c2"
+		res, err := pub.PublishNext(ctx, [][]redisstream.Entry{{e}})
+
+		if err != nil || res.Added != 1 {
+			t.Errorf("the caller that waited: %+v %v, want its message added", res, err)
+		}
+		if err := <-first; err == nil {
+			t.Error("the caller whose deadline passed during the load got no error")
+		}
+		if n := commandStat(t, rdb, "script|load", "calls"); n != 2 {
+			t.Errorf("SCRIPT LOAD ran %d times, want 2 (each of the two scripts once)", n)
+		}
+	})
+}
+
 // Redis loses its scripts when it restarts (or a replica without them takes over): the next
 // publish loads them again and writes what follows, and a re-send of what Redis kept is
 // recognised as such.
