@@ -44,9 +44,12 @@ type batchSubscriber struct {
 	owns func(stream string) bool
 	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
 	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
-	claims      *atomic.Int64
-	helped      *atomic.Int64 // new entries read from streams this consumer does not own
-	log         *slog.Logger
+	// redrive re-publishes the message of a pending entry trimmed from stream, and acks the
+	// dead id (redriver.redrive)
+	redrive func(ctx context.Context, stream, id string) error
+	claims  *atomic.Int64
+	helped  *atomic.Int64 // new entries read from streams this consumer does not own
+	log     *slog.Logger
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -160,7 +163,7 @@ func (s *batchSubscriber) handle(ctx context.Context, stream string, entries []r
 	ids := map[*message.Message]string{}
 	for _, e := range entries {
 		if e.Values == nil {
-			continue // pending, but deleted from the stream: acked below
+			continue // pending, but trimmed from the stream: re-published below
 		}
 		msg, err := s.decode.Unmarshal(e.Values)
 		if err != nil {
@@ -181,7 +184,13 @@ func (s *batchSubscriber) handle(ctx context.Context, stream string, entries []r
 	)
 	for _, e := range entries {
 		if e.Values == nil {
-			acked = append(acked, e.ID)
+			// This consumer's own entry (read from "0" at start), trimmed before it was acked:
+			// its message is published again from Postgres, as the claim loop does for a dead
+			// consumer's; if that fails it stays pending, and the claim loop tries again.
+			if err := s.redrive(ctx, stream, e.ID); err != nil && ctx.Err() == nil {
+				s.log.Error("a pending fan-out entry was trimmed before it was acknowledged and could not be re-published",
+					"entry_id", e.ID, "error", err)
+			}
 		}
 	}
 	for _, k := range keys {

@@ -123,6 +123,9 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		shouldClaim: func(ctx context.Context, stream string, xp redis.XPendingExt) bool {
 			return rd.shouldClaim(ctx, stream, group, xp)
 		},
+		redrive: func(ctx context.Context, stream, id string) error {
+			return rd.redrive(ctx, stream, group, id)
+		},
 	}, nil
 }
 

@@ -22,13 +22,24 @@ type noSignal struct{}
 
 func (noSignal) Committed([]postgres.CommittedMessage) {}
 
+// Entries a consumer took and never acked, trimmed from the stream meanwhile, are published
+// again from Postgres: by another instance's claim loop when the consumer is gone, and by the
+// consumer itself when it comes back under its own name (it reads its own pending entries
+// first; the claim loop, set not to run here, must not be what saves them).
 func TestEntriesTrimmedBeforeTheyWereAckedAreRepublishedFromPostgres(t *testing.T) {
 	for _, n := range []redisstream.FanoutPartitions{1, 4} {
-		t.Run(fmt.Sprintf("%d partitions", n), func(t *testing.T) { trimmedEntriesAreRepublished(t, n) })
+		t.Run(fmt.Sprintf("%d partitions, claimed by another consumer", n), func(t *testing.T) {
+			trimmedEntriesAreRepublished(t, n, "alive",
+				redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour})
+		})
+		t.Run(fmt.Sprintf("%d partitions, read again by their own consumer", n), func(t *testing.T) {
+			trimmedEntriesAreRepublished(t, n, "dead",
+				redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Hour})
+		})
 	}
 }
 
-func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPartitions) {
+func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPartitions, consumer redisstream.ConsumerName, cfg redisstream.GroupConfig) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := testinfra.NewMigratedPool(t)
@@ -72,9 +83,8 @@ func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPar
 		t.Fatal(err)
 	}
 
-	// and a live consumer of the group looks for abandoned entries
-	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), partitions, nil, "alive",
-		redisstream.GroupConfig{ClaimIdle: 200 * time.Millisecond, ClaimInterval: 300 * time.Millisecond, ConsumerTimeout: time.Hour},
+	// and a consumer of the group starts
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), partitions, nil, consumer, cfg,
 		messaging.FanoutUnmarshaller{}, postgres.NewReadModel(pool), quiet)
 	sub, err := subs.For(ctx, "slow")
 	if err != nil {
@@ -106,7 +116,7 @@ func trimmedEntriesAreRepublished(t *testing.T, partitions redisstream.FanoutPar
 		p, err := rdb.XPending(ctx, stream, "slow").Result()
 		return err == nil && p.Count == 0
 	}, "the dead ids are acknowledged")
-	time.Sleep(time.Second) // two more claim rounds: nothing is re-published twice
+	time.Sleep(time.Second) // a second more (two claim rounds where they run): nothing is re-published twice
 	if n, u := subs.RedriveStats().Republished, subs.RedriveStats().Unrecoverable; n != 5 || u != 0 {
 		t.Fatalf("republished %d, unrecoverable %d; want 5 and 0", n, u)
 	}
