@@ -40,7 +40,8 @@ const countedSeqs = 256
 // had no connection anywhere.
 //
 // Calls that overlap are sent together: the first caller runs the script for every call queued
-// meanwhile in one pipeline (one round trip), the others wait for their result. The consumer
+// meanwhile in one pipeline (one round trip), the others wait for their result; what queued
+// during that round trip goes in the next pipeline, sent by a goroutine (flush). The consumer
 // group hands a batch of messages to the router at once, so under load one round trip counts
 // many messages. (go-redis has no automatic pipelining; this is the few lines it takes.)
 type OfflineCounter struct {
@@ -95,29 +96,40 @@ func (o *OfflineCounter) CountOffline(ctx context.Context, group string, conv co
 	call := &offlineCall{keys: keys, seq: seq, now: time.Now().UnixMilli(), done: make(chan struct{})}
 	o.mu.Lock()
 	o.queued = append(o.queued, call)
-	if o.flushing {
-		o.mu.Unlock()
-		select {
-		case <-call.done:
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-	} else {
-		o.flushing = true
-		for len(o.queued) > 0 {
-			batch := o.queued
-			o.queued = nil
-			o.mu.Unlock()
-			o.run(ctx, batch)
-			o.mu.Lock()
-		}
-		o.flushing = false
-		o.mu.Unlock()
+	lead := !o.flushing
+	o.flushing = true
+	o.mu.Unlock()
+	if lead {
+		o.flush(ctx)
+	}
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 	if call.err != nil {
 		return false, fmt.Errorf("count offline messages: %w", call.err)
 	}
 	return call.n >= 1, nil
+}
+
+// flush sends every queued call in one pipeline (run). The calls queued meanwhile go in the
+// next pipeline, sent from a goroutine of its own: the caller that flushed returns after the
+// round that held its own call, however long other callers keep the queue full (it is a
+// consumer-group handler, whose message and whose whole batch wait for it).
+func (o *OfflineCounter) flush(ctx context.Context) {
+	o.mu.Lock()
+	batch := o.queued
+	o.queued = nil
+	o.mu.Unlock()
+	o.run(ctx, batch)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queued) == 0 {
+		o.flushing = false
+		return
+	}
+	go o.flush(context.WithoutCancel(ctx))
 }
 
 // run sends the calls' scripts in one pipeline and completes each call. It runs for other

@@ -2,9 +2,11 @@ package redisstream_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -192,4 +194,66 @@ func countAtOnce(t *testing.T, counter *redisstream.OfflineCounter, n int, recip
 	close(start)
 	wg.Wait()
 	return fresh
+}
+
+// The caller that sends a pipeline for everyone returns once the round that held its own call
+// is done, even while other callers keep the queue full: it is a consumer-group handler, and
+// its message (and the batch of its partition) would wait for it as long as the load lasted.
+func TestTheCallerSendingThePipelineIsNotHeldWhileOthersKeepItFull(t *testing.T) {
+	ctx := context.Background()
+	client := testinfra.StartRedis(t).Client()
+	client.AddHook(slowPipelines{5 * time.Millisecond}) // a Redis a few ms away, or busy
+	counter := redisstream.NewOfflineCounter(client)
+	const callers, load = 16, 1500 * time.Millisecond
+
+	// given 16 handlers counting messages back to back for 1.5 s, on round trips of 5 ms, so
+	// that calls queue during every one of them
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		longest time.Duration
+		calls   int
+		failed  error
+	)
+	stop := time.Now().Add(load)
+	for i := range callers {
+		wg.Go(func() {
+			conv := conversation.ID(fmt.Sprintf("c%d", i))
+			for seq := int64(1); time.Now().Before(stop); seq++ {
+				start := time.Now()
+				_, err := counter.CountOffline(ctx, "g", conv, seq, []conversation.UserID{"alice"})
+				took := time.Since(start)
+				mu.Lock()
+				calls++
+				longest = max(longest, took)
+				if err != nil && failed == nil {
+					failed = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	// then no call waited for more than a few round trips, not for the whole load
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	t.Logf("%d calls, the longest took %v", calls, longest)
+	if longest > load/3 {
+		t.Errorf("a call took %v of the %v load: the caller sending the pipeline was held while others kept it full", longest, load)
+	}
+}
+
+// slowPipelines makes every pipeline take d longer.
+type slowPipelines struct{ d time.Duration }
+
+func (slowPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (slowPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h slowPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		time.Sleep(h.d)
+		return next(ctx, cmds)
+	}
 }
