@@ -7,8 +7,9 @@ import (
 	wredis "github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 )
 
-// DeadLetterStream holds fan-out entries that no handler could process: malformed ones, and
-// ones that failed every retry. Operators inspect and replay them by hand.
+// DeadLetterStream holds fan-out entries that no handler could process: malformed ones, ones
+// whose payload is not a stored message, and ones whose handler panicked on every attempt.
+// Operators inspect and replay them by hand.
 const DeadLetterStream = "stream:fanout:dead-letter"
 
 // NewDeadLetterPublisher writes poisoned messages with Watermill's own marshaller, so the

@@ -64,7 +64,7 @@ var (
 	dLiveMsgs    = desc("nova_live_messages_received_total", "Messages this instance heard on live channels: proportional to its own subscribers' conversations, not to all traffic.")
 	dLiveBad     = desc("nova_live_malformed_total", "Live channel payloads that were not \"<seq> <ms> <json>\" (skipped; the stream re-check delivers the message).")
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
-	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, or failed every retry).")
+	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, not a stored message, or the handler panicked on every attempt).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
 	dSendGroups  = desc("nova_send_groups_total", "Group transactions of the locked send path that committed (writes of one conversation from several instances go the locked way; those that wait at once go in one transaction).")
 	dGroupWrites = desc("nova_send_group_writes_total", "Writes committed in those group transactions; divided by nova_send_groups_total, the mean group.")

@@ -68,7 +68,8 @@ var errNotStarted = errors.New("consumer groups not started yet")
 const maxRebuildBackoff = 2 * time.Second
 
 // NewRouter prepares the router with its middleware: poisoned and malformed messages go to the
-// dead-letter stream; panics become errors; failures are retried with backoff first. The
+// dead-letter stream; failures are retried with backoff first; panics become errors, and a
+// message whose handler panics on every attempt is dead-lettered (middlewares). The
 // Watermill router itself is built by Run, and built again if it fails.
 func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 	app application.Application, reg prometheus.Registerer, log *slog.Logger) *Router {
@@ -90,14 +91,8 @@ func NewRouter(keys Keys, subs SubscriberFactory, deadLetters message.Publisher,
 		if err != nil {
 			return nil, err
 		}
-		r.AddMiddleware(
-			poison,
-			rejectMalformed(stats),
-			middleware.Recoverer,
-			middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second,
-				Multiplier: 2, Logger: wlog,
-				ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }}.Middleware,
-		)
+		r.AddMiddleware(middlewares(poison, stats, middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond,
+			MaxInterval: 2 * time.Second, Multiplier: 2, Logger: wlog})...)
 		// Watermill's own metrics: handler execution time and messages received, per consumer group
 		// (registering again after a rebuild reuses the collectors).
 		metrics.NewPrometheusMetricsBuilder(reg, "nova", "watermill").AddPrometheusRouterMetrics(r)
@@ -235,6 +230,28 @@ func (r *Router) Ready(context.Context) error {
 var errPermanent = errors.New("message cannot be processed")
 
 // rejectMalformed sends entries the unmarshaller could not read straight to the dead letters.
+// middlewares is the chain around every group's handler, outermost first: the poison queue
+// (dead letters, for permanent failures only), malformed-entry rejection, then retry with
+// backoff around the handler, whose panics become errors inside the retries. A handler that
+// still panics when the retries are spent cannot handle this message (a bug, or an entry it
+// cannot read): the message is dead-lettered, to be replayed once that is fixed, instead of
+// being handed over again forever while its conversation's later messages wait behind it.
+func middlewares(poison message.HandlerMiddleware, stats *routerCounts, retry middleware.Retry) []message.HandlerMiddleware {
+	retry.ShouldRetry = func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errPermanent) }
+	return []message.HandlerMiddleware{poison, rejectMalformed(stats), panicsArePermanent, retry.Middleware, middleware.Recoverer}
+}
+
+// panicsArePermanent marks a panic that outlasted the retries as permanent.
+func panicsArePermanent(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if panicked := (middleware.RecoveredPanicError{}); errors.As(err, &panicked) {
+			return out, fmt.Errorf("%w: the handler panicked on every attempt: %v", errPermanent, panicked.V)
+		}
+		return out, err
+	}
+}
+
 func rejectMalformed(stats *routerCounts) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
