@@ -325,15 +325,19 @@ func (s *batchSubscriber) ack(ctx context.Context, stream string, ids []string) 
 }
 
 // claim takes over entries pending longer than ClaimIdle (their consumer died or hangs), at
-// start and every ClaimInterval.
+// start and every ClaimInterval. Its own consumer's entries it leaves to the read loop, which
+// handles them now or from "0" at its next start (claiming them too would hand the same entry
+// to the router twice at once); it only redrives them when they were trimmed (shouldClaim). It
+// pages through the pending list, so entries it leaves there (its own, or trimmed ones it
+// could not redrive yet) are not listed again until the next round.
 func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *message.Message) {
 	const page = 100
 	t := time.NewTicker(s.cfg.ClaimInterval)
 	defer t.Stop()
 	for {
-		for ctx.Err() == nil {
+		for start := "-"; ctx.Err() == nil; {
 			pending, err := s.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: s.group,
-				Idle: s.cfg.ClaimIdle, Start: "-", End: "+", Count: page}).Result()
+				Idle: s.cfg.ClaimIdle, Start: start, End: "+", Count: page}).Result()
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, redis.Nil) {
 					s.log.Warn("listing pending consumer-group entries failed", "error", err)
@@ -342,7 +346,7 @@ func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *
 			}
 			var ids []string
 			for _, xp := range pending {
-				if s.shouldClaim(ctx, stream, xp) {
+				if s.shouldClaim(ctx, stream, xp) && xp.Consumer != s.consumer {
 					ids = append(ids, xp.ID)
 				}
 			}
@@ -360,6 +364,7 @@ func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *
 			if len(pending) < page {
 				break
 			}
+			start = "(" + pending[len(pending)-1].ID
 		}
 		select {
 		case <-ctx.Done():

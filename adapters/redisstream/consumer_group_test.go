@@ -414,3 +414,82 @@ func ownGroupReadAndAcked(t *testing.T, rdb *redis.Client, start string, n int, 
 		t.Fatal(err)
 	}
 }
+
+// A consumer's own pending entries are its read loop's: the claim loop, which takes over the
+// entries of consumers that died, neither hands them to the router a second time while they are
+// being handled nor spins on a pending list full of them.
+func TestAConsumerLeavesItsOwnPendingEntriesToItsReadLoop(t *testing.T) {
+	ctx := context.Background()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	const n = 150 // more than one page of the claim loop's XPENDING
+	ids := addFanoutEntries(t, rdb, n)
+	// given 150 entries consumer n1 took before it stopped
+	if err := rdb.XGroupCreate(ctx, redisstream.FanoutStream, "g", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "n1",
+		Streams: []string{redisstream.FanoutStream, ">"}, Count: n}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // idle past ClaimIdle below
+
+	// when n1 starts again, claims running every 100 ms for entries idle 100 ms, and its handler
+	// takes a second over the first entry
+	subs := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, "n1",
+		redisstream.GroupConfig{ClaimIdle: 100 * time.Millisecond, ClaimInterval: 100 * time.Millisecond, ConsumerTimeout: time.Hour},
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet)
+	sub, err := subs.For(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	xpendingBefore := commandStat(t, rdb, "xpending", "calls")
+	ch, err := sub.Subscribe(ctx, redisstream.FanoutStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	held := <-ch
+	seen[held.UUID]++
+	hold := time.After(time.Second)
+holding:
+	for {
+		select {
+		case m := <-ch:
+			seen[m.UUID]++
+			t.Errorf("%s handed over while %s was being handled (entries of one conversation go one at a time)", m.UUID, held.UUID)
+			m.Ack()
+		case <-hold:
+			break holding
+		}
+	}
+	xpending := commandStat(t, rdb, "xpending", "calls") - xpendingBefore
+	t.Logf("XPENDING ran %d times while the first entry was held", xpending)
+	held.Ack()
+	for len(seen) < n {
+		select {
+		case m := <-ch:
+			seen[m.UUID]++
+			m.Ack()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d entries handled", len(seen), n)
+		}
+	}
+
+	// then each entry was handed over once, nothing was claimed, and the claim loop listed the
+	// pending entries page by page, about ten rounds in that second
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("%s handed over %d times, want once", id, seen[id])
+		}
+	}
+	if c := subs.Claims()["g"]; c != 0 {
+		t.Errorf("%d entries claimed, want none (they were n1's own)", c)
+	}
+	if xpending > 60 {
+		t.Errorf("XPENDING ran %d times in a second, want two pages per round, about 20", xpending)
+	}
+	waitFor(t, 5*time.Second, func() bool { return rdb.XPending(ctx, redisstream.FanoutStream, "g").Val().Count == 0 },
+		"nothing pending")
+}
