@@ -199,12 +199,16 @@ func (r *Router) runOnce(ctx context.Context) error {
 		return err
 	}
 	defer wr.Close()
+	// says "running" once the router runs; a router that fails before it does never closes
+	// Running, so the watcher also ends with this attempt, not only at shutdown
+	attempt, ended := context.WithCancel(ctx)
+	defer ended()
 	go func() {
 		select {
 		case <-wr.Running():
 			r.setErr(nil)
 			r.down.OK()
-		case <-ctx.Done():
+		case <-attempt.Done():
 		}
 	}()
 	err = wr.Run(ctx)
@@ -229,7 +233,6 @@ func (r *Router) Ready(context.Context) error {
 
 var errPermanent = errors.New("message cannot be processed")
 
-// rejectMalformed sends entries the unmarshaller could not read straight to the dead letters.
 // middlewares is the chain around every group's handler, outermost first: the poison queue
 // (dead letters, for permanent failures only), malformed-entry rejection, then retry with
 // backoff around the handler, whose panics become errors inside the retries. A handler that
@@ -252,6 +255,7 @@ func panicsArePermanent(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// rejectMalformed sends entries the unmarshaller could not read straight to the dead letters.
 func rejectMalformed(stats *routerCounts) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
