@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"sync"
@@ -394,10 +395,24 @@ func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string
 		}
 		for _, c := range consumers {
 			if c.Name != s.consumer && c.Pending == 0 && c.Idle >= s.cfg.ConsumerTimeout {
-				if err := s.client.XGroupDelConsumer(ctx, stream, s.group, c.Name).Err(); err != nil && ctx.Err() == nil {
+				if _, err := removeConsumerIfIdle(ctx, s.client, stream, s.group, c.Name, s.cfg.ConsumerTimeout); err != nil && ctx.Err() == nil {
 					s.log.Warn("removing an idle consumer failed; retrying next round", "consumer", c.Name, "error", err)
 				}
 			}
 		}
 	}
+}
+
+//go:embed remove_idle_consumer.lua
+var removeIdleConsumerLua string
+
+var removeIdleConsumer = redis.NewScript(removeIdleConsumerLua)
+
+// removeConsumerIfIdle removes consumer from group if it still has nothing pending and has been
+// idle for at least idle, as one script (remove_idle_consumer.lua): the listing that named it
+// may be out of date by the time it is removed, and removing a consumer drops its pending
+// entries. It reports whether it removed it.
+func removeConsumerIfIdle(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, idle time.Duration) (bool, error) {
+	n, err := removeIdleConsumer.Run(ctx, client, []string{stream}, group, consumer, idle.Milliseconds()).Int()
+	return n == 1, err
 }

@@ -493,3 +493,69 @@ holding:
 	waitFor(t, 5*time.Second, func() bool { return rdb.XPending(ctx, redisstream.FanoutStream, "g").Val().Count == 0 },
 		"nothing pending")
 }
+
+// Consumers of instances gone for good (idle past ConsumerTimeout, nothing pending) are removed
+// from the group; one that holds entries is not, even when the listing that named it is out of
+// date by the time it would be removed (XGROUP DELCONSUMER would drop its entries with it).
+func TestIdleConsumersAreRemovedAndOnesHoldingEntriesAreKept(t *testing.T) {
+	ctx := context.Background()
+	rds := testinfra.StartRedis(t)
+	rdb := rds.Client()
+	addFanoutEntries(t, rdb, 1)
+	stream := redisstream.FanoutStream
+	if err := rdb.XGroupCreate(ctx, stream, "g", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// given a consumer gone for good and one that holds an entry
+	if err := rdb.XGroupCreateConsumer(ctx, stream, "g", "gone").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "holder",
+		Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	// then the one step removes neither the holder (as if a listing had said it held nothing)
+	// nor a consumer idle for less than asked, and removes one that is idle and holds nothing
+	for _, tc := range []struct {
+		consumer string
+		idle     time.Duration
+		removed  bool
+	}{{"holder", 50 * time.Millisecond, false}, {"gone", time.Hour, false}, {"gone", 50 * time.Millisecond, true}} {
+		removed, err := redisstream.RemoveConsumerIfIdle(ctx, rdb, stream, "g", tc.consumer, tc.idle)
+		if err != nil || removed != tc.removed {
+			t.Errorf("%s idle %v: removed %v (%v), want %v", tc.consumer, tc.idle, removed, err, tc.removed)
+		}
+	}
+	if p := rdb.XPending(ctx, stream, "g").Val(); p.Count != 1 || p.Consumers["holder"] != 1 {
+		t.Errorf("pending %+v, want the holder's entry still there", p)
+	}
+
+	// and a subscriber's cleanup loop does the same on its own
+	if err := rdb.XGroupCreateConsumer(ctx, stream, "g", "gone-too").Err(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := redisstream.NewGroupSubscribers(redisstream.URL(rds.URL()), 1, nil, "n1",
+		redisstream.GroupConfig{ClaimIdle: time.Hour, ClaimInterval: time.Hour, ConsumerTimeout: time.Second},
+		messaging.FanoutUnmarshaller{}, noHistory{}, quiet).For(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Subscribe(ctx, stream); err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() map[string]bool {
+		names := map[string]bool{}
+		cs, _ := rdb.XInfoConsumers(ctx, stream, "g").Result()
+		for _, c := range cs {
+			names[c.Name] = true
+		}
+		return names
+	}
+	waitFor(t, 5*time.Second, func() bool { return !consumers()["gone-too"] }, "the idle consumer removed")
+	if !consumers()["holder"] {
+		t.Error("the consumer holding an entry was removed")
+	}
+}

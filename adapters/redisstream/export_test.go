@@ -18,3 +18,6 @@ func (g *GroupSubscribers) WarnIfLagUnreported(major int) { g.warnIfLagUnreporte
 
 // MajorVersion reads INFO server's redis_version.
 var MajorVersion = majorVersion
+
+// RemoveConsumerIfIdle is the idle-consumer cleanup's one step: check and remove.
+var RemoveConsumerIfIdle = removeConsumerIfIdle
