@@ -95,12 +95,14 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 }
 
 // Run holds the Pub/Sub connections until ctx ends, handing each live message to onMessage and
-// each confirmation that a channel is subscribed to onSubscribed: at first and again after every
-// reconnect (go-redis re-subscribes by itself), after which anything published before the
-// confirmation must be looked for in the stream. There is one connection, or on Redis Cluster
+// each confirmation that a channel is subscribed to onSubscribed: at first (again false) and
+// again after every reconnect (go-redis re-subscribes by itself; again true), after which
+// anything published before the confirmation must be looked for: in the stream, and after a
+// reconnect also in Postgres, since the Redis that comes back may have lost the stream's newest
+// entries with the Pub/Sub messages (a restart, a failover). There is one connection, or on Redis Cluster
 // with partitions one per partition (each holds the channels of one hash slot; see
 // FanoutPartitions.LiveChannel).
-func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID),
+func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conv conversation.ID, again bool),
 	onRemoved func(conversation.ID, conversation.UserID)) error {
 	sharded, err := l.detectSharded(ctx)
 	if err != nil {
@@ -157,8 +159,11 @@ const liveDeadAfter = 3*liveHealthEvery + time.Second
 // per live message where this wakes one (measured in ARCHITECTURE.md). The callbacks never block
 // (the hub only queues), so reading is not held up.
 func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64, onMessage func(conversation.ID, delivery.Item),
-	onSubscribed func(conversation.ID), onRemoved func(conversation.ID, conversation.UserID)) {
+	onSubscribed func(conv conversation.ID, again bool), onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
+	// the channels this connection confirmed and did not give up since: a confirmation of one of
+	// them is a re-subscription after go-redis opened the connection again
+	confirmed := map[string]struct{}{}
 	// each read has a deadline (liveDeadAfter): go-redis drops a connection whose read timed out
 	// and dials again on the next Receive, which subscribes it to the channels again
 	deadline := renewingDeadline{parent: ctx, d: liveDeadAfter}
@@ -195,9 +200,14 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 			}
 			onMessage(conv, it)
 		case *redis.Subscription:
-			if m.Kind == "ssubscribe" || m.Kind == "subscribe" {
+			switch m.Kind {
+			case "ssubscribe", "subscribe":
 				l.stats.Confirmations.Add(1)
-				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)))
+				_, again := confirmed[m.Channel]
+				confirmed[m.Channel] = struct{}{}
+				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)), again)
+			case "sunsubscribe", "unsubscribe":
+				delete(confirmed, m.Channel)
 			}
 		}
 	}

@@ -46,8 +46,15 @@ func startLiveOn(t *testing.T, rdb redis.UniversalClient, partitions redisstream
 func startLiveVia(t *testing.T, rdb, live redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration,
 	log *slog.Logger) *liveRig {
 	t.Helper()
+	return startLiveWith(t, rdb, live, partitions, recheck, noHistory{}, log)
+}
+
+// startLiveWith is startLiveVia with history standing in for Postgres.
+func startLiveWith(t *testing.T, rdb, live redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration,
+	history redisstream.HistoryReader, log *slog.Logger) *liveRig {
+	t.Helper()
 	channels := redisstream.NewLiveChannels(live, partitions, log)
-	backlog := redisstream.NewBacklog(rdb, noHistory{}, quiet)
+	backlog := redisstream.NewBacklog(rdb, history, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
 	listener := messaging.NewLiveListener(channels, revocations{}, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,6 +218,61 @@ func TestLiveConnectionCutIsMadeUpAfterItsResubscription(t *testing.T) {
 	}
 	rig.publish(t, "c1", 2)
 	sink.expect(t, 9)
+}
+
+// A Redis that comes back (a restart, a failover) may have lost a stream's newest entries with
+// their Pub/Sub messages; only Postgres holds them then. The re-subscription after the reconnect
+// makes the subscription catch up from Postgres, though the stream shows nothing newer.
+func TestAfterAReconnectWhatOnlyPostgresHoldsArrives(t *testing.T) {
+	history := &storedHistory{}
+	rdb := testinfra.StartRedis(t).Client()
+	rig := startLiveWith(t, rdb, rdb, 1, time.Hour, history, quiet) // no timer: only the re-subscription can bring it
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+	rig.publish(t, "c1", 3)
+	sink.expect(t, 3)
+
+	// when message 4 was committed and published, but Redis lost it (stream entry and Pub/Sub
+	// message) and the instance's Pub/Sub connection with it
+	history.add("c1", 4)
+	if err := rig.rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// then after the re-subscription the subscriber gets it from Postgres, and what follows live
+	sink.expect(t, 4)
+	rig.seqs["c1"] = 4
+	rig.publish(t, "c1", 1)
+	sink.expect(t, 5)
+}
+
+// storedHistory stands in for Postgres: the messages added to it.
+type storedHistory struct {
+	mu   sync.Mutex
+	msgs map[conversation.ID][]conversation.Message
+}
+
+func (h *storedHistory) add(conv conversation.ID, seq int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.msgs == nil {
+		h.msgs = map[conversation.ID][]conversation.Message{}
+	}
+	h.msgs[conv] = append(h.msgs[conv], conversation.Message{ID: fmt.Sprintf("m-%s-%d", conv, seq), ConversationID: conv,
+		Seq: seq, StreamID: conversation.StreamID(seq), SenderID: "s", ClientMsgID: fmt.Sprint(seq), Body: []byte(`1`), CreatedAt: time.Now()})
+}
+
+func (h *storedHistory) MessagesAfter(_ context.Context, conv conversation.ID, after int64, limit int) ([]conversation.Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []conversation.Message
+	for _, m := range h.msgs[conv] {
+		if m.Seq > after && len(out) < limit {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 func TestASilentLiveConnectionIsPingedAndKeepsItsChannels(t *testing.T) {

@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // LiveFeed is the Redis side of interest-based delivery: it carries the live messages of the
 // conversations the hub follows and confirms each channel subscription (redisstream.LiveChannels).
 type LiveFeed interface {
-	Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conversation.ID),
+	Run(ctx context.Context, onMessage func(conversation.ID, delivery.Item), onSubscribed func(conv conversation.ID, again bool),
 		onRemoved func(conversation.ID, conversation.UserID)) error
 }
 
@@ -40,9 +41,11 @@ const fullRecheckRounds = 12
 // A dropped message in the middle shows as a gap at the next one and the hub fills it; what
 // nothing follows (the last message of a burst, or anything sent while the connection was down
 // or before a channel's subscription took effect) is found by comparing each followed
-// conversation with its stream's newest entry: when a subscription is confirmed (also after a
-// reconnect) and on a slow timer (conversations with recent traffic every round, all of them
-// every fullRecheckRounds rounds).
+// conversation with its stream's newest entry: when a subscription is confirmed and on a slow
+// timer (conversations with recent traffic every round, all of them every fullRecheckRounds
+// rounds). A re-subscription after a reconnect is not compared with the stream: the Redis that
+// came back may have lost the stream's newest entries with their Pub/Sub messages, so every
+// subscription of the conversation catches up, from the stream and then from Postgres.
 type LiveListener struct {
 	feed    LiveFeed
 	revoker Revoker
@@ -54,6 +57,7 @@ type LiveListener struct {
 
 	mu      sync.Mutex
 	pending map[conversation.ID]struct{} // confirmed subscriptions to compare now
+	resync  map[conversation.ID]struct{} // re-subscriptions after a reconnect, to catch up now
 	active  map[conversation.ID]struct{} // conversations with live traffic since the last round
 	kick    chan struct{}
 }
@@ -66,8 +70,9 @@ func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, hub *deliv
 		panic("messaging.NewLiveListener: nil dependency")
 	}
 	return &LiveListener{feed: feed, revoker: revoker, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
-		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, active: map[conversation.ID]struct{}{},
-		kick: make(chan struct{}, 1)}
+		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
+		active: map[conversation.ID]struct{}{},
+		kick:   make(chan struct{}, 1)}
 }
 
 // Run listens until ctx ends.
@@ -90,10 +95,15 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 	l.hub.Publish(conv, it)
 }
 
-// recheck queues conv for a comparison with its stream (called for every confirmation).
-func (l *LiveListener) recheck(conv conversation.ID) {
+// recheck queues conv for a comparison with its stream, or after a reconnect (again) for a
+// catch-up (called for every confirmation).
+func (l *LiveListener) recheck(conv conversation.ID, again bool) {
 	l.mu.Lock()
-	l.pending[conv] = struct{}{}
+	if again {
+		l.resync[conv] = struct{}{}
+	} else {
+		l.pending[conv] = struct{}{}
+	}
 	l.mu.Unlock()
 	select {
 	case l.kick <- struct{}{}:
@@ -124,9 +134,15 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 		case <-l.kick:
 			l.mu.Lock()
 			for conv := range l.pending {
-				convs = append(convs, conv)
+				if _, again := l.resync[conv]; !again {
+					convs = append(convs, conv)
+				}
 			}
 			clear(l.pending)
+			for conv := range l.resync {
+				l.hub.CatchUpTo(conv, math.MaxInt64)
+			}
+			clear(l.resync)
 			l.mu.Unlock()
 		}
 		l.compare(ctx, convs)
