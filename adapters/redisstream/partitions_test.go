@@ -206,6 +206,53 @@ func TestTheFastPathDefersAFanoutEntryWhosePredecessorIsMissing(t *testing.T) {
 	}
 }
 
+// Without the partition's mark of a conversation (its first messages, a mark that expired after
+// a quiet week, a partition lost with its node) the fast path writes no fan-out entry but a
+// first message's: the seq before may be on its way from an instance that stopped between its
+// halves, and writing past it would make that one look written and leave it without an entry.
+func TestWithoutThePartitionsMarkTheFastPathDefersAllButAFirstMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		published int64 // published whole before the mark is gone
+	}{{"a new conversation", 0}, {"a mark that expired", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := testinfra.StartRedis(t).Client()
+			pub := redisstream.NewDualStreamPublisher(rdb, 1000, false, four)
+			conv := uuid.NewString()
+			p := four.Of(conv)
+			if tc.published > 0 {
+				if _, err := pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, 1, tc.published)}); err != nil {
+					t.Fatal(err)
+				}
+				if err := rdb.Del(ctx, four.LastSeq(p, conv)).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// given the next message in the conversation stream only (its publisher died
+			// between the halves)
+			next := tc.published + 1
+			if err := redisstream.PublishConversationHalf(ctx, pub, convEntries(conv, next, next)); err != nil {
+				t.Fatal(err)
+			}
+
+			// when the fast path publishes the one after it
+			res, err := pub.PublishNext(ctx, [][]redisstream.Entry{convEntries(conv, next+1, next+1)})
+
+			// then the partition does not take it yet, and the relay writes both, in order
+			if err != nil || res.Deferred != 1 || len(res.Done) != 0 {
+				t.Fatalf("fast path: %+v, %v; want it deferred", res, err)
+			}
+			if res, err = pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, next, next+1)}); err != nil || len(res.Done) != 2 {
+				t.Fatalf("relay: %+v, %v", res, err)
+			}
+			if got := fanoutSeqs(t, rdb, p)[conv]; fmt.Sprint(got) != seqList(1, int(next+1)) {
+				t.Fatalf("partition %d holds %v, want %s", p, got, seqList(1, int(next+1)))
+			}
+		})
+	}
+}
+
 // A one-node Redis Cluster refuses a script that touches keys of two hash slots: the split
 // publish passes it; the atomic one (one partition) does not, which shows the check is real.
 func TestEverySplitPublishScriptStaysInOneHashSlot(t *testing.T) {

@@ -12,8 +12,10 @@
 -- only the seq right after it and otherwise answers -1 and stops: the seq before may be on its
 -- way from another instance, and writing past it would make that one look already written. The
 -- relay (not strict) reads the outbox in seq order, so a gap it meets is one no row will fill
--- (a row set aside), and it writes. With KEYS[3] gone (expired, or the partition lost) any seq
--- is written. Returns one status per message: 1 written, 0 already written, -1 deferred.
+-- (a row set aside), and it writes. Without KEYS[3] (a conversation's first messages, a mark
+-- expired, the partition lost) the relay writes any seq and strict mode only seq 1: any other
+-- may have its predecessor on its way, as above. Returns one status per message: 1 written,
+-- 0 already written, -1 deferred.
 local conv, strict, ttl = ARGV[1], ARGV[2] == '1', ARGV[3]
 local stored = redis.call('GET', KEYS[3])
 local last = stored and tonumber(stored)
@@ -25,7 +27,7 @@ while i <= #ARGV do
   local s = tonumber(seq)
   if last and s <= last then
     out[#out + 1] = 0
-  elseif strict and last and s ~= last + 1 then
+  elseif strict and s ~= (last or 0) + 1 then
     out[#out + 1] = -1
     break
   else
