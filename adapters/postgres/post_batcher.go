@@ -227,7 +227,8 @@ func (b *postBatcher) timed(start time.Time) {
 // alone sends c's statement on its own, under ctx: what a send does after its batch failed.
 func (b *postBatcher) alone(ctx context.Context, c *conversation.Conversation) ([]CommittedMessage, error) {
 	p := &pendingPost{ctx: ctx, c: c}
-	return p.committed, b.send([]*pendingPost{p})[0]
+	err := b.send([]*pendingPost{p})[0] // fills p.committed, so it is read after
+	return p.committed, err
 }
 
 func (b *postBatcher) count(batch []*pendingPost, failed bool) {

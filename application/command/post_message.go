@@ -44,8 +44,13 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg co
 	if err := draft.Validate(); err != nil {
 		return conversation.Message{}, false, err
 	}
+	// posted is read only once Update succeeded: a send whose caller gave up (its context ended)
+	// may still be decided by a group commit after Update returned, and must not write this
+	// call's results then
+	var posted conversation.Message
 	err = h.repo.Update(ctx, cmd.ConversationID, func(c *conversation.Conversation) error {
-		msg, err = c.PostMessage(draft)
+		m, err := c.PostMessage(draft)
+		posted = m
 		return err
 	})
 	var dup *conversation.DuplicateMessageError
@@ -55,7 +60,7 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (msg co
 	if err != nil {
 		return conversation.Message{}, false, err
 	}
-	return msg, true, nil
+	return posted, true, nil
 }
 
 // original answers a retry with the stored message, only for the same body. The sender is a
