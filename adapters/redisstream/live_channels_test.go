@@ -53,10 +53,18 @@ func startLiveVia(t *testing.T, rdb, live redis.UniversalClient, partitions redi
 func startLiveWith(t *testing.T, rdb, live redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration,
 	history redisstream.HistoryReader, log *slog.Logger) *liveRig {
 	t.Helper()
+	return startLiveTops(t, rdb, live, partitions, recheck, history, func(b *redisstream.Backlog) messaging.StreamTops { return b }, log)
+}
+
+// startLiveTops is startLiveWith with the listener reading the streams' tops through what tops
+// makes of the backlog.
+func startLiveTops(t *testing.T, rdb, live redis.UniversalClient, partitions redisstream.FanoutPartitions, recheck time.Duration,
+	history redisstream.HistoryReader, tops func(*redisstream.Backlog) messaging.StreamTops, log *slog.Logger) *liveRig {
+	t.Helper()
 	channels := redisstream.NewLiveChannels(live, partitions, log)
 	backlog := redisstream.NewBacklog(rdb, history, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
-	listener := messaging.NewLiveListener(channels, revocations{}, backlog, hub, messaging.LiveRecheck(recheck), true, quiet)
+	listener := messaging.NewLiveListener(channels, revocations{}, tops(backlog), hub, messaging.LiveRecheck(recheck), true, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = listener.Run(ctx) }()
@@ -245,6 +253,44 @@ func TestAfterAReconnectWhatOnlyPostgresHoldsArrives(t *testing.T) {
 	rig.seqs["c1"] = 4
 	rig.publish(t, "c1", 1)
 	sink.expect(t, 5)
+}
+
+// The comparison that follows a new subscription's confirmation covers what was published
+// between its backlog read and the channel's subscription; when reading the stream fails
+// (Redis busy or failing over), it is tried again shortly, not left to the full round.
+func TestAComparisonThatFailedIsTriedAgain(t *testing.T) {
+	rdb := testinfra.StartRedis(t).Client()
+	var rig *liveRig
+	failing := &failOnce{}
+	rig = startLiveTops(t, rdb, rdb, 1, time.Hour, noHistory{}, func(b *redisstream.Backlog) messaging.StreamTops {
+		failing.tops = b
+		// the first comparison fails, and message 1 reaches the stream (and not Pub/Sub) meanwhile
+		failing.before = func() { rig.storeSilently(t, "c1", 1) }
+		return failing
+	}, quiet)
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	sink.expect(t, 1)
+}
+
+// failOnce fails its first Tops call, after running before.
+type failOnce struct {
+	tops   messaging.StreamTops
+	before func()
+	failed bool
+	mu     sync.Mutex
+}
+
+func (f *failOnce) Tops(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error) {
+	f.mu.Lock()
+	first := !f.failed
+	f.failed = true
+	f.mu.Unlock()
+	if first {
+		f.before()
+		return nil, fmt.Errorf("LOADING Redis is loading the dataset in memory")
+	}
+	return f.tops.Tops(ctx, convs)
 }
 
 // storedHistory stands in for Postgres: the messages added to it.

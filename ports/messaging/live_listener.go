@@ -149,6 +149,26 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 	}
 }
 
+// retryLater queues convs, which could not be compared, for another comparison in a second:
+// a confirmation's comparison is what covers a new subscription's hand-over, and the full
+// round would come only a minute later.
+func (l *LiveListener) retryLater(convs []conversation.ID) {
+	l.mu.Lock()
+	for _, conv := range convs {
+		l.pending[conv] = struct{}{}
+	}
+	l.mu.Unlock()
+	time.AfterFunc(compareRetry, func() {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// compareRetry is how soon conversations whose comparison failed are compared again.
+const compareRetry = time.Second
+
 // compare asks each conversation's subscriptions to catch up to its stream's newest entry.
 func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID) {
 	const chunk = 1000
@@ -157,7 +177,8 @@ func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID) {
 		tops, err := l.tops.Tops(ctx, convs[:n])
 		if err != nil {
 			if ctx.Err() == nil {
-				l.log.Warn("cannot read conversation streams to re-check live delivery; next round retries", "error", err)
+				l.log.Warn("cannot read conversation streams to re-check live delivery; retrying in a second", "error", err)
+				l.retryLater(convs)
 			}
 			return
 		}
