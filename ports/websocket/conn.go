@@ -60,6 +60,7 @@ type conn struct {
 	amu        sync.Mutex
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
 	flushTimer *time.Timer               // set while a durable flush is scheduled
+	flushing   sync.Mutex                // held while acks are being stored (flushAcks)
 
 	frames *rate.Limiter // frames this connection may send
 

@@ -46,11 +46,17 @@ func (c *conn) scheduleFlushLocked() {
 		c.amu.Lock()
 		c.flushTimer = nil
 		c.amu.Unlock()
-		c.flushAcks(c.ctx)
+		// not bound to the connection: one that ends while this flush runs must not make it
+		// fail and leave its acks for a final flush that may already have found nothing
+		c.flushAcks(context.WithoutCancel(c.ctx))
 	})
 }
 
+// flushAcks stores the acknowledged cursors; flushes run one at a time, so the connection's
+// final flush comes after one the timer started.
 func (c *conn) flushAcks(ctx context.Context) {
+	c.flushing.Lock()
+	defer c.flushing.Unlock()
 	c.amu.Lock()
 	pending := c.acks
 	c.acks = map[conversation.ID]int64{}
