@@ -81,7 +81,9 @@ func NewDualStreamPublisher(client redis.UniversalClient, maxLen StreamMaxLen, p
 
 // PublishResult says which entries Redis now holds (Done) and how many of them were new.
 type PublishResult struct {
-	Done       []int64 // outbox ids written now or found written before
+	Done []int64 // outbox ids written now or found written before
+	// Added counts messages this call wrote to their conversation stream (with partitions, also
+	// those whose fan-out half it deferred to the relay)
 	Added      int
 	Duplicates int
 	Deferred   int // strict mode only: left to the relay

@@ -189,17 +189,18 @@ func TestTheFastPathDefersAFanoutEntryWhosePredecessorIsMissing(t *testing.T) {
 	// when the fast path publishes seq 3
 	res, err := pub.PublishNext(ctx, [][]redisstream.Entry{convEntries(conv, 3, 3)})
 
-	// then the conversation stream takes it, the partition does not yet, and the row stays
-	if err != nil || res.Deferred != 1 || len(res.Done) != 0 {
-		t.Fatalf("fast path: %+v, %v; want it deferred", res, err)
+	// then the conversation stream takes it (counted as added), the partition does not yet, and
+	// the row stays
+	if err != nil || res.Deferred != 1 || len(res.Done) != 0 || res.Added != 1 {
+		t.Fatalf("fast path: %+v, %v; want it added to the conversation stream and its fan-out entry deferred", res, err)
 	}
 	if n := rdb.XLen(ctx, redisstream.ConversationStream(conv)).Val(); n != 3 {
 		t.Fatalf("conversation stream holds %d, want 3 (live delivery does not wait)", n)
 	}
 	// and the relay, reading the outbox in order, writes 2 and 3 after 1
 	res, err = pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, 2, 3)})
-	if err != nil || res.FanoutRepaired != 2 || len(res.Done) != 2 {
-		t.Fatalf("relay: %+v, %v", res, err)
+	if err != nil || res.FanoutRepaired != 2 || len(res.Done) != 2 || res.Added != 0 {
+		t.Fatalf("relay: %+v, %v; want both fan-out entries repaired, none added again", res, err)
 	}
 	if got := fanoutSeqs(t, rdb, p)[conv]; fmt.Sprint(got) != seqList(1, 3) {
 		t.Fatalf("partition %d holds %v, want %s", p, got, seqList(1, 3))

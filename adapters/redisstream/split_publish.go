@@ -103,7 +103,15 @@ func readFanout(fanout []*redis.Cmd, byConversation [][]Entry, held [][]int64, r
 		for j, st := range statuses {
 			written, _ := st.(int64)
 			if written < 0 {
+				// the conversation half wrote it (live delivery has it); the relay writes the
+				// fan-out entry, counted then as repaired, so the message counts once as added
 				res.Deferred++
+				if held[i][j] != 0 {
+					res.Added++
+				}
+				if held[i][j] == 2 {
+					res.Behind++
+				}
 				continue
 			}
 			res.Done = append(res.Done, byConversation[i][j].OutboxID)
