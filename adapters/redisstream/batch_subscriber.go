@@ -74,12 +74,19 @@ func (s *batchSubscriber) Subscribe(ctx context.Context, stream string) (<-chan 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan *message.Message)
+	// the claim loop starts once the read loop went through this consumer's own pending entries,
+	// so the two never redrive the same trimmed entry at once
+	ownRead := make(chan struct{})
 	var loops sync.WaitGroup
-	for _, loop := range []func(context.Context, string, chan<- *message.Message){s.read, s.claim, s.removeIdleConsumers} {
+	for _, loop := range []func(){
+		func() { s.read(ctx, stream, out, ownRead) },
+		func() { s.claim(ctx, stream, out, ownRead) },
+		func() { s.removeIdleConsumers(ctx, stream) },
+	} {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
-			loop(ctx, stream, out)
+			loop()
 		}()
 	}
 	s.wg.Add(1)
@@ -108,15 +115,19 @@ func (s *batchSubscriber) Close() error {
 	return err
 }
 
-// read hands over this consumer's own pending entries first, then new ones, batch by batch.
-// After a batch smaller than BatchSize it waits BatchWait, so entries arriving at a moderate
-// rate are read and acked together instead of one round trip each. New entries of a stream
-// this instance does not own (owns) it reads only while the group stalls or falls behind on it.
-func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message) {
-	from := "0" // own pending entries (held when this consumer stopped)
+// read hands over this consumer's own pending entries first, page by page, then new ones,
+// batch by batch, and closes ownRead between the two (or when it stops). An own entry it could
+// not hand over (trimmed, and its redrive failed) stays pending for the claim loop. After a
+// batch smaller than BatchSize it waits BatchWait, so entries arriving at a moderate rate are
+// read and acked together instead of one round trip each. New entries of a stream this
+// instance does not own (owns) it reads only while the group stalls or falls behind on it.
+func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *message.Message, ownRead chan<- struct{}) {
+	ownDone := sync.OnceFunc(func() { close(ownRead) })
+	defer ownDone()
+	own, from := true, "0" // own pending entries (held when this consumer stopped), after from
 	var watch stallWatch
 	for ctx.Err() == nil {
-		foreign := from == ">" && s.owns != nil && !s.owns(stream) // read only to help its owner
+		foreign := !own && s.owns != nil && !s.owns(stream) // read only to help its owner
 		if foreign && !s.needsHelp(ctx, stream, &watch) {
 			ctxsleep.Sleep(ctx, notOwnedPause)
 			continue
@@ -139,9 +150,13 @@ func (s *batchSubscriber) read(ctx context.Context, stream string, out chan<- *m
 		if len(res) == 1 {
 			entries = res[0].Messages
 		}
-		if from == "0" && len(entries) == 0 {
-			from = ">"
-			continue
+		if own {
+			if len(entries) == 0 {
+				own, from = false, ">"
+				ownDone()
+				continue
+			}
+			from = entries[len(entries)-1].ID // the next page: the pending entries after these
 		}
 		if len(entries) > 0 {
 			watch.ours = entries[len(entries)-1].ID
@@ -185,9 +200,10 @@ func (s *batchSubscriber) handle(ctx context.Context, stream string, entries []r
 	)
 	for _, e := range entries {
 		if e.Values == nil {
-			// This consumer's own entry (read from "0" at start), trimmed before it was acked:
-			// its message is published again from Postgres, as the claim loop does for a dead
-			// consumer's; if that fails it stays pending, and the claim loop tries again.
+			// This consumer's own entry (read at start), trimmed before it was acked: its
+			// message is published again from Postgres, as the claim loop does for a dead
+			// consumer's; if that fails it stays pending, and the claim loop tries again once it
+			// has been idle ClaimIdle.
 			if err := s.redrive(ctx, stream, e.ID); err != nil && ctx.Err() == nil {
 				s.log.Error("a pending fan-out entry was trimmed before it was acknowledged and could not be re-published",
 					"entry_id", e.ID, "error", err)
@@ -331,8 +347,13 @@ func (s *batchSubscriber) ack(ctx context.Context, stream string, ids []string) 
 // to the router twice at once); it only redrives them when they were trimmed (shouldClaim). It
 // pages through the pending list, so entries it leaves there (its own, or trimmed ones it
 // could not redrive yet) are not listed again until the next round.
-func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *message.Message) {
+func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *message.Message, ownRead <-chan struct{}) {
 	const page = 100
+	select {
+	case <-ownRead:
+	case <-ctx.Done():
+		return
+	}
 	t := time.NewTicker(s.cfg.ClaimInterval)
 	defer t.Stop()
 	for {
@@ -377,7 +398,7 @@ func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *
 
 // removeIdleConsumers drops consumers of the group idle past ConsumerTimeout with nothing
 // pending (instances gone for good), so the group's consumer list does not grow forever.
-func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string, _ chan<- *message.Message) {
+func (s *batchSubscriber) removeIdleConsumers(ctx context.Context, stream string) {
 	t := time.NewTicker(max(s.cfg.ConsumerTimeout/4, time.Second))
 	defer t.Stop()
 	for {
