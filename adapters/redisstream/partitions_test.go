@@ -237,18 +237,19 @@ func TestWithoutThePartitionsMarkTheFastPathDefersAllButAFirstMessage(t *testing
 				t.Fatal(err)
 			}
 
-			// when the fast path publishes the one after it
-			res, err := pub.PublishNext(ctx, [][]redisstream.Entry{convEntries(conv, next+1, next+1)})
+			// when the fast path publishes the two after it
+			res, err := pub.PublishNext(ctx, [][]redisstream.Entry{convEntries(conv, next+1, next+2)})
 
-			// then the partition does not take it yet, and the relay writes both, in order
-			if err != nil || res.Deferred != 1 || len(res.Done) != 0 {
-				t.Fatalf("fast path: %+v, %v; want it deferred", res, err)
+			// then the conversation stream takes both (counted as added), the partition neither
+			// yet, and the relay writes all three, in order
+			if err != nil || res.Deferred != 2 || res.Added != 2 || len(res.Done) != 0 {
+				t.Fatalf("fast path: %+v, %v; want both added to the conversation stream and deferred", res, err)
 			}
-			if res, err = pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, next, next+1)}); err != nil || len(res.Done) != 2 {
+			if res, err = pub.Publish(ctx, [][]redisstream.Entry{convEntries(conv, next, next+2)}); err != nil || len(res.Done) != 3 {
 				t.Fatalf("relay: %+v, %v", res, err)
 			}
-			if got := fanoutSeqs(t, rdb, p)[conv]; fmt.Sprint(got) != seqList(1, int(next+1)) {
-				t.Fatalf("partition %d holds %v, want %s", p, got, seqList(1, int(next+1)))
+			if got := fanoutSeqs(t, rdb, p)[conv]; fmt.Sprint(got) != seqList(1, int(next+2)) {
+				t.Fatalf("partition %d holds %v, want %s", p, got, seqList(1, int(next+2)))
 			}
 		})
 	}

@@ -100,8 +100,13 @@ func readFanout(fanout []*redis.Cmd, byConversation [][]Entry, held [][]int64, r
 			firstErr = keepFirst(firstErr, fmt.Errorf("publish the fan-out entries of conversation %s: %w", byConversation[i][0].ConversationID, err))
 			continue
 		}
-		for j, st := range statuses {
-			written, _ := st.(int64)
+		for j := range held[i] {
+			// strict mode stops at its first deferral: the entries after it have no status, and
+			// are deferred as well
+			written := int64(-1)
+			if j < len(statuses) {
+				written, _ = statuses[j].(int64)
+			}
 			if written < 0 {
 				// the conversation half wrote it (live delivery has it); the relay writes the
 				// fan-out entry, counted then as repaired, so the message counts once as added
