@@ -41,6 +41,7 @@ var adapterSet = wire.NewSet(
 	wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)),
 	wire.Bind(new(delivery.Source), new(*redisstream.Backlog)),
 	wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)),
+	wire.Bind(new(messaging.DurableTops), new(*postgres.ReadModel)),
 	redisstream.NewLiveChannels,
 	wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)),
 	wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)),

@@ -100,7 +100,7 @@ func InitializeServer(ctx context.Context, cfg Config, log *slog.Logger) (*Serve
 	fanoutListener := messaging.NewFanoutListener(fanoutEnabled, keys, universalClient, hub, log)
 	liveRecheck := cfg.LiveRecheck
 	liveEnabled := NewLiveEnabled(cfg)
-	liveListener := messaging.NewLiveListener(liveChannels, handler, backlog, hub, liveRecheck, liveEnabled, log)
+	liveListener := messaging.NewLiveListener(liveChannels, handler, backlog, readModel, hub, liveRecheck, liveEnabled, log)
 	declaredGroups := NewDeclaredGroups(cfg)
 	fanoutTrimmer := redisstream.NewFanoutTrimmer(universalClient, fanoutPartitions, declaredGroups)
 	background := Background{
@@ -150,7 +150,7 @@ func InitializeMigrator(ctx context.Context, dsn postgres.DSN) (*postgres.Migrat
 var configSet = wire.FieldsOf(new(Config),
 	"DatabaseURL", "RedisURL", "HTTPAddr", "JWTSecret", "StreamMaxLen", "PubSubCompat", "FanoutPartitions", "SendRate", "Groups", "LiveRecheck")
 
-var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
+var adapterSet = wire.NewSet(postgres.NewPool, postgres.NewMigrator, postgres.NewConversationRepository, wire.Bind(new(conversation.Repository), new(*postgres.ConversationRepository)), postgres.NewReadModel, postgres.NewClientSyncRepository, redisstream.NewClientSyncCache, redisstream.NewBacklog, wire.Bind(new(redisstream.HistoryReader), new(*postgres.ReadModel)), wire.Bind(new(delivery.Source), new(*redisstream.Backlog)), wire.Bind(new(messaging.StreamTops), new(*redisstream.Backlog)), wire.Bind(new(messaging.DurableTops), new(*postgres.ReadModel)), redisstream.NewLiveChannels, wire.Bind(new(delivery.Interest), new(*redisstream.LiveChannels)), wire.Bind(new(messaging.LiveFeed), new(*redisstream.LiveChannels)), NewConsumerName,
 	NewFanoutUnmarshaller, redisstream.NewGroupSubscribers, wire.Bind(new(messaging.SubscriberFactory), new(*redisstream.GroupSubscribers)), redisstream.NewDeadLetterPublisher, wire.Bind(new(message.Publisher), new(*redisstream2.Publisher)), redisstream.NewPresence, wire.Bind(new(websocket.PresenceRecorder), new(*redisstream.Presence)), redisstream.NewOfflineCounter, redisstream.NewFanoutTrimmer, NewDeclaredGroups, redisstream.NewClient, redisstream.NewDualStreamPublisher, wire.Bind(new(outbox.Publisher), new(*redisstream.DualStreamPublisher)), NewMembershipNotifier, outbox.NewRelay, wire.Bind(new(redisstream.PartitionOwner), new(*outbox.Relay)), outbox.NewFastPath, wire.Bind(new(outbox.NextPublisher), new(*redisstream.DualStreamPublisher)), wire.Bind(new(postgres.OutboxSignal), new(*outbox.FastPath)), redisstream.NewStreamInspector, postgres.NewOutboxInspector,
 )
 

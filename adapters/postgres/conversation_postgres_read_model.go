@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,6 +61,34 @@ func (r *ReadModel) ConversationsOf(ctx context.Context, user conversation.UserI
 }
 
 const messageColumns = `id, conversation_id, seq, sender_id, client_msg_id, body, created_at`
+
+// LastSeqs returns the last committed seq of each of the conversations that exist, in one
+// query (messaging.DurableTops: what the live listener compares with after a reconnect).
+func (r *ReadModel) LastSeqs(ctx context.Context, ids []conversation.ID) (map[conversation.ID]int64, error) {
+	byText := make(map[string]conversation.ID, len(ids))
+	texts := make([]string, len(ids))
+	for i, id := range ids {
+		texts[i] = strings.ToLower(string(id))
+		byText[texts[i]] = id
+	}
+	rows, err := r.pool.Query(ctx, `SELECT id::text, last_seq FROM conversations WHERE id = ANY($1::uuid[])`, texts)
+	if err != nil {
+		return nil, fmt.Errorf("read last seqs: %w", err)
+	}
+	out := make(map[conversation.ID]int64, len(ids))
+	var (
+		id  string
+		seq int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+		out[byText[id]] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read last seqs: %w", err)
+	}
+	return out, nil
+}
 
 func (r *ReadModel) MessagesAfter(ctx context.Context, id conversation.ID, afterSeq int64, limit int) ([]conversation.Message, error) {
 	return queryMessages(ctx, r.pool, `SELECT `+messageColumns+` FROM messages

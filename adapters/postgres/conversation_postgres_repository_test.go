@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,5 +362,31 @@ func TestARefusedWriterNeverTakesTheRowLock(t *testing.T) {
 	// then the refusal comes at once, without waiting for the lock
 	if !errors.Is(err, conversation.ErrNotFound) {
 		t.Fatalf("a non-participant's post: %v, want ErrNotFound without waiting for the row lock", err)
+	}
+}
+
+// LastSeqs reads the last committed seq of the conversations that exist, in one query, keyed by
+// the ids asked for (an upper-case id is found too); an unknown conversation is left out.
+func TestLastSeqsReadsEachExistingConversationsLastSeq(t *testing.T) {
+	ctx := context.Background()
+	repo, pool, _ := newRepo(t)
+	alice := conversation.UserID(uuid.NewString())
+	busy, quiet := startConversation(t, repo, alice), startConversation(t, repo, alice)
+	for i := range 3 {
+		if err := repo.Update(ctx, busy.ID(), func(c *conversation.Conversation) error {
+			_, err := c.PostMessage(post(fmt.Sprint(i), alice))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upper := conversation.ID(strings.ToUpper(string(busy.ID())))
+	unknown := conversation.ID(uuid.NewString())
+
+	got, err := postgres.NewReadModel(pool).LastSeqs(ctx, []conversation.ID{upper, quiet.ID(), unknown})
+
+	want := map[conversation.ID]int64{upper: 3, quiet.ID(): 0}
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("LastSeqs: %v %v, want %v", got, err, want)
 	}
 }

@@ -162,8 +162,10 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 	onSubscribed func(conv conversation.ID, again bool), onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
 	// the channels this connection confirmed and did not give up since: a confirmation of one of
-	// them is a re-subscription after go-redis opened the connection again
+	// them is a re-subscription after go-redis opened the connection again; so is any
+	// confirmation soon after a failed read (a channel whose subscription was on its way then)
 	confirmed := map[string]struct{}{}
+	var failedAt time.Time
 	// each read has a deadline (liveDeadAfter): go-redis drops a connection whose read timed out
 	// and dials again on the next Receive, which subscribes it to the channels again
 	deadline := renewingDeadline{parent: ctx, d: liveDeadAfter}
@@ -175,6 +177,7 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 				return
 			}
 			l.down.Failed(err)
+			failedAt = time.Now()
 			// go-redis opens the connection again (and re-subscribes) on the next Receive; a
 			// Redis that stays away is asked at most ten times a second, as go-redis's Channel does
 			if failures++; failures > 1 && ctxsleep.Sleep(ctx, 100*time.Millisecond) != nil {
@@ -204,6 +207,7 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 			case "ssubscribe", "subscribe":
 				l.stats.Confirmations.Add(1)
 				_, again := confirmed[m.Channel]
+				again = again || (!failedAt.IsZero() && time.Since(failedAt) < liveDeadAfter)
 				confirmed[m.Channel] = struct{}{}
 				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)), again)
 			case "sunsubscribe", "unsubscribe":

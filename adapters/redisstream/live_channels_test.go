@@ -64,7 +64,8 @@ func startLiveTops(t *testing.T, rdb, live redis.UniversalClient, partitions red
 	channels := redisstream.NewLiveChannels(live, partitions, log)
 	backlog := redisstream.NewBacklog(rdb, history, quiet)
 	hub := delivery.NewHub(backlog, channels, quiet)
-	listener := messaging.NewLiveListener(channels, revocations{}, tops(backlog), hub, messaging.LiveRecheck(recheck), true, quiet)
+	listener := messaging.NewLiveListener(channels, revocations{}, tops(backlog), durableOf{backlog, history}, hub,
+		messaging.LiveRecheck(recheck), true, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = listener.Run(ctx) }()
@@ -291,6 +292,30 @@ func (f *failOnce) Tops(ctx context.Context, convs []conversation.ID) (map[conve
 		return nil, fmt.Errorf("LOADING Redis is loading the dataset in memory")
 	}
 	return f.tops.Tops(ctx, convs)
+}
+
+// durableOf stands in for Postgres's last seqs: Postgres holds what the streams hold, and what
+// history holds beyond.
+type durableOf struct {
+	streams messaging.StreamTops
+	history redisstream.HistoryReader
+}
+
+func (d durableOf) LastSeqs(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error) {
+	tops, err := d.streams.Tops(ctx, convs)
+	if err != nil {
+		return nil, err
+	}
+	for _, conv := range convs {
+		msgs, err := d.history.MessagesAfter(ctx, conv, tops[conv], 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(msgs); n > 0 {
+			tops[conv] = msgs[n-1].Seq
+		}
+	}
+	return tops, nil
 }
 
 // storedHistory stands in for Postgres: the messages added to it.

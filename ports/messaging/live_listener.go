@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -28,6 +27,12 @@ type StreamTops interface {
 	Tops(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error)
 }
 
+// DurableTops reads the last committed seq of conversations (postgres.ReadModel): after a
+// reconnect the streams may have lost their newest entries, so they are not asked.
+type DurableTops interface {
+	LastSeqs(ctx context.Context, convs []conversation.ID) (map[conversation.ID]int64, error)
+}
+
 // LiveRecheck is how often the conversations that had live traffic are compared with their
 // streams (NOVA_LIVE_RECHECK); every followed conversation is compared every fullRecheckRounds.
 type LiveRecheck time.Duration
@@ -43,13 +48,15 @@ const fullRecheckRounds = 12
 // or before a channel's subscription took effect) is found by comparing each followed
 // conversation with its stream's newest entry: when a subscription is confirmed and on a slow
 // timer (conversations with recent traffic every round, all of them every fullRecheckRounds
-// rounds). A re-subscription after a reconnect is not compared with the stream: the Redis that
-// came back may have lost the stream's newest entries with their Pub/Sub messages, so every
-// subscription of the conversation catches up, from the stream and then from Postgres.
+// rounds). A re-subscription after a reconnect is compared with Postgres instead (one query per
+// 1,000 conversations): the Redis that came back may have lost the stream's newest entries with
+// their Pub/Sub messages, and the subscriptions behind catch up, from the stream and then from
+// Postgres.
 type LiveListener struct {
 	feed    LiveFeed
 	revoker Revoker
 	tops    StreamTops
+	durable DurableTops
 	hub     *delivery.Hub
 	every   time.Duration
 	enabled bool
@@ -65,11 +72,12 @@ type LiveListener struct {
 // LiveEnabled is false when an A/B run delivers from the fan-out stream instead.
 type LiveEnabled bool
 
-func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, hub *delivery.Hub, every LiveRecheck, enabled LiveEnabled, log *slog.Logger) *LiveListener {
-	if feed == nil || revoker == nil || tops == nil || hub == nil || log == nil || every <= 0 {
+func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, durable DurableTops, hub *delivery.Hub, every LiveRecheck,
+	enabled LiveEnabled, log *slog.Logger) *LiveListener {
+	if feed == nil || revoker == nil || tops == nil || durable == nil || hub == nil || log == nil || every <= 0 {
 		panic("messaging.NewLiveListener: nil dependency")
 	}
-	return &LiveListener{feed: feed, revoker: revoker, tops: tops, hub: hub, every: time.Duration(every), enabled: bool(enabled),
+	return &LiveListener{feed: feed, revoker: revoker, tops: tops, durable: durable, hub: hub, every: time.Duration(every), enabled: bool(enabled),
 		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
 		active: map[conversation.ID]struct{}{},
 		kick:   make(chan struct{}, 1)}
@@ -115,7 +123,7 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 	t := time.NewTicker(l.every)
 	defer t.Stop()
 	for round := 1; ; {
-		var convs []conversation.ID
+		var convs, resync []conversation.ID
 		select {
 		case <-ctx.Done():
 			return
@@ -133,29 +141,34 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 			round++
 		case <-l.kick:
 			l.mu.Lock()
+			for conv := range l.resync {
+				resync = append(resync, conv)
+			}
 			for conv := range l.pending {
 				if _, again := l.resync[conv]; !again {
 					convs = append(convs, conv)
 				}
 			}
 			clear(l.pending)
-			for conv := range l.resync {
-				l.hub.CatchUpTo(conv, math.MaxInt64)
-			}
 			clear(l.resync)
 			l.mu.Unlock()
 		}
-		l.compare(ctx, convs)
+		l.compare(ctx, convs, l.tops.Tops, false)
+		l.compare(ctx, resync, l.durable.LastSeqs, true)
 	}
 }
 
 // retryLater queues convs, which could not be compared, for another comparison in a second:
 // a confirmation's comparison is what covers a new subscription's hand-over, and the full
 // round would come only a minute later.
-func (l *LiveListener) retryLater(convs []conversation.ID) {
+func (l *LiveListener) retryLater(convs []conversation.ID, again bool) {
 	l.mu.Lock()
 	for _, conv := range convs {
-		l.pending[conv] = struct{}{}
+		if again {
+			l.resync[conv] = struct{}{}
+		} else {
+			l.pending[conv] = struct{}{}
+		}
 	}
 	l.mu.Unlock()
 	time.AfterFunc(compareRetry, func() {
@@ -169,16 +182,19 @@ func (l *LiveListener) retryLater(convs []conversation.ID) {
 // compareRetry is how soon conversations whose comparison failed are compared again.
 const compareRetry = time.Second
 
-// compare asks each conversation's subscriptions to catch up to its stream's newest entry.
-func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID) {
+// compare asks each conversation's subscriptions to catch up to the newest seq top reads for
+// it: from the streams, or after a reconnect (again) from Postgres.
+func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID,
+	top func(context.Context, []conversation.ID) (map[conversation.ID]int64, error), again bool) {
 	const chunk = 1000
 	for len(convs) > 0 && ctx.Err() == nil {
 		n := min(chunk, len(convs))
-		tops, err := l.tops.Tops(ctx, convs[:n])
+		tops, err := top(ctx, convs[:n])
 		if err != nil {
 			if ctx.Err() == nil {
-				l.log.Warn("cannot read conversation streams to re-check live delivery; retrying in a second", "error", err)
-				l.retryLater(convs)
+				l.log.Warn("cannot read the conversations' newest seqs to re-check live delivery; retrying in a second",
+					"after_reconnect", again, "error", err)
+				l.retryLater(convs, again)
 			}
 			return
 		}
