@@ -8,6 +8,7 @@ import (
 
 	"github.com/nova-chat/nova/application/delivery"
 	"github.com/nova-chat/nova/domain/conversation"
+	"github.com/nova-chat/nova/internal/outagelog"
 )
 
 // LiveFeed is the Redis side of interest-based delivery: it carries the live messages of the
@@ -61,6 +62,7 @@ type LiveListener struct {
 	every   time.Duration
 	enabled bool
 	log     *slog.Logger
+	down    *outagelog.Log // comparisons that cannot read the newest seqs, logged once an outage
 
 	mu      sync.Mutex
 	pending map[conversation.ID]struct{} // confirmed subscriptions to compare now
@@ -77,8 +79,11 @@ func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, durable Du
 	if feed == nil || revoker == nil || tops == nil || durable == nil || hub == nil || log == nil || every <= 0 {
 		panic("messaging.NewLiveListener: nil dependency")
 	}
-	return &LiveListener{feed: feed, revoker: revoker, tops: tops, durable: durable, hub: hub, every: time.Duration(every), enabled: bool(enabled),
-		log: log.With("component", "live-listener"), pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
+	log = log.With("component", "live-listener")
+	return &LiveListener{feed: feed, revoker: revoker, tops: tops, durable: durable, hub: hub, log: log,
+		down: outagelog.New(log, "cannot read the conversations' newest seqs to re-check live delivery; retrying every second",
+			"live delivery re-checks read the newest seqs again"), every: time.Duration(every), enabled: bool(enabled),
+		pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
 		active: map[conversation.ID]struct{}{},
 		kick:   make(chan struct{}, 1)}
 }
@@ -192,12 +197,12 @@ func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID,
 		tops, err := top(ctx, convs[:n])
 		if err != nil {
 			if ctx.Err() == nil {
-				l.log.Warn("cannot read the conversations' newest seqs to re-check live delivery; retrying in a second",
-					"after_reconnect", again, "error", err)
+				l.down.Failed(err, "after_reconnect", again)
 				l.retryLater(convs, again)
 			}
 			return
 		}
+		l.down.OK()
 		for conv, top := range tops {
 			l.hub.CatchUpTo(conv, top)
 		}
