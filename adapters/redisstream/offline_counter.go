@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -59,6 +60,14 @@ type offlineCall struct {
 	n    int
 	err  error
 	done chan struct{}
+	// closed is set with done closed, by the goroutine that runs the call's round
+	closed bool
+}
+
+// finish answers the call with its n and err.
+func (c *offlineCall) finish() {
+	c.closed = true
+	close(c.done)
 }
 
 func NewOfflineCounter(client redis.UniversalClient) *OfflineCounter {
@@ -122,7 +131,7 @@ func (o *OfflineCounter) flush(ctx context.Context) {
 	batch := o.queued
 	o.queued = nil
 	o.mu.Unlock()
-	o.run(ctx, batch)
+	o.runSafely(ctx, batch)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queued) == 0 {
@@ -130,6 +139,24 @@ func (o *OfflineCounter) flush(ctx context.Context) {
 		return
 	}
 	go o.flush(context.WithoutCancel(ctx))
+}
+
+// runSafely is run, with a panic in it (a bug) turned into the error of every call it had not
+// answered: the other handlers' calls wait on this round, which may run on a goroutine of its
+// own, where a panic would end the process.
+func (o *OfflineCounter) runSafely(ctx context.Context, calls []*offlineCall) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("panic while counting offline messages: %v\n%s", r, debug.Stack())
+			for _, c := range calls {
+				if !c.closed {
+					c.n, c.err = 0, err
+					c.finish()
+				}
+			}
+		}
+	}()
+	o.run(ctx, calls)
 }
 
 // run sends the calls' scripts in one pipeline and completes each call. It runs for other
@@ -156,7 +183,7 @@ func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 			cmds[i] = countOffline.Run(ctx, o.client, c.keys, args(c)...)
 		}
 		c.n, c.err = cmds[i].Int()
-		close(c.done)
+		c.finish()
 	}
 }
 
@@ -185,7 +212,7 @@ func (o *OfflineCounter) runAcrossSlots(ctx context.Context, calls []*offlineCal
 		}
 	}
 	for _, c := range calls {
-		close(c.done)
+		c.finish()
 	}
 }
 

@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,6 +255,40 @@ func (slowPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { ret
 func (h slowPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		time.Sleep(h.d)
+		return next(ctx, cmds)
+	}
+}
+
+// A round that panics (a bug, here in a client hook) answers each of its calls with an error
+// instead of leaving them waiting (or, on the goroutine that sends a later round, ending the
+// process), and the calls after it are counted as usual.
+func TestARoundThatPanicsAnswersItsCallsWithAnError(t *testing.T) {
+	ctx := context.Background()
+	client := testinfra.StartRedis(t).Client()
+	client.AddHook(panicOnce{&atomic.Bool{}})
+	counter := redisstream.NewOfflineCounter(client)
+
+	_, err := counter.CountOffline(ctx, "g", "c", 1, []conversation.UserID{"alice"})
+	if err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("the call of the round that panicked: %v, want an error about the panic", err)
+	}
+	fresh, err := counter.CountOffline(ctx, "g", "c", 1, []conversation.UserID{"alice"})
+	if err != nil || !fresh {
+		t.Fatalf("the call after it: %v %v, want the message counted", fresh, err)
+	}
+}
+
+// panicOnce panics in the first pipeline.
+type panicOnce struct{ done *atomic.Bool }
+
+func (panicOnce) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (panicOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h panicOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.done.CompareAndSwap(false, true) {
+			panic("a bug")
+		}
 		return next(ctx, cmds)
 	}
 }
