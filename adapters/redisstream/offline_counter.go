@@ -60,14 +60,6 @@ type offlineCall struct {
 	n    int
 	err  error
 	done chan struct{}
-	// closed is set with done closed, by the goroutine that runs the call's round
-	closed bool
-}
-
-// finish answers the call with its n and err.
-func (c *offlineCall) finish() {
-	c.closed = true
-	close(c.done)
 }
 
 func NewOfflineCounter(client redis.UniversalClient) *OfflineCounter {
@@ -149,9 +141,11 @@ func (o *OfflineCounter) runSafely(ctx context.Context, calls []*offlineCall) {
 		if r := recover(); r != nil {
 			err := fmt.Errorf("panic while counting offline messages: %v\n%s", r, debug.Stack())
 			for _, c := range calls {
-				if !c.closed {
+				select {
+				case <-c.done: // answered before the panic
+				default:
 					c.n, c.err = 0, err
-					c.finish()
+					close(c.done)
 				}
 			}
 		}
@@ -183,7 +177,7 @@ func (o *OfflineCounter) run(ctx context.Context, calls []*offlineCall) {
 			cmds[i] = countOffline.Run(ctx, o.client, c.keys, args(c)...)
 		}
 		c.n, c.err = cmds[i].Int()
-		c.finish()
+		close(c.done)
 	}
 }
 
@@ -212,7 +206,7 @@ func (o *OfflineCounter) runAcrossSlots(ctx context.Context, calls []*offlineCal
 		}
 	}
 	for _, c := range calls {
-		c.finish()
+		close(c.done)
 	}
 }
 
