@@ -111,13 +111,26 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 // recheck queues conv for a comparison with its stream, or after a reconnect (again) for a
 // catch-up (called for every confirmation).
 func (l *LiveListener) recheck(conv conversation.ID, again bool) {
-	l.mu.Lock()
+	l.queue([]conversation.ID{conv}, again)
+	l.wake()
+}
+
+// queue notes convs for the next comparison: with their streams, or after a reconnect (again)
+// with Postgres.
+func (l *LiveListener) queue(convs []conversation.ID, again bool) {
+	set := l.pending
 	if again {
-		l.resync[conv] = struct{}{}
-	} else {
-		l.pending[conv] = struct{}{}
+		set = l.resync
+	}
+	l.mu.Lock()
+	for _, conv := range convs {
+		set[conv] = struct{}{}
 	}
 	l.mu.Unlock()
+}
+
+// wake makes the recheck loop compare what is queued.
+func (l *LiveListener) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
@@ -167,21 +180,8 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 // a confirmation's comparison is what covers a new subscription's hand-over, and the full
 // round would come only a minute later.
 func (l *LiveListener) retryLater(convs []conversation.ID, again bool) {
-	l.mu.Lock()
-	for _, conv := range convs {
-		if again {
-			l.resync[conv] = struct{}{}
-		} else {
-			l.pending[conv] = struct{}{}
-		}
-	}
-	l.mu.Unlock()
-	time.AfterFunc(compareRetry, func() {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
-	})
+	l.queue(convs, again)
+	time.AfterFunc(compareRetry, l.wake)
 }
 
 // compareRetry is how soon conversations whose comparison failed are compared again.
