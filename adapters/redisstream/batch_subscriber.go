@@ -43,11 +43,9 @@ type batchSubscriber struct {
 	// stream it does not own it reads only while the group stalls or falls behind on it
 	// (needsHelp)
 	owns func(stream string) bool
-	// shouldClaim decides about an entry pending past ClaimIdle (redrive it if it was trimmed)
-	shouldClaim func(ctx context.Context, stream string, xp redis.XPendingExt) bool
-	// redrive re-publishes the message of a pending entry trimmed from stream, and acks the
-	// dead id (redriver.redrive)
-	redrive func(ctx context.Context, stream, id string) error
+	// redrive re-publishes pending entries trimmed from a stream from Postgres, and decides about
+	// an entry pending past ClaimIdle (shouldClaim: redrive it if it was trimmed)
+	redrive redriver
 	claims  *atomic.Int64
 	helped  *atomic.Int64 // new entries read from streams this consumer does not own
 	log     *slog.Logger
@@ -204,7 +202,7 @@ func (s *batchSubscriber) handle(ctx context.Context, stream string, entries []r
 			// message is published again from Postgres, as the claim loop does for a dead
 			// consumer's; if that fails it stays pending, and the claim loop tries again once it
 			// has been idle ClaimIdle.
-			if err := s.redrive(ctx, stream, e.ID); err != nil && ctx.Err() == nil {
+			if err := s.redrive.redrive(ctx, stream, s.group, e.ID); err != nil && ctx.Err() == nil {
 				s.log.Error("a pending fan-out entry was trimmed before it was acknowledged and could not be re-published",
 					"entry_id", e.ID, "error", err)
 			}
@@ -368,7 +366,7 @@ func (s *batchSubscriber) claim(ctx context.Context, stream string, out chan<- *
 			}
 			var ids []string
 			for _, xp := range pending {
-				if s.shouldClaim(ctx, stream, xp) && xp.Consumer != s.consumer {
+				if s.redrive.shouldClaim(ctx, stream, s.group, xp) && xp.Consumer != s.consumer {
 					ids = append(ids, xp.ID)
 				}
 			}

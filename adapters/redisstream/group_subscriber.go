@@ -120,12 +120,7 @@ func (g *GroupSubscribers) For(ctx context.Context, group string) (message.Subsc
 		claims:  g.claims.of(group),
 		helped:  g.helped.of(group),
 		closing: make(chan struct{}),
-		shouldClaim: func(ctx context.Context, stream string, xp redis.XPendingExt) bool {
-			return rd.shouldClaim(ctx, stream, group, xp)
-		},
-		redrive: func(ctx context.Context, stream, id string) error {
-			return rd.redrive(ctx, stream, group, id)
-		},
+		redrive: rd,
 	}, nil
 }
 
