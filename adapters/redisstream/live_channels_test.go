@@ -74,10 +74,12 @@ func startLiveTops(t *testing.T, rdb, live redis.UniversalClient, partitions red
 		pub: redisstream.NewDualStreamPublisher(rdb, 1000, false, partitions)}
 }
 
-// revocations ignores membership notices (these tests send none).
+// revocations ignores membership notices (these tests send none) and re-checks (everyone stays).
 type revocations struct{}
 
 func (revocations) Revoke(conversation.ID, conversation.UserID) {}
+
+func (revocations) Reverify(context.Context, conversation.ID) error { return nil }
 
 func (r *liveRig) entries(conv conversation.ID, n int) []redisstream.Entry {
 	out := make([]redisstream.Entry, n)

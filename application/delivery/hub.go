@@ -167,6 +167,17 @@ func (h *Hub) Following() []conversation.ID {
 	return out
 }
 
+// Sinks lists the sinks subscribed to conv at this moment.
+func (h *Hub) Sinks(conv conversation.ID) []Sink {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]Sink, 0, len(h.subs[conv]))
+	for s := range h.subs[conv] {
+		out = append(out, s.sink)
+	}
+	return out
+}
+
 // CatchUpTo tells conv's subscriptions that the conversation holds messages up to top: each one
 // behind it fetches what it misses (a live message that was lost, or the last of a burst).
 func (h *Hub) CatchUpTo(conv conversation.ID, top int64) {

@@ -20,7 +20,11 @@ type LiveFeed interface {
 
 // Revoker ends a user's live subscriptions to a conversation they left (the WebSocket port).
 type Revoker interface {
+	// Revoke: user was removed from conv (a notice on its live channel).
 	Revoke(conv conversation.ID, user conversation.UserID)
+	// Reverify checks conv's local subscribers against its participants afresh: conv's channel
+	// was only just confirmed, so a notice published before was not heard.
+	Reverify(ctx context.Context, conv conversation.ID) error
 }
 
 // StreamTops reads the newest seq of conversation streams (redisstream.Backlog).
@@ -63,12 +67,17 @@ type LiveListener struct {
 	enabled bool
 	log     *slog.Logger
 	down    *outagelog.Log // comparisons that cannot read the newest seqs, logged once an outage
+	unsure  *outagelog.Log // membership re-checks that cannot read the participants
 
 	mu      sync.Mutex
 	pending map[conversation.ID]struct{} // confirmed subscriptions to compare now
 	resync  map[conversation.ID]struct{} // re-subscriptions after a reconnect, to catch up now
 	active  map[conversation.ID]struct{} // conversations with live traffic since the last round
 	kick    chan struct{}
+
+	vmu        sync.Mutex
+	unverified map[conversation.ID]struct{} // confirmed channels whose subscribers to re-check
+	vkick      chan struct{}
 }
 
 // LiveEnabled is false when an A/B run delivers from the fan-out stream instead.
@@ -84,8 +93,10 @@ func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, durable Du
 		down: outagelog.New(log, "cannot read the conversations' newest seqs to re-check live delivery; retrying every second",
 			"live delivery re-checks read the newest seqs again"), every: time.Duration(every), enabled: bool(enabled),
 		pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
-		active: map[conversation.ID]struct{}{},
-		kick:   make(chan struct{}, 1)}
+		unsure: outagelog.New(log, "cannot re-check the membership of newly followed conversations; the keep-alive rounds check it",
+			"membership re-checks of newly followed conversations read Postgres again"),
+		active: map[conversation.ID]struct{}{}, unverified: map[conversation.ID]struct{}{},
+		kick: make(chan struct{}, 1), vkick: make(chan struct{}, 1)}
 }
 
 // Run listens until ctx ends.
@@ -93,10 +104,11 @@ func (l *LiveListener) Run(ctx context.Context) error {
 	if !l.enabled {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); l.recheckLoop(ctx) }()
-	err := l.feed.Run(ctx, l.deliver, l.recheck, l.revoker.Revoke)
-	<-done
+	var loops sync.WaitGroup
+	loops.Go(func() { l.recheckLoop(ctx) })
+	loops.Go(func() { l.verifyLoop(ctx) })
+	err := l.feed.Run(ctx, l.deliver, l.confirmed, l.revoker.Revoke)
+	loops.Wait()
 	return err
 }
 
@@ -108,11 +120,19 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 	l.hub.Publish(conv, it)
 }
 
-// recheck queues conv for a comparison with its stream, or after a reconnect (again) for a
-// catch-up (called for every confirmation).
-func (l *LiveListener) recheck(conv conversation.ID, again bool) {
+// confirmed hears every confirmation of a channel: conv is queued for a comparison with its
+// stream, or after a reconnect (again) for a catch-up, and for a membership re-check (a removal
+// notice published before the confirmation was not heard).
+func (l *LiveListener) confirmed(conv conversation.ID, again bool) {
 	l.queue([]conversation.ID{conv}, again)
 	l.wake()
+	l.vmu.Lock()
+	l.unverified[conv] = struct{}{}
+	l.vmu.Unlock()
+	select {
+	case l.vkick <- struct{}{}:
+	default:
+	}
 }
 
 // queue notes convs for the next comparison: with their streams, or after a reconnect (again)
@@ -175,6 +195,44 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 		l.compare(ctx, resync, l.durable.LastSeqs, true)
 	}
 }
+
+// verifyLoop re-checks the membership of conversations whose channels were confirmed, one at a
+// time, so a reconnect confirming thousands at once asks Postgres one query after another. One
+// that cannot be read is left to the connections' keep-alive rounds, which check every
+// subscription's membership and close connections that cannot be checked for long.
+func (l *LiveListener) verifyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.vkick:
+		}
+		l.vmu.Lock()
+		convs := make([]conversation.ID, 0, len(l.unverified))
+		for conv := range l.unverified {
+			convs = append(convs, conv)
+		}
+		clear(l.unverified)
+		l.vmu.Unlock()
+		for _, conv := range convs {
+			rctx, cancel := context.WithTimeout(ctx, reverifyTimeout)
+			err := l.revoker.Reverify(rctx, conv)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				l.unsure.Failed(err, "conversation_id", conv)
+				continue
+			}
+			l.unsure.OK()
+		}
+	}
+}
+
+// reverifyTimeout bounds one membership re-check, so a Postgres that hangs holds up the re-checks
+// (and not for good) rather than anything else.
+const reverifyTimeout = 5 * time.Second
 
 // retryLater queues convs, which could not be compared, for another comparison in a second:
 // a confirmation's comparison is what covers a new subscription's hand-over, and the full

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -13,6 +15,10 @@ import (
 )
 
 // Subscriptions: subscribe, unsubscribe, and the keep-alive re-check of membership.
+
+// testHookChecked, set only by tests, runs in subscribe between the membership check and the
+// subscription, where a removal can come in between.
+var testHookChecked atomic.Pointer[func(conv conversation.ID, user conversation.UserID)]
 
 func (c *conn) subscribe(f inFrame) {
 	conv, err := conversation.ParseID(f.ConversationID)
@@ -29,10 +35,17 @@ func (c *conn) subscribe(f inFrame) {
 			fmt.Sprintf("at most %d subscriptions per connection; unsubscribe from one first", c.h.opts.MaxSubscriptions)))
 		return
 	}
+	// a removal heard from here until the subscription is stored may not find it, so it is
+	// checked again after if one of this conversation's was (the notice, or a re-check after the
+	// channel's confirmation for one published before)
+	version := c.h.members.version(conv)
 	snap, err := c.h.app.Queries.Conversations.Get(c.ctx, c.user, conv)
 	if err != nil {
 		c.sendError(f.ID, apierror.From(err))
 		return
+	}
+	if hook := testHookChecked.Load(); hook != nil {
+		(*hook)(conv, c.user)
 	}
 	from := snap.LastSeq // with neither since_seq nor a stored cursor: the live end
 	if f.SinceSeq != nil {
@@ -57,6 +70,9 @@ func (c *conn) subscribe(f inFrame) {
 	c.subsMu.Lock()
 	c.subs[conv] = sub
 	c.subsMu.Unlock()
+	if c.h.members.version(conv) != version && !c.stillMember(conv) {
+		return
+	}
 	if err := c.h.app.Commands.AcknowledgeSync.Synced(c.ctx, c.user, conv); err != nil {
 		c.h.offlineDown.Failed(err, "conversation_id", conv)
 	} else {
@@ -110,6 +126,22 @@ func (c *conn) revalidate() {
 		c.h.membershipDown.Failed(errors.New("membership unchecked"), "user_id", c.user, "unchecked_for", doubt.Round(time.Second))
 		c.closeWith(websocket.StatusGoingAway, "membership cannot be checked; reconnect")
 	}
+}
+
+// stillMember reads conv's participants afresh and ends its subscription unless the user is
+// still one of them (false). When they cannot be read, the subscription stays and the next
+// keep-alive round checks again (revalidate).
+func (c *conn) stillMember(conv conversation.ID) bool {
+	participants, err := c.h.members.refresh(c.ctx, conv)
+	if err != nil {
+		c.h.membershipDown.Failed(err, "conversation_id", conv)
+		return true
+	}
+	if !slices.Contains(participants, c.user) {
+		c.endSubscription(conv)
+		return false
+	}
+	return true
 }
 
 // endSubscription ends conv's subscription because the user is no longer a participant: nothing

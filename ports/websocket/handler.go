@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -292,6 +293,27 @@ func (h *Handler) Revoke(conv conversation.ID, user conversation.UserID) {
 	for _, c := range theirs {
 		c.endSubscription(conv)
 	}
+}
+
+// Reverify reads conv's participants afresh and ends the local subscriptions of users no
+// longer among them (messaging.Revoker). The live listener calls it when conv's channel is
+// confirmed: a removal notice published before that was not heard here.
+func (h *Handler) Reverify(ctx context.Context, conv conversation.ID) error {
+	h.members.changed(conv) // first: a subscribe not yet among the sinks checks again itself
+	sinks := h.hub.Sinks(conv)
+	if len(sinks) == 0 {
+		return nil
+	}
+	participants, err := h.members.refresh(ctx, conv)
+	if err != nil {
+		return err
+	}
+	for _, s := range sinks {
+		if c, ok := s.(*conn); ok && !slices.Contains(participants, c.user) {
+			c.endSubscription(conv)
+		}
+	}
+	return nil
 }
 
 // Shutdown closes every connection with 1001 (going away) and waits for them to finish, within
