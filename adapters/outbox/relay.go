@@ -377,13 +377,14 @@ const leaderStallBound = 3 * time.Second
 
 // relayIfLeaderStalls relays those of the given shards (led by other instances) whose oldest
 // row has waited past the bound: only those, so one frozen leader does not make every instance
-// relay every shard. Each shard's oldest row is found by walking the outbox's id index.
+// relay every shard. Each shard's oldest row is found by walking the outbox's id index; how long
+// it waited is read off the database's clock alone (queued_at), whatever the instances' clocks say.
 func (r *Relay) relayIfLeaderStalls(ctx context.Context, shards []int) {
 	var stalled []int
 	err := bounded(ctx, func(ctx context.Context) error {
 		rows, err := r.pool.Query(ctx, `SELECT s FROM unnest($1::int[]) s WHERE EXISTS (
-			SELECT 1 FROM (SELECT created_at FROM outbox o WHERE `+shardOf("o", 2)+` = s ORDER BY id LIMIT 1) oldest
-			WHERE oldest.created_at < now() - make_interval(secs => $3))`, shards, r.shards, leaderStallBound.Seconds())
+			SELECT 1 FROM (SELECT queued_at FROM outbox o WHERE `+shardOf("o", 2)+` = s ORDER BY id LIMIT 1) oldest
+			WHERE oldest.queued_at < now() - make_interval(secs => $3))`, shards, r.shards, leaderStallBound.Seconds())
 		if err == nil {
 			stalled, err = pgx.CollectRows(rows, pgx.RowTo[int])
 		}

@@ -106,3 +106,44 @@ func (f *fixture) eventuallyEveryStreamHolds(t *testing.T, convs []string, n int
 		return true
 	})
 }
+
+// Whether a leader stalls is judged by the database's clock: a row from an instance whose clock
+// runs an hour behind is not taken for a stalled leader's, and a row queued long ago is.
+func TestAStalledLeaderIsJudgedByTheDatabasesClockNotTheSendersOne(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := f.relay()
+	outboxRows := func() (n int) {
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// given a row just committed by an instance whose clock runs an hour behind
+	tx := f.begin(t)
+	addRow(t, tx, uuid.NewString(), 1)
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET created_at = created_at - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// when an instance that does not lead its shard looks for a stalled leader
+	r.RelayIfLeaderStalls(ctx, []int{0})
+
+	// then it leaves the row to its leader
+	if s := r.Stats(); s.TakenOver != 0 || outboxRows() != 1 {
+		t.Fatalf("took over %d times, %d rows left: a sender's slow clock read as a stalled leader", s.TakenOver, outboxRows())
+	}
+
+	// and once the row has waited past the bound by the database's clock, it relays it
+	if _, err := f.pool.Exec(ctx, `UPDATE outbox SET queued_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	r.RelayIfLeaderStalls(ctx, []int{0})
+	if s := r.Stats(); s.TakenOver != 1 || s.Relayed != 1 || outboxRows() != 0 {
+		t.Fatalf("took over %d times and relayed %d rows, %d left; want the stalled row relayed", s.TakenOver, s.Relayed, outboxRows())
+	}
+}
