@@ -61,6 +61,7 @@ type conn struct {
 	acks       map[conversation.ID]int64 // acknowledged, not yet stored durably
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 	flushing   sync.Mutex                // held while acks are being stored (flushAcks)
+	endedAt    atomic.Int64              // when the connection ended (Unix ns; 0 while it runs)
 
 	frames *rate.Limiter // frames this connection may send
 
@@ -109,8 +110,10 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	c.amu.Lock()
 	if c.flushTimer != nil {
 		c.flushTimer.Stop()
+		c.flushTimer = nil
 	}
 	c.amu.Unlock()
+	c.endedAt.Store(time.Now().UnixNano())
 	c.flushAcks(context.WithoutCancel(parent))
 	_ = c.ws.CloseNow()
 }

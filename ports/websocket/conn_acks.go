@@ -52,8 +52,15 @@ func (c *conn) scheduleFlushLocked() {
 	})
 }
 
+// finalFlushFor bounds how long a connection that ended goes on trying to store its last
+// acknowledgements while Postgres is away. After that they are left to the hot cursor in Redis
+// (a cursor read takes the higher of the two copies); should Redis lose it too, the client is
+// sent again what it acknowledged, and drops it by seq.
+const finalFlushFor = time.Minute
+
 // flushAcks stores the acknowledged cursors; flushes run one at a time, so the connection's
-// final flush comes after one the timer started.
+// final flush comes after one the timer started. Those that fail are tried again a second
+// later, while the connection runs and for finalFlushFor after it ended.
 func (c *conn) flushAcks(ctx context.Context) {
 	c.flushing.Lock()
 	defer c.flushing.Unlock()
@@ -69,13 +76,24 @@ func (c *conn) flushAcks(ctx context.Context) {
 	for conv, seq := range pending {
 		key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
 		if err := c.h.app.Commands.AcknowledgeSync.Persist(ctx, key, seq); err != nil {
-			c.h.log.Warn("cursor not stored; will retry", "conversation_id", conv, "seq", seq, "error", err)
+			c.h.durableCursorDown.Failed(err, "conversation_id", conv, "seq", seq)
 			c.amu.Lock()
 			c.acks[conv] = max(c.acks[conv], seq)
-			if ctx.Err() == nil {
-				c.scheduleFlushLocked()
-			}
 			c.amu.Unlock()
+			continue
 		}
+		c.h.durableCursorDown.OK()
 	}
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	if len(c.acks) == 0 {
+		return
+	}
+	if ended := c.endedAt.Load(); ended == 0 || time.Since(time.Unix(0, ended)) < finalFlushFor {
+		c.scheduleFlushLocked()
+		return
+	}
+	c.h.log.Warn("acknowledged cursors not stored durably; left to the hot cursors", "user_id", c.user,
+		"client_id", c.client, "conversations", len(c.acks), "tried_for", finalFlushFor)
+	clear(c.acks)
 }

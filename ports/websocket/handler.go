@@ -91,7 +91,7 @@ type Handler struct {
 	members *memberships
 
 	// Redis outages are logged once each, not once per connection, ack or subscribe
-	presenceDown, cursorDown, offlineDown, membershipDown *outagelog.Log
+	presenceDown, cursorDown, durableCursorDown, offlineDown, membershipDown *outagelog.Log
 
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
@@ -120,6 +120,8 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 		presenceDown: outagelog.New(log, "presence cannot be written: connection limits hold per instance, "+
 			"and presence is corrected by the next heartbeat or expires by itself", "presence is written again"),
 		cursorDown: outagelog.New(log, "hot cursors cannot be written; the durable copies follow", "hot cursors are written again"),
+		durableCursorDown: outagelog.New(log, "acknowledged cursors cannot be stored durably; retrying every second (the hot cursors hold them meanwhile)",
+			"acknowledged cursors are stored durably again"),
 		offlineDown: outagelog.New(log, "offline counters cannot be cleared; they expire by themselves",
 			"offline counters are cleared again"),
 		membershipDown: outagelog.New(log, "membership cannot be checked; closing connections whose subscriptions "+

@@ -577,6 +577,44 @@ func TestAckIsBoundedByLastSeqAndMovesOnlyForward(t *testing.T) {
 
 func ptr(v int64) *int64 { return &v }
 
+func TestAcksOfAConnectionThatEndedWhilePostgresWasAwayAreStoredWhenItComesBack(t *testing.T) {
+	// given bob, on an instance that reaches Postgres through a proxy the test can cut, with
+	// three messages delivered
+	rds := testinfra.StartRedis(t)
+	dbURL := testinfra.NewDatabase(t)
+	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, dbURL)
+	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL()})
+	alice := testinfra.NewUser(t, inst.URL)
+	bob := testinfra.NewUser(t, inst.URL)
+	conv := alice.CreateConversation(bob.User)
+	for i := 1; i <= 3; i++ {
+		alice.Send(conv, fmt.Sprintf("c-%d", i), i)
+	}
+	ws := bob.DialWS("", "")
+	ws.Subscribe(conv, ptr(0))
+	requireSeqs(t, ws.Messages(3, 5*time.Second), 1)
+
+	// when he acknowledges 3, and Postgres goes away before the durable copy's flush (about a
+	// second later) and he disconnects: the disconnect's own flush fails
+	ws.Write(map[string]any{"type": "ack", "conversation_id": conv, "seq": 3})
+	expectPong(t, ws, "after-ack")
+	proxy.Cut()
+	if err := ws.Conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	proxy.Restore()
+
+	// then the durable cursor is stored once Postgres is back
+	pool := testinfra.Pool(t, dbURL)
+	testinfra.Eventually(t, 10*time.Second, "the durable cursor holds 3", func() bool {
+		var acked int64
+		err := pool.QueryRow(context.Background(), `SELECT acked_seq FROM client_sync
+			WHERE user_id = $1 AND client_id = $2 AND conversation_id = $3`, bob.User, ws.ClientID, conv).Scan(&acked)
+		return err == nil && acked == 3
+	})
+}
+
 func TestSendOverWebSocketIsIdempotent(t *testing.T) {
 	// given alice connected to her conversation
 	inst, _ := startNova(t, nil)
