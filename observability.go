@@ -49,7 +49,7 @@ func (s snapshots) counters() admin.Counters {
 		RecoveredFromRedis: h.FromRedis, RecoveredFromPostgres: h.FromPostgres, Subscriptions: h.Subscriptions,
 		Connections: ws.Connections, SlowCutoffs: ws.SlowCutoffs,
 		FanoutEntries: f.Entries, FanoutMalformed: f.Malformed, FanoutOutages: f.Outages,
-		LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed,
+		LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed, LiveReopened: live.Reopened,
 		ConsumerHandled: ro.Handled, DeadLettered: ro.DeadLettered, ConsumerMalformed: ro.Malformed,
 		Claims: s.claims(), Helped: s.helped(),
 		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,

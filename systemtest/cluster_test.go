@@ -129,3 +129,34 @@ func TestOnRedisClusterTwoInstancesDeliverCountAndSurviveAMasterFailover(t *test
 		}
 	}
 }
+
+// On a Redis Cluster, a planned failover (CLUSTER FAILOVER) demotes the master that holds a
+// conversation's live channel, and Redis unsubscribes the instances from its sharded channels.
+// An instance following the conversation subscribes again at the new master at once, so live
+// delivery goes on within seconds rather than at the next full re-check (a minute).
+func TestOnRedisClusterLiveDeliveryGoesOnAfterAPlannedFailover(t *testing.T) {
+	rds := clusterTopology.start(t)
+	env := rds.Env(testinfra.NewDatabase(t), map[string]string{"NOVA_SEND_RATE": "0"})
+	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
+	alice := testinfra.NewUser(t, a.URL)
+	bob := testinfra.NewUser(t, b.URL) // subscribed on the other instance
+	conv := alice.CreateConversation(bob.User)
+	ws := bob.DialWS("", "")
+	ws.Subscribe(conv, nil)
+	alice.Send(conv, "before", 1)
+	if m := ws.Messages(1, 10*time.Second); m[0].Seq != 1 {
+		t.Fatalf("got seq %d, want 1", m[0].Seq)
+	}
+
+	// when the master holding the conversation's live channel hands its slots to its replica
+	old := rds.Cluster.FailOverMasterOf(rds.Partitions.LiveChannel(string(conv)), 30*time.Second)
+	t.Logf("the master on port %d failed over to its replica", old.Port)
+
+	// then each message sent after it reaches bob within seconds
+	for seq := int64(2); seq <= 4; seq++ {
+		alice.Send(conv, fmt.Sprintf("after-%d", seq), seq)
+		if m := ws.Messages(1, 5*time.Second); m[0].Seq != seq {
+			t.Fatalf("got seq %d, want %d", m[0].Seq, seq)
+		}
+	}
+}

@@ -22,12 +22,12 @@ import (
 
 // LiveStats are the live channels' running totals (read them with Snapshot).
 type LiveStats struct {
-	Messages, Malformed, Confirmations atomic.Int64
+	Messages, Malformed, Confirmations, Reopened atomic.Int64
 }
 
 // LiveSnapshot is a read-only copy of the live channels' totals.
 type LiveSnapshot struct {
-	Following, Messages, Malformed, Confirmations int64
+	Following, Messages, Malformed, Confirmations, Reopened int64
 }
 
 // subscribeChunk bounds the channels named in one SSUBSCRIBE, so a burst of first
@@ -49,7 +49,12 @@ type LiveChannels struct {
 
 	mu   sync.Mutex
 	want map[conversation.ID]struct{}
-	kick chan struct{}
+	// dropping counts the unsubscribes sent per channel whose confirmation is not yet heard: a
+	// confirmation beyond them is Redis's own (the channel's slot moved to another node, or its
+	// master was demoted), and the connection is opened again (moved) to the slot's master now
+	dropping map[string]int
+	moved    map[int]*redis.PubSub // by connection index: those to open again
+	kick     chan struct{}
 }
 
 func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, log *slog.Logger) *LiveChannels {
@@ -60,7 +65,8 @@ func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, 
 	return &LiveChannels{client: client, partitions: partitions, log: log,
 		down: outagelog.New(log, "live channels cannot read Redis; reconnecting (missed messages are found in the streams after)",
 			"live channels read Redis again"),
-		want: map[conversation.ID]struct{}{}, kick: make(chan struct{}, 1)}
+		want: map[conversation.ID]struct{}{}, dropping: map[string]int{}, moved: map[int]*redis.PubSub{},
+		kick: make(chan struct{}, 1)}
 }
 
 var _ delivery.Interest = (*LiveChannels)(nil)
@@ -79,6 +85,11 @@ func (l *LiveChannels) set(conv conversation.ID, on bool) {
 		delete(l.want, conv)
 	}
 	l.mu.Unlock()
+	l.wake()
+}
+
+// wake makes the reconcile loop look at what is wanted (and what moved).
+func (l *LiveChannels) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
@@ -91,7 +102,7 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 	following := int64(len(l.want))
 	l.mu.Unlock()
 	return LiveSnapshot{Following: following, Messages: l.stats.Messages.Load(), Malformed: l.stats.Malformed.Load(),
-		Confirmations: l.stats.Confirmations.Load()}
+		Confirmations: l.stats.Confirmations.Load(), Reopened: l.stats.Reopened.Load()}
 }
 
 // Run holds the Pub/Sub connections until ctx ends, handing each live message to onMessage and
@@ -114,31 +125,46 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 	}
 	l.log.Info("live channels ready", "sharded_pubsub", sharded, "connections", conns)
 	var receivers sync.WaitGroup
-	pss := make([]*redis.PubSub, conns)
+	lcs := make([]*liveConn, conns)
 	// a connection is opened with its first channels: a cluster client connects a Pub/Sub to
 	// the node of its first channel's slot, and one opened empty goes to a random node
-	open := func(channels []string) *redis.PubSub {
+	open := func(i int, channels []string, reopened bool) *liveConn {
 		var ps *redis.PubSub
 		if sharded {
 			ps = l.client.SSubscribe(ctx, channels...)
 		} else {
 			ps = l.client.Subscribe(ctx, channels...)
 		}
+		cctx, stop := context.WithCancel(ctx)
 		heard := new(atomic.Int64) // when ps last delivered anything (UnixNano)
 		heard.Store(time.Now().UnixNano())
 		receivers.Add(2)
-		go func() { defer receivers.Done(); l.receive(ctx, ps, heard, onMessage, onSubscribed, onRemoved) }()
-		go func() { defer receivers.Done(); l.keepAlive(ctx, ps, heard) }()
-		return ps
+		go func() {
+			defer receivers.Done()
+			l.receive(cctx, i, ps, reopened, heard, onMessage, onSubscribed, onRemoved)
+		}()
+		go func() { defer receivers.Done(); l.keepAlive(cctx, ps, heard) }()
+		return &liveConn{ps: ps, stop: stop}
 	}
-	l.reconcile(ctx, pss, sharded, open)
-	for _, ps := range pss {
-		if ps != nil {
-			_ = ps.Close()
+	l.reconcile(ctx, lcs, sharded, open)
+	for _, lc := range lcs {
+		if lc != nil {
+			lc.close()
 		}
 	}
 	receivers.Wait()
 	return nil
+}
+
+// liveConn is one Pub/Sub connection and the way to stop its goroutines.
+type liveConn struct {
+	ps   *redis.PubSub
+	stop context.CancelFunc
+}
+
+func (lc *liveConn) close() {
+	lc.stop()
+	_ = lc.ps.Close()
 }
 
 // liveHealthEvery is how long a live connection may stay silent before it is pinged, so a
@@ -158,14 +184,20 @@ const liveDeadAfter = 3*liveHealthEvery + time.Second
 // goroutine of its own and wakes its health-check goroutine for each one: three goroutines woken
 // per live message where this wakes one (measured in ARCHITECTURE.md). The callbacks never block
 // (the hub only queues), so reading is not held up.
-func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64, onMessage func(conversation.ID, delivery.Item),
-	onSubscribed func(conv conversation.ID, again bool), onRemoved func(conversation.ID, conversation.UserID)) {
+// A connection opened again (reopened) because Redis dropped its channels counts its first
+// confirmations as re-subscriptions too: a demoted master's replica may lack its newest entries.
+func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reopened bool, heard *atomic.Int64,
+	onMessage func(conversation.ID, delivery.Item), onSubscribed func(conv conversation.ID, again bool),
+	onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
 	// the channels this connection confirmed and did not give up since: a confirmation of one of
 	// them is a re-subscription after go-redis opened the connection again; so is any
 	// confirmation soon after a failed read (a channel whose subscription was on its way then)
 	confirmed := map[string]struct{}{}
 	var failedAt time.Time
+	if reopened {
+		failedAt = time.Now()
+	}
 	// each read has a deadline (liveDeadAfter): go-redis drops a connection whose read timed out
 	// and dials again on the next Receive, which subscribes it to the channels again
 	deadline := renewingDeadline{parent: ctx, d: liveDeadAfter}
@@ -212,9 +244,38 @@ func (l *LiveChannels) receive(ctx context.Context, ps *redis.PubSub, heard *ato
 				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)), again)
 			case "sunsubscribe", "unsubscribe":
 				delete(confirmed, m.Channel)
+				if l.droppedByRedis(m.Channel) {
+					l.reopen(i, ps)
+				}
 			}
 		}
 	}
+}
+
+// droppedByRedis tells an unsubscribe this instance asked for (its confirmation) from one Redis
+// made of its own, for a channel still wanted: its slot moved to another node, or its master was
+// demoted to a replica (sharded Pub/Sub). The connection then hears nothing more of it.
+func (l *LiveChannels) droppedByRedis(channel string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.dropping[channel]; n > 0 {
+		if n == 1 {
+			delete(l.dropping, channel)
+		} else {
+			l.dropping[channel] = n - 1
+		}
+		return false
+	}
+	_, wanted := l.want[conversation.ID(ConversationOfLive(channel))]
+	return wanted
+}
+
+// reopen asks the reconcile loop to open connection i again, if it is still ps.
+func (l *LiveChannels) reopen(i int, ps *redis.PubSub) {
+	l.mu.Lock()
+	l.moved[i] = ps
+	l.mu.Unlock()
+	l.wake()
 }
 
 // renewingDeadline gives contexts that end d after they were made, a new one when the last is
@@ -263,17 +324,44 @@ func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *a
 // reconcile brings the connections' channels to what the hub wants, in batches, whenever the
 // wish changes, until ctx ends; with several connections, each conversation's channel goes to
 // its partition's. A failed command needs no retry here: go-redis keeps the channel set it was
-// given and re-subscribes it on its next connection.
-func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, sharded bool, open func(first []string) *redis.PubSub) {
+// given and re-subscribes it on its next connection. A connection that Redis dropped channels
+// of (a slot moved, a master demoted) is closed and opened again, to the slot's master now.
+func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded bool, open func(i int, first []string, reopened bool) *liveConn) {
 	have := map[conversation.ID]struct{}{}
+	// which connection a conversation's channel goes to, and the channel's name
+	route := func(conv conversation.ID) (int, string) {
+		p := l.partitions.Of(string(conv))
+		return min(p, len(lcs)-1), l.partitions.liveChannelIn(p, string(conv))
+	}
 	for {
-		add, drop := make([][]string, len(pss)), make([][]string, len(pss))
-		// which connection a conversation's channel goes to, and the channel's name
-		route := func(conv conversation.ID) (int, string) {
-			p := l.partitions.Of(string(conv))
-			return min(p, len(pss)-1), l.partitions.liveChannelIn(p, string(conv))
-		}
+		add, drop := make([][]string, len(lcs)), make([][]string, len(lcs))
+		reopen := make([]bool, len(lcs))
 		l.mu.Lock()
+		for i, ps := range l.moved {
+			if lcs[i] == nil || lcs[i].ps != ps {
+				continue // opened again already
+			}
+			lcs[i].close()
+			lcs[i], reopen[i] = nil, true
+			l.stats.Reopened.Add(1)
+			l.log.Warn("Redis dropped live channels this instance follows (a slot moved, or its master was demoted); opening the connection again",
+				"connection", i)
+			for conv := range have {
+				if _, ok := l.want[conv]; !ok {
+					delete(have, conv) // given up meanwhile: nothing to send
+					continue
+				}
+				if j, ch := route(conv); j == i {
+					add[i] = append(add[i], ch)
+				}
+			}
+			for ch := range l.dropping { // their confirmations will not come
+				if j, _ := route(conversation.ID(ConversationOfLive(ch))); j == i {
+					delete(l.dropping, ch)
+				}
+			}
+		}
+		clear(l.moved)
 		for conv := range l.want {
 			if _, ok := have[conv]; !ok {
 				i, ch := route(conv)
@@ -285,18 +373,24 @@ func (l *LiveChannels) reconcile(ctx context.Context, pss []*redis.PubSub, shard
 			if _, ok := l.want[conv]; !ok {
 				i, ch := route(conv)
 				drop[i] = append(drop[i], ch)
+				l.dropping[ch]++
 				delete(have, conv)
 			}
 		}
 		l.mu.Unlock()
-		for i := range pss {
-			if pss[i] == nil && len(add[i]) > 0 {
+		for i := range lcs {
+			if lcs[i] == nil && len(add[i]) > 0 {
+				if c, ok := l.client.(*redis.ClusterClient); ok && reopen[i] {
+					c.ReloadState(ctx) // so that it goes to the slot's master now
+				}
 				first := add[i][:min(len(add[i]), subscribeChunk)]
-				pss[i] = open(first)
+				lcs[i] = open(i, first, reopen[i])
 				add[i] = add[i][len(first):]
 			}
-			if pss[i] != nil {
-				l.apply(ctx, pss[i], sharded, add[i], drop[i])
+			if lcs[i] != nil {
+				l.apply(ctx, lcs[i].ps, sharded, add[i], drop[i])
+			} else {
+				l.unexpect(drop[i])
 			}
 		}
 		select {
@@ -319,8 +413,22 @@ func (l *LiveChannels) apply(ctx context.Context, ps *redis.PubSub, sharded bool
 		}
 	}
 	for chunk := range slices.Chunk(drop, subscribeChunk) {
-		if err := unsub(ctx, chunk...); err != nil && ctx.Err() == nil {
-			l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
+		if err := unsub(ctx, chunk...); err != nil {
+			l.unexpect(chunk) // no confirmation comes
+			if ctx.Err() == nil {
+				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
+			}
+		}
+	}
+}
+
+// unexpect forgets the confirmations of unsubscribes that were not sent.
+func (l *LiveChannels) unexpect(channels []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ch := range channels {
+		if l.dropping[ch]--; l.dropping[ch] <= 0 {
+			delete(l.dropping, ch)
 		}
 	}
 }

@@ -189,6 +189,30 @@ func TestLiveChannelsCarryOnlyTheFollowedConversations(t *testing.T) {
 	}
 }
 
+// Giving a channel up and taking it back at once, over and over (a user reconnecting), sends
+// unsubscribes whose confirmations arrive while the channel is wanted again: the instance knows
+// them for its own and does not take them for Redis dropping the channel (which opens the
+// connection again).
+func TestAChannelGivenUpAndTakenBackIsNotTakenForOneRedisDropped(t *testing.T) {
+	rig := startLive(t, time.Hour)
+	for i := range 300 {
+		sub := rig.hub.Subscribe(context.Background(), "c1", 0, &seqSink{})
+		time.Sleep(300 * time.Microsecond) // subscribed
+		sub.Close()
+		// taken back before the unsubscribe went out, or after it did, before or after its
+		// confirmation came back
+		time.Sleep(time.Duration(i%20) * 25 * time.Microsecond)
+	}
+	sink := &seqSink{}
+	rig.hub.Subscribe(context.Background(), "c1", 0, sink)
+	eventually(t, "c1's live channel is subscribed", func() bool { return rig.shardSubscribers(t, "c1") == 1 })
+	rig.publish(t, "c1", 3)
+	sink.expect(t, 3)
+	if n := rig.channels.Snapshot().Reopened; n != 0 {
+		t.Fatalf("the live connection was opened again %d times: the instance took its own unsubscribes for Redis's", n)
+	}
+}
+
 func TestLostLiveMessagesAreFoundInTheStream(t *testing.T) {
 	rig := startLive(t, 200*time.Millisecond)
 	sink := &seqSink{}

@@ -183,6 +183,51 @@ func (c *RedisCluster) StopMasterOf(key string, within time.Duration) *Redis {
 	}
 }
 
+// FailOverMasterOf has the replica of the master that serves key's slot take over from it
+// (CLUSTER FAILOVER: a planned switch, nothing lost, the old master stays up as the new one's
+// replica), and waits until the cluster is healthy again. It returns the old master.
+func (c *RedisCluster) FailOverMasterOf(key string, within time.Duration) *Redis {
+	c.t.Helper()
+	old := c.MasterFor(key)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var replica *Redis
+	for _, n := range c.Nodes {
+		if n == old || n.cmd == nil {
+			continue
+		}
+		cl := n.newClient()
+		role, err := cl.Do(ctx, "ROLE").Slice()
+		_ = cl.Close()
+		if err == nil && len(role) >= 3 && role[0] == "slave" && fmt.Sprint(role[2]) == strconv.Itoa(old.Port) {
+			replica = n
+			break
+		}
+	}
+	if replica == nil {
+		c.t.Fatalf("the master on port %d has no running replica", old.Port)
+	}
+	cl := replica.newClient()
+	defer cl.Close()
+	// a manual failover that does not complete within 5 s (Redis's own bound) is given up by
+	// Redis without a word, so it is asked for again until the replica leads
+	var asked time.Time
+	for ; c.masterOrNil(key) != replica || !c.healthy(); time.Sleep(100 * time.Millisecond) {
+		if ctx.Err() != nil {
+			log, _ := os.ReadFile(replica.logPath)
+			c.t.Fatalf("the replica on port %d did not take over the slot of %q within %s; its log ends:\n%s",
+				replica.Port, key, within, tail(log, 3000))
+		}
+		if time.Since(asked) > 6*time.Second {
+			if err := cl.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+				c.t.Fatalf("CLUSTER FAILOVER on port %d: %v", replica.Port, err)
+			}
+			asked = time.Now()
+		}
+	}
+	return old
+}
+
 func (c *RedisCluster) masterOrNil(key string) *Redis {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

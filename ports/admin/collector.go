@@ -13,24 +13,24 @@ import (
 // Counters are the running totals of the instance's components, read at scrape time from
 // their Stats (atomics), so counting costs the hot paths nothing more.
 type Counters struct {
-	Relayed, RelayDuplicates, RelayMovedAside, RelayErrors int64
-	RelayTakeovers                                         int64
-	RelayLeader                                            bool  // leads at least one relay shard
-	RelayShards                                            int64 // relay shards this instance leads
-	RelayShardsTotal                                       int64 // relay shards in all (the fan-out partitions)
-	Delivered, DuplicatesDropped, GapsFilled               int64
-	RecoveredFromRedis, RecoveredFromPostgres              int64
-	Subscriptions, Connections, SlowCutoffs                int64
-	FanoutEntries, FanoutMalformed, FanoutOutages          int64
-	LiveFollowing, LiveMessages, LiveMalformed             int64
-	ConsumerHandled, DeadLettered, ConsumerMalformed       int64
-	Claims                                                 map[string]int64 // by consumer group
-	Helped                                                 map[string]int64 // by consumer group
-	TrimmedRepublished, TrimmedUnrecoverable               int64
-	FastPathDeferred                                       int64
-	SendGroups, SendGroupWrites, SendGroupsFailed          int64
-	SendBatches, SendBatchPosts, SendBatchesFailed         int64
-	SendTransactions, SendTransactionMicros                int64
+	Relayed, RelayDuplicates, RelayMovedAside, RelayErrors   int64
+	RelayTakeovers                                           int64
+	RelayLeader                                              bool  // leads at least one relay shard
+	RelayShards                                              int64 // relay shards this instance leads
+	RelayShardsTotal                                         int64 // relay shards in all (the fan-out partitions)
+	Delivered, DuplicatesDropped, GapsFilled                 int64
+	RecoveredFromRedis, RecoveredFromPostgres                int64
+	Subscriptions, Connections, SlowCutoffs                  int64
+	FanoutEntries, FanoutMalformed, FanoutOutages            int64
+	LiveFollowing, LiveMessages, LiveMalformed, LiveReopened int64
+	ConsumerHandled, DeadLettered, ConsumerMalformed         int64
+	Claims                                                   map[string]int64 // by consumer group
+	Helped                                                   map[string]int64 // by consumer group
+	TrimmedRepublished, TrimmedUnrecoverable                 int64
+	FastPathDeferred                                         int64
+	SendGroups, SendGroupWrites, SendGroupsFailed            int64
+	SendBatches, SendBatchPosts, SendBatchesFailed           int64
+	SendTransactions, SendTransactionMicros                  int64
 }
 
 // CounterSource reads the Counters (the root package builds it from the components' Stats).
@@ -63,6 +63,7 @@ var (
 	dLiveFollow  = desc("nova_live_channels", "Conversations this instance follows on their live channel (those with a local subscriber).")
 	dLiveMsgs    = desc("nova_live_messages_received_total", "Messages this instance heard on live channels: proportional to its own subscribers' conversations, not to all traffic.")
 	dLiveBad     = desc("nova_live_malformed_total", "Live channel payloads that were not \"<seq> <ms> <json>\" (skipped; the stream re-check delivers the message).")
+	dLiveReopen  = desc("nova_live_connections_reopened_total", "Live connections opened again because Redis dropped channels this instance follows (a slot moved, or its master was demoted).")
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, not a stored message, or the handler panicked on every attempt).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
@@ -106,7 +107,7 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dInstance, dRelayed, dRelayDup, dMovedAside, dRelayErrors, dTakeovers, dLeader, dShards, dShardsTotal, dDelivered,
-		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dHandled, dDeadLetter,
+		dDupDropped, dGaps, dRecovered, dSubs, dConns, dCutoffs, dFanEntries, dFanBad, dFanOutages, dLiveFollow, dLiveMsgs, dLiveBad, dLiveReopen, dHandled, dDeadLetter,
 		dConsBad, dTrimmed, dFastDefer, dSendGroups, dGroupWrites, dGroupFailed, dBatches, dBatchPosts, dBatchFailed, dSendTxs, dSendTxTime, dClaims, dHelped, dRedisUp, dPostgresUp, dInspectTook, dLength, dFirstID, dLastID, dGroupPend, dGroupLag,
 		dGroupIdle, dGroupCons, dConsPend, dConsIdle, dOutbox, dOutboxAge, dOutboxDead} {
 		ch <- d
@@ -145,6 +146,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dLiveFollow, float64(n.LiveFollowing))
 	counter(dLiveMsgs, n.LiveMessages)
 	counter(dLiveBad, n.LiveMalformed)
+	counter(dLiveReopen, n.LiveReopened)
 	counter(dHandled, n.ConsumerHandled)
 	counter(dDeadLetter, n.DeadLettered)
 	counter(dConsBad, n.ConsumerMalformed)
