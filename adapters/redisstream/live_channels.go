@@ -167,6 +167,10 @@ func (lc *liveConn) close() {
 	_ = lc.ps.Close()
 }
 
+// reopenSettle is how long a connection Redis dropped channels of waits, after go-redis was
+// asked to reload the slot map, before it is opened again (a reload takes a round trip).
+const reopenSettle = 200 * time.Millisecond
+
 // liveHealthEvery is how long a live connection may stay silent before it is pinged, so a
 // dead one is noticed and opened again (go-redis's own Channel checks every 3 s too).
 const liveHealthEvery = 3 * time.Second
@@ -191,8 +195,9 @@ func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reo
 	onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
 	// the channels this connection confirmed and did not give up since: a confirmation of one of
-	// them is a re-subscription after go-redis opened the connection again; so is any
-	// confirmation soon after a failed read (a channel whose subscription was on its way then)
+	// them is a re-subscription after go-redis opened the connection again (also when a failed
+	// ping made it do so, which no read here sees fail); so is any confirmation soon after a
+	// failed read (a channel whose subscription was on its way then)
 	confirmed := map[string]struct{}{}
 	var failedAt time.Time
 	if reopened {
@@ -381,7 +386,11 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 		for i := range lcs {
 			if lcs[i] == nil && len(add[i]) > 0 {
 				if c, ok := l.client.(*redis.ClusterClient); ok && reopen[i] {
-					c.ReloadState(ctx) // so that it goes to the slot's master now
+					// so that it goes to the slot's master now: go-redis reloads the slot map
+					// in the background, and a connection to the demoted node would hear the
+					// new master's messages only once the cluster counts it as its replica
+					c.ReloadState(ctx)
+					_ = ctxsleep.Sleep(ctx, reopenSettle)
 				}
 				first := add[i][:min(len(add[i]), subscribeChunk)]
 				lcs[i] = open(i, first, reopen[i])

@@ -126,6 +126,13 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 func (l *LiveListener) confirmed(conv conversation.ID, again bool) {
 	l.queue([]conversation.ID{conv}, again)
 	l.wake()
+	if again {
+		// and with its stream at the next round too: a connection opened again (to a replica
+		// the cluster does not count yet, to a Redis still loading) may miss what comes just after
+		l.mu.Lock()
+		l.active[conv] = struct{}{}
+		l.mu.Unlock()
+	}
 	l.vmu.Lock()
 	l.unverified[conv] = struct{}{}
 	l.vmu.Unlock()
@@ -191,8 +198,8 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 			clear(l.resync)
 			l.mu.Unlock()
 		}
-		l.compare(ctx, convs, l.tops.Tops, false)
-		l.compare(ctx, resync, l.durable.LastSeqs, true)
+		l.compare(ctx, convs, false)
+		l.compare(ctx, resync, true)
 	}
 }
 
@@ -245,10 +252,13 @@ func (l *LiveListener) retryLater(convs []conversation.ID, again bool) {
 // compareRetry is how soon conversations whose comparison failed are compared again.
 const compareRetry = time.Second
 
-// compare asks each conversation's subscriptions to catch up to the newest seq top reads for
-// it: from the streams, or after a reconnect (again) from Postgres.
-func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID,
-	top func(context.Context, []conversation.ID) (map[conversation.ID]int64, error), again bool) {
+// compare asks each conversation's subscriptions to catch up to its newest seq: the stream's,
+// or after a reconnect (again) the last committed in Postgres.
+func (l *LiveListener) compare(ctx context.Context, convs []conversation.ID, again bool) {
+	top := l.tops.Tops
+	if again {
+		top = l.durable.LastSeqs
+	}
 	const chunk = 1000
 	for len(convs) > 0 && ctx.Err() == nil {
 		n := min(chunk, len(convs))
