@@ -3,8 +3,11 @@ package systemtest_test
 import (
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -159,5 +162,12 @@ func TestOnRedisClusterLiveDeliveryGoesOnAfterAPlannedFailover(t *testing.T) {
 		if m := ws.Messages(1, 10*time.Second); m[0].Seq != seq {
 			t.Fatalf("got seq %d, want %d", m[0].Seq, seq)
 		}
+	}
+	// because b opened the dropped connection again (and not by some other way round)
+	rec := httptest.NewRecorder()
+	b.Server.AdminHandler(false).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !regexp.MustCompile(`(?m)^nova_live_connections_reopened_total [1-9]`).Match(rec.Body.Bytes()) {
+		t.Fatalf("instance b did not open a live connection again; its /metrics:\n%s",
+			regexp.MustCompile(`(?m)^nova_live.*$`).FindAll(rec.Body.Bytes(), -1))
 	}
 }

@@ -47,14 +47,10 @@ type LiveChannels struct {
 	stats      LiveStats
 	down       *outagelog.Log // a live connection that cannot read (Redis away), logged once per outage
 
-	mu   sync.Mutex
-	want map[conversation.ID]struct{}
-	// dropping counts the unsubscribes sent per channel whose confirmation is not yet heard: a
-	// confirmation beyond them is Redis's own (the channel's slot moved to another node, or its
-	// master was demoted), and the connection is opened again (moved) to the slot's master now
-	dropping map[string]int
-	moved    map[int]*redis.PubSub // by connection index: those to open again
-	kick     chan struct{}
+	mu    sync.Mutex
+	want  map[conversation.ID]struct{}
+	moved map[int]*liveConn // by index: connections Redis dropped channels of, to open again
+	kick  chan struct{}
 }
 
 func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, log *slog.Logger) *LiveChannels {
@@ -65,8 +61,7 @@ func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, 
 	return &LiveChannels{client: client, partitions: partitions, log: log,
 		down: outagelog.New(log, "live channels cannot read Redis; reconnecting (missed messages are found in the streams after)",
 			"live channels read Redis again"),
-		want: map[conversation.ID]struct{}{}, dropping: map[string]int{}, moved: map[int]*redis.PubSub{},
-		kick: make(chan struct{}, 1)}
+		want: map[conversation.ID]struct{}{}, moved: map[int]*liveConn{}, kick: make(chan struct{}, 1)}
 }
 
 var _ delivery.Interest = (*LiveChannels)(nil)
@@ -136,15 +131,16 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 			ps = l.client.Subscribe(ctx, channels...)
 		}
 		cctx, stop := context.WithCancel(ctx)
+		lc := &liveConn{i: i, ps: ps, stop: stop, dropping: map[string]int{}}
 		heard := new(atomic.Int64) // when ps last delivered anything (UnixNano)
 		heard.Store(time.Now().UnixNano())
 		receivers.Add(2)
 		go func() {
 			defer receivers.Done()
-			l.receive(cctx, i, ps, reopened, heard, onMessage, onSubscribed, onRemoved)
+			l.receive(cctx, lc, reopened, heard, onMessage, onSubscribed, onRemoved)
 		}()
-		go func() { defer receivers.Done(); l.keepAlive(cctx, ps, heard) }()
-		return &liveConn{ps: ps, stop: stop}
+		go func() { defer receivers.Done(); l.keepAlive(cctx, lc, heard) }()
+		return lc
 	}
 	l.reconcile(ctx, lcs, sharded, open)
 	for _, lc := range lcs {
@@ -158,8 +154,13 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 
 // liveConn is one Pub/Sub connection and the way to stop its goroutines.
 type liveConn struct {
+	i    int // its index: the partition it serves on a cluster
 	ps   *redis.PubSub
 	stop context.CancelFunc
+	// dropping counts, per channel, the unsubscribes sent on this connection whose confirmation
+	// is not yet heard (guarded by LiveChannels.mu): a confirmation beyond them is Redis's own
+	// (the channel's slot moved to another node, or its master was demoted)
+	dropping map[string]int
 }
 
 func (lc *liveConn) close() {
@@ -190,7 +191,7 @@ const liveDeadAfter = 3*liveHealthEvery + time.Second
 // (the hub only queues), so reading is not held up.
 // A connection opened again (reopened) because Redis dropped its channels counts its first
 // confirmations as re-subscriptions too: a demoted master's replica may lack its newest entries.
-func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reopened bool, heard *atomic.Int64,
+func (l *LiveChannels) receive(ctx context.Context, lc *liveConn, reopened bool, heard *atomic.Int64,
 	onMessage func(conversation.ID, delivery.Item), onSubscribed func(conv conversation.ID, again bool),
 	onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
@@ -208,11 +209,19 @@ func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reo
 	deadline := renewingDeadline{parent: ctx, d: liveDeadAfter}
 	defer deadline.stop()
 	for {
-		m, err := ps.Receive(deadline.next())
+		m, err := lc.ps.Receive(deadline.next())
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 				return
 			}
+			if redirected(err) {
+				// a subscription sent to a node that does not serve its slot (opened on a slot
+				// map that was out of date): go-redis keeps the connection, so it is opened again
+				l.log.Debug("live subscription redirected; opening the connection again", "connection", lc.i, "error", err)
+				l.reopen(lc)
+				continue
+			}
+			l.forgetUnsubscribes(lc) // go-redis dials again: their confirmations will not come
 			l.down.Failed(err)
 			failedAt = time.Now()
 			// go-redis opens the connection again (and re-subscribes) on the next Receive; a
@@ -249,8 +258,8 @@ func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reo
 				onSubscribed(conversation.ID(ConversationOfLive(m.Channel)), again)
 			case "sunsubscribe", "unsubscribe":
 				delete(confirmed, m.Channel)
-				if l.droppedByRedis(m.Channel) {
-					l.reopen(i, ps)
+				if l.droppedByRedis(lc, m.Channel) {
+					l.reopen(lc)
 				}
 			}
 		}
@@ -260,14 +269,14 @@ func (l *LiveChannels) receive(ctx context.Context, i int, ps *redis.PubSub, reo
 // droppedByRedis tells an unsubscribe this instance asked for (its confirmation) from one Redis
 // made of its own, for a channel still wanted: its slot moved to another node, or its master was
 // demoted to a replica (sharded Pub/Sub). The connection then hears nothing more of it.
-func (l *LiveChannels) droppedByRedis(channel string) bool {
+func (l *LiveChannels) droppedByRedis(lc *liveConn, channel string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := l.dropping[channel]; n > 0 {
+	if n := lc.dropping[channel]; n > 0 {
 		if n == 1 {
-			delete(l.dropping, channel)
+			delete(lc.dropping, channel)
 		} else {
-			l.dropping[channel] = n - 1
+			lc.dropping[channel] = n - 1
 		}
 		return false
 	}
@@ -275,12 +284,28 @@ func (l *LiveChannels) droppedByRedis(channel string) bool {
 	return wanted
 }
 
-// reopen asks the reconcile loop to open connection i again, if it is still ps.
-func (l *LiveChannels) reopen(i int, ps *redis.PubSub) {
+// redirected reports a MOVED or ASK reply: the node does not serve the channel's slot.
+func redirected(err error) bool {
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask
+}
+
+// reopen asks the reconcile loop to open lc's connection again (once: a later request for a
+// connection already replaced is ignored).
+func (l *LiveChannels) reopen(lc *liveConn) {
 	l.mu.Lock()
-	l.moved[i] = ps
+	l.moved[lc.i] = lc
 	l.mu.Unlock()
 	l.wake()
+}
+
+// forgetUnsubscribes forgets lc's unsubscribes still awaiting confirmation: go-redis opened its
+// connection again (a failed read or ping), and the new one was never subscribed to them.
+func (l *LiveChannels) forgetUnsubscribes(lc *liveConn) {
+	l.mu.Lock()
+	clear(lc.dropping)
+	l.mu.Unlock()
 }
 
 // renewingDeadline gives contexts that end d after they were made, a new one when the last is
@@ -313,13 +338,14 @@ func (r *renewingDeadline) stop() {
 // written, or that is never answered (receive's read deadline), makes go-redis open the
 // connection again and re-subscribe, and the confirmations that follow make the listener look
 // for what was missed.
-func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *atomic.Int64) {
+func (l *LiveChannels) keepAlive(ctx context.Context, lc *liveConn, heard *atomic.Int64) {
 	for ctxsleep.Sleep(ctx, liveHealthEvery) == nil {
 		if time.Since(time.Unix(0, heard.Load())) < liveHealthEvery {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		if err := ps.Ping(pctx); err != nil && ctx.Err() == nil {
+		if err := lc.ps.Ping(pctx); err != nil && ctx.Err() == nil {
+			l.forgetUnsubscribes(lc)
 			l.log.Debug("live connection ping failed; go-redis opens it again", "error", err)
 		}
 		cancel()
@@ -330,7 +356,7 @@ func (l *LiveChannels) keepAlive(ctx context.Context, ps *redis.PubSub, heard *a
 // wish changes, until ctx ends; with several connections, each conversation's channel goes to
 // its partition's. A failed command needs no retry here: go-redis keeps the channel set it was
 // given and re-subscribes it on its next connection. A connection that Redis dropped channels
-// of (a slot moved, a master demoted) is closed and opened again, to the slot's master now.
+// of (a slot moved, a master demoted) is closed and opened again, on a reloaded slot map.
 func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded bool, open func(i int, first []string, reopened bool) *liveConn) {
 	have := map[conversation.ID]struct{}{}
 	// which connection a conversation's channel goes to, and the channel's name
@@ -341,28 +367,22 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 	for {
 		add, drop := make([][]string, len(lcs)), make([][]string, len(lcs))
 		reopen := make([]bool, len(lcs))
+		var closing []*liveConn
 		l.mu.Lock()
-		for i, ps := range l.moved {
-			if lcs[i] == nil || lcs[i].ps != ps {
+		for i, lc := range l.moved {
+			if lcs[i] != lc {
 				continue // opened again already
 			}
-			lcs[i].close()
+			closing = append(closing, lc)
 			lcs[i], reopen[i] = nil, true
 			l.stats.Reopened.Add(1)
-			l.log.Warn("Redis dropped live channels this instance follows (a slot moved, or its master was demoted); opening the connection again",
-				"connection", i)
 			for conv := range have {
-				if _, ok := l.want[conv]; !ok {
-					delete(have, conv) // given up meanwhile: nothing to send
-					continue
-				}
 				if j, ch := route(conv); j == i {
-					add[i] = append(add[i], ch)
-				}
-			}
-			for ch := range l.dropping { // their confirmations will not come
-				if j, _ := route(conversation.ID(ConversationOfLive(ch))); j == i {
-					delete(l.dropping, ch)
+					if _, ok := l.want[conv]; ok {
+						add[i] = append(add[i], ch)
+					} else {
+						delete(have, conv) // given up meanwhile: nothing to unsubscribe
+					}
 				}
 			}
 		}
@@ -376,30 +396,35 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 		}
 		for conv := range have {
 			if _, ok := l.want[conv]; !ok {
-				i, ch := route(conv)
-				drop[i] = append(drop[i], ch)
-				l.dropping[ch]++
 				delete(have, conv)
+				if i, ch := route(conv); lcs[i] != nil { // (it is: have holds channels of open connections)
+					drop[i] = append(drop[i], ch)
+					lcs[i].dropping[ch]++
+				}
 			}
 		}
 		l.mu.Unlock()
+		for _, lc := range closing {
+			l.log.Warn("Redis dropped live channels this instance follows (a slot moved, or its master was demoted); opening the connection again",
+				"connection", lc.i)
+			lc.close()
+		}
+		if c, ok := l.client.(*redis.ClusterClient); ok && len(closing) > 0 {
+			// so that they go to the slot's master now: go-redis reloads the slot map in the
+			// background; a connection that still lands on a node that does not serve its slot
+			// is redirected and opened again (receive), one that lands on the demoted master
+			// hears the new master's messages once the cluster counts it as a replica
+			c.ReloadState(ctx)
+			_ = ctxsleep.Sleep(ctx, reopenSettle)
+		}
 		for i := range lcs {
 			if lcs[i] == nil && len(add[i]) > 0 {
-				if c, ok := l.client.(*redis.ClusterClient); ok && reopen[i] {
-					// so that it goes to the slot's master now: go-redis reloads the slot map
-					// in the background, and a connection to the demoted node would hear the
-					// new master's messages only once the cluster counts it as its replica
-					c.ReloadState(ctx)
-					_ = ctxsleep.Sleep(ctx, reopenSettle)
-				}
 				first := add[i][:min(len(add[i]), subscribeChunk)]
 				lcs[i] = open(i, first, reopen[i])
 				add[i] = add[i][len(first):]
 			}
 			if lcs[i] != nil {
-				l.apply(ctx, lcs[i].ps, sharded, add[i], drop[i])
-			} else {
-				l.unexpect(drop[i])
+				l.apply(ctx, lcs[i], sharded, add[i], drop[i])
 			}
 		}
 		select {
@@ -411,10 +436,10 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 }
 
 // apply subscribes one connection to add and unsubscribes it from drop, in chunks.
-func (l *LiveChannels) apply(ctx context.Context, ps *redis.PubSub, sharded bool, add, drop []string) {
-	sub, unsub := ps.Subscribe, ps.Unsubscribe
+func (l *LiveChannels) apply(ctx context.Context, lc *liveConn, sharded bool, add, drop []string) {
+	sub, unsub := lc.ps.Subscribe, lc.ps.Unsubscribe
 	if sharded {
-		sub, unsub = ps.SSubscribe, ps.SUnsubscribe
+		sub, unsub = lc.ps.SSubscribe, lc.ps.SUnsubscribe
 	}
 	for chunk := range slices.Chunk(add, subscribeChunk) {
 		if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
@@ -423,7 +448,7 @@ func (l *LiveChannels) apply(ctx context.Context, ps *redis.PubSub, sharded bool
 	}
 	for chunk := range slices.Chunk(drop, subscribeChunk) {
 		if err := unsub(ctx, chunk...); err != nil {
-			l.unexpect(chunk) // no confirmation comes
+			l.unexpect(lc, chunk) // no confirmation comes
 			if ctx.Err() == nil {
 				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
 			}
@@ -432,12 +457,12 @@ func (l *LiveChannels) apply(ctx context.Context, ps *redis.PubSub, sharded bool
 }
 
 // unexpect forgets the confirmations of unsubscribes that were not sent.
-func (l *LiveChannels) unexpect(channels []string) {
+func (l *LiveChannels) unexpect(lc *liveConn, channels []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ch := range channels {
-		if l.dropping[ch]--; l.dropping[ch] <= 0 {
-			delete(l.dropping, ch)
+		if lc.dropping[ch]--; lc.dropping[ch] <= 0 {
+			delete(lc.dropping, ch)
 		}
 	}
 }
