@@ -204,9 +204,10 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 }
 
 // verifyLoop re-checks the membership of conversations whose channels were confirmed, one at a
-// time, so a reconnect confirming thousands at once asks Postgres one query after another. One
-// that cannot be read is left to the connections' keep-alive rounds, which check every
-// subscription's membership and close connections that cannot be checked for long.
+// time, so a reconnect confirming thousands at once asks Postgres one query after another. When
+// one cannot be read, it and the rest of its batch are left to the connections' keep-alive
+// rounds, which check every subscription's membership and close connections that cannot be
+// checked for long.
 func (l *LiveListener) verifyLoop(ctx context.Context) {
 	for {
 		select {
@@ -229,8 +230,10 @@ func (l *LiveListener) verifyLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				l.unsure.Failed(err, "conversation_id", conv)
-				continue
+				// the rest of the batch too: with Postgres away (or hanging, 5 s a query) the
+				// queue would only grow, and the keep-alive rounds check them all anyway
+				l.unsure.Failed(err, "conversation_id", conv, "batch", len(convs))
+				break
 			}
 			l.unsure.OK()
 		}
