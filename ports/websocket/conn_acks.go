@@ -60,7 +60,8 @@ const finalFlushFor = time.Minute
 
 // flushAcks stores the acknowledged cursors; flushes run one at a time, so the connection's
 // final flush comes after one the timer started. Those that fail are tried again a second
-// later, while the connection runs and for finalFlushFor after it ended.
+// later, while the connection runs and for finalFlushFor after it ended (not once the instance
+// shuts down).
 func (c *conn) flushAcks(ctx context.Context) {
 	c.flushing.Lock()
 	defer c.flushing.Unlock()
@@ -73,27 +74,35 @@ func (c *conn) flushAcks(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	failed := false
 	for conv, seq := range pending {
 		key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
 		if err := c.h.app.Commands.AcknowledgeSync.Persist(ctx, key, seq); err != nil {
+			failed = true
 			c.h.durableCursorDown.Failed(err, "conversation_id", conv, "seq", seq)
 			c.amu.Lock()
 			c.acks[conv] = max(c.acks[conv], seq)
 			c.amu.Unlock()
-			continue
 		}
-		c.h.durableCursorDown.OK()
 	}
+	if !failed {
+		c.h.durableCursorDown.OK()
+		return
+	}
+	// tried again while the connection runs, and after it ended for finalFlushFor unless the
+	// instance is shutting down (its last flush was this one)
+	ended := c.endedAt.Load()
+	retry := ended == 0 || (time.Since(time.Unix(0, ended)) < finalFlushFor && !c.h.shuttingDown())
 	c.amu.Lock()
 	defer c.amu.Unlock()
 	if len(c.acks) == 0 {
 		return
 	}
-	if ended := c.endedAt.Load(); ended == 0 || time.Since(time.Unix(0, ended)) < finalFlushFor {
+	if retry {
 		c.scheduleFlushLocked()
 		return
 	}
 	c.h.log.Warn("acknowledged cursors not stored durably; left to the hot cursors", "user_id", c.user,
-		"client_id", c.client, "conversations", len(c.acks), "tried_for", finalFlushFor)
+		"client_id", c.client, "conversations", len(c.acks))
 	clear(c.acks)
 }

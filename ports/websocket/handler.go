@@ -342,6 +342,13 @@ func (h *Handler) Shutdown(ctx context.Context) {
 	}
 }
 
+// shuttingDown reports whether Shutdown has begun.
+func (h *Handler) shuttingDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
+}
+
 // Stats returns the running totals at this moment (a copy: read-only for the caller).
 func (h *Handler) Stats() Stats {
 	c := &h.counts
