@@ -13,32 +13,31 @@ import (
 // OutboxInspector reads the relay's backlog: how many outbox rows wait and since when.
 type OutboxInspector struct {
 	pool *pgxpool.Pool
-	now  func() time.Time
 }
 
 func NewOutboxInspector(pool *pgxpool.Pool) *OutboxInspector {
 	if pool == nil {
 		panic("postgres.NewOutboxInspector: nil pool")
 	}
-	return &OutboxInspector{pool: pool, now: time.Now}
+	return &OutboxInspector{pool: pool}
 }
 
 var _ monitoring.OutboxSource = (*OutboxInspector)(nil)
 
 // Outbox counts the waiting rows. The oldest is the one with the lowest id (the relay works in
-// id order), found through the primary key; its age is measured against this process's clock,
-// the same clock that stamped created_at.
+// id order), found through the primary key; its age is read off the database's clock alone
+// (queued_at), whatever the instances' clocks say.
 func (o *OutboxInspector) Outbox(ctx context.Context) (monitoring.Outbox, error) {
 	var out monitoring.Outbox
-	var oldest *time.Time
+	var oldest *float64 // seconds
 	err := o.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox),
-		(SELECT created_at FROM outbox ORDER BY id LIMIT 1),
+		(SELECT extract(epoch FROM clock_timestamp() - queued_at)::float8 FROM outbox ORDER BY id LIMIT 1),
 		(SELECT count(*) FROM outbox_dead)`).Scan(&out.Rows, &oldest, &out.DeadRows)
 	if err != nil {
 		return monitoring.Outbox{}, fmt.Errorf("postgres: read outbox backlog: %w", err)
 	}
 	if oldest != nil {
-		out.OldestAge = max(o.now().Sub(*oldest), 0)
+		out.OldestAge = max(time.Duration(*oldest*float64(time.Second)), 0)
 	}
 	return out, nil
 }
