@@ -93,8 +93,8 @@ func TestStreamsCommandPrintsStreamsGroupsAndOutbox(t *testing.T) {
 	migrator, _, err := postgres.NewMigrator(pool)
 	must(t, err)
 	must(t, migrator.Up(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))))
-	_, err = pool.Exec(ctx, `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, payload)
-		VALUES ($1, 1, $2, $3, now() - interval '90 seconds', '{}')`, uuid.NewString(), uuid.NewString(), uuid.NewString())
+	_, err = pool.Exec(ctx, `INSERT INTO outbox (conversation_id, seq, message_id, sender_id, created_at, queued_at, payload)
+		VALUES ($1, 1, $2, $3, now() - interval '90 seconds', now() - interval '90 seconds', '{}')`, uuid.NewString(), uuid.NewString(), uuid.NewString())
 	must(t, err)
 
 	// when an operator runs nova streams

@@ -13,14 +13,21 @@ import (
 	"github.com/nova-chat/nova/ports/websocket"
 )
 
-func TestRemovedParticipantsLiveSubscriptionEnds(t *testing.T) {
-	// given bob subscribed to a conversation on one instance
+// aliceAndBobOnTwoInstances starts two instances on a private Redis and a fresh database, and
+// returns alice, a client of the first, bob, one of the second, and a conversation of theirs.
+func aliceAndBobOnTwoInstances(t *testing.T) (alice, bob *testinfra.Client, conv conversation.ID) {
+	t.Helper()
 	rds := testinfra.StartRedis(t)
 	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
 	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
-	alice := testinfra.NewUser(t, a.URL)
-	bob := testinfra.NewUser(t, b.URL)
-	conv := alice.CreateConversation(bob.User)
+	alice = testinfra.NewUser(t, a.URL)
+	bob = testinfra.NewUser(t, b.URL)
+	return alice, bob, alice.CreateConversation(bob.User)
+}
+
+func TestRemovedParticipantsLiveSubscriptionEnds(t *testing.T) {
+	// given bob subscribed to a conversation on one instance
+	alice, bob, conv := aliceAndBobOnTwoInstances(t)
 	ws := bob.DialWS("", "")
 	ws.Subscribe(conv, nil)
 	alice.Send(conv, "before", 1)
@@ -87,13 +94,8 @@ func requireEnded(t *testing.T, ws *testinfra.WS, sender *testinfra.Client, conv
 
 func TestARemovalHeardWhileASubscribeIsUnderWayEndsIt(t *testing.T) {
 	// given alice and bob subscribed to a conversation on instance b, which follows its channel
-	rds := testinfra.StartRedis(t)
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
-	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
-	alice := testinfra.NewUser(t, a.URL)
-	bob := testinfra.NewUser(t, b.URL)
-	conv := alice.CreateConversation(bob.User)
-	watcher := alice.As(b.URL).DialWS("", "")
+	alice, bob, conv := aliceAndBobOnTwoInstances(t)
+	watcher := alice.As(bob.Base).DialWS("", "")
 	watcher.Subscribe(conv, nil)
 	first := bob.DialWS("", "")
 	first.Subscribe(conv, nil)
@@ -120,12 +122,7 @@ func TestARemovalHeardWhileASubscribeIsUnderWayEndsIt(t *testing.T) {
 
 func TestARemovalPublishedBeforeTheInstanceFollowedTheConversationEndsTheSubscription(t *testing.T) {
 	// given bob in a conversation that no one follows on instance b
-	rds := testinfra.StartRedis(t)
-	env := testinfra.Env{DatabaseURL: testinfra.NewDatabase(t), RedisURL: rds.URL()}
-	a, b := testinfra.StartInstance(t, env), testinfra.StartInstance(t, env)
-	alice := testinfra.NewUser(t, a.URL)
-	bob := testinfra.NewUser(t, b.URL)
-	conv := alice.CreateConversation(bob.User)
+	alice, bob, conv := aliceAndBobOnTwoInstances(t)
 
 	// when he subscribes on b, and after its membership check alice removes him: the notice goes
 	// out on a channel b does not follow yet
