@@ -527,15 +527,7 @@ func TestConversationShorthandSubscribesOnConnect(t *testing.T) {
 func TestAckIsBoundedByLastSeqAndMovesOnlyForward(t *testing.T) {
 	// given a conversation with 8 messages, followed by bob
 	inst, rds := startNova(t, nil)
-	alice := testinfra.NewUser(t, inst.URL)
-	bob := testinfra.NewUser(t, inst.URL)
-	conv := alice.CreateConversation(bob.User)
-	for i := 1; i <= 8; i++ {
-		alice.Send(conv, fmt.Sprintf("c-%d", i), i)
-	}
-	ws := bob.DialWS("", "")
-	ws.Subscribe(conv, ptr(0))
-	requireSeqs(t, ws.Messages(8, 5*time.Second), 1)
+	bob, conv, ws := followedByBob(t, inst, 8)
 
 	// when he acknowledges beyond the last seq, or seq 0, then each is invalid_argument
 	ws.Write(map[string]any{"type": "ack", "id": "beyond", "conversation_id": conv, "seq": 9})
@@ -577,6 +569,23 @@ func TestAckIsBoundedByLastSeqAndMovesOnlyForward(t *testing.T) {
 
 func ptr(v int64) *int64 { return &v }
 
+// followedByBob makes a conversation of alice's and bob's on inst with n messages from alice, and
+// returns bob, the conversation and bob's WebSocket subscribed to it from the start, the n
+// messages read.
+func followedByBob(t *testing.T, inst *testinfra.Instance, n int) (bob *testinfra.Client, conv conversation.ID, ws *testinfra.WS) {
+	t.Helper()
+	alice := testinfra.NewUser(t, inst.URL)
+	bob = testinfra.NewUser(t, inst.URL)
+	conv = alice.CreateConversation(bob.User)
+	for i := 1; i <= n; i++ {
+		alice.Send(conv, fmt.Sprintf("c-%d", i), i)
+	}
+	ws = bob.DialWS("", "")
+	ws.Subscribe(conv, ptr(0))
+	requireSeqs(t, ws.Messages(n, 5*time.Second), 1)
+	return bob, conv, ws
+}
+
 func TestAcksOfAConnectionThatEndedWhilePostgresWasAwayAreStoredWhenItComesBack(t *testing.T) {
 	// given bob, on an instance that reaches Postgres through a proxy the test can cut, with
 	// three messages delivered
@@ -584,15 +593,7 @@ func TestAcksOfAConnectionThatEndedWhilePostgresWasAwayAreStoredWhenItComesBack(
 	dbURL := testinfra.NewDatabase(t)
 	viaProxy, proxy := testinfra.ProxiedDatabaseURL(t, dbURL)
 	inst := testinfra.StartInstance(t, testinfra.Env{DatabaseURL: viaProxy, RedisURL: rds.URL()})
-	alice := testinfra.NewUser(t, inst.URL)
-	bob := testinfra.NewUser(t, inst.URL)
-	conv := alice.CreateConversation(bob.User)
-	for i := 1; i <= 3; i++ {
-		alice.Send(conv, fmt.Sprintf("c-%d", i), i)
-	}
-	ws := bob.DialWS("", "")
-	ws.Subscribe(conv, ptr(0))
-	requireSeqs(t, ws.Messages(3, 5*time.Second), 1)
+	bob, conv, ws := followedByBob(t, inst, 3)
 
 	// when he acknowledges 3, and Postgres goes away before the durable copy's flush (about a
 	// second later) and he disconnects: the disconnect's own flush fails
