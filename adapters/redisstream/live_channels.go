@@ -49,7 +49,7 @@ type LiveChannels struct {
 
 	mu    sync.Mutex
 	want  map[conversation.ID]struct{}
-	moved map[int]*liveConn // by index: connections Redis dropped channels of, to open again
+	moved map[*liveConn]struct{} // connections Redis dropped channels of, to open again
 	kick  chan struct{}
 }
 
@@ -61,7 +61,7 @@ func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, 
 	return &LiveChannels{client: client, partitions: partitions, log: log,
 		down: outagelog.New(log, "live channels cannot read Redis; reconnecting (missed messages are found in the streams after)",
 			"live channels read Redis again"),
-		want: map[conversation.ID]struct{}{}, moved: map[int]*liveConn{}, kick: make(chan struct{}, 1)}
+		want: map[conversation.ID]struct{}{}, moved: map[*liveConn]struct{}{}, kick: make(chan struct{}, 1)}
 }
 
 var _ delivery.Interest = (*LiveChannels)(nil)
@@ -295,7 +295,7 @@ func redirected(err error) bool {
 // connection already replaced is ignored).
 func (l *LiveChannels) reopen(lc *liveConn) {
 	l.mu.Lock()
-	l.moved[lc.i] = lc
+	l.moved[lc] = struct{}{}
 	l.mu.Unlock()
 	l.wake()
 }
@@ -369,7 +369,8 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 		reopen := make([]bool, len(lcs))
 		var closing []*liveConn
 		l.mu.Lock()
-		for i, lc := range l.moved {
+		for lc := range l.moved {
+			i := lc.i
 			if lcs[i] != lc {
 				continue // opened again already
 			}
@@ -441,28 +442,22 @@ func (l *LiveChannels) apply(ctx context.Context, lc *liveConn, sharded bool, ad
 	if sharded {
 		sub, unsub = lc.ps.SSubscribe, lc.ps.SUnsubscribe
 	}
+	// a command that cannot be written makes go-redis dial the connection again there and then,
+	// so no confirmation of an unsubscribe sent on the old one comes: their counts are forgotten
 	for chunk := range slices.Chunk(add, subscribeChunk) {
-		if err := sub(ctx, chunk...); err != nil && ctx.Err() == nil {
-			l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
+		if err := sub(ctx, chunk...); err != nil {
+			l.forgetUnsubscribes(lc)
+			if ctx.Err() == nil {
+				l.log.Warn("live subscribe failed; go-redis re-subscribes on reconnect", "channels", len(chunk), "error", err)
+			}
 		}
 	}
 	for chunk := range slices.Chunk(drop, subscribeChunk) {
 		if err := unsub(ctx, chunk...); err != nil {
-			l.unexpect(lc, chunk) // no confirmation comes
+			l.forgetUnsubscribes(lc)
 			if ctx.Err() == nil {
 				l.log.Debug("live unsubscribe failed (the connection is gone, and with it the subscription)", "error", err)
 			}
-		}
-	}
-}
-
-// unexpect forgets the confirmations of unsubscribes that were not sent.
-func (l *LiveChannels) unexpect(lc *liveConn, channels []string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, ch := range channels {
-		if lc.dropping[ch]--; lc.dropping[ch] <= 0 {
-			delete(lc.dropping, ch)
 		}
 	}
 }

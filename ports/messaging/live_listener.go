@@ -126,6 +126,8 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 func (l *LiveListener) confirmed(conv conversation.ID, again bool) {
 	l.queue([]conversation.ID{conv}, again)
 	l.wake()
+	l.unverify([]conversation.ID{conv})
+	l.vwake()
 	if again {
 		// and with its stream at the next round too: a connection opened again (to a replica
 		// the cluster does not count yet, to a Redis still loading) may miss what comes just after
@@ -133,9 +135,19 @@ func (l *LiveListener) confirmed(conv conversation.ID, again bool) {
 		l.active[conv] = struct{}{}
 		l.mu.Unlock()
 	}
+}
+
+// unverify queues convs for a membership re-check.
+func (l *LiveListener) unverify(convs []conversation.ID) {
 	l.vmu.Lock()
-	l.unverified[conv] = struct{}{}
+	for _, conv := range convs {
+		l.unverified[conv] = struct{}{}
+	}
 	l.vmu.Unlock()
+}
+
+// vwake makes the membership loop re-check what is queued.
+func (l *LiveListener) vwake() {
 	select {
 	case l.vkick <- struct{}{}:
 	default:
@@ -205,9 +217,9 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 
 // verifyLoop re-checks the membership of conversations whose channels were confirmed, one at a
 // time, so a reconnect confirming thousands at once asks Postgres one query after another. When
-// one cannot be read, it and the rest of its batch are left to the connections' keep-alive
-// rounds, which check every subscription's membership and close connections that cannot be
-// checked for long.
+// one cannot be read, it and the rest of its batch are tried again 5 s later; the connections'
+// keep-alive rounds check every subscription's membership meanwhile, and close connections that
+// cannot be checked for long.
 func (l *LiveListener) verifyLoop(ctx context.Context) {
 	for {
 		select {
@@ -222,7 +234,7 @@ func (l *LiveListener) verifyLoop(ctx context.Context) {
 		}
 		clear(l.unverified)
 		l.vmu.Unlock()
-		for _, conv := range convs {
+		for n, conv := range convs {
 			rctx, cancel := context.WithTimeout(ctx, reverifyTimeout)
 			err := l.revoker.Reverify(rctx, conv)
 			cancel()
@@ -230,15 +242,21 @@ func (l *LiveListener) verifyLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				// the rest of the batch too: with Postgres away (or hanging, 5 s a query) the
-				// queue would only grow, and the keep-alive rounds check them all anyway
+				// it and the rest of the batch again in a while, not one after another: with
+				// Postgres hanging each would wait 5 s (the keep-alive rounds check them meanwhile)
 				l.unsure.Failed(err, "conversation_id", conv, "batch", len(convs))
+				l.unverify(convs[n:])
+				time.AfterFunc(reverifyRetry, l.vwake)
 				break
 			}
 			l.unsure.OK()
 		}
 	}
 }
+
+// reverifyRetry is how soon a batch of membership re-checks that met a Postgres error is tried
+// again.
+const reverifyRetry = 5 * time.Second
 
 // reverifyTimeout bounds one membership re-check, so a Postgres that hangs holds up the re-checks
 // (and not for good) rather than anything else.

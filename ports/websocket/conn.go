@@ -62,6 +62,7 @@ type conn struct {
 	flushTimer *time.Timer               // set while a durable flush is scheduled
 	flushing   sync.Mutex                // held while acks are being stored (flushAcks)
 	endedAt    atomic.Int64              // when the connection ended (Unix ns; 0 while it runs)
+	finalRan   bool                      // the final flush has begun (under flushing)
 
 	frames *rate.Limiter // frames this connection may send
 
@@ -114,7 +115,7 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	}
 	c.amu.Unlock()
 	c.endedAt.Store(time.Now().UnixNano())
-	c.flushAcks(context.WithoutCancel(parent))
+	c.flushAcks(context.WithoutCancel(parent), true)
 	_ = c.ws.CloseNow()
 }
 

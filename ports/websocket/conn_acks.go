@@ -48,7 +48,7 @@ func (c *conn) scheduleFlushLocked() {
 		c.amu.Unlock()
 		// not bound to the connection: one that ends while this flush runs must not make it
 		// fail and leave its acks for a final flush that may already have found nothing
-		c.flushAcks(context.WithoutCancel(c.ctx))
+		c.flushAcks(context.WithoutCancel(c.ctx), false)
 	})
 }
 
@@ -61,10 +61,13 @@ const finalFlushFor = time.Minute
 // flushAcks stores the acknowledged cursors; flushes run one at a time, so the connection's
 // final flush comes after one the timer started. Those that fail are tried again a second
 // later, while the connection runs and for finalFlushFor after it ended (not once the instance
-// shuts down).
-func (c *conn) flushAcks(ctx context.Context) {
+// shuts down); only the connection's final flush (final) and those after it give them up.
+func (c *conn) flushAcks(ctx context.Context, final bool) {
 	c.flushing.Lock()
 	defer c.flushing.Unlock()
+	if final {
+		c.finalRan = true
+	}
 	c.amu.Lock()
 	pending := c.acks
 	c.acks = map[conversation.ID]int64{}
@@ -101,6 +104,9 @@ func (c *conn) flushAcks(ctx context.Context) {
 	if retry {
 		c.scheduleFlushLocked()
 		return
+	}
+	if !c.finalRan {
+		return // a timed flush as the connection ends: the final flush, next, tries them all
 	}
 	c.h.log.Warn("acknowledged cursors not stored durably; left to the hot cursors", "user_id", c.user,
 		"client_id", c.client, "conversations", len(c.acks))
