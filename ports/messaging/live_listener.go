@@ -69,15 +69,10 @@ type LiveListener struct {
 	down    *outagelog.Log // comparisons that cannot read the newest seqs, logged once an outage
 	unsure  *outagelog.Log // membership re-checks that cannot read the participants
 
-	mu      sync.Mutex
-	pending map[conversation.ID]struct{} // confirmed subscriptions to compare now
-	resync  map[conversation.ID]struct{} // re-subscriptions after a reconnect, to catch up now
-	active  map[conversation.ID]struct{} // conversations with live traffic since the last round
-	kick    chan struct{}
-
-	vmu        sync.Mutex
-	unverified map[conversation.ID]struct{} // confirmed channels whose subscribers to re-check
-	vkick      chan struct{}
+	pending    *convQueue // confirmed subscriptions to compare with their streams now
+	resync     *convQueue // re-subscriptions after a reconnect, to compare with Postgres now
+	active     *convQueue // conversations with live traffic since the last round (no wake-up: the ticker takes it)
+	unverified *convQueue // confirmed channels whose subscribers to re-check
 }
 
 // LiveEnabled is false when an A/B run delivers from the fan-out stream instead.
@@ -92,11 +87,9 @@ func NewLiveListener(feed LiveFeed, revoker Revoker, tops StreamTops, durable Du
 	return &LiveListener{feed: feed, revoker: revoker, tops: tops, durable: durable, hub: hub, log: log,
 		down: outagelog.New(log, "cannot read the conversations' newest seqs to re-check live delivery; retrying every second",
 			"live delivery re-checks read the newest seqs again"), every: time.Duration(every), enabled: bool(enabled),
-		pending: map[conversation.ID]struct{}{}, resync: map[conversation.ID]struct{}{},
+		pending: newConvQueue(), resync: newConvQueue(), active: newConvQueue(), unverified: newConvQueue(),
 		unsure: outagelog.New(log, "cannot re-check the membership of newly followed conversations; the keep-alive rounds check it",
-			"membership re-checks of newly followed conversations read Postgres again"),
-		active: map[conversation.ID]struct{}{}, unverified: map[conversation.ID]struct{}{},
-		kick: make(chan struct{}, 1), vkick: make(chan struct{}, 1)}
+			"membership re-checks of newly followed conversations read Postgres again")}
 }
 
 // Run listens until ctx ends.
@@ -114,9 +107,7 @@ func (l *LiveListener) Run(ctx context.Context) error {
 
 // deliver offers a live message to the hub and notes the conversation as active.
 func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
-	l.mu.Lock()
-	l.active[conv] = struct{}{}
-	l.mu.Unlock()
+	l.active.add(conv)
 	l.hub.Publish(conv, it)
 }
 
@@ -124,56 +115,24 @@ func (l *LiveListener) deliver(conv conversation.ID, it delivery.Item) {
 // stream, or after a reconnect (again) for a catch-up, and for a membership re-check (a removal
 // notice published before the confirmation was not heard).
 func (l *LiveListener) confirmed(conv conversation.ID, again bool) {
-	l.queue([]conversation.ID{conv}, again)
-	l.wake()
-	l.unverify([]conversation.ID{conv})
-	l.vwake()
+	l.compareQueue(again).add(conv)
+	l.compareQueue(again).wake()
+	l.unverified.add(conv)
+	l.unverified.wake()
 	if again {
 		// and with its stream at the next round too: a connection opened again (to a replica
 		// the cluster does not count yet, to a Redis still loading) may miss what comes just after
-		l.mu.Lock()
-		l.active[conv] = struct{}{}
-		l.mu.Unlock()
+		l.active.add(conv)
 	}
 }
 
-// unverify queues convs for a membership re-check.
-func (l *LiveListener) unverify(convs []conversation.ID) {
-	l.vmu.Lock()
-	for _, conv := range convs {
-		l.unverified[conv] = struct{}{}
-	}
-	l.vmu.Unlock()
-}
-
-// vwake makes the membership loop re-check what is queued.
-func (l *LiveListener) vwake() {
-	select {
-	case l.vkick <- struct{}{}:
-	default:
-	}
-}
-
-// queue notes convs for the next comparison: with their streams, or after a reconnect (again)
-// with Postgres.
-func (l *LiveListener) queue(convs []conversation.ID, again bool) {
-	set := l.pending
+// compareQueue is where conversations wait for a comparison: with their streams, or after a
+// reconnect (again) with Postgres.
+func (l *LiveListener) compareQueue(again bool) *convQueue {
 	if again {
-		set = l.resync
+		return l.resync
 	}
-	l.mu.Lock()
-	for _, conv := range convs {
-		set[conv] = struct{}{}
-	}
-	l.mu.Unlock()
-}
-
-// wake makes the recheck loop compare what is queued.
-func (l *LiveListener) wake() {
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
+	return l.pending
 }
 
 func (l *LiveListener) recheckLoop(ctx context.Context) {
@@ -185,34 +144,35 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.mu.Lock()
+			convs = l.active.take()
 			if round%fullRecheckRounds == 0 {
 				convs = l.hub.Following()
-			} else {
-				for conv := range l.active {
-					convs = append(convs, conv)
-				}
 			}
-			clear(l.active)
-			l.mu.Unlock()
 			round++
-		case <-l.kick:
-			l.mu.Lock()
-			for conv := range l.resync {
-				resync = append(resync, conv)
-			}
-			for conv := range l.pending {
-				if _, again := l.resync[conv]; !again {
-					convs = append(convs, conv)
-				}
-			}
-			clear(l.pending)
-			clear(l.resync)
-			l.mu.Unlock()
+		case <-l.pending.woken():
+			convs, resync = l.queued()
+		case <-l.resync.woken():
+			convs, resync = l.queued()
 		}
 		l.compare(ctx, convs, false)
 		l.compare(ctx, resync, true)
 	}
+}
+
+// queued takes the conversations waiting for a comparison; one queued both ways is compared
+// with Postgres only.
+func (l *LiveListener) queued() (convs, resync []conversation.ID) {
+	resync = l.resync.take()
+	again := make(map[conversation.ID]struct{}, len(resync))
+	for _, conv := range resync {
+		again[conv] = struct{}{}
+	}
+	for _, conv := range l.pending.take() {
+		if _, ok := again[conv]; !ok {
+			convs = append(convs, conv)
+		}
+	}
+	return convs, resync
 }
 
 // verifyLoop re-checks the membership of conversations whose channels were confirmed, one at a
@@ -225,15 +185,9 @@ func (l *LiveListener) verifyLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-l.vkick:
+		case <-l.unverified.woken():
 		}
-		l.vmu.Lock()
-		convs := make([]conversation.ID, 0, len(l.unverified))
-		for conv := range l.unverified {
-			convs = append(convs, conv)
-		}
-		clear(l.unverified)
-		l.vmu.Unlock()
+		convs := l.unverified.take()
 		for n, conv := range convs {
 			rctx, cancel := context.WithTimeout(ctx, reverifyTimeout)
 			err := l.revoker.Reverify(rctx, conv)
@@ -245,8 +199,8 @@ func (l *LiveListener) verifyLoop(ctx context.Context) {
 				// it and the rest of the batch again in a while, not one after another: with
 				// Postgres hanging each would wait 5 s (the keep-alive rounds check them meanwhile)
 				l.unsure.Failed(err, "conversation_id", conv, "batch", len(convs))
-				l.unverify(convs[n:])
-				time.AfterFunc(reverifyRetry, l.vwake)
+				l.unverified.add(convs[n:]...)
+				time.AfterFunc(reverifyRetry, l.unverified.wake)
 				break
 			}
 			l.unsure.OK()
@@ -266,8 +220,8 @@ const reverifyTimeout = 5 * time.Second
 // a confirmation's comparison is what covers a new subscription's hand-over, and the full
 // round would come only a minute later.
 func (l *LiveListener) retryLater(convs []conversation.ID, again bool) {
-	l.queue(convs, again)
-	time.AfterFunc(compareRetry, l.wake)
+	l.compareQueue(again).add(convs...)
+	time.AfterFunc(compareRetry, l.compareQueue(again).wake)
 }
 
 // compareRetry is how soon conversations whose comparison failed are compared again.
