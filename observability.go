@@ -50,6 +50,7 @@ func (s snapshots) counters() admin.Counters {
 		Connections: ws.Connections, SlowCutoffs: ws.SlowCutoffs,
 		FanoutEntries: f.Entries, FanoutMalformed: f.Malformed, FanoutOutages: f.Outages,
 		LiveFollowing: live.Following, LiveMessages: live.Messages, LiveMalformed: live.Malformed, LiveReopened: live.Reopened,
+		LiveRedirected:  live.Redirected,
 		ConsumerHandled: ro.Handled, DeadLettered: ro.DeadLettered, ConsumerMalformed: ro.Malformed,
 		Claims: s.claims(), Helped: s.helped(),
 		TrimmedRepublished: rd.Republished, TrimmedUnrecoverable: rd.Unrecoverable,

@@ -22,12 +22,12 @@ import (
 
 // LiveStats are the live channels' running totals (read them with Snapshot).
 type LiveStats struct {
-	Messages, Malformed, Confirmations, Reopened atomic.Int64
+	Messages, Malformed, Confirmations, Reopened, Redirected atomic.Int64
 }
 
 // LiveSnapshot is a read-only copy of the live channels' totals.
 type LiveSnapshot struct {
-	Following, Messages, Malformed, Confirmations, Reopened int64
+	Following, Messages, Malformed, Confirmations, Reopened, Redirected int64
 }
 
 // subscribeChunk bounds the channels named in one SSUBSCRIBE, so a burst of first
@@ -47,9 +47,11 @@ type LiveChannels struct {
 	stats      LiveStats
 	down       *outagelog.Log // a live connection that cannot read (Redis away), logged once per outage
 
-	mu    sync.Mutex
-	want  map[conversation.ID]struct{}
-	moved map[*liveConn]struct{} // connections Redis dropped channels of, to open again
+	mu   sync.Mutex
+	want map[conversation.ID]struct{}
+	// connections to open again: Redis dropped channels of them (0), or a node redirected their
+	// subscription (how many of the partition's connections in a row were, this one included)
+	moved map[*liveConn]int
 	kick  chan struct{}
 }
 
@@ -61,7 +63,7 @@ func NewLiveChannels(client redis.UniversalClient, partitions FanoutPartitions, 
 	return &LiveChannels{client: client, partitions: partitions, log: log,
 		down: outagelog.New(log, "live channels cannot read Redis; reconnecting (missed messages are found in the streams after)",
 			"live channels read Redis again"),
-		want: map[conversation.ID]struct{}{}, moved: map[*liveConn]struct{}{}, kick: make(chan struct{}, 1)}
+		want: map[conversation.ID]struct{}{}, moved: map[*liveConn]int{}, kick: make(chan struct{}, 1)}
 }
 
 var _ delivery.Interest = (*LiveChannels)(nil)
@@ -97,7 +99,8 @@ func (l *LiveChannels) Snapshot() LiveSnapshot {
 	following := int64(len(l.want))
 	l.mu.Unlock()
 	return LiveSnapshot{Following: following, Messages: l.stats.Messages.Load(), Malformed: l.stats.Malformed.Load(),
-		Confirmations: l.stats.Confirmations.Load(), Reopened: l.stats.Reopened.Load()}
+		Confirmations: l.stats.Confirmations.Load(), Reopened: l.stats.Reopened.Load(),
+		Redirected: l.stats.Redirected.Load()}
 }
 
 // Run holds the Pub/Sub connections until ctx ends, handing each live message to onMessage and
@@ -123,7 +126,7 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 	lcs := make([]*liveConn, conns)
 	// a connection is opened with its first channels: a cluster client connects a Pub/Sub to
 	// the node of its first channel's slot, and one opened empty goes to a random node
-	open := func(i int, channels []string, reopened bool) *liveConn {
+	open := func(i int, channels []string, reopened bool, redirects int) *liveConn {
 		var ps *redis.PubSub
 		if sharded {
 			ps = l.client.SSubscribe(ctx, channels...)
@@ -131,7 +134,7 @@ func (l *LiveChannels) Run(ctx context.Context, onMessage func(conversation.ID, 
 			ps = l.client.Subscribe(ctx, channels...)
 		}
 		cctx, stop := context.WithCancel(ctx)
-		lc := &liveConn{i: i, ps: ps, stop: stop, dropping: map[string]int{}}
+		lc := &liveConn{i: i, ps: ps, stop: stop, dropping: map[string]int{}, redirects: redirects}
 		heard := new(atomic.Int64) // when ps last delivered anything (UnixNano)
 		heard.Store(time.Now().UnixNano())
 		receivers.Add(2)
@@ -161,6 +164,9 @@ type liveConn struct {
 	// is not yet heard (guarded by LiveChannels.mu): a confirmation beyond them is Redis's own
 	// (the channel's slot moved to another node, or its master was demoted)
 	dropping map[string]int
+	// redirects is how many connections of its partition in a row, just before this one, were
+	// opened again because a node redirected their subscription (set when it is opened)
+	redirects int
 }
 
 func (lc *liveConn) close() {
@@ -171,6 +177,17 @@ func (lc *liveConn) close() {
 // reopenSettle is how long a connection Redis dropped channels of waits, after go-redis was
 // asked to reload the slot map, before it is opened again (a reload takes a round trip).
 const reopenSettle = 200 * time.Millisecond
+
+// redirectBackoff is how long a connection whose subscription a node redirected waits before it
+// is opened again, after n such connections of its partition in a row: at once the first time,
+// then 200 ms doubling up to 5 s, so that a slot map go-redis is still reloading (in the
+// background) is not met again a few times a second.
+func redirectBackoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return min(reopenSettle<<(n-1), 5*time.Second)
+}
 
 // liveHealthEvery is how long a live connection may stay silent before it is pinged, so a
 // dead one is noticed and opened again (go-redis's own Channel checks every 3 s too).
@@ -195,6 +212,8 @@ func (l *LiveChannels) receive(ctx context.Context, lc *liveConn, reopened bool,
 	onMessage func(conversation.ID, delivery.Item), onSubscribed func(conv conversation.ID, again bool),
 	onRemoved func(conversation.ID, conversation.UserID)) {
 	failures := 0
+	redirects := lc.redirects // until a channel is confirmed on this connection
+	askedReopen := false
 	// the channels this connection confirmed and did not give up since: a confirmation of one of
 	// them is a re-subscription after go-redis opened the connection again (also when a failed
 	// ping made it do so, which no read here sees fail); so is any confirmation soon after a
@@ -216,9 +235,14 @@ func (l *LiveChannels) receive(ctx context.Context, lc *liveConn, reopened bool,
 			}
 			if redirected(err) {
 				// a subscription sent to a node that does not serve its slot (opened on a slot
-				// map that was out of date): go-redis keeps the connection, so it is opened again
-				l.log.Debug("live subscription redirected; opening the connection again", "connection", lc.i, "error", err)
-				l.reopen(lc)
+				// map that was out of date): go-redis keeps the connection, so it is opened
+				// again, once (a chunk of channels is redirected per SSUBSCRIBE)
+				if !askedReopen {
+					askedReopen = true
+					after := redirectBackoff(redirects)
+					l.log.Debug("live subscription redirected; opening the connection again", "connection", lc.i, "after", after, "error", err)
+					l.reopenRedirected(lc, redirects+1, after)
+				}
 				continue
 			}
 			l.forgetUnsubscribes(lc) // go-redis dials again: their confirmations will not come
@@ -252,6 +276,7 @@ func (l *LiveChannels) receive(ctx context.Context, lc *liveConn, reopened bool,
 			switch m.Kind {
 			case "ssubscribe", "subscribe":
 				l.stats.Confirmations.Add(1)
+				redirects = 0
 				_, again := confirmed[m.Channel]
 				again = again || (!failedAt.IsZero() && time.Since(failedAt) < liveDeadAfter)
 				confirmed[m.Channel] = struct{}{}
@@ -259,7 +284,7 @@ func (l *LiveChannels) receive(ctx context.Context, lc *liveConn, reopened bool,
 			case "sunsubscribe", "unsubscribe":
 				delete(confirmed, m.Channel)
 				if l.droppedByRedis(lc, m.Channel) {
-					l.reopen(lc)
+					l.reopen(lc, 0)
 				}
 			}
 		}
@@ -292,12 +317,23 @@ func redirected(err error) bool {
 }
 
 // reopen asks the reconcile loop to open lc's connection again (once: a later request for a
-// connection already replaced is ignored).
-func (l *LiveChannels) reopen(lc *liveConn) {
+// connection already replaced is ignored), because Redis dropped channels of it (redirects 0)
+// or after the redirects-th redirected connection of its partition in a row.
+func (l *LiveChannels) reopen(lc *liveConn, redirects int) {
 	l.mu.Lock()
-	l.moved[lc] = struct{}{}
+	l.moved[lc] = redirects
 	l.mu.Unlock()
 	l.wake()
+}
+
+// reopenRedirected asks for lc to be opened again after a node redirected its subscription, once
+// after has passed.
+func (l *LiveChannels) reopenRedirected(lc *liveConn, redirects int, after time.Duration) {
+	if after <= 0 {
+		l.reopen(lc, redirects)
+		return
+	}
+	time.AfterFunc(after, func() { l.reopen(lc, redirects) })
 }
 
 // forgetUnsubscribes forgets lc's unsubscribes still awaiting confirmation: go-redis opened its
@@ -357,7 +393,7 @@ func (l *LiveChannels) keepAlive(ctx context.Context, lc *liveConn, heard *atomi
 // its partition's. A failed command needs no retry here: go-redis keeps the channel set it was
 // given and re-subscribes it on its next connection. A connection that Redis dropped channels
 // of (a slot moved, a master demoted) is closed and opened again, on a reloaded slot map.
-func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded bool, open func(i int, first []string, reopened bool) *liveConn) {
+func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded bool, open func(i int, first []string, reopened bool, redirects int) *liveConn) {
 	have := map[conversation.ID]struct{}{}
 	// which connection a conversation's channel goes to, and the channel's name
 	route := func(conv conversation.ID) (int, string) {
@@ -367,16 +403,21 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 	for {
 		add, drop := make([][]string, len(lcs)), make([][]string, len(lcs))
 		reopen := make([]bool, len(lcs))
+		redirects := make([]int, len(lcs))
 		var closing []*liveConn
 		l.mu.Lock()
-		for lc := range l.moved {
+		for lc, n := range l.moved {
 			i := lc.i
 			if lcs[i] != lc {
 				continue // opened again already
 			}
 			closing = append(closing, lc)
-			lcs[i], reopen[i] = nil, true
-			l.stats.Reopened.Add(1)
+			lcs[i], reopen[i], redirects[i] = nil, true, n
+			if n == 0 {
+				l.stats.Reopened.Add(1)
+			} else {
+				l.stats.Redirected.Add(1)
+			}
 			for conv := range have {
 				if j, ch := route(conv); j == i {
 					if _, ok := l.want[conv]; ok {
@@ -406,8 +447,10 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 		}
 		l.mu.Unlock()
 		for _, lc := range closing {
-			l.log.Warn("Redis dropped live channels this instance follows (a slot moved, or its master was demoted); opening the connection again",
-				"connection", lc.i)
+			if redirects[lc.i] == 0 { // (a redirect was logged when it came)
+				l.log.Warn("Redis dropped live channels this instance follows (a slot moved, or its master was demoted); opening the connection again",
+					"connection", lc.i)
+			}
 			lc.close()
 		}
 		if c, ok := l.client.(*redis.ClusterClient); ok && len(closing) > 0 {
@@ -421,7 +464,7 @@ func (l *LiveChannels) reconcile(ctx context.Context, lcs []*liveConn, sharded b
 		for i := range lcs {
 			if lcs[i] == nil && len(add[i]) > 0 {
 				first := add[i][:min(len(add[i]), subscribeChunk)]
-				lcs[i] = open(i, first, reopen[i])
+				lcs[i] = open(i, first, reopen[i], redirects[i])
 				add[i] = add[i][len(first):]
 			}
 			if lcs[i] != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -518,4 +519,61 @@ func TestOnRedisClusterLiveChannelsFollowEachPartitionOnItsOwnConnectionAndSurvi
 	})
 	rig.publish(t, victim, 2)
 	sinks[0].expect(t, 8)
+}
+
+func TestOnRedisClusterASubscriptionRedirectedByAStaleSlotMapIsOpenedAgainAndBacksOff(t *testing.T) {
+	cluster := testinfra.StartRedisCluster(t, 3)
+	ctx := context.Background()
+	truth, err := cluster.Client().ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the live channels' client reads a slot map on which every range is served by the next
+	// range's master while stale holds: each subscription goes to a node that answers MOVED
+	var stale atomic.Bool
+	stale.Store(true)
+	live := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(cluster.Seeds(), ","),
+		ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
+			if !stale.Load() {
+				return truth, nil
+			}
+			wrong := make([]redis.ClusterSlot, len(truth))
+			for i, s := range truth {
+				wrong[i] = redis.ClusterSlot{Start: s.Start, End: s.End, Nodes: truth[(i+1)%len(truth)].Nodes}
+			}
+			return wrong, nil
+		}})
+	t.Cleanup(func() { _ = live.Close() })
+	rig := startLiveVia(t, cluster.Client(), live, 4, time.Hour, quiet)
+
+	// given a subscriber whose live channel the stale map sends to the wrong node
+	conv := conversation.ID("conv-redirected")
+	sink := &seqSink{}
+	rig.hub.Subscribe(ctx, conv, 0, sink)
+
+	// then its connection is opened again and again, each time a little later: a few times in
+	// 4 s (0, 0.2, 0.4, 0.8, 1.6 s apart, plus the reload's settle), not every settle (20 times)
+	testinfra.Eventually(t, 10*time.Second, "the redirected subscription is opened again", func() bool {
+		return rig.channels.Snapshot().Redirected >= 2
+	})
+	time.Sleep(4 * time.Second)
+	snap := rig.channels.Snapshot()
+	if snap.Redirected > 8 {
+		t.Fatalf("opened again %d times in about 4 s of redirects; want it to back off (at most 8)", snap.Redirected)
+	}
+	if snap.Reopened != 0 {
+		t.Fatalf("a redirect was counted as Redis dropping channels (%d)", snap.Reopened)
+	}
+
+	// and once the slot map is right, the next opening lands on the slot's master and the
+	// conversation's messages arrive live
+	stale.Store(false)
+	testinfra.Eventually(t, 15*time.Second, "the live channel is confirmed on the slot's master", func() bool {
+		return rig.channels.Snapshot().Confirmations >= 1
+	})
+	rig.publish(t, conv, 3)
+	sink.expect(t, 3)
+	if n := rig.channels.Snapshot().Messages; n != 3 {
+		t.Fatalf("heard %d live messages, want 3 (each heard live, not only found in the stream)", n)
+	}
 }

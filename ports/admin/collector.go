@@ -23,6 +23,7 @@ type Counters struct {
 	Subscriptions, Connections, SlowCutoffs                  int64
 	FanoutEntries, FanoutMalformed, FanoutOutages            int64
 	LiveFollowing, LiveMessages, LiveMalformed, LiveReopened int64
+	LiveRedirected                                           int64
 	ConsumerHandled, DeadLettered, ConsumerMalformed         int64
 	Claims                                                   map[string]int64 // by consumer group
 	Helped                                                   map[string]int64 // by consumer group
@@ -64,6 +65,7 @@ var (
 	dLiveMsgs    = desc("nova_live_messages_received_total", "Messages this instance heard on live channels: proportional to its own subscribers' conversations, not to all traffic.")
 	dLiveBad     = desc("nova_live_malformed_total", "Live channel payloads that were not \"<seq> <ms> <json>\" (skipped; the stream re-check delivers the message).")
 	dLiveReopen  = desc("nova_live_connections_reopened_total", "Live connections opened again because Redis dropped channels this instance follows (a slot moved, or its master was demoted).")
+	dLiveRedir   = desc("nova_live_connections_redirected_total", "Live connections opened again because a node answered their subscription with MOVED or ASK (opened on a slot map out of date).")
 	dHandled     = desc("nova_consumer_handled_total", "Fan-out messages this instance's consumer-group handlers processed and acknowledged.")
 	dDeadLetter  = desc("nova_dead_lettered_total", "Fan-out messages this instance moved to the dead-letter stream (malformed, not a stored message, or the handler panicked on every attempt).")
 	dConsBad     = desc("nova_consumer_malformed_total", "Malformed fan-out entries the consumer groups of this instance rejected (also counted in nova_dead_lettered_total).")
@@ -147,6 +149,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dLiveMsgs, n.LiveMessages)
 	counter(dLiveBad, n.LiveMalformed)
 	counter(dLiveReopen, n.LiveReopened)
+	counter(dLiveRedir, n.LiveRedirected)
 	counter(dHandled, n.ConsumerHandled)
 	counter(dDeadLetter, n.DeadLettered)
 	counter(dConsBad, n.ConsumerMalformed)
