@@ -23,6 +23,7 @@ const clockTicks = 100 // USER_HZ on Linux
 type cpuSnap struct {
 	at          time.Time
 	busy, total uint64
+	steal       uint64          // ticks the hypervisor ran something else while this VM had work (in busy)
 	groups      map[int]procCPU // pid -> group and ticks
 	allTicks    map[int]uint64  // pid -> CPU ticks of every process, in a group or not
 	nodes       map[int]string  // pid -> node name, of the nova nodes running at the snapshot
@@ -32,6 +33,11 @@ type cpuSnap struct {
 // checkpointsKey counts the Postgres checkpoints in a window (forced ones, e.g. by another
 // test run's CREATE/DROP DATABASE, stall every commit on the server for a moment).
 const checkpointsKey = "pg checkpoints"
+
+// stolen is the CPU group of the time the hypervisor gave this VM's cores to someone else while
+// they had work (/proc/stat's steal): no process here used it, so before it had a group of its
+// own it showed as "rest". A run with much of it ran on a host that was busy elsewhere.
+const stolen = "stolen by the hypervisor"
 
 // redisNotInUse is the CPU group of the single redis-server while the nodes use the cluster:
 // it stays up (idle), counted apart from the "redis" of the topology in use.
@@ -113,6 +119,9 @@ func (b *Bench) cpuSnapshot() cpuSnap {
 			s.total += n
 			if i != 3 && i != 4 { // idle, iowait
 				s.busy += n
+			}
+			if i == 7 {
+				s.steal = n
 			}
 		}
 	}
@@ -231,6 +240,10 @@ func cpuBetween(a, z cpuSnap) CPUUse {
 	}
 	use["machine"] = max(use["machine"], float64(procs)/clockTicks/secs)
 	accounted := 0.0
+	if dt := z.total - a.total; dt > 0 && z.steal > a.steal {
+		use[stolen] = float64(z.steal-a.steal) / float64(dt) * float64(runtime.NumCPU())
+		accounted += use[stolen]
+	}
 	for pid, p := range z.groups {
 		before := a.groups[pid].ticks // 0 for a process that started meanwhile
 		if p.ticks < before {

@@ -41,8 +41,8 @@ type QuietCheck struct {
 }
 
 // otherWork is the CPU use of a window that is not the bench's: what no group claims and other
-// databases' Postgres backends.
-func otherWork(u CPUUse) float64 { return u["rest"] + u["postgres (other)"] }
+// databases' Postgres backends, and the time the hypervisor gave the cores to someone else.
+func otherWork(u CPUUse) float64 { return u["rest"] + u["postgres (other)"] + u[stolen] }
 
 // waitQuiet reads the other work's CPU use every quietSample until it is under quietCores or
 // limit has passed (limit 0: one reading, no wait).

@@ -648,7 +648,7 @@ func (b *Bench) cpuSection() string {
 	if len(lines) == 0 {
 		return ""
 	}
-	return "CPU use during each measurement (cores, averaged; \"rest\" is everything else on the machine; \"runnable, waiting for a core\" is the time each group's threads were ready to run but had no core, summed over threads, from /proc schedstat; checkpoints are server-wide, a forced one stalls commits):\n" + strings.Join(lines, "\n") + "\n"
+	return "CPU use during each measurement (cores, averaged; \"rest\" is everything else on the machine; \"stolen by the hypervisor\" is time the host gave these cores to another VM while they had work (/proc/stat steal), counted apart from \"rest\" since 2026-12-02; \"runnable, waiting for a core\" is the time each group's threads were ready to run but had no core, summed over threads, from /proc schedstat; checkpoints are server-wide, a forced one stalls commits):\n" + strings.Join(lines, "\n") + "\n"
 }
 
 // loadRuns are the main latency run and the sweep, by offered rate.

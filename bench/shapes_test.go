@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -144,6 +145,25 @@ func TestMachineIsAtLeastItsProcesses(t *testing.T) {
 	u := cpuBetween(a, z)
 	if !near(u["machine"], 0.8) || !near(u["nova"], 0.5) || !near(u["rest"], 0.3) {
 		t.Fatalf("cpuBetween %v; want machine 0.8 (its processes), nova 0.5, rest 0.3", u)
+	}
+}
+
+// Time the hypervisor took (steal) is a group of its own, not "rest", and counts as other work
+// in the quiet check.
+func TestStolenTimeIsToldApartFromOtherWork(t *testing.T) {
+	t0 := time.Now()
+	cores := float64(runtime.NumCPU())
+	a := cpuSnap{at: t0, groups: map[int]procCPU{10: {"nova", 100, 0, 0}}, allTicks: map[int]uint64{10: 100}}
+	// 2 s: /proc/stat counts 400 ticks, 300 of them busy, 100 of those stolen
+	z := cpuSnap{at: t0.Add(2 * time.Second), busy: 300, total: 400, steal: 100,
+		groups: map[int]procCPU{10: {"nova", 200, 0, 0}}, allTicks: map[int]uint64{10: 200}}
+	u := cpuBetween(a, z)
+	if !near(u["machine"], 0.75*cores) || !near(u[stolen], 0.25*cores) || !near(u["nova"], 0.5) ||
+		!near(u["rest"], 0.5*cores-0.5) {
+		t.Fatalf("cpuBetween %v; want machine %.2f, stolen %.2f, nova 0.5, rest %.2f", u, 0.75*cores, 0.25*cores, 0.5*cores-0.5)
+	}
+	if !near(otherWork(u), 0.75*cores-0.5) {
+		t.Fatalf("other work %.2f cores; want the rest and the stolen time, %.2f", otherWork(u), 0.75*cores-0.5)
 	}
 }
 
