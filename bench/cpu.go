@@ -238,12 +238,12 @@ func cpuBetween(a, z cpuSnap) CPUUse {
 			procs += t - before
 		}
 	}
-	use["machine"] = max(use["machine"], float64(procs)/clockTicks/secs)
 	accounted := 0.0
 	if dt := z.total - a.total; dt > 0 && z.steal > a.steal {
 		use[stolen] = float64(z.steal-a.steal) / float64(dt) * float64(runtime.NumCPU())
 		accounted += use[stolen]
 	}
+	use["machine"] = max(use["machine"], float64(procs)/clockTicks/secs+use[stolen])
 	for pid, p := range z.groups {
 		before := a.groups[pid].ticks // 0 for a process that started meanwhile
 		if p.ticks < before {

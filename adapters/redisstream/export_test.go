@@ -21,3 +21,6 @@ var MajorVersion = majorVersion
 
 // RemoveConsumerIfIdle is the idle-consumer cleanup's one step: check and remove.
 var RemoveConsumerIfIdle = removeConsumerIfIdle
+
+// RedirectBackoff is how long the n-th redirected live connection in a row waits to be opened again.
+var RedirectBackoff = redirectBackoff

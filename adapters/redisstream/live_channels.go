@@ -183,10 +183,14 @@ const reopenSettle = 200 * time.Millisecond
 // then 200 ms doubling up to 5 s, so that a slot map go-redis is still reloading (in the
 // background) is not met again a few times a second.
 func redirectBackoff(n int) time.Duration {
-	if n <= 0 {
+	const most = 5 * time.Second
+	switch {
+	case n <= 0:
 		return 0
+	case n > 6: // (and no shift that overflows after a long run)
+		return most
 	}
-	return min(reopenSettle<<(n-1), 5*time.Second)
+	return min(reopenSettle<<(n-1), most)
 }
 
 // liveHealthEvery is how long a live connection may stay silent before it is pinged, so a
@@ -321,7 +325,9 @@ func redirected(err error) bool {
 // or after the redirects-th redirected connection of its partition in a row.
 func (l *LiveChannels) reopen(lc *liveConn, redirects int) {
 	l.mu.Lock()
-	l.moved[lc] = redirects
+	if n, asked := l.moved[lc]; !asked || n != 0 { // Redis dropping channels is what is logged and counted
+		l.moved[lc] = redirects
+	}
 	l.mu.Unlock()
 	l.wake()
 }

@@ -568,12 +568,24 @@ func TestOnRedisClusterASubscriptionRedirectedByAStaleSlotMapIsOpenedAgainAndBac
 	// and once the slot map is right, the next opening lands on the slot's master and the
 	// conversation's messages arrive live
 	stale.Store(false)
-	testinfra.Eventually(t, 15*time.Second, "the live channel is confirmed on the slot's master", func() bool {
+	// (within a back-off of up to 5 s, twice should go-redis's background reload come late once)
+	testinfra.Eventually(t, 25*time.Second, "the live channel is confirmed on the slot's master", func() bool {
 		return rig.channels.Snapshot().Confirmations >= 1
 	})
 	rig.publish(t, conv, 3)
 	sink.expect(t, 3)
 	if n := rig.channels.Snapshot().Messages; n != 3 {
 		t.Fatalf("heard %d live messages, want 3 (each heard live, not only found in the stream)", n)
+	}
+}
+
+func TestTheRedirectBackOffDoublesToFiveSecondsAndStaysThere(t *testing.T) {
+	want := map[int]time.Duration{0: 0, 1: 200 * time.Millisecond, 2: 400 * time.Millisecond, 3: 800 * time.Millisecond,
+		5: 3200 * time.Millisecond, 6: 5 * time.Second, 7: 5 * time.Second, 37: 5 * time.Second, 64: 5 * time.Second,
+		65: 5 * time.Second, 1 << 20: 5 * time.Second}
+	for n, d := range want {
+		if got := redisstream.RedirectBackoff(n); got != d {
+			t.Errorf("back-off after %d redirects in a row: %v, want %v", n, got, d)
+		}
 	}
 }

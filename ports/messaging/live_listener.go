@@ -149,6 +149,7 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 				convs = l.hub.Following()
 			}
 			round++
+		// either wake-up takes both queues; the other's, if set too, then finds them empty
 		case <-l.pending.woken():
 			convs, resync = l.queued()
 		case <-l.resync.woken():
@@ -160,7 +161,8 @@ func (l *LiveListener) recheckLoop(ctx context.Context) {
 }
 
 // queued takes the conversations waiting for a comparison; one queued both ways is compared
-// with Postgres only.
+// with Postgres only. (One re-subscribed between the two takes is compared with its stream now
+// and with Postgres at the next wake-up: one comparison more, nothing missed.)
 func (l *LiveListener) queued() (convs, resync []conversation.ID) {
 	resync = l.resync.take()
 	again := make(map[conversation.ID]struct{}, len(resync))
