@@ -30,6 +30,7 @@ type Env struct {
 	DatabaseURL string
 	RedisURL    string
 	Settings    map[string]string // more NOVA_* settings, e.g. NOVA_SEND_RATE
+	Log         io.Writer         // if set, the instance logs there (Info and above), as text
 }
 
 // StartInstance wires a Nova instance exactly as `nova serve` does and serves its public port.
@@ -53,6 +54,9 @@ func StartInstance(t testing.TB, env Env) *Instance {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if env.Log != nil {
+		log = slog.New(slog.NewTextHandler(env.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, cleanup, err := nova.InitializeServer(ctx, cfg, log)

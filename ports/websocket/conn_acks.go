@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/nova-chat/nova/application/command"
@@ -58,6 +59,16 @@ func (c *conn) scheduleFlushLocked() {
 // sent again what it acknowledged, and drops it by seq.
 const finalFlushFor = time.Minute
 
+// testFinalFlushFor, set only by tests, stands in for finalFlushFor.
+var testFinalFlushFor atomic.Int64
+
+func finalFlushWindow() time.Duration {
+	if d := testFinalFlushFor.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return finalFlushFor
+}
+
 // flushAcks stores the acknowledged cursors; flushes run one at a time, so the connection's
 // final flush comes after one the timer started. Those that fail are tried again a second
 // later, while the connection runs and for finalFlushFor after it ended (not once the instance
@@ -77,25 +88,26 @@ func (c *conn) flushAcks(ctx context.Context, final bool) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	failed := false
+	var failed error
 	for conv, seq := range pending {
 		key := clientsync.Key{User: c.user, Client: c.client, Conversation: conv}
 		if err := c.h.app.Commands.AcknowledgeSync.Persist(ctx, key, seq); err != nil {
-			failed = true
+			failed = err
 			c.h.durableCursorDown.Failed(err, "conversation_id", conv, "seq", seq)
 			c.amu.Lock()
 			c.acks[conv] = max(c.acks[conv], seq)
 			c.amu.Unlock()
 		}
 	}
-	if !failed {
+	if failed == nil {
 		c.h.durableCursorDown.OK()
+		c.h.acksLeft.OK()
 		return
 	}
 	// tried again while the connection runs, and after it ended for finalFlushFor unless the
 	// instance is shutting down (its last flush was this one)
 	ended := c.endedAt.Load()
-	retry := ended == 0 || (time.Since(time.Unix(0, ended)) < finalFlushFor && !c.h.shuttingDown())
+	retry := ended == 0 || (time.Since(time.Unix(0, ended)) < finalFlushWindow() && !c.h.shuttingDown())
 	c.amu.Lock()
 	defer c.amu.Unlock()
 	if len(c.acks) == 0 {
@@ -108,7 +120,9 @@ func (c *conn) flushAcks(ctx context.Context, final bool) {
 	if !c.finalRan {
 		return // a timed flush as the connection ends: the final flush, next, tries them all
 	}
-	c.h.log.Warn("acknowledged cursors not stored durably; left to the hot cursors", "user_id", c.user,
-		"client_id", c.client, "conversations", len(c.acks))
+	// the first of an outage is a warning; the rest are counted in the line that ends it
+	c.h.acksLeft.Failed(failed, "user_id", c.user, "client_id", c.client, "conversations", len(c.acks))
+	c.h.log.Debug("acknowledged cursors not stored durably; left to the hot cursors", "user_id", c.user,
+		"client_id", c.client, "conversations", len(c.acks), "error", failed)
 	clear(c.acks)
 }

@@ -92,6 +92,9 @@ type Handler struct {
 
 	// Redis outages are logged once each, not once per connection, ack or subscribe
 	presenceDown, cursorDown, durableCursorDown, offlineDown, membershipDown *outagelog.Log
+	// ended connections whose last acks were left to the hot cursors: one line an outage (its
+	// end says how many), not one per connection of a reconnect storm
+	acksLeft *outagelog.Log
 
 	mu      sync.Mutex
 	perUser map[conversation.UserID]int
@@ -122,6 +125,8 @@ func NewHandler(app application.Application, hub *delivery.Hub, presence Presenc
 		cursorDown: outagelog.New(log, "hot cursors cannot be written; the durable copies follow", "hot cursors are written again"),
 		durableCursorDown: outagelog.New(log, "acknowledged cursors cannot be stored durably; retrying every second (the hot cursors hold them meanwhile)",
 			"acknowledged cursors are stored durably again"),
+		acksLeft: outagelog.New(log, "acknowledged cursors not stored durably; left to the hot cursors",
+			"connections that ended during the outage left their last acks to the hot cursors"),
 		offlineDown: outagelog.New(log, "offline counters cannot be cleared; they expire by themselves",
 			"offline counters are cleared again"),
 		membershipDown: outagelog.New(log, "membership cannot be checked; closing connections whose subscriptions "+
