@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,9 @@ var settings = []setting{
 			if o = strings.TrimSpace(o); o == "*" {
 				return errors.New(`"*" is not allowed; list the origins`)
 			} else if o != "" {
+				if err := checkOriginPattern(o); err != nil {
+					return err
+				}
 				c.AllowedOrigins = append(c.AllowedOrigins, o)
 			}
 		}
@@ -175,8 +179,8 @@ var settings = []setting{
 	}},
 	{"NOVA_SEND_RATE", "20", "writes (sends, conversations created, participant changes) per second each user may make, across all instances (burst 5x); 0 turns the limit off", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
-			return errors.New("must be a number >= 0")
+		if err != nil || math.IsNaN(f) || f < 0 || f > maxSendRate { // (ParseFloat takes "Inf" and "NaN")
+			return fmt.Errorf("must be a number from 0 to %d (0 turns the limit off)", maxSendRate)
 		}
 		c.SendRate = ratelimit.SendRate(f)
 		return nil
@@ -355,4 +359,24 @@ func Usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%-26s %-24s %s (default %s)\n", flagName(s.env), s.env, s.usage, s.def)
 	}
+}
+
+// maxSendRate bounds NOVA_SEND_RATE: the limiter counts in thousandths of a write, in an int.
+const maxSendRate = 1_000_000
+
+// checkOriginPattern refuses a WebSocket origin pattern that is malformed (path.Match syntax,
+// which the WebSocket library matches "host" or, with "://", "scheme://host" against) or that
+// admits any origin, such as "*.*" or "*://*": it would let every site's pages open WebSockets
+// with their visitors' credentials.
+func checkOriginPattern(p string) error {
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("origin pattern %q is malformed: %v", p, err)
+	}
+	const anyOrigin = "nova-origin-probe.example.invalid"
+	for _, o := range []string{anyOrigin, "https://" + anyOrigin} {
+		if ok, _ := path.Match(strings.ToLower(p), o); ok {
+			return fmt.Errorf("origin pattern %q admits any origin; list the origins", p)
+		}
+	}
+	return nil
 }

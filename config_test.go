@@ -107,3 +107,33 @@ func TestARedisClusterIsAcceptedWithPartitions(t *testing.T) {
 		t.Fatalf("cluster seeds with 16 partitions: %+v, %v", c.RedisURL, err)
 	}
 }
+
+func TestASendRateMustBeAFiniteNumberInRange(t *testing.T) {
+	for v, want := range map[string]float64{"0": 0, "0.5": 0.5, "20": 20, "1000000": 1e6} {
+		if c, err := loadConfig(map[string]string{"NOVA_SEND_RATE": v}); err != nil || float64(c.SendRate) != want {
+			t.Errorf("%s: got %v, %v", v, c.SendRate, err)
+		}
+	}
+	// "Inf" meant as "unlimited" overflowed the limiter into one write per 1,000 s
+	for _, v := range []string{"-1", "Inf", "+Inf", "NaN", "1e20", "1000001", "fast"} {
+		_, err := loadConfig(map[string]string{"NOVA_SEND_RATE": v})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Variable != "NOVA_SEND_RATE" || !strings.Contains(ce.Problem, "0 to 1000000") {
+			t.Errorf("%s: error %v, want a ConfigError naming NOVA_SEND_RATE and its range", v, err)
+		}
+	}
+}
+
+func TestAnOriginPatternThatIsMalformedOrAdmitsAnyOriginIsRefused(t *testing.T) {
+	c, err := loadConfig(map[string]string{"NOVA_ALLOWED_ORIGINS": "app.example.com, *.example.com,https://chat.example.org"})
+	if err != nil || len(c.AllowedOrigins) != 3 {
+		t.Fatalf("three good patterns: %v, %v", c.AllowedOrigins, err)
+	}
+	for _, v := range []string{"*", "*.*", "*://*", "https://*", "app.example.com,*", "[", "app.example.com,a[b"} {
+		_, err := loadConfig(map[string]string{"NOVA_ALLOWED_ORIGINS": v})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Variable != "NOVA_ALLOWED_ORIGINS" {
+			t.Errorf("%q: error %v, want a ConfigError naming NOVA_ALLOWED_ORIGINS", v, err)
+		}
+	}
+}

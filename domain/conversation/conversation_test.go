@@ -125,7 +125,7 @@ func TestOnlyParticipantsMayPost(t *testing.T) {
 	}
 }
 
-func TestClientMsgIDMustBe1To64Bytes(t *testing.T) {
+func TestClientMsgIDMustBe1To64Characters(t *testing.T) {
 	cases := []struct {
 		name    string
 		id      string
@@ -135,6 +135,8 @@ func TestClientMsgIDMustBe1To64Bytes(t *testing.T) {
 		{"1 byte", "a", false},
 		{"64 bytes", strings.Repeat("k", 64), false},
 		{"65 bytes", strings.Repeat("k", 65), true},
+		{"64 characters of 3 bytes each", strings.Repeat("界", 64), false},
+		{"65 characters of 3 bytes each", strings.Repeat("界", 65), true},
 		{"not UTF-8", "\xff\xfe", true},
 	}
 	for _, tc := range cases {
@@ -145,7 +147,7 @@ func TestClientMsgIDMustBe1To64Bytes(t *testing.T) {
 			// when alice posts with this client_msg_id
 			_, err := c.PostMessage(draft(alice, tc.id, `"hi"`))
 
-			// then only ids of 1..64 bytes are accepted
+			// then only ids of 1..64 characters are accepted
 			if tc.wantErr && !errors.Is(err, conversation.ErrInvalidArgument) {
 				t.Fatalf("err = %v, want ErrInvalidArgument", err)
 			}

@@ -43,7 +43,8 @@ type NewMessageDraft struct {
 
 // Validate checks what a draft says on its own, before any conversation is asked.
 func (d NewMessageDraft) Validate() error {
-	if n := len(d.ClientMsgID); n < 1 || n > MaxClientMsgIDLen || !utf8.ValidString(d.ClientMsgID) || hasControl(d.ClientMsgID) {
+	// characters, as PROTOCOL.md section 3 says: 64 of them are at most 256 bytes
+	if n := utf8.RuneCountInString(d.ClientMsgID); n < 1 || n > MaxClientMsgIDLen || !utf8.ValidString(d.ClientMsgID) || hasControl(d.ClientMsgID) {
 		return invalid("client_msg_id must be 1 to 64 printable characters")
 	}
 	if len(d.Body) == 0 {

@@ -119,26 +119,38 @@ func (c *conn) run(parent context.Context, initial conversation.ID) {
 	_ = c.ws.CloseNow()
 }
 
+var errTooManyFrames = apierror.New(http.StatusTooManyRequests, "rate_limited", "too many frames; slow down")
+
+// frameError is the answer to a frame that failed with err: rate_limited once the connection
+// is over its frame budget, so that malformed frames cannot be sent without limit either.
+func frameError(allowed bool, err *apierror.Error) *apierror.Error {
+	if !allowed {
+		return errTooManyFrames
+	}
+	return err
+}
+
 func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
 			return // closed by the peer, by us, or over the frame limit (the library sent 1009)
 		}
+		allowed := c.frames.Allow() // every frame counts, malformed ones too
 		if typ != websocket.MessageText {
-			c.sendError("", apierror.InvalidArgument("frames must be text"))
+			c.sendError("", frameError(allowed, apierror.InvalidArgument("frames must be text")))
 			continue
 		}
 		f, err := decodeFrame(data)
 		if err != nil {
-			c.sendError(f.ID, apierror.InvalidArgument(err.Error()))
+			c.sendError(f.ID, frameError(allowed, apierror.InvalidArgument(err.Error())))
 			continue
 		}
 		if c.leaving.Load() {
 			return // the server is shutting down; the client sends it again after reconnecting
 		}
-		if !c.frames.Allow() {
-			c.sendError(f.ID, apierror.New(http.StatusTooManyRequests, "rate_limited", "too many frames; slow down"))
+		if !allowed {
+			c.sendError(f.ID, errTooManyFrames)
 			continue
 		}
 		c.handling.Lock()

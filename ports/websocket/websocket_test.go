@@ -785,6 +785,39 @@ func TestAConnectionFloodingFramesIsLimited(t *testing.T) {
 	expectPong(t, waitRefill(ws), "after")
 }
 
+func TestMalformedFramesCountAgainstTheFrameLimit(t *testing.T) {
+	// given a connection
+	inst, _ := startNova(t, nil)
+	ws := testinfra.NewUser(t, inst.URL).DialWS("", "")
+
+	// when it sends 1,500 frames that are not JSON at once (the burst is 1,000, then 100 a second)
+	const n = 1500
+	for range n {
+		if err := ws.Conn.Write(context.Background(), websocket.MessageText, []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// then the burst is answered invalid_argument and the rest rate_limited, and the connection stays
+	invalid, limited := 0, 0
+	for invalid+limited < n {
+		f := ws.Next(10 * time.Second)
+		switch {
+		case f.Type == "error" && f.Code == "invalid_argument":
+			invalid++
+		case f.Type == "error" && f.Code == "rate_limited":
+			limited++
+		default:
+			t.Fatalf("unexpected frame %s", f.Raw)
+		}
+	}
+	if invalid < 1000 || invalid > 1200 || limited == 0 {
+		t.Fatalf("%d invalid_argument and %d rate_limited for %d malformed frames, want the burst of 1,000 (plus what refilled) and refusals",
+			invalid, limited, n)
+	}
+	expectPong(t, waitRefill(ws), "after")
+}
+
 // waitRefill lets the frame bucket refill a little and sends one more ping.
 func waitRefill(ws *testinfra.WS) *testinfra.WS {
 	time.Sleep(100 * time.Millisecond)
